@@ -1,0 +1,1 @@
+//! Motors and servos: mixer, deadman watchdog and the GPIO/sim backends.

@@ -1,0 +1,1 @@
+//! HTTP: the embedded page, signaling and the JSON API.
