@@ -1,0 +1,267 @@
+// End-to-end test of the telepi page in headless Chromium against the real server binary.
+//
+//   cargo build && (cd tests/browser && npm install) && node --test tests/browser/
+//
+// Env: TELEPI_BIN (default target/debug/telepi, relative to the repo root),
+//      TELEPI_ARGS (extra server arguments, whitespace separated),
+//      TELEPI_TEST_LOG=1 (echo server output while the test runs).
+// Only the teleop test: node --test --test-name-pattern=teleop tests/browser/
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.resolve(REPO, process.env.TELEPI_BIN || 'target/debug/telepi');
+const HOST = '127.0.0.1';
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+let server; // { proc, base, log }
+let context; // playwright persistent BrowserContext
+let profileDir;
+
+// ---- helpers ----------------------------------------------------------------
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    sock.once('error', reject);
+    sock.bind(0, HOST, () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
+function serverLogTail(lines = 40) {
+  return server ? server.log.join('').split('\n').slice(-lines).join('\n') : '(no server)';
+}
+
+// Polls `probe` until it returns a truthy value, or fails after `timeoutMs`.
+async function waitFor(what, probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const seen = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${seen})\n--- server log tail ---\n${serverLogTail()}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+async function status() {
+  const res = await fetch(`${server.base}/api/status`, { signal: AbortSignal.timeout(2000) });
+  assert.equal(res.status, 200, 'GET /api/status');
+  return res.json();
+}
+
+async function startServer() {
+  await fs.access(BIN).catch(() => {
+    throw new Error(`server binary not found at ${BIN} (run cargo build or set TELEPI_BIN)`);
+  });
+  const httpPort = await freeTcpPort();
+  const rtcPort = await freeUdpPort();
+  const extra = (process.env.TELEPI_ARGS || '').split(/\s+/).filter(Boolean);
+  const args = ['--http', `${HOST}:${httpPort}`, '--rtc', `${HOST}:${rtcPort}`, ...extra];
+  const proc = spawn(BIN, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = [];
+  let exited = null;
+  proc.on('exit', (code, signal) => { exited = signal || code; });
+  for (const stream of [proc.stdout, proc.stderr]) {
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      log.push(chunk);
+      if (log.length > 2000) log.splice(0, 1000);
+      if (process.env.TELEPI_TEST_LOG) process.stderr.write(chunk);
+    });
+  }
+  server = { proc, base: `http://${HOST}:${httpPort}`, log };
+  await waitFor('GET /api/status to answer', async () => {
+    if (exited !== null) throw new Error(`server exited early (${exited}) with ${args.join(' ')}`);
+    return status();
+  }, { timeoutMs: 15_000, intervalMs: 200 });
+}
+
+async function stopServer() {
+  if (!server || server.proc.exitCode !== null || server.proc.signalCode !== null) return;
+  const exited = new Promise((r) => server.proc.once('exit', r));
+  server.proc.kill('SIGTERM');
+  const timer = setTimeout(() => server.proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function launchBrowser() {
+  profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-chromium-'));
+  // ignoreDefaultArgs: Chromium gets exactly our flags, plus the profile and the
+  // debugging pipe Playwright talks over.
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreDefaultArgs: true,
+    args: [...CHROMIUM_ARGS, `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
+    viewport: { width: 1280, height: 720 },
+    timeout: 30_000,
+  });
+}
+
+// Opens the page and closes it (and so its peer connection) when the test ends.
+async function openPage(t) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
+  t.after(async () => {
+    if (problems.length) t.diagnostic(problems.join('\n'));
+    await page.close().catch(() => {});
+  });
+  page.setDefaultTimeout(10_000);
+  await page.goto(`${server.base}/`, { waitUntil: 'load' });
+  return page;
+}
+
+const stats = (page) => page.evaluate(() => window.telepi.stats());
+
+// Waits until decoded frames keep rising for two seconds at 640 px wide.
+async function assertVideoPlays(page) {
+  await waitFor('the first decoded video frame', async () => (await stats(page)).framesDecoded > 0, { timeoutMs: 20_000 });
+  const before = await stats(page);
+  await sleep(2000);
+  const after = await stats(page);
+  assert.ok(after.framesDecoded > before.framesDecoded + 10,
+    `frames should rise over 2 s: ${before.framesDecoded} -> ${after.framesDecoded}`);
+  const quality = await page.evaluate(() => {
+    const v = document.getElementById('video');
+    return { width: v.videoWidth, height: v.videoHeight, total: v.getVideoPlaybackQuality().totalVideoFrames, paused: v.paused };
+  });
+  assert.equal(quality.width, 640, `videoWidth (${JSON.stringify(quality)})`);
+  assert.equal(quality.paused, false, 'video element is playing');
+  assert.ok(quality.total > 0);
+}
+
+async function waitForDataChannel(page) {
+  await waitFor('the data channel to open', async () => (await stats(page)).dataChannel === 'open', { timeoutMs: 15_000 });
+}
+
+// ---- lifecycle --------------------------------------------------------------
+
+before(async () => {
+  await startServer();
+  await launchBrowser();
+});
+
+after(async () => {
+  await context?.close().catch(() => {});
+  await stopServer();
+  if (profileDir) await fs.rm(profileDir, { recursive: true, force: true });
+});
+
+// ---- tests ------------------------------------------------------------------
+
+test('video plays, ping RTT shows, reload reconnects and the old peer is reaped', async (t) => {
+  const page = await openPage(t);
+
+  await assertVideoPlays(page);
+
+  const rtt = await waitFor('a ping RTT', async () => (await stats(page)).rtt, { timeoutMs: 5000 });
+  assert.ok(rtt >= 0 && rtt < 1000, `RTT ${rtt} ms`);
+  await waitFor('the RTT overlay', async () => /\d+ ms/.test(await page.textContent('#rtt')), { timeoutMs: 3000 });
+
+  const first = await waitFor('one peer in /api/status', async () => {
+    const s = await status();
+    return s.peers.length === 1 && s;
+  }, { timeoutMs: 5000 });
+  assert.equal(first.video.width, 640);
+  const oldIds = first.peers.map((p) => p.id);
+
+  const reloadedAt = Date.now();
+  await page.reload({ waitUntil: 'load' });
+  // The page closes its peer connection on pagehide, so the robot must drop the
+  // old peer at once rather than after an ICE timeout.
+  const after = await waitFor('only the new peer in /api/status', async () => {
+    const s = await status();
+    return s.peers.length === 1 && !oldIds.includes(s.peers[0].id) && s;
+  }, { timeoutMs: 5000 });
+  t.diagnostic(`old peer ${oldIds} replaced by ${after.peers[0].id} in ${Date.now() - reloadedAt} ms`);
+
+  await assertVideoPlays(page);
+  const final = await status();
+  assert.equal(final.peers.length, 1, `peers after reload: ${JSON.stringify(final.peers)}`);
+});
+
+test('teleop: holding w drives forward, releasing stops', async (t) => {
+  const page = await openPage(t);
+  await waitForDataChannel(page);
+
+  // Become operator: the first peer normally is; otherwise claim the robot.
+  await waitFor('the operator role', async () => {
+    const { role } = await stats(page);
+    if (role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
+    return role === 'operator';
+  }, { timeoutMs: 10_000, intervalMs: 500 });
+
+  const idle = await status();
+  assert.deepEqual(idle.motors, { left: 0, right: 0 }, 'motors idle before driving');
+
+  await page.keyboard.down('w');
+  let released = false;
+  try {
+    const driving = await waitFor('motors.left > 0 while w is held', async () => {
+      const s = await status();
+      return s.motors.left > 0 && s;
+    }, { timeoutMs: 5000 });
+    assert.ok(driving.motors.right > 0, `forward drives both sides: ${JSON.stringify(driving.motors)}`);
+
+    // Still driving a second later: the page keeps the deadman fed at ~20 Hz.
+    await sleep(1000);
+    const held = await status();
+    assert.ok(held.motors.left > 0, `still driving while held: ${JSON.stringify(held.motors)}`);
+
+    await page.keyboard.up('w');
+    released = true;
+    await waitFor('motors back to 0 after releasing w', async () => {
+      const s = await status();
+      return s.motors.left === 0 && s.motors.right === 0;
+    }, { timeoutMs: 3000 });
+  } finally {
+    if (!released) await page.keyboard.up('w').catch(() => {});
+  }
+});

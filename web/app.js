@@ -1,0 +1,531 @@
+// telepi page: WebRTC video from the robot plus teleop over the "default" data channel.
+// Plain script, no build step. Protocol: JSON text messages tagged by "type".
+'use strict';
+
+(() => {
+  const RETRY_MIN_MS = 500;
+  const RETRY_MAX_MS = 5000;
+  const ICE_GATHER_TIMEOUT_MS = 3000;
+  const DRIVE_INTERVAL_MS = 50; // ~20 Hz while a control is held
+  const SLOW_INTERVAL_MS = 1000; // ping + fps
+  const SILENCE_MS = 5000; // nothing heard for this long: the robot is gone (e.g. restarted)
+  const TOAST_MS = 3000;
+  const KEY_TURN = 0.6;
+  const JOY_DEADZONE = 0.08;
+  const PAD_DEADZONE = 0.15;
+  const SERVOS = ['pan', 'tilt'];
+
+  const $ = (id) => document.getElementById(id);
+  const video = $('video');
+  const secret = new URLSearchParams(location.search).get('secret');
+
+  // ---- state --------------------------------------------------------------
+
+  const net = {
+    pc: null,
+    dc: null,
+    state: 'new', // new | connecting | connected | reconnecting | closed
+    retryMs: RETRY_MIN_MS,
+    retryTimer: null,
+    leaving: false,
+  };
+
+  const robot = { rtt: null, heardAt: 0, role: null, peers: [], telemetry: null };
+
+  const fps = { frames: 0, at: 0, value: null };
+
+  const input = {
+    keys: new Set(),
+    joystick: null, // {linear, angular} while the knob is held
+    joystickPointer: null,
+    padStopHeld: false,
+    padLatched: false, // after a stop the stick must return to centre before it drives again
+    servoPending: new Map(), // name -> value not yet sent
+    servoTouchedAt: new Map(), // name -> time the user last moved the slider
+  };
+
+  const drive = { seq: 0, active: false, hinted: false };
+
+  // ---- data channel -------------------------------------------------------
+
+  function send(msg) {
+    if (!net.dc || net.dc.readyState !== 'open') return false;
+    net.dc.send(JSON.stringify(msg));
+    return true;
+  }
+
+  function onMessage(event) {
+    robot.heardAt = performance.now();
+    let msg;
+    try {
+      msg = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    switch (msg.type) {
+      case 'pong': robot.rtt = performance.now() - msg.t; break;
+      case 'role': robot.role = msg.role; break;
+      case 'presence': robot.peers = msg.peers || []; break;
+      case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
+      case 'error': toast(msg.reason); break;
+      default: return;
+    }
+    renderControl();
+  }
+
+  // ---- connection ---------------------------------------------------------
+
+  function connectUrl() {
+    return secret ? `/connect?secret=${encodeURIComponent(secret)}` : '/connect';
+  }
+
+  function waitForIceGathering(pc) {
+    return new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      const timer = setTimeout(resolve, ICE_GATHER_TIMEOUT_MS);
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState !== 'complete') return;
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  function attachTrack(event) {
+    if (!(video.srcObject instanceof MediaStream)) video.srcObject = new MediaStream();
+    video.srcObject.addTrack(event.track);
+    video.play().catch(() => {}); // autoplay of a muted video is allowed; this only nudges it
+  }
+
+  function watchPeer(pc, dc) {
+    const current = () => pc === net.pc;
+    pc.addEventListener('track', (e) => current() && attachTrack(e));
+    pc.addEventListener('connectionstatechange', () => {
+      if (!current()) return;
+      if (pc.connectionState === 'connected') setState('connected');
+      if (['failed', 'disconnected', 'closed'].includes(pc.connectionState)) {
+        scheduleReconnect(`connection ${pc.connectionState}`);
+      }
+    });
+    dc.addEventListener('open', () => {
+      if (!current()) return;
+      net.retryMs = RETRY_MIN_MS;
+      robot.heardAt = performance.now();
+      sendPing();
+      renderControl();
+    });
+    dc.addEventListener('close', () => current() && scheduleReconnect('data channel closed'));
+    dc.addEventListener('message', (e) => current() && onMessage(e));
+  }
+
+  async function connect() {
+    closePeer();
+    setState('connecting');
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    const dc = pc.createDataChannel('default');
+    net.pc = pc;
+    net.dc = dc;
+    watchPeer(pc, dc);
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForIceGathering(pc);
+      const answer = await postOffer(pc.localDescription.sdp);
+      if (pc !== net.pc) return;
+      await pc.setRemoteDescription(answer);
+    } catch (err) {
+      if (pc === net.pc) scheduleReconnect(err.message);
+    }
+  }
+
+  async function postOffer(sdp) {
+    const res = await fetch(connectUrl(), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ type: 'offer', sdp }),
+    });
+    if (!res.ok) throw new Error(`connect: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+    const answer = await res.json();
+    if (answer.type !== 'answer' || typeof answer.sdp !== 'string') throw new Error('connect: bad answer');
+    return answer;
+  }
+
+  function closePeer() {
+    const { pc } = net;
+    net.pc = null;
+    net.dc = null;
+    drive.active = false;
+    robot.rtt = null;
+    robot.role = null;
+    robot.peers = [];
+    if (pc) pc.close();
+    if (video.srcObject) {
+      video.srcObject.getTracks().forEach((t) => t.stop());
+      video.srcObject = null;
+    }
+    renderControl();
+  }
+
+  function scheduleReconnect(reason) {
+    if (net.retryTimer || net.leaving) return;
+    closePeer();
+    const delay = net.retryMs;
+    net.retryMs = Math.min(net.retryMs * 2, RETRY_MAX_MS);
+    setState('reconnecting', `${reason} — retry in ${(delay / 1000).toFixed(1)} s`);
+    net.retryTimer = setTimeout(() => {
+      net.retryTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function leave() {
+    net.leaving = true;
+    clearTimeout(net.retryTimer);
+    net.retryTimer = null;
+    if (drive.active) send({ type: 'stop' });
+    closePeer();
+    setState('closed');
+  }
+
+  function resume(event) {
+    if (!event.persisted) return; // a fresh load connects from start()
+    net.leaving = false;
+    net.retryMs = RETRY_MIN_MS;
+    connect();
+  }
+
+  function setState(state, detail) {
+    net.state = state;
+    $('status-dot').dataset.state = state;
+    $('status').textContent = detail ? `${state}: ${detail}` : state;
+  }
+
+  // ---- teleop input -------------------------------------------------------
+
+  const clamp = (v) => Math.max(-1, Math.min(1, v));
+  const round3 = (v) => Math.round(v * 1000) / 1000;
+
+  const KEY_AXES = {
+    KeyW: [1, 0], ArrowUp: [1, 0],
+    KeyS: [-1, 0], ArrowDown: [-1, 0],
+    KeyA: [0, KEY_TURN], ArrowLeft: [0, KEY_TURN],
+    KeyD: [0, -KEY_TURN], ArrowRight: [0, -KEY_TURN],
+  };
+
+  function keyboardCommand() {
+    if (input.keys.size === 0) return null;
+    let linear = 0;
+    let angular = 0;
+    for (const code of input.keys) {
+      linear += KEY_AXES[code][0];
+      angular += KEY_AXES[code][1];
+    }
+    return { linear: clamp(linear), angular: clamp(angular) };
+  }
+
+  function gamepadCommand() {
+    const pad = [...(navigator.getGamepads ? navigator.getGamepads() : [])].find((p) => p && p.connected);
+    if (!pad) return null;
+    const stopPressed = Boolean(pad.buttons[0] && pad.buttons[0].pressed);
+    if (stopPressed && !input.padStopHeld) emergencyStop();
+    input.padStopHeld = stopPressed;
+    if (stopPressed) return null;
+    const [x = 0, y = 0] = pad.axes;
+    if (Math.hypot(x, y) < PAD_DEADZONE) {
+      input.padLatched = false;
+      return null;
+    }
+    if (input.padLatched) return null;
+    return { linear: clamp(-y), angular: clamp(-x) };
+  }
+
+  // The joystick wins over the gamepad, which wins over the keyboard.
+  function currentCommand() {
+    return input.joystick || gamepadCommand() || keyboardCommand();
+  }
+
+  function mayDrive() {
+    if (robot.role !== 'viewer') return true;
+    if (!drive.hinted) toast('Viewing only — press Claim to drive');
+    drive.hinted = true;
+    return false;
+  }
+
+  function driveTick() {
+    if (document.hidden) return;
+    flushServos();
+    const cmd = currentCommand();
+    if (!cmd) {
+      drive.hinted = false;
+      if (drive.active) releaseDrive();
+      return;
+    }
+    if (!mayDrive()) return;
+    const sent = send({ type: 'drive', linear: round3(cmd.linear), angular: round3(cmd.angular), seq: ++drive.seq });
+    drive.active = sent;
+  }
+
+  function releaseDrive() {
+    drive.active = false;
+    send({ type: 'drive', linear: 0, angular: 0, seq: ++drive.seq });
+    send({ type: 'stop' });
+  }
+
+  function emergencyStop() {
+    clearInputs();
+    drive.active = false;
+    send({ type: 'stop' });
+  }
+
+  // Everything held is let go; each control must be pressed again to drive.
+  function clearInputs() {
+    input.keys.clear();
+    input.padLatched = true;
+    if (input.joystickPointer !== null && joystick.hasPointerCapture(input.joystickPointer)) {
+      joystick.releasePointerCapture(input.joystickPointer);
+    }
+    input.joystickPointer = null;
+    setJoystick(null);
+  }
+
+  function onVisibilityChange() {
+    if (!document.hidden) {
+      robot.heardAt = performance.now(); // fresh grace period for the silence check
+      return;
+    }
+    clearInputs();
+    drive.active = false;
+    if (robot.role !== 'viewer') send({ type: 'stop' });
+  }
+
+  function isTyping(target) {
+    return target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement;
+  }
+
+  function onKeyDown(e) {
+    if (e.code === 'Space' && !isTyping(e.target)) {
+      e.preventDefault();
+      emergencyStop();
+      return;
+    }
+    if (!(e.code in KEY_AXES) || isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
+    e.preventDefault();
+    if (e.repeat || input.keys.has(e.code)) return;
+    input.keys.add(e.code);
+    driveTick();
+  }
+
+  function onKeyUp(e) {
+    if (!input.keys.delete(e.code)) return;
+    driveTick();
+  }
+
+  // ---- on-screen joystick -------------------------------------------------
+
+  const joystick = $('joystick');
+  const knob = $('knob');
+
+  function setJoystick(cmd, dx = 0, dy = 0) {
+    input.joystick = cmd;
+    knob.style.transform = `translate(${dx}px, ${dy}px)`;
+    joystick.classList.toggle('active', cmd !== null);
+  }
+
+  function joystickMove(e) {
+    if (e.pointerId !== input.joystickPointer) return;
+    const rect = joystick.getBoundingClientRect();
+    const radius = rect.width / 2;
+    let x = (e.clientX - rect.left - radius) / radius;
+    let y = (e.clientY - rect.top - radius) / radius;
+    const len = Math.hypot(x, y);
+    if (len > 1) {
+      x /= len;
+      y /= len;
+    }
+    const cmd = Math.hypot(x, y) < JOY_DEADZONE ? { linear: 0, angular: 0 } : { linear: -y, angular: -x };
+    setJoystick(cmd, x * radius, y * radius);
+  }
+
+  function joystickDown(e) {
+    if (input.joystickPointer !== null) return;
+    e.preventDefault();
+    input.joystickPointer = e.pointerId;
+    joystick.setPointerCapture(e.pointerId);
+    joystickMove(e);
+    driveTick();
+  }
+
+  function joystickUp(e) {
+    if (e.pointerId !== input.joystickPointer) return;
+    input.joystickPointer = null;
+    setJoystick(null);
+    driveTick();
+  }
+
+  // ---- servos -------------------------------------------------------------
+
+  function onServoInput(e) {
+    const name = e.target.dataset.servo;
+    const value = Number(e.target.value);
+    input.servoPending.set(name, value);
+    input.servoTouchedAt.set(name, performance.now());
+    e.target.nextElementSibling.value = value.toFixed(2);
+  }
+
+  function flushServos() {
+    for (const [name, value] of input.servoPending) {
+      if (robot.role !== 'viewer') send({ type: 'servo', name, value });
+    }
+    input.servoPending.clear();
+  }
+
+  // ---- rendering ----------------------------------------------------------
+
+  let toastTimer = null;
+  function toast(text) {
+    const el = $('toast');
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.hidden = true; }, TOAST_MS);
+  }
+
+  function renderMotor(side, value) {
+    const v = clamp(Number(value) || 0);
+    const fill = $(`motor-${side}`);
+    fill.style.left = `${50 + Math.min(v, 0) * 50}%`;
+    fill.style.width = `${Math.abs(v) * 50}%`;
+    fill.classList.toggle('reverse', v < 0);
+    $(`motor-${side}-value`).value = v.toFixed(2);
+  }
+
+  function renderServo(name, value) {
+    const row = $(`servo-${name}`);
+    row.hidden = typeof value !== 'number';
+    if (row.hidden) return;
+    const slider = row.querySelector('input');
+    const touched = input.servoTouchedAt.get(name) || -Infinity;
+    if (document.activeElement === slider || performance.now() - touched < 1000) return;
+    slider.value = value;
+    row.querySelector('output').value = value.toFixed(2);
+  }
+
+  function formatUptime(s) {
+    if (s < 60) return `${Math.floor(s)} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min`;
+    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  }
+
+  function renderTelemetry() {
+    const t = robot.telemetry;
+    const motors = t.motors || {};
+    renderMotor('left', motors.left);
+    renderMotor('right', motors.right);
+    for (const name of SERVOS) renderServo(name, (t.servos || {})[name]);
+    $('temp').textContent = typeof t.cpu_temp_c === 'number' ? `${t.cpu_temp_c.toFixed(0)} °C` : '–';
+    $('uptime').textContent = typeof t.uptime_s === 'number' ? formatUptime(t.uptime_s) : '–';
+  }
+
+  function renderControl() {
+    const open = Boolean(net.dc && net.dc.readyState === 'open');
+    const role = $('role');
+    role.textContent = robot.role || (open ? 'connected' : '—');
+    role.dataset.role = robot.role || 'none';
+    $('claim').hidden = !open || robot.role === 'operator';
+    $('release').hidden = !open || robot.role !== 'operator';
+
+    const operator = robot.telemetry ? robot.telemetry.operator : null;
+    const items = robot.peers.map((p) => {
+      const li = document.createElement('li');
+      li.textContent = `#${p.id} ${p.role}`;
+      li.classList.toggle('operator', p.id === operator || p.role === 'operator');
+      return li;
+    });
+    $('presence').replaceChildren(...items);
+  }
+
+  function framesDecoded() {
+    return video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
+  }
+
+  function updateFps() {
+    const now = performance.now();
+    const frames = framesDecoded();
+    if (fps.at && frames >= fps.frames) fps.value = ((frames - fps.frames) * 1000) / (now - fps.at);
+    fps.frames = frames;
+    fps.at = now;
+  }
+
+  function renderHud() {
+    $('rtt').textContent = robot.rtt === null ? '–' : `${robot.rtt.toFixed(0)} ms`;
+    $('fps').textContent = fps.value === null || !video.srcObject ? '–' : fps.value.toFixed(0);
+    $('size').textContent = video.videoWidth ? `${video.videoWidth}×${video.videoHeight}` : '–';
+  }
+
+  function sendPing() {
+    send({ type: 'ping', t: performance.now() });
+  }
+
+  // A robot that dies without closing the connection would otherwise only be
+  // noticed by ICE consent expiry, several seconds later. Hidden tabs have
+  // throttled timers, so silence there proves nothing.
+  function checkSilence() {
+    const open = net.dc && net.dc.readyState === 'open';
+    if (open && !document.hidden && performance.now() - robot.heardAt > SILENCE_MS) {
+      scheduleReconnect('robot not answering');
+    }
+  }
+
+  function slowTick() {
+    checkSilence();
+    sendPing();
+    updateFps();
+    renderHud();
+  }
+
+  // ---- wiring -------------------------------------------------------------
+
+  function bindUi() {
+    $('stop').addEventListener('click', emergencyStop);
+    $('claim').addEventListener('click', () => send(secret ? { type: 'claim', secret } : { type: 'claim' }));
+    $('release').addEventListener('click', () => send({ type: 'release' }));
+    for (const slider of document.querySelectorAll('input[data-servo]')) {
+      slider.addEventListener('input', onServoInput);
+    }
+    joystick.addEventListener('pointerdown', joystickDown);
+    joystick.addEventListener('pointermove', joystickMove);
+    joystick.addEventListener('pointerup', joystickUp);
+    joystick.addEventListener('pointercancel', joystickUp);
+    window.addEventListener('keydown', onKeyDown);
+    window.addEventListener('keyup', onKeyUp);
+    window.addEventListener('blur', () => { input.keys.clear(); driveTick(); });
+    document.addEventListener('visibilitychange', onVisibilityChange);
+    window.addEventListener('pagehide', leave);
+    window.addEventListener('beforeunload', leave);
+    window.addEventListener('pageshow', resume);
+  }
+
+  // Test hook for the browser test (tests/browser/).
+  window.telepi = {
+    state: () => net.state,
+    stats: () => ({
+      state: net.state,
+      connection: net.pc ? net.pc.connectionState : 'closed',
+      dataChannel: net.dc ? net.dc.readyState : 'closed',
+      rtt: robot.rtt,
+      role: robot.role,
+      peers: robot.peers,
+      telemetry: robot.telemetry,
+      framesDecoded: framesDecoded(),
+      fps: fps.value,
+      videoWidth: video.videoWidth,
+      videoHeight: video.videoHeight,
+    }),
+  };
+
+  bindUi();
+  setInterval(driveTick, DRIVE_INTERVAL_MS);
+  setInterval(slowTick, SLOW_INTERVAL_MS);
+  connect();
+})();
