@@ -6,6 +6,7 @@
   const RETRY_MIN_MS = 500;
   const RETRY_MAX_MS = 5000;
   const ICE_GATHER_TIMEOUT_MS = 3000;
+  const CONNECT_TIMEOUT_MS = 10000; // POST /connect
   const DRIVE_INTERVAL_MS = 50; // ~20 Hz while a control is held
   const SLOW_INTERVAL_MS = 1000; // ping + fps
   const SILENCE_MS = 5000; // nothing heard for this long: the robot is gone (e.g. restarted)
@@ -144,6 +145,7 @@
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ type: 'offer', sdp }),
+      signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
     });
     if (!res.ok) throw new Error(`connect: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
     const answer = await res.json();
