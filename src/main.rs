@@ -1,1 +1,106 @@
-fn main() {}
+//! `telepi`: wires the modules together. All behaviour lives in the library.
+
+use std::process::ExitCode;
+
+use telepi::config::{self, Action, Config};
+use telepi::http::HttpServer;
+use telepi::media::openh264::OpenH264Encoder;
+use telepi::media::pattern::TestPattern;
+use telepi::media::pipeline::Pipeline;
+use telepi::rtc::hub::{Hub, HubConfig};
+use telepi::rtc::net;
+use telepi::rtc::server::RtcServer;
+use telepi::rtc::session::Session;
+
+fn main() -> ExitCode {
+    init_logging();
+    let result = match config::from_args(std::env::args().skip(1)) {
+        Ok(Action::Help) => {
+            print!("{}", config::USAGE);
+            Ok(())
+        }
+        Ok(Action::Version) => {
+            println!("telepi {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Ok(Action::Run(config)) => run(&config),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("telepi: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: &Config) -> Result<(), String> {
+    let v = &config.video;
+    let socket =
+        net::bind(config.rtc.listen).map_err(|e| format!("udp {}: {e}", config.rtc.listen))?;
+    let source = TestPattern::new(v.width, v.height, v.fps).map_err(|e| e.to_string())?;
+    let encoder =
+        OpenH264Encoder::new(v.width, v.height, v.fps, v.bitrate).map_err(|e| e.to_string())?;
+    let pipeline = Pipeline::spawn(
+        Box::new(source),
+        Some(Box::new(encoder)),
+        v.keyframe_interval(),
+    );
+    let hub = Hub::new(HubConfig {
+        max_peers: config.rtc.max_peers,
+        silence_timeout: config.rtc.peer_timeout(),
+        min_bitrate: v.min_bitrate,
+        max_bitrate: v.bitrate,
+        ..HubConfig::default()
+    });
+    let (server, robot) = RtcServer::new(
+        socket,
+        hub,
+        Session::new(),
+        pipeline.shared.clone(),
+        pipeline.frames.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let http = HttpServer::start(config.http.listen, robot.clone()).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "telepi {} serving http://{} (rtc udp {}), video {}x{}@{} from {} via {}",
+        env!("CARGO_PKG_VERSION"),
+        config.http.listen,
+        config.rtc.listen,
+        v.width,
+        v.height,
+        v.fps,
+        pipeline.shared.source.name,
+        pipeline.shared.encoder
+    );
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("signals: {e}"))?;
+    let signal_robot = robot.clone();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            tracing::info!(signal, "shutting down");
+            signal_robot.shutdown();
+        }
+    });
+    server.run();
+    http.stop();
+    drop(pipeline);
+    Ok(())
+}
+
+fn init_logging() {
+    let level = std::env::var("TELEPI_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(tracing::Level::INFO);
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,7 +1,10 @@
 //! WebRTC: the peers (str0m `Rtc`s), the session logic, and the one smol loop
 //! that owns them and the UDP socket.
 
+pub mod hub;
+pub mod net;
 pub mod protocol;
+pub mod server;
 pub mod session;
 
 /// A peer connection's id, unique for the life of the process.

@@ -1,0 +1,202 @@
+//! Turning HTTP signaling requests into SDP offers, with a reason for every refusal.
+
+use serde::Deserialize;
+
+/// Largest request body we read: a browser offer is ~5 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An HTTP status with a one-line reason for the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: String,
+}
+
+impl Refusal {
+    /// The reason is folded onto one line: clients show it, logs grep it.
+    pub fn new(status: u16, reason: impl Into<String>) -> Refusal {
+        let reason: String = reason.into();
+        Refusal {
+            status,
+            reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonOffer {
+    #[serde(rename = "type")]
+    kind: String,
+    sdp: String,
+}
+
+/// RTCBot's `POST /connect` body: `{"type":"offer","sdp":"..."}`.
+pub fn offer_from_json(content_type: Option<&str>, body: &[u8]) -> Result<String, Refusal> {
+    match media_type(content_type).as_deref() {
+        None | Some("application/json") | Some("text/plain") => {}
+        Some("application/sdp") => {
+            return Err(Refusal::new(
+                415,
+                "send application/sdp offers to /whep; /connect takes JSON",
+            ))
+        }
+        Some(other) => {
+            return Err(Refusal::new(
+                415,
+                format!("unsupported content type {other}, expected application/json"),
+            ))
+        }
+    }
+    let offer: JsonOffer = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(400, format!("malformed JSON offer: {e}")))?;
+    if offer.kind != "offer" {
+        return Err(Refusal::new(
+            400,
+            format!("expected type \"offer\", got \"{}\"", offer.kind),
+        ));
+    }
+    Ok(offer.sdp)
+}
+
+/// WHEP's `POST /whep` body: the SDP itself, as `application/sdp`.
+pub fn offer_from_sdp(content_type: Option<&str>, body: &[u8]) -> Result<String, Refusal> {
+    if media_type(content_type).as_deref() != Some("application/sdp") {
+        return Err(Refusal::new(
+            415,
+            "WHEP offers must be sent as Content-Type: application/sdp",
+        ));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| Refusal::new(400, "the SDP offer is not UTF-8"))
+}
+
+/// The operator secret a client presents: `?secret=` wins over `Authorization: Bearer`.
+pub fn presented_secret(query: Option<&str>, authorization: Option<&str>) -> Option<String> {
+    let from_query = query.and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "secret")
+            .map(|(_, v)| percent_decode(v))
+    });
+    from_query.or_else(|| {
+        authorization
+            .and_then(|a| {
+                a.strip_prefix("Bearer ")
+                    .or_else(|| a.strip_prefix("bearer "))
+            })
+            .map(|t| t.trim().to_string())
+    })
+}
+
+fn media_type(content_type: Option<&str>) -> Option<String> {
+    content_type.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, b) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_offers_are_checked() {
+        let ok = br#"{"type":"offer","sdp":"v=0"}"#;
+        assert_eq!(
+            offer_from_json(Some("application/json; charset=utf-8"), ok).unwrap(),
+            "v=0"
+        );
+        assert_eq!(offer_from_json(None, ok).unwrap(), "v=0");
+        assert_eq!(
+            offer_from_json(Some("application/sdp"), ok)
+                .unwrap_err()
+                .status,
+            415
+        );
+        assert_eq!(
+            offer_from_json(Some("image/png"), ok).unwrap_err().status,
+            415
+        );
+        assert_eq!(offer_from_json(None, b"{").unwrap_err().status, 400);
+        assert_eq!(
+            offer_from_json(None, br#"{"type":"answer","sdp":"v=0"}"#)
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            offer_from_json(None, br#"{"sdp":"v=0"}"#)
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn whep_offers_need_the_sdp_type() {
+        assert_eq!(
+            offer_from_sdp(Some("application/sdp"), b"v=0").unwrap(),
+            "v=0"
+        );
+        assert_eq!(
+            offer_from_sdp(Some("application/json"), b"v=0")
+                .unwrap_err()
+                .status,
+            415
+        );
+        assert_eq!(
+            offer_from_sdp(Some("application/sdp"), &[0xff, 0xfe])
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_query_or_bearer() {
+        assert_eq!(
+            presented_secret(Some("a=1&secret=p%40ss+w"), None).as_deref(),
+            Some("p@ss w")
+        );
+        assert_eq!(
+            presented_secret(None, Some("Bearer tok")).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(presented_secret(Some("x=1"), Some("Basic abc")), None);
+        assert_eq!(
+            presented_secret(Some("secret=%zz%4"), None).as_deref(),
+            Some("%zz%4")
+        );
+    }
+}

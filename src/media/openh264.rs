@@ -1,0 +1,161 @@
+//! Software H.264 via Cisco's openh264 (built from source): the fallback when
+//! the board has no hardware encoder (e.g. Pi 5), and the encoder in CI.
+
+use std::io;
+
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, UsageType,
+};
+use openh264::formats::YUVSlices;
+use openh264::OpenH264API;
+
+use super::{Frame, PixelFormat, VideoEncoder};
+
+pub struct OpenH264Encoder {
+    encoder: Encoder,
+    width: u32,
+    height: u32,
+    bitrate: u32,
+    out: Vec<u8>,
+}
+
+impl OpenH264Encoder {
+    pub fn new(width: u32, height: u32, fps: u32, bitrate: u32) -> io::Result<OpenH264Encoder> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(bitrate))
+            .max_frame_rate(FrameRate::from_hz(fps as f32))
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            // Baseline without B-frames or FMO is what browsers call Constrained Baseline (42e0xx).
+            .profile(Profile::Baseline)
+            // A periodic IDR bounds how long a peer that lost a keyframe stays frozen.
+            .intra_frame_period(IntraFramePeriod::from_num_frames(fps * 4))
+            .skip_frames(false);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| io::Error::other(format!("openh264 init: {e}")))?;
+        Ok(OpenH264Encoder {
+            encoder,
+            width,
+            height,
+            bitrate,
+            out: Vec::new(),
+        })
+    }
+
+    pub fn bitrate(&self) -> u32 {
+        self.bitrate
+    }
+}
+
+impl VideoEncoder for OpenH264Encoder {
+    fn name(&self) -> &'static str {
+        "openh264"
+    }
+
+    fn encode(&mut self, frame: &Frame, keyframe: bool) -> io::Result<Option<Vec<u8>>> {
+        if frame.format != PixelFormat::I420
+            || frame.width != self.width
+            || frame.height != self.height
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "openh264 configured for I420 {}x{}, got {:?} {}x{}",
+                    self.width, self.height, frame.format, frame.width, frame.height
+                ),
+            ));
+        }
+        let (w, h) = (self.width as usize, self.height as usize);
+        if frame.data.len() < w * h * 3 / 2 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "short I420 frame",
+            ));
+        }
+        let (y, chroma) = frame.data.split_at(w * h);
+        let (u, v) = chroma.split_at(w * h / 4);
+        let yuv = YUVSlices::new((y, u, &v[..w * h / 4]), (w, h), (w, w / 2, w / 2));
+        if keyframe {
+            self.encoder.force_intra_frame();
+        }
+        let bitstream = self
+            .encoder
+            .encode(&yuv)
+            .map_err(|e| io::Error::other(format!("openh264 encode: {e}")))?;
+        if matches!(bitstream.frame_type(), FrameType::Skip | FrameType::Invalid) {
+            return Ok(None);
+        }
+        self.out.clear();
+        bitstream.write_vec(&mut self.out);
+        Ok(Some(self.out.clone()))
+    }
+
+    fn set_bitrate(&mut self, bps: u32) {
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: bps.min(i32::MAX as u32) as i32,
+        };
+        // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to an SBitrateInfo that
+        // only needs to live for the call; the encoder is initialised.
+        let rc = unsafe {
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                std::ptr::addr_of_mut!(info).cast(),
+            )
+        };
+        if rc == 0 {
+            self.bitrate = bps;
+        } else {
+            tracing::warn!(bps, rc, "openh264 refused the new bitrate");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::pattern::TestPattern;
+    use crate::media::VideoSource;
+
+    #[test]
+    fn first_frame_is_an_idr_with_parameter_sets_and_decodes_to_the_right_size() {
+        let mut source = TestPattern::new(320, 240, 30).unwrap();
+        let mut enc = OpenH264Encoder::new(320, 240, 30, 500_000).unwrap();
+        let au = enc
+            .encode(&source.next_frame().unwrap(), false)
+            .unwrap()
+            .unwrap();
+        let types: Vec<u8> = openh264::nal_units(&au).map(|n| nal_type(n)).collect();
+        assert!(
+            types.contains(&7) && types.contains(&8) && types.contains(&5),
+            "{types:?}"
+        );
+        let mut dec = openh264::decoder::Decoder::new().unwrap();
+        let yuv = dec.decode(&au).unwrap().expect("a picture");
+        use openh264::formats::YUVSource;
+        assert_eq!(yuv.dimensions(), (320, 240));
+    }
+
+    #[test]
+    fn forced_keyframe_is_idr_and_wrong_size_is_an_error() {
+        let mut source = TestPattern::new(320, 240, 30).unwrap();
+        let mut enc = OpenH264Encoder::new(320, 240, 30, 500_000).unwrap();
+        for _ in 0..3 {
+            enc.encode(&source.next_frame().unwrap(), false).unwrap();
+        }
+        let au = enc
+            .encode(&source.next_frame().unwrap(), true)
+            .unwrap()
+            .unwrap();
+        assert!(openh264::nal_units(&au).any(|n| nal_type(n) == 5));
+        assert!(enc.encode(&Frame::black_i420(640, 480), false).is_err());
+        enc.set_bitrate(250_000);
+        assert_eq!(enc.bitrate(), 250_000);
+    }
+
+    fn nal_type(nal: &[u8]) -> u8 {
+        let start = nal.iter().position(|&b| b == 1).unwrap() + 1;
+        nal[start] & 0x1f
+    }
+}

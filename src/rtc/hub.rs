@@ -1,0 +1,521 @@
+//! Every peer connection, sans-IO. The hub takes datagrams, offers, encoded
+//! frames and time as inputs and produces datagrams to send and events for the
+//! session, exactly like the `str0m::Rtc`s it owns. No sockets, no clock.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::SdpOffer;
+use str0m::channel::ChannelId;
+use str0m::config::DtlsCert;
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use super::PeerId;
+use crate::media::EncodedFrame;
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub max_peers: usize,
+    /// A connected peer we hear nothing from for this long is gone (browsers
+    /// send RTCP and STUN consent checks continuously while they watch).
+    pub silence_timeout: Duration,
+    /// A peer that never completes ICE+DTLS within this is dropped.
+    pub connect_timeout: Duration,
+    pub min_bitrate: u32,
+    pub max_bitrate: u32,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            max_peers: 16,
+            silence_timeout: Duration::from_millis(1500),
+            connect_timeout: Duration::from_secs(15),
+            min_bitrate: 150_000,
+            max_bitrate: 2_500_000,
+        }
+    }
+}
+
+/// Why an offer was refused; shown to the HTTP client as a 4xx reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectError {
+    TooManyPeers(usize),
+    BadSdp(String),
+    NoUsableVideoCodec,
+    NoCandidates,
+    Rejected(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::TooManyPeers(n) => write!(f, "too many peers (limit {n})"),
+            ConnectError::BadSdp(e) => write!(f, "malformed SDP offer: {e}"),
+            ConnectError::NoUsableVideoCodec => {
+                write!(
+                    f,
+                    "the offer's video has no H.264 with packetization-mode=1"
+                )
+            }
+            ConnectError::NoCandidates => write!(f, "the robot has no usable network address"),
+            ConnectError::Rejected(e) => write!(f, "offer rejected: {e}"),
+        }
+    }
+}
+
+/// What the session and the loop need to know about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubEvent {
+    /// The peer can now exchange data-channel messages (or, without a data
+    /// channel, is connected). `secret` is what it presented at `/connect`.
+    Joined {
+        peer: PeerId,
+        secret: Option<String>,
+    },
+    Left(PeerId),
+    Text {
+        peer: PeerId,
+        text: String,
+    },
+    /// Some peer needs an IDR (it just connected, or sent PLI/FIR).
+    KeyframeWanted,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerStatus {
+    pub id: PeerId,
+    pub state: &'static str,
+    pub remote: Option<SocketAddr>,
+    pub bitrate_estimate: Option<u64>,
+    pub frames_sent: u64,
+}
+
+struct Peer {
+    id: PeerId,
+    rtc: Rtc,
+    created: Instant,
+    last_heard: Instant,
+    timeout: Instant,
+    remote: Option<SocketAddr>,
+    video: Option<(Mid, Pt)>,
+    channel: Option<ChannelId>,
+    expects_channel: bool,
+    connected: bool,
+    joined: bool,
+    awaiting_keyframe: bool,
+    secret: Option<String>,
+    estimate: Option<u64>,
+    frames_sent: u64,
+}
+
+pub struct Hub {
+    config: HubConfig,
+    cert: DtlsCert,
+    peers: Vec<Peer>,
+    next_id: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<HubEvent>,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig) -> Hub {
+        let provider = str0m::crypto::from_feature_flags();
+        // One certificate for the process: generating one per peer costs ~ms of CPU each.
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .expect("the aws-lc-rs provider generates DTLS certificates");
+        provider.install_process_default();
+        Hub {
+            config,
+            cert,
+            peers: Vec::new(),
+            next_id: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Accepts a (non-trickle) SDP offer and returns the peer's id and the SDP answer.
+    /// `candidates` are the local addresses the browser may reach us on.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        offer_sdp: &str,
+        candidates: &[SocketAddr],
+        secret: Option<String>,
+    ) -> Result<(PeerId, String), ConnectError> {
+        if self.peers.len() >= self.config.max_peers {
+            return Err(ConnectError::TooManyPeers(self.config.max_peers));
+        }
+        let offer = SdpOffer::from_sdp_string(offer_sdp)
+            .map_err(|e| ConnectError::BadSdp(e.to_string()))?;
+        if !video_sections_have_h264(offer_sdp) {
+            return Err(ConnectError::NoUsableVideoCodec);
+        }
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_dtls_cert(self.cert.clone())
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_bwe(Some(Bitrate::bps(u64::from(self.config.max_bitrate) / 2)))
+            .build(now);
+        let mut added = 0;
+        for addr in candidates {
+            match Candidate::host(*addr, "udp") {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                    added += 1;
+                }
+                Err(e) => tracing::debug!("skipping candidate {addr}: {e}"),
+            }
+        }
+        if added == 0 {
+            return Err(ConnectError::NoCandidates);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| ConnectError::Rejected(e.to_string()))?;
+        rtc.bwe().set_bitrate(
+            Bitrate::bps(u64::from(self.config.min_bitrate)),
+            Bitrate::bps(u64::from(self.config.max_bitrate)),
+        );
+        let id = PeerId(self.next_id);
+        self.next_id += 1;
+        let mut peer = Peer {
+            id,
+            rtc,
+            created: now,
+            last_heard: now,
+            timeout: now,
+            remote: None,
+            video: None,
+            channel: None,
+            expects_channel: offer_sdp.contains("m=application"),
+            connected: false,
+            joined: false,
+            awaiting_keyframe: true,
+            secret,
+            estimate: None,
+            frames_sent: 0,
+        };
+        peer.drain(&mut self.transmits, &mut self.events);
+        tracing::info!(peer = %id, "offer accepted");
+        self.peers.push(peer);
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Feeds one received datagram to the peer it belongs to. False if nobody claims it.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let Ok(contents) = data.try_into() else {
+            return false;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let Some(peer) = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)) else {
+            return false;
+        };
+        peer.last_heard = now;
+        peer.remote = Some(source);
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::warn!(peer = %peer.id, "dropping peer: {e}");
+            peer.rtc.disconnect();
+        }
+        peer.drain(&mut self.transmits, &mut self.events);
+        true
+    }
+
+    /// Drives every peer's timers and reaps the dead ones.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for peer in &mut self.peers {
+            if peer.timeout <= now {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::warn!(peer = %peer.id, "dropping peer: {e}");
+                    peer.rtc.disconnect();
+                }
+                peer.drain(&mut self.transmits, &mut self.events);
+            }
+        }
+        self.reap(now);
+    }
+
+    /// Writes one shared access unit to every connected peer that wants video.
+    pub fn send_video(&mut self, frame: &EncodedFrame) {
+        for peer in &mut self.peers {
+            let Some((mid, pt)) = peer.video.filter(|_| peer.connected) else {
+                continue;
+            };
+            // Until a peer has an IDR, P-frames only make its decoder show garbage.
+            if peer.awaiting_keyframe && !frame.keyframe {
+                continue;
+            }
+            let Some(writer) = peer.rtc.writer(mid) else {
+                continue;
+            };
+            let rtp_time = MediaTime::from_90khz(frame.rtp_time);
+            match writer.write(pt, frame.captured, rtp_time, frame.data.clone()) {
+                Ok(()) => {
+                    peer.awaiting_keyframe = false;
+                    peer.frames_sent += 1;
+                }
+                Err(e) => tracing::debug!(peer = %peer.id, "video write: {e}"),
+            }
+            peer.drain(&mut self.transmits, &mut self.events);
+        }
+    }
+
+    /// Sends a text message on the peer's data channel. False if it has none (yet).
+    pub fn send_text(&mut self, id: PeerId, text: &str) -> bool {
+        let Some(peer) = self.peers.iter_mut().find(|p| p.id == id) else {
+            return false;
+        };
+        let Some(mut channel) = peer.channel.and_then(|c| peer.rtc.channel(c)) else {
+            return false;
+        };
+        let written = matches!(channel.write(false, text.as_bytes()), Ok(true));
+        peer.drain(&mut self.transmits, &mut self.events);
+        written
+    }
+
+    /// Closes a peer now (WHEP DELETE, eject, shutdown).
+    pub fn disconnect(&mut self, id: PeerId, now: Instant) -> bool {
+        let Some(peer) = self.peers.iter_mut().find(|p| p.id == id) else {
+            return false;
+        };
+        peer.rtc.disconnect();
+        peer.drain(&mut self.transmits, &mut self.events);
+        self.reap(now);
+        true
+    }
+
+    pub fn disconnect_all(&mut self, now: Instant) {
+        let ids: Vec<PeerId> = self.peers.iter().map(|p| p.id).collect();
+        for id in ids {
+            self.disconnect(id, now);
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<HubEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant `handle_timeout` must run.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.peers
+            .iter()
+            .map(|p| p.timeout.min(p.deadline(&self.config)))
+            .min()
+    }
+
+    /// Peers that will receive video (connecting or connected).
+    pub fn viewers(&self) -> usize {
+        self.peers.iter().filter(|p| p.video.is_some()).count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The lowest bandwidth estimate among connected peers: the shared encoder
+    /// must fit the slowest link.
+    pub fn lowest_estimate(&self) -> Option<u64> {
+        self.peers
+            .iter()
+            .filter(|p| p.connected)
+            .filter_map(|p| p.estimate)
+            .min()
+    }
+
+    pub fn status(&self) -> Vec<PeerStatus> {
+        self.peers
+            .iter()
+            .map(|p| PeerStatus {
+                id: p.id,
+                state: if p.connected {
+                    "connected"
+                } else {
+                    "connecting"
+                },
+                remote: p.remote,
+                bitrate_estimate: p.estimate,
+                frames_sent: p.frames_sent,
+            })
+            .collect()
+    }
+
+    fn reap(&mut self, now: Instant) {
+        let config = &self.config;
+        let events = &mut self.events;
+        self.peers.retain(|p| {
+            let silent = now >= p.deadline(config);
+            if p.rtc.is_alive() && !silent {
+                return true;
+            }
+            let why = if silent { "silent" } else { "closed" };
+            tracing::info!(peer = %p.id, age = ?now.saturating_duration_since(p.created), "peer gone ({why})");
+            if p.joined {
+                events.push_back(HubEvent::Left(p.id));
+            }
+            false
+        });
+    }
+}
+
+impl Peer {
+    /// When this peer counts as gone if nothing more is heard from it.
+    fn deadline(&self, config: &HubConfig) -> Instant {
+        if self.connected {
+            self.last_heard + config.silence_timeout
+        } else {
+            self.created + config.connect_timeout
+        }
+    }
+
+    /// Polls str0m until it only has a timeout left, as str0m requires after every mutation.
+    fn drain(&mut self, transmits: &mut VecDeque<Transmit>, events: &mut VecDeque<HubEvent>) {
+        while self.rtc.is_alive() {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => transmits.push_back(t),
+                Ok(Output::Event(e)) => self.on_event(e, events),
+                Err(e) => {
+                    tracing::warn!(peer = %self.id, "dropping peer: {e}");
+                    self.rtc.disconnect();
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event, events: &mut VecDeque<HubEvent>) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                self.awaiting_keyframe = true;
+                events.push_back(HubEvent::KeyframeWanted);
+                if !self.expects_channel {
+                    self.join(events);
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                // We are ICE-lite: the browser would have to restart ICE; treat it as gone.
+                self.rtc.disconnect();
+            }
+            Event::MediaAdded(m) if m.kind == MediaKind::Video => {
+                let pt = self
+                    .rtc
+                    .writer(m.mid)
+                    .and_then(|w| pick_h264(w.payload_params()));
+                match pt {
+                    Some(pt) => self.video = Some((m.mid, pt)),
+                    None => tracing::warn!(peer = %self.id, "video m-line without usable H.264"),
+                }
+            }
+            Event::ChannelOpen(id, label) => {
+                tracing::debug!(peer = %self.id, "data channel '{label}' open");
+                self.channel.get_or_insert(id);
+                self.join(events);
+            }
+            Event::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
+            Event::ChannelData(d) => {
+                let text = String::from_utf8_lossy(&d.data).into_owned();
+                events.push_back(HubEvent::Text {
+                    peer: self.id,
+                    text,
+                });
+            }
+            Event::KeyframeRequest(_) => {
+                events.push_back(HubEvent::KeyframeWanted);
+            }
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => {
+                self.estimate = Some(estimate.as_u64());
+            }
+            Event::Closed => self.rtc.disconnect(),
+            _ => {}
+        }
+    }
+
+    fn join(&mut self, events: &mut VecDeque<HubEvent>) {
+        if !self.joined {
+            self.joined = true;
+            events.push_back(HubEvent::Joined {
+                peer: self.id,
+                secret: self.secret.take(),
+            });
+        }
+    }
+}
+
+/// Prefers Constrained Baseline (42e0xx), then any packetization-mode=1 H.264.
+fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> Option<Pt> {
+    let candidates: Vec<(Pt, Option<u32>)> = params
+        .filter(|p| p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1))
+        .map(|p| (p.pt(), p.spec().format.profile_level_id))
+        .collect();
+    candidates
+        .iter()
+        .find(|(_, profile)| profile.is_some_and(|id| id >> 8 == 0x42e0))
+        .or(candidates.first())
+        .map(|(pt, _)| *pt)
+}
+
+/// Every `m=video` section of the offer must offer H.264 with
+/// packetization-mode=1; an offer without video (data channel only) is fine.
+fn video_sections_have_h264(sdp: &str) -> bool {
+    let mut sections = sdp.split("\nm=").skip(1);
+    sections.all(|section| {
+        if !section.starts_with("video") {
+            return true;
+        }
+        let h264_pts: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, codec)| codec.to_ascii_uppercase().starts_with("H264/"))
+            .map(|(pt, _)| pt)
+            .collect();
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=fmtp:"))
+            .any(|l| {
+                l.split_once(' ').is_some_and(|(pt, params)| {
+                    h264_pts.contains(&pt) && params.contains("packetization-mode=1")
+                })
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests;

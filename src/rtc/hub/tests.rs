@@ -1,0 +1,283 @@
+//! The hub against a real str0m client, wired back to back in memory: no
+//! sockets, and time is a value we advance.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::*;
+use crate::media::openh264::OpenH264Encoder;
+use crate::media::pattern::TestPattern;
+use crate::media::{VideoEncoder, VideoSource};
+
+const ROBOT: &str = "127.0.0.1:50000";
+const BROWSER: &str = "127.0.0.1:40000";
+
+struct Client {
+    rtc: Rtc,
+    events: Vec<Event>,
+}
+
+fn offer(video: bool) -> (Client, String, str0m::change::SdpPendingOffer) {
+    let mut rtc = Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(BROWSER.parse().unwrap(), "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    if video {
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    }
+    api.add_channel("default".into());
+    let (offer, pending) = api.apply().unwrap();
+    (
+        Client {
+            rtc,
+            events: vec![],
+        },
+        offer.to_sdp_string(),
+        pending,
+    )
+}
+
+fn connect(hub: &mut Hub, now: Instant) -> (PeerId, Client) {
+    let (mut client, sdp, pending) = offer(true);
+    let robot: SocketAddr = ROBOT.parse().unwrap();
+    let (id, answer) = hub
+        .connect(now, &sdp, &[robot], Some("s3cret".into()))
+        .unwrap();
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    (id, client)
+}
+
+/// Moves datagrams both ways until both sides are quiet at `now`.
+fn pump(hub: &mut Hub, client: &mut Client, now: Instant) {
+    loop {
+        let mut moved = false;
+        while let Ok(out) = client.rtc.poll_output() {
+            match out {
+                Output::Transmit(t) => {
+                    moved = true;
+                    hub.receive(now, t.source, t.destination, &t.contents);
+                }
+                Output::Event(e) => client.events.push(e),
+                Output::Timeout(_) => break,
+            }
+        }
+        while let Some(t) = hub.poll_transmit() {
+            moved = true;
+            let contents = (&*t.contents).try_into().unwrap();
+            let input = Input::Receive(
+                now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: t.source,
+                    destination: t.destination,
+                    contents,
+                },
+            );
+            client.rtc.handle_input(input).unwrap();
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+/// Advances time in 5 ms steps until `done` or `limit` elapsed; returns the final time.
+fn run_until(
+    hub: &mut Hub,
+    client: &mut Client,
+    mut now: Instant,
+    limit: Duration,
+    mut done: impl FnMut(&mut Hub, &Client) -> bool,
+) -> Instant {
+    let end = now + limit;
+    while now < end {
+        pump(hub, client, now);
+        if done(hub, client) {
+            return now;
+        }
+        now += Duration::from_millis(5);
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        hub.handle_timeout(now);
+    }
+    panic!("condition not reached within {limit:?}");
+}
+
+fn drain_events(hub: &mut Hub) -> Vec<HubEvent> {
+    std::iter::from_fn(|| hub.poll_event()).collect()
+}
+
+#[test]
+fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channel() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let (id, mut client) = connect(&mut hub, t0);
+    let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
+        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
+    });
+    assert_eq!(hub.viewers(), 1);
+    let events = drain_events(&mut hub);
+    assert!(events.contains(&HubEvent::KeyframeWanted), "{events:?}");
+    let cid = client
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::ChannelOpen(cid, _) => Some(*cid),
+            _ => None,
+        })
+        .unwrap();
+    assert!(events.contains(&HubEvent::Joined {
+        peer: id,
+        secret: Some("s3cret".into())
+    }));
+
+    // Frames: first a P-frame (must be held back), then IDRs and P-frames.
+    let mut source = TestPattern::new(320, 240, 30).unwrap();
+    let mut encoder = OpenH264Encoder::new(320, 240, 30, 400_000).unwrap();
+    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let mut decoded = 0;
+    let mut decode = |client: &mut Client| {
+        for e in client.events.drain(..) {
+            if let Event::MediaData(m) = e {
+                if let Some(yuv) = decoder.decode(&m.data).unwrap() {
+                    use openh264::formats::YUVSource;
+                    assert_eq!(yuv.dimensions(), (320, 240));
+                    decoded += 1;
+                }
+            }
+        }
+    };
+    let mut now = now;
+    for n in 0..20u64 {
+        let frame = source.next_frame().unwrap();
+        let au = encoder.encode(&frame, n == 3).unwrap().unwrap();
+        let keyframe = crate::media::pipeline::is_idr(&au);
+        let encoded = EncodedFrame {
+            data: au.into(),
+            captured: frame.captured,
+            rtp_time: n * 3000,
+            keyframe,
+            seq: n,
+        };
+        hub.send_video(&encoded);
+        now += Duration::from_millis(33);
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        hub.handle_timeout(now);
+        pump(&mut hub, &mut client, now);
+        decode(&mut client);
+    }
+    // Let the pacer and the client's depacketizer catch up.
+    for _ in 0..100 {
+        now += Duration::from_millis(10);
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        hub.handle_timeout(now);
+        pump(&mut hub, &mut client, now);
+        decode(&mut client);
+    }
+    // The first encode is an IDR, so no frame is held back; the client
+    // releases a frame only once the next one starts, so the last may lag.
+    assert!(decoded >= 19, "decoded {decoded} of 20");
+    assert_eq!(hub.status()[0].state, "connected");
+
+    // The data channel works both ways.
+    client
+        .rtc
+        .channel(cid)
+        .unwrap()
+        .write(false, br#"{"type":"ping","t":1}"#)
+        .unwrap();
+    pump(&mut hub, &mut client, now);
+    assert_eq!(
+        drain_events(&mut hub).last(),
+        Some(&HubEvent::Text {
+            peer: id,
+            text: r#"{"type":"ping","t":1}"#.into()
+        })
+    );
+    assert!(hub.send_text(id, "hello"));
+    pump(&mut hub, &mut client, now);
+    assert!(client
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ChannelData(d) if d.data == b"hello")));
+
+    // A clean close is noticed at once, not after a timeout.
+    assert!(hub.disconnect(id, now));
+    assert!(hub.is_empty());
+    assert!(drain_events(&mut hub).contains(&HubEvent::Left(id)));
+}
+
+#[test]
+fn peer_that_goes_silent_is_reaped_and_reported_left() {
+    let config = HubConfig {
+        silence_timeout: Duration::from_millis(800),
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::new(config);
+    let t0 = Instant::now();
+    let (id, mut client) = connect(&mut hub, t0);
+    let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |h, _| {
+        h.status().first().is_some_and(|p| p.state == "connected")
+    });
+    drain_events(&mut hub);
+    // The browser vanishes: the hub keeps getting timeouts but no datagrams.
+    let mut t = now;
+    while !hub.is_empty() {
+        t += Duration::from_millis(50);
+        hub.handle_timeout(t);
+        assert!(t - now < Duration::from_secs(2), "not reaped in time");
+    }
+    assert!(t - now >= Duration::from_millis(800));
+    assert_eq!(drain_events(&mut hub), vec![HubEvent::Left(id)]);
+    assert_eq!(hub.next_timeout(), None);
+}
+
+#[test]
+fn bad_offers_are_refused_with_reasons() {
+    let mut hub = Hub::new(HubConfig {
+        max_peers: 1,
+        ..HubConfig::default()
+    });
+    let robot: SocketAddr = ROBOT.parse().unwrap();
+    let now = Instant::now();
+    let err = hub.connect(now, "v=0 garbage", &[robot], None).unwrap_err();
+    assert!(matches!(err, ConnectError::BadSdp(_)), "{err:?}");
+
+    let (_, sdp, _) = offer(true);
+    let vp8_only = sdp.replace("H264/90000", "VP8/90000");
+    assert_eq!(
+        hub.connect(now, &vp8_only, &[robot], None).unwrap_err(),
+        ConnectError::NoUsableVideoCodec
+    );
+    assert_eq!(
+        hub.connect(now, &sdp, &[], None).unwrap_err(),
+        ConnectError::NoCandidates
+    );
+
+    let (_, data_only, _) = offer(false);
+    hub.connect(now, &data_only, &[robot], None).unwrap();
+    assert_eq!(
+        hub.connect(now, &sdp, &[robot], None).unwrap_err(),
+        ConnectError::TooManyPeers(1)
+    );
+    assert_eq!(hub.viewers(), 0, "a data-channel-only peer is not a viewer");
+}
+
+#[test]
+fn h264_check_looks_only_at_video_sections() {
+    let ok = "v=0\r\nm=video 9 UDP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 profile-level-id=42e01f;packetization-mode=1\r\n";
+    assert!(video_sections_have_h264(ok));
+    assert!(!video_sections_have_h264(
+        &ok.replace("packetization-mode=1", "packetization-mode=0")
+    ));
+    assert!(video_sections_have_h264(
+        "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+    ));
+}

@@ -1,0 +1,239 @@
+//! The network loop: one smol task on one thread owns the UDP socket, the
+//! [`Hub`] of peers and the [`Session`]. Everything else talks to it through
+//! [`LoopHandle`] commands, so no locks guard any peer or motor state.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt;
+use smol::{Async, Timer};
+
+use super::hub::{ConnectError, Hub, HubEvent};
+use super::net;
+use super::session::{Session, SessionOutput};
+use super::PeerId;
+use crate::media::pipeline::VideoShared;
+use crate::media::EncodedFrame;
+
+/// Requests from other threads (HTTP, signals) to the loop.
+pub enum Command {
+    Connect {
+        sdp: String,
+        secret: Option<String>,
+        reply: Sender<Result<(PeerId, String), ConnectError>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: Sender<bool>,
+    },
+    Status {
+        reply: Sender<serde_json::Value>,
+    },
+    Shutdown,
+}
+
+/// A cheap, cloneable, blocking front door to the loop for other threads.
+#[derive(Clone)]
+pub struct LoopHandle {
+    commands: Sender<Command>,
+}
+
+impl LoopHandle {
+    pub fn connect(
+        &self,
+        sdp: String,
+        secret: Option<String>,
+    ) -> Result<(PeerId, String), ConnectError> {
+        self.ask(|reply| Command::Connect { sdp, secret, reply })
+            .unwrap_or_else(|| Err(ConnectError::Rejected("the robot is shutting down".into())))
+    }
+
+    pub fn disconnect(&self, peer: PeerId) -> bool {
+        self.ask(|reply| Command::Disconnect { peer, reply })
+            .unwrap_or(false)
+    }
+
+    pub fn status(&self) -> Option<serde_json::Value> {
+        self.ask(|reply| Command::Status { reply })
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.commands.send_blocking(Command::Shutdown);
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Option<T> {
+        let (tx, rx) = smol::channel::bounded(1);
+        self.commands.send_blocking(make(tx)).ok()?;
+        rx.recv_blocking().ok()
+    }
+}
+
+pub struct RtcServer {
+    socket: Async<UdpSocket>,
+    local: SocketAddr,
+    hub: Hub,
+    session: Session,
+    video: Arc<VideoShared>,
+    frames: Receiver<EncodedFrame>,
+    commands: Receiver<Command>,
+    started: Instant,
+}
+
+enum Wake {
+    Datagram(std::io::Result<(usize, SocketAddr, SocketAddr)>),
+    Command(Option<Command>),
+    Frame(EncodedFrame),
+    Timer,
+}
+
+impl RtcServer {
+    pub fn new(
+        socket: UdpSocket,
+        hub: Hub,
+        session: Session,
+        video: Arc<VideoShared>,
+        frames: Receiver<EncodedFrame>,
+    ) -> std::io::Result<(RtcServer, LoopHandle)> {
+        let local = socket.local_addr()?;
+        let (tx, rx) = smol::channel::unbounded();
+        let server = RtcServer {
+            socket: Async::new(socket)?,
+            local,
+            hub,
+            session,
+            video,
+            frames,
+            commands: rx,
+            started: Instant::now(),
+        };
+        Ok((server, LoopHandle { commands: tx }))
+    }
+
+    /// Runs until a `Shutdown` command (or every handle is dropped), then
+    /// stops the motors and closes every peer before returning.
+    pub fn run(mut self) {
+        smol::block_on(async {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                let deadline = self.next_deadline();
+                let wake = {
+                    let datagram = async {
+                        Wake::Datagram(self.socket.read_with(|s| net::recv(s, &mut buf)).await)
+                    };
+                    let command = async { Wake::Command(self.commands.recv().await.ok()) };
+                    let frame = async {
+                        match self.frames.recv().await {
+                            Ok(f) => Wake::Frame(f),
+                            // The video thread is gone; keep serving control without it.
+                            Err(_) => smol::future::pending().await,
+                        }
+                    };
+                    let timer = async {
+                        Timer::at(deadline).await;
+                        Wake::Timer
+                    };
+                    datagram.or(command).or(frame).or(timer).await
+                };
+                let now = Instant::now();
+                match wake {
+                    Wake::Datagram(Ok((n, source, destination))) => {
+                        if !self.hub.receive(now, source, destination, &buf[..n]) {
+                            tracing::trace!("unclaimed datagram from {source}");
+                        }
+                    }
+                    // ICMP errors from departed browsers surface here; they are not fatal.
+                    Wake::Datagram(Err(e)) => tracing::debug!("udp recv: {e}"),
+                    Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
+                    Wake::Command(Some(cmd)) => self.command(now, cmd),
+                    Wake::Frame(frame) => self.hub.send_video(&frame),
+                    Wake::Timer => {}
+                }
+                self.hub.handle_timeout(now);
+                self.session.tick(now);
+                self.flush(now);
+            }
+            let now = Instant::now();
+            // TODO(session): stop motors here once the drive session lands.
+
+            self.hub.disconnect_all(now);
+            self.flush(now);
+            tracing::info!("rtc loop stopped");
+        });
+        self.video.set_viewers(0);
+    }
+
+    fn next_deadline(&self) -> Instant {
+        // Even with nothing scheduled, wake now and then so a stale clock can't stall us.
+        let idle = Instant::now() + Duration::from_secs(1);
+        [self.hub.next_timeout(), self.session.next_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(idle, Instant::min)
+    }
+
+    fn command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Connect { sdp, secret, reply } => {
+                let candidates = net::candidate_addrs(self.local);
+                let _ = reply.try_send(self.hub.connect(now, &sdp, &candidates, secret));
+            }
+            Command::Disconnect { peer, reply } => {
+                let _ = reply.try_send(self.hub.disconnect(peer, now));
+            }
+            Command::Status { reply } => {
+                let _ = reply.try_send(self.status(now));
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Moves hub events into the session, session output onto data channels,
+    /// and every pending datagram onto the socket.
+    fn flush(&mut self, now: Instant) {
+        while let Some(event) = self.hub.poll_event() {
+            match event {
+                HubEvent::Joined { peer, .. } => self.session.peer_joined(now, peer),
+                HubEvent::Left(peer) => self.session.peer_left(now, peer),
+                HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
+                HubEvent::KeyframeWanted => self.video.request_keyframe(),
+            }
+            self.drain_session();
+        }
+        self.drain_session();
+        while let Some(t) = self.hub.poll_transmit() {
+            if let Err(e) = net::send(self.socket.get_ref(), t.source, t.destination, &t.contents) {
+                // A full socket buffer drops the datagram: for live video, late is worse than lost.
+                tracing::debug!("udp send to {}: {e}", t.destination);
+            }
+        }
+        self.video.set_viewers(self.hub.viewers());
+    }
+
+    fn drain_session(&mut self) {
+        while let Some(out) = self.session.poll_output() {
+            match out {
+                SessionOutput::Send { peer, text } => {
+                    self.hub.send_text(peer, &text);
+                }
+            }
+        }
+    }
+
+    fn status(&self, now: Instant) -> serde_json::Value {
+        let source = &self.video.source;
+        serde_json::json!({
+            "uptime_s": now.duration_since(self.started).as_secs_f64(),
+            "peers": self.hub.status(),
+            "video": {
+                "source": source.name,
+                "width": source.width,
+                "height": source.height,
+                "fps": source.fps,
+                "encoder": self.video.encoder,
+                "frames_encoded": self.video.frames_encoded(),
+            },
+        })
+    }
+}
