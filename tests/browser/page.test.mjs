@@ -68,14 +68,15 @@ function serverLogTail(lines = 40) {
   return server ? server.log.join('').split('\n').slice(-lines).join('\n') : '(no server)';
 }
 
-// Polls `probe` until it returns a truthy value, or fails after `timeoutMs`.
-async function waitFor(what, probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
+// Polls `probe` until `until(value)` holds and returns that value, or fails
+// after `timeoutMs` showing the last value seen.
+async function waitFor(what, probe, { until = Boolean, timeoutMs = 10_000, intervalMs = 100 } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last;
   for (;;) {
     try {
       last = await probe();
-      if (last) return last;
+      if (until(last)) return last;
     } catch (err) {
       last = err;
     }
@@ -114,7 +115,7 @@ async function startServer() {
     });
   }
   server = { proc, base: `http://${HOST}:${httpPort}`, log };
-  await waitFor('GET /api/status to answer', async () => {
+  await waitFor('GET /api/status to answer', () => {
     if (exited !== null) throw new Error(`server exited early (${exited}) with ${args.join(' ')}`);
     return status();
   }, { timeoutMs: 15_000, intervalMs: 200 });
@@ -162,7 +163,7 @@ const stats = (page) => page.evaluate(() => window.telepi.stats());
 
 // Waits until decoded frames keep rising for two seconds at 640 px wide.
 async function assertVideoPlays(page) {
-  await waitFor('the first decoded video frame', async () => (await stats(page)).framesDecoded > 0, { timeoutMs: 20_000 });
+  await waitFor('the first decoded video frame', () => stats(page), { until: (s) => s.framesDecoded > 0, timeoutMs: 20_000 });
   const before = await stats(page);
   await sleep(2000);
   const after = await stats(page);
@@ -178,7 +179,7 @@ async function assertVideoPlays(page) {
 }
 
 async function waitForDataChannel(page) {
-  await waitFor('the data channel to open', async () => (await stats(page)).dataChannel === 'open', { timeoutMs: 15_000 });
+  await waitFor('the data channel to open', () => stats(page), { until: (s) => s.dataChannel === 'open', timeoutMs: 15_000 });
 }
 
 // ---- lifecycle --------------------------------------------------------------
@@ -201,14 +202,11 @@ test('video plays, ping RTT shows, reload reconnects and the old peer is reaped'
 
   await assertVideoPlays(page);
 
-  const rtt = await waitFor('a ping RTT', async () => (await stats(page)).rtt, { timeoutMs: 5000 });
+  const { rtt } = await waitFor('a ping RTT', () => stats(page), { until: (s) => s.rtt !== null, timeoutMs: 5000 });
   assert.ok(rtt >= 0 && rtt < 1000, `RTT ${rtt} ms`);
-  await waitFor('the RTT overlay', async () => /\d+ ms/.test(await page.textContent('#rtt')), { timeoutMs: 3000 });
+  await waitFor('the RTT overlay', () => page.textContent('#rtt'), { until: (text) => /\d+ ms/.test(text), timeoutMs: 3000 });
 
-  const first = await waitFor('one peer in /api/status', async () => {
-    const s = await status();
-    return s.peers.length === 1 && s;
-  }, { timeoutMs: 5000 });
+  const first = await waitFor('one peer in /api/status', status, { until: (s) => s.peers.length === 1, timeoutMs: 5000 });
   assert.equal(first.video.width, 640);
   const oldIds = first.peers.map((p) => p.id);
 
@@ -216,10 +214,10 @@ test('video plays, ping RTT shows, reload reconnects and the old peer is reaped'
   await page.reload({ waitUntil: 'load' });
   // The page closes its peer connection on pagehide, so the robot must drop the
   // old peer at once rather than after an ICE timeout.
-  const after = await waitFor('only the new peer in /api/status', async () => {
-    const s = await status();
-    return s.peers.length === 1 && !oldIds.includes(s.peers[0].id) && s;
-  }, { timeoutMs: 5000 });
+  const after = await waitFor('only the new peer in /api/status', status, {
+    until: (s) => s.peers.length === 1 && !oldIds.includes(s.peers[0].id),
+    timeoutMs: 5000,
+  });
   t.diagnostic(`old peer ${oldIds} replaced by ${after.peers[0].id} in ${Date.now() - reloadedAt} ms`);
 
   await assertVideoPlays(page);
@@ -235,8 +233,8 @@ test('teleop: holding w drives forward, releasing stops', async (t) => {
   await waitFor('the operator role', async () => {
     const { role } = await stats(page);
     if (role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
-    return role === 'operator';
-  }, { timeoutMs: 10_000, intervalMs: 500 });
+    return role;
+  }, { until: (role) => role === 'operator', timeoutMs: 10_000, intervalMs: 500 });
 
   const idle = await status();
   assert.deepEqual(idle.motors, { left: 0, right: 0 }, 'motors idle before driving');
@@ -244,10 +242,7 @@ test('teleop: holding w drives forward, releasing stops', async (t) => {
   await page.keyboard.down('w');
   let released = false;
   try {
-    const driving = await waitFor('motors.left > 0 while w is held', async () => {
-      const s = await status();
-      return s.motors.left > 0 && s;
-    }, { timeoutMs: 5000 });
+    const driving = await waitFor('motors.left > 0 while w is held', status, { until: (s) => s.motors.left > 0, timeoutMs: 5000 });
     assert.ok(driving.motors.right > 0, `forward drives both sides: ${JSON.stringify(driving.motors)}`);
 
     // Still driving a second later: the page keeps the deadman fed at ~20 Hz.
@@ -257,10 +252,10 @@ test('teleop: holding w drives forward, releasing stops', async (t) => {
 
     await page.keyboard.up('w');
     released = true;
-    await waitFor('motors back to 0 after releasing w', async () => {
-      const s = await status();
-      return s.motors.left === 0 && s.motors.right === 0;
-    }, { timeoutMs: 3000 });
+    await waitFor('motors back to 0 after releasing w', status, {
+      until: (s) => s.motors.left === 0 && s.motors.right === 0,
+      timeoutMs: 3000,
+    });
   } finally {
     if (!released) await page.keyboard.up('w').catch(() => {});
   }
