@@ -1,0 +1,320 @@
+//! A real WebRTC client (str0m over a loopback UDP socket) and a minimal
+//! HTTP client, for driving a `telepi` process end to end.
+#![allow(dead_code)] // each test binary uses a different part of this kit
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use openh264::formats::YUVSource;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+pub struct Server {
+    child: Child,
+    pub http: SocketAddr,
+    pub rtc: SocketAddr,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts the binary on loopback-only ports with extra arguments and waits until it answers.
+    pub fn start(extra: &[&str]) -> Server {
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let rtc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_telepi"))
+            .args(["--http", &http.to_string(), "--rtc", &rtc.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("telepi starts");
+        let server = Server { child, http, rtc };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while request(http, "GET", "/api/status", &[], b"").map(|r| r.0) != Some(200) {
+            assert!(Instant::now() < deadline, "telepi did not answer on {http}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) =
+            request(self.http, "GET", "/api/status", &[], b"").expect("status answers");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.status()["peers"].as_array().unwrap().len()
+    }
+
+    /// Waits until `check(status)` holds; false on timeout.
+    pub fn wait_for(&self, timeout: Duration, check: impl Fn(&serde_json::Value) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check(&self.status()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "telepi ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns (status, body).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let (code, _, body) = request_full(addr, method, path, headers, body)?;
+    Some((code, body))
+}
+
+/// Like [`request`] but also returns the response headers (lower-cased names).
+pub fn request_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<(String, String)>, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    // A server may refuse before reading a large body; that's fine.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let code = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Some((code, headers, body.to_string()))
+}
+
+/// A browser stand-in: receives video, decodes it, talks on a data channel.
+pub struct Peer {
+    pub rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    channel: Option<ChannelId>,
+    decoder: openh264::decoder::Decoder,
+    pub frames_decoded: usize,
+    pub last_size: Option<(usize, usize)>,
+    pub texts: Vec<String>,
+    pub connected: bool,
+}
+
+impl Peer {
+    /// Builds an offer (recvonly video unless `video` is false, plus a `default` channel).
+    pub fn offer(video: bool) -> (Peer, String, SdpPendingOffer) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder().build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        if video {
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        }
+        api.add_channel("default".into());
+        let (offer, pending) = api.apply().unwrap();
+        let peer = Peer {
+            rtc,
+            socket,
+            local,
+            channel: None,
+            decoder: openh264::decoder::Decoder::new().unwrap(),
+            frames_decoded: 0,
+            last_size: None,
+            texts: vec![],
+            connected: false,
+        };
+        (peer, offer.to_sdp_string(), pending)
+    }
+
+    /// Connects through RTCBot-style `POST /connect` and waits for the data channel.
+    pub fn connect(server: &Server) -> Peer {
+        Peer::connect_at(server, "/connect")
+    }
+
+    pub fn connect_at(server: &Server, path: &str) -> Peer {
+        let (mut peer, sdp, pending) = Peer::offer(true);
+        let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
+        let (code, answer) = request(
+            server.http,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["type"], "answer");
+        peer.accept(pending, answer["sdp"].as_str().unwrap());
+        assert!(
+            peer.run_until(Duration::from_secs(10), |p| p.channel.is_some()),
+            "data channel never opened"
+        );
+        peer
+    }
+
+    pub fn accept(&mut self, pending: SdpPendingOffer, answer_sdp: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer_sdp).unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Sends a text message on the data channel.
+    pub fn send(&mut self, text: &str) {
+        let cid = self.channel.expect("channel open");
+        self.rtc
+            .channel(cid)
+            .unwrap()
+            .write(false, text.as_bytes())
+            .unwrap();
+    }
+
+    /// Runs the client until `done` holds or `timeout` passes; returns `done`'s last value.
+    pub fn run_until(&mut self, timeout: Duration, mut done: impl FnMut(&Peer) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let wake = self.poll();
+            if done(self) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let wait = wake
+                .min(deadline)
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            self.socket
+                .set_read_timeout(Some(wait.min(Duration::from_millis(20))))
+                .unwrap();
+            let input_time = Instant::now();
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => {
+                    let contents = buf[..n].try_into().unwrap();
+                    let receive = Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.local,
+                        contents,
+                    };
+                    self.rtc
+                        .handle_input(Input::Receive(input_time, receive))
+                        .unwrap();
+                }
+                Err(_) => self
+                    .rtc
+                    .handle_input(Input::Timeout(Instant::now()))
+                    .unwrap(),
+            }
+        }
+    }
+
+    pub fn run_for(&mut self, duration: Duration) {
+        self.run_until(duration, |_| false);
+    }
+
+    /// Pings with `t` and waits for the matching pong.
+    pub fn ping(&mut self, t: f64) -> bool {
+        self.send(&serde_json::json!({ "type": "ping", "t": t }).to_string());
+        let want = serde_json::json!({ "type": "pong", "t": t });
+        self.run_until(Duration::from_secs(5), |p| {
+            p.texts
+                .iter()
+                .any(|m| serde_json::from_str::<serde_json::Value>(m).ok().as_ref() == Some(&want))
+        })
+    }
+
+    /// Last message of the given `type`, parsed.
+    pub fn last_message(&self, kind: &str) -> Option<serde_json::Value> {
+        self.texts
+            .iter()
+            .rev()
+            .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .find(|v| v["type"] == kind)
+    }
+
+    fn poll(&mut self) -> Instant {
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                Output::Timeout(t) => return t,
+                Output::Transmit(t) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => self.connected = true,
+            Event::ChannelOpen(id, _) => self.channel = Some(id),
+            Event::ChannelData(d) => self
+                .texts
+                .push(String::from_utf8_lossy(&d.data).into_owned()),
+            Event::MediaData(m) => {
+                if let Ok(Some(yuv)) = self.decoder.decode(&m.data) {
+                    self.frames_decoded += 1;
+                    self.last_size = Some(yuv.dimensions());
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! End to end: the real binary, real WebRTC clients over loopback UDP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{request, request_full, Peer, Server};
+
+#[test]
+fn a_client_decodes_sixty_frames_of_the_right_size_and_pings() {
+    let server = Server::start(&[]);
+    let mut peer = Peer::connect(&server);
+    assert!(
+        peer.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 60),
+        "only {} frames",
+        peer.frames_decoded
+    );
+    assert_eq!(peer.last_size, Some((640, 480)));
+    assert!(peer.ping(12345.5), "no pong");
+    let status = server.status();
+    assert_eq!(status["peers"][0]["state"], "connected");
+    assert!(status["video"]["frames_encoded"].as_u64().unwrap() >= 60);
+    assert_eq!(status["video"]["encoder"], "openh264");
+}
+
+#[test]
+fn two_clients_share_the_stream_and_the_count_returns_to_zero_when_they_vanish() {
+    let server = Server::start(&["--config", "tests/fixtures/fast-reap.toml"]);
+    let mut a = Peer::connect(&server);
+    let mut b = Peer::connect(&server);
+    for _ in 0..200 {
+        a.run_for(Duration::from_millis(25));
+        b.run_for(Duration::from_millis(25));
+        if a.frames_decoded >= 30 && b.frames_decoded >= 30 {
+            break;
+        }
+    }
+    assert!(
+        a.frames_decoded >= 30 && b.frames_decoded >= 30,
+        "{} / {}",
+        a.frames_decoded,
+        b.frames_decoded
+    );
+    assert_eq!(server.peer_count(), 2);
+    // Both vanish without a goodbye (a crashed tab, a dropped link).
+    drop(a);
+    drop(b);
+    assert!(
+        server.wait_for(Duration::from_secs(5), |s| s["peers"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "peers not reaped"
+    );
+}
+
+#[test]
+fn a_dropped_client_reconnects_and_streams_again() {
+    let server = Server::start(&[]);
+    let mut first = Peer::connect(&server);
+    assert!(first.run_until(Duration::from_secs(10), |p| p.frames_decoded >= 10));
+    drop(first);
+    let mut second = Peer::connect(&server);
+    assert!(
+        second.run_until(Duration::from_secs(10), |p| p.frames_decoded >= 10),
+        "no video after reconnect"
+    );
+    assert_eq!(second.last_size, Some((640, 480)));
+}
+
+#[test]
+fn bad_data_channel_messages_get_errors_and_the_peer_stays() {
+    let server = Server::start(&[]);
+    let mut peer = Peer::connect(&server);
+    for bad in [
+        "not json",
+        r#"{"type":"warp"}"#,
+        r#"{"type":"ping","t":"soon"}"#,
+    ] {
+        peer.texts.clear();
+        peer.send(bad);
+        assert!(
+            peer.run_until(Duration::from_secs(5), |p| p
+                .last_message("error")
+                .is_some()),
+            "no error for {bad}"
+        );
+    }
+    assert!(peer.ping(1.0), "peer dropped after bad input");
+    assert_eq!(server.peer_count(), 1);
+}
+
+#[test]
+fn whep_creates_and_deletes_a_session() {
+    let server = Server::start(&[]);
+    let (mut peer, sdp, pending) = Peer::offer(true);
+    let (code, headers, answer) = request_full(
+        server.http,
+        "POST",
+        "/whep",
+        &[("Content-Type", "application/sdp")],
+        sdp.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 201, "{answer}");
+    let location = headers
+        .iter()
+        .find(|(k, _)| k == "location")
+        .map(|(_, v)| v.clone())
+        .expect("Location");
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "application/sdp"));
+    peer.accept(pending, &answer);
+    assert!(peer.run_until(Duration::from_secs(10), |p| p.frames_decoded >= 10));
+    assert_eq!(
+        request(server.http, "DELETE", &location, &[], b"")
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(server.peer_count(), 0);
+    assert_eq!(
+        request(server.http, "DELETE", &location, &[], b"")
+            .unwrap()
+            .0,
+        404
+    );
+}
+
+#[test]
+fn every_endpoint_refuses_bad_input_with_a_reason_and_keeps_serving() {
+    let server = Server::start(&["--config", "tests/fixtures/two-peers.toml"]);
+    let json = [("Content-Type", "application/json")];
+    let sdp_type = [("Content-Type", "application/sdp")];
+    let (_, vp8_sdp, _) = Peer::offer(true);
+    let vp8 =
+        serde_json::json!({ "type": "offer", "sdp": vp8_sdp.replace("H264/90000", "VP8/90000") })
+            .to_string();
+    let huge = vec![b' '; 70 * 1024];
+    let cases: Vec<(&str, &str, &[(&str, &str)], &[u8], u16)> = vec![
+        ("POST", "/connect", &json, b"{", 400),
+        (
+            "POST",
+            "/connect",
+            &json,
+            br#"{"type":"answer","sdp":"v=0"}"#,
+            400,
+        ),
+        (
+            "POST",
+            "/connect",
+            &json,
+            br#"{"type":"offer","sdp":"garbage"}"#,
+            400,
+        ),
+        ("POST", "/connect", &json, vp8.as_bytes(), 400),
+        (
+            "POST",
+            "/connect",
+            &[("Content-Type", "image/png")],
+            b"{}",
+            415,
+        ),
+        ("POST", "/connect", &json, &huge, 413),
+        ("GET", "/connect", &[], b"", 405),
+        ("POST", "/whep", &json, b"v=0", 415),
+        ("POST", "/whep", &sdp_type, b"v=0", 400),
+        ("DELETE", "/whep/999", &[], b"", 404),
+        ("DELETE", "/whep/abc", &[], b"", 400),
+        ("POST", "/api/status", &[], b"", 405),
+        ("GET", "/nope", &[], b"", 404),
+    ];
+    for (method, path, headers, body, want) in cases {
+        let (code, reply) = request(server.http, method, path, headers, body).expect("an answer");
+        assert_eq!(code, want, "{method} {path}: {reply}");
+        let reason: serde_json::Value =
+            serde_json::from_str(&reply).unwrap_or_else(|_| panic!("{reply}"));
+        let reason = reason["error"].as_str().unwrap();
+        assert!(!reason.is_empty() && !reason.contains('\n'), "{reason:?}");
+    }
+    // A full house is refused too, and the server still serves the ones it has.
+    let _a = Peer::connect(&server);
+    let _b = Peer::connect(&server);
+    let (_, sdp, _) = Peer::offer(true);
+    let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
+    let (code, reply) = request(server.http, "POST", "/connect", &json, body.as_bytes()).unwrap();
+    assert_eq!(code, 400);
+    assert!(reply.contains("too many peers"), "{reply}");
+    assert_eq!(request(server.http, "GET", "/", &[], b"").unwrap().0, 200);
+}
+
+#[test]
+fn sigterm_closes_peers_and_exits_zero() {
+    let server = Server::start(&[]);
+    let mut peer = Peer::connect(&server);
+    assert!(peer.run_until(Duration::from_secs(10), |p| p.frames_decoded >= 5));
+    assert_eq!(server.terminate(), Some(0));
+}
