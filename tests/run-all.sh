@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every test telepi has: Rust unit and end-to-end tests, then the headless
+# Chromium page test. Installs what is missing first, so it works on a fresh
+# Debian/Ubuntu/Raspberry Pi OS machine (as root or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libasound2-dev libclang-dev cmake nasm pkg-config ffmpeg chromium)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# Node may come from Debian or from NodeSource (which bundles npm): check the commands.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+# Debian's chromium-driver is not needed: playwright-core drives Chromium over CDP.
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo build --locked
+cargo test --locked --all-targets
+
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
