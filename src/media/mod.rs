@@ -85,3 +85,4 @@ pub struct EncodedFrame {
     pub keyframe: bool,
     pub seq: u64,
 }
+pub mod convert;
