@@ -86,3 +86,4 @@ pub struct EncodedFrame {
     pub seq: u64,
 }
 pub mod convert;
+pub mod annexb;

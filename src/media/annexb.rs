@@ -1,0 +1,780 @@
+//! H.264 Annex-B byte streams: NAL unit splitting, access-unit framing of a
+//! raw stream read in arbitrary chunks (pipes), SPS/PPS bookkeeping for
+//! streams that send them only once, and just enough SPS parsing to learn the
+//! picture size.
+
+use std::collections::VecDeque;
+use std::io;
+
+pub const NAL_SLICE: u8 = 1;
+pub const NAL_IDR: u8 = 5;
+pub const NAL_SEI: u8 = 6;
+pub const NAL_SPS: u8 = 7;
+pub const NAL_PPS: u8 = 8;
+pub const NAL_AUD: u8 = 9;
+
+const START_CODE: [u8; 4] = [0, 0, 0, 1];
+
+/// Offset of the next `00 00 01` at or after `from`.
+fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
+    let tail = data.get(from..)?;
+    let mut i = 0;
+    while i + 2 < tail.len() {
+        // Skip ahead quickly: a start code needs a 1 two bytes after two zeros.
+        match tail[i + 2] {
+            1 if tail[i] == 0 && tail[i + 1] == 0 => return Some(from + i),
+            0 => i += 1,
+            _ => i += 3,
+        }
+    }
+    None
+}
+
+/// NAL units never end in a zero byte; zeros there are `trailing_zero_8bits`
+/// or the first byte of a 4-byte start code.
+fn trim_trailing_zeros(data: &[u8]) -> &[u8] {
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &data[..end]
+}
+
+/// Iterator over the NAL units of an Annex-B buffer, each without its start
+/// code; bytes before the first start code are ignored.
+pub struct NalUnits<'a> {
+    data: &'a [u8],
+    next: Option<usize>,
+}
+
+/// Splits an Annex-B buffer (3- or 4-byte start codes) into NAL units.
+pub fn nal_units(data: &[u8]) -> NalUnits<'_> {
+    NalUnits {
+        data,
+        next: find_start_code(data, 0),
+    }
+}
+
+impl<'a> Iterator for NalUnits<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let start = self.next? + 3;
+            self.next = find_start_code(self.data, start);
+            let end = self.next.unwrap_or(self.data.len());
+            let nal = trim_trailing_zeros(&self.data[start..end]);
+            if !nal.is_empty() {
+                return Some(nal);
+            }
+        }
+    }
+}
+
+/// `nal_unit_type` from a NAL unit's header byte (0 for an empty slice).
+pub fn nal_type(nal: &[u8]) -> u8 {
+    nal.first().map_or(0, |b| b & 0x1F)
+}
+
+/// Coded slice NAL units (non-IDR, data partitions, IDR).
+pub fn is_vcl(nal_type: u8) -> bool {
+    (1..=5).contains(&nal_type)
+}
+
+/// Whether an access unit contains a NAL unit of `nal_type`.
+pub fn contains(access_unit: &[u8], nal_type_wanted: u8) -> bool {
+    nal_units(access_unit).any(|nal| nal_type(nal) == nal_type_wanted)
+}
+
+/// Whether an access unit is an IDR picture.
+pub fn is_idr(access_unit: &[u8]) -> bool {
+    contains(access_unit, NAL_IDR)
+}
+
+/// True when a NAL unit, following a picture's slices, starts the next access
+/// unit (H.264 7.4.1.2.3). For slices that means `first_mb_in_slice == 0`,
+/// whose ue(v) code is the single bit `1` right after the header byte.
+/// `None` when the slice header byte hasn't arrived yet.
+fn starts_access_unit(nal_type: u8, slice_header: Option<u8>) -> Option<bool> {
+    match nal_type {
+        NAL_SEI | NAL_SPS | NAL_PPS | NAL_AUD | 14..=18 => Some(true),
+        1 | NAL_IDR => slice_header.map(|b| b & 0x80 != 0),
+        _ => Some(false),
+    }
+}
+
+/// Remembers the latest SPS and PPS and puts them in front of IDR access units
+/// that lack them, so a peer joining mid-stream can decode the next IDR
+/// (e.g. `rpicam-vid` without `--inline` sends them only once).
+#[derive(Debug, Default)]
+pub struct ParameterSetCache {
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+}
+
+impl ParameterSetCache {
+    pub fn new() -> ParameterSetCache {
+        ParameterSetCache::default()
+    }
+
+    /// The latest SPS NAL unit seen (header byte included).
+    pub fn sps(&self) -> Option<&[u8]> {
+        self.sps.as_deref()
+    }
+
+    /// Learns from `access_unit` and returns it, completed with the cached
+    /// SPS/PPS if it is an IDR without them. Output uses 4-byte start codes
+    /// in the order AUD, SPS, PPS, everything else.
+    pub fn process(&mut self, access_unit: Vec<u8>) -> Vec<u8> {
+        let (mut has_sps, mut has_pps, mut has_idr) = (false, false, false);
+        for nal in nal_units(&access_unit) {
+            match nal_type(nal) {
+                NAL_SPS => {
+                    has_sps = true;
+                    self.sps = Some(nal.to_vec());
+                }
+                NAL_PPS => {
+                    has_pps = true;
+                    self.pps = Some(nal.to_vec());
+                }
+                NAL_IDR => has_idr = true,
+                _ => {}
+            }
+        }
+        if !has_idr || (has_sps && has_pps) {
+            return access_unit;
+        }
+        let (Some(sps), Some(pps)) = (&self.sps, &self.pps) else {
+            // Nothing to add yet; the decoder will wait for parameter sets.
+            return access_unit;
+        };
+        let mut out = Vec::with_capacity(access_unit.len() + sps.len() + pps.len() + 16);
+        let mut push = |nal: &[u8]| {
+            out.extend_from_slice(&START_CODE);
+            out.extend_from_slice(nal);
+        };
+        let nals: Vec<&[u8]> = nal_units(&access_unit).collect();
+        let of_type = |t: u8| nals.iter().copied().filter(move |n| nal_type(n) == t);
+        of_type(NAL_AUD).for_each(&mut push);
+        if has_sps {
+            of_type(NAL_SPS).for_each(&mut push);
+        } else {
+            push(sps);
+        }
+        if has_pps {
+            of_type(NAL_PPS).for_each(&mut push);
+        } else {
+            push(pps);
+        }
+        nals.iter()
+            .filter(|n| !matches!(nal_type(n), NAL_AUD | NAL_SPS | NAL_PPS))
+            .for_each(|n| push(n));
+        out
+    }
+}
+
+/// Cuts an Annex-B byte stream, arriving in chunks of any size, into access
+/// units. An access unit ends where the next one starts: at an AUD, SPS, PPS
+/// or SEI after a picture's slices, or at a slice with `first_mb_in_slice == 0`.
+#[derive(Debug)]
+pub struct AccessUnitSplitter {
+    /// The access unit being assembled, starting at its first start code
+    /// (or, before `synced`, bytes searched for a start code).
+    buf: Vec<u8>,
+    synced: bool,
+    /// Bytes of `buf` before this offset have been searched for start codes.
+    scanned: usize,
+    /// A start code was found at `scanned` but its NAL header hasn't arrived.
+    waiting_for_header: bool,
+    has_picture: bool,
+    ready: VecDeque<Vec<u8>>,
+    max_len: usize,
+}
+
+impl AccessUnitSplitter {
+    /// `max_len` bounds one access unit; a longer one (garbage, or a stream
+    /// that never marks boundaries) is thrown away.
+    pub fn new(max_len: usize) -> AccessUnitSplitter {
+        AccessUnitSplitter {
+            buf: Vec::new(),
+            synced: false,
+            scanned: 0,
+            waiting_for_header: false,
+            has_picture: false,
+            ready: VecDeque::new(),
+            max_len,
+        }
+    }
+
+    /// Feeds the next bytes of the stream.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+        loop {
+            let Some(mut sc) = find_start_code(&self.buf, self.scanned) else {
+                // Keep the last two bytes: they may begin a start code.
+                if !self.synced {
+                    // Three bytes: they may be the zeros of a 4-byte start code.
+                    let keep_from = self.buf.len().saturating_sub(3);
+                    self.buf.drain(..keep_from);
+                }
+                self.scanned = self.scanned.max(self.buf.len().saturating_sub(2));
+                self.waiting_for_header = false;
+                break;
+            };
+            let Some(&header) = self.buf.get(sc + 3) else {
+                self.scanned = sc;
+                self.waiting_for_header = true;
+                break;
+            };
+            let t = header & 0x1F;
+            let Some(boundary) = starts_access_unit(t, self.buf.get(sc + 4).copied()) else {
+                self.scanned = sc;
+                self.waiting_for_header = true;
+                break;
+            };
+            let cut = self.cut_point(sc);
+            if !self.synced {
+                // Whatever preceded the first start code is not H.264.
+                self.buf.drain(..cut);
+                self.synced = true;
+                sc -= cut;
+            } else if boundary && self.has_picture {
+                self.emit(cut);
+                sc -= cut;
+            }
+            self.has_picture |= is_vcl(t);
+            self.scanned = sc + 3;
+        }
+        if self.buf.len() > self.max_len {
+            tracing::warn!(
+                "H.264 stream: dropped {} bytes without an access-unit boundary (limit {})",
+                self.buf.len(),
+                self.max_len
+            );
+            self.reset();
+        }
+    }
+
+    /// Where to cut before the start code at `sc`: a zero byte in front of it
+    /// makes it a 4-byte start code, which stays whole.
+    fn cut_point(&self, sc: usize) -> usize {
+        if sc > 0 && self.buf[sc - 1] == 0 {
+            sc - 1
+        } else {
+            sc
+        }
+    }
+
+    /// Moves `buf[..end]` to the ready queue as one access unit.
+    fn emit(&mut self, end: usize) {
+        let au: Vec<u8> = self.buf.drain(..end).collect();
+        let len = trim_trailing_zeros(&au).len();
+        if len > 0 {
+            let mut au = au;
+            au.truncate(len);
+            self.ready.push_back(au);
+        }
+        self.has_picture = false;
+        self.scanned = 0;
+    }
+
+    /// The next complete access unit, oldest first.
+    pub fn next_access_unit(&mut self) -> Option<Vec<u8>> {
+        self.ready.pop_front()
+    }
+
+    /// True while the access unit being assembled already holds a slice,
+    /// i.e. it may be complete and only waiting for the next one to start.
+    pub fn has_pending_picture(&self) -> bool {
+        self.has_picture
+    }
+
+    /// Declares the access unit being assembled complete. Producers write a
+    /// picture at a time, so once the stream goes quiet after a slice there is
+    /// no reason to hold the picture back for a frame interval.
+    pub fn flush_pending(&mut self) {
+        if !self.has_picture {
+            return;
+        }
+        let end = if self.waiting_for_header {
+            self.cut_point(self.scanned)
+        } else {
+            trim_trailing_zeros(&self.buf).len()
+        };
+        self.emit(end);
+        // What stays (zeros, or a start code without its header) is re-synced.
+        self.synced = false;
+        self.waiting_for_header = false;
+    }
+
+    /// End of stream: whatever was assembled becomes the last access unit.
+    pub fn finish(&mut self) {
+        if self.synced {
+            let end = self.buf.len();
+            self.emit(end);
+        }
+        self.reset();
+    }
+
+    /// Forgets everything except already completed access units.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.synced = false;
+        self.scanned = 0;
+        self.waiting_for_header = false;
+        self.has_picture = false;
+    }
+}
+
+/// What the SPS says about the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsInfo {
+    pub profile_idc: u8,
+    /// `constraint_set0_flag` .. `constraint_set5_flag` and reserved bits.
+    pub constraint_flags: u8,
+    pub level_idc: u8,
+    pub id: u32,
+    /// Displayed size, after cropping.
+    pub width: u32,
+    pub height: u32,
+}
+
+fn bad_sps(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("malformed SPS: {what}"))
+}
+
+/// Reads bits MSB first from an RBSP (emulation prevention already removed).
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl BitReader<'_> {
+    fn bit(&mut self) -> io::Result<u32> {
+        let byte = self
+            .data
+            .get(self.pos / 8)
+            .ok_or_else(|| bad_sps("truncated"))?;
+        let bit = (byte >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Ok(u32::from(bit))
+    }
+
+    fn bits(&mut self, n: u32) -> io::Result<u32> {
+        (0..n).try_fold(0, |acc, _| Ok(acc << 1 | self.bit()?))
+    }
+
+    /// Unsigned Exp-Golomb, ue(v).
+    fn ue(&mut self) -> io::Result<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return Err(bad_sps("Exp-Golomb code longer than 32 bits"));
+            }
+        }
+        let value = (1u64 << zeros) - 1 + u64::from(self.bits(zeros)?);
+        u32::try_from(value).map_err(|_| bad_sps("Exp-Golomb value out of range"))
+    }
+
+    /// Signed Exp-Golomb, se(v).
+    fn se(&mut self) -> io::Result<i64> {
+        let k = i64::from(self.ue()?);
+        Ok(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
+    }
+}
+
+/// Removes emulation-prevention bytes (`00 00 03` becomes `00 00`).
+fn unescape(nal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in nal {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+fn skip_scaling_list(r: &mut BitReader, size: usize) -> io::Result<()> {
+    let (mut last, mut next) = (8i64, 8i64);
+    for _ in 0..size {
+        if next != 0 {
+            next = (last + r.se()?).rem_euclid(256);
+        }
+        if next != 0 {
+            last = next;
+        }
+    }
+    Ok(())
+}
+
+/// Parses a sequence parameter set NAL unit (header byte included).
+pub fn parse_sps(nal: &[u8]) -> io::Result<SpsInfo> {
+    if nal_type(nal) != NAL_SPS {
+        return Err(bad_sps("not an SPS NAL unit"));
+    }
+    let rbsp = unescape(&nal[1..]);
+    let mut r = BitReader {
+        data: &rbsp,
+        pos: 0,
+    };
+    let profile_idc = r.bits(8)? as u8;
+    let constraint_flags = r.bits(8)? as u8;
+    let level_idc = r.bits(8)? as u8;
+    let id = r.ue()?;
+    if id > 31 {
+        return Err(bad_sps("seq_parameter_set_id > 31"));
+    }
+    let mut chroma_format_idc = 1;
+    let mut separate_colour_plane = false;
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format_idc = r.ue()?;
+        if chroma_format_idc > 3 {
+            return Err(bad_sps("chroma_format_idc > 3"));
+        }
+        if chroma_format_idc == 3 {
+            separate_colour_plane = r.bit()? == 1;
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.bit()? == 1 {
+                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+        }
+        1 => {
+            r.bit()?; // delta_pic_order_always_zero_flag
+            r.se()?; // offset_for_non_ref_pic
+            r.se()?; // offset_for_top_to_bottom_field
+            let cycle = r.ue()?;
+            if cycle > 255 {
+                return Err(bad_sps("num_ref_frames_in_pic_order_cnt_cycle > 255"));
+            }
+            for _ in 0..cycle {
+                r.se()?;
+            }
+        }
+        2 => {}
+        _ => return Err(bad_sps("pic_order_cnt_type > 2")),
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = u64::from(r.ue()?) + 1;
+    let height_map_units = u64::from(r.ue()?) + 1;
+    let frame_mbs_only = r.bit()?;
+    if frame_mbs_only == 0 {
+        r.bit()?; // mb_adaptive_frame_field_flag
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (mut crop_left, mut crop_right, mut crop_top, mut crop_bottom) = (0u64, 0u64, 0u64, 0u64);
+    if r.bit()? == 1 {
+        crop_left = r.ue()?.into();
+        crop_right = r.ue()?.into();
+        crop_top = r.ue()?.into();
+        crop_bottom = r.ue()?.into();
+    }
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
+    let (sub_width, sub_height) = match chroma_array_type {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let field_factor = 2 - u64::from(frame_mbs_only);
+    let width = width_mbs * 16;
+    let height = height_map_units * 16 * field_factor;
+    let crop_x = sub_width * (crop_left + crop_right);
+    let crop_y = sub_height * field_factor * (crop_top + crop_bottom);
+    if crop_x >= width || crop_y >= height {
+        return Err(bad_sps("cropping larger than the picture"));
+    }
+    let (Ok(width), Ok(height)) = (
+        u32::try_from(width - crop_x),
+        u32::try_from(height - crop_y),
+    ) else {
+        return Err(bad_sps("picture size out of range"));
+    };
+    Ok(SpsInfo {
+        profile_idc,
+        constraint_flags,
+        level_idc,
+        id,
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // SPS NAL units written by ffmpeg/libx264 (`-f h264`), see the test names.
+    const SPS_640X480_BASELINE: &str = "6742c01ed900a03db0110000030001000003003c0f162e48";
+    const SPS_1920X1080_BASELINE: &str = "6742c028d900780227e5c044000003000400000300f03c60c920";
+    const SPS_1280X720_HIGH: &str = "6764001facd9405005bb0110000003001000000303c0f1831960";
+    const SPS_642X362_HIGH444: &str = "67f4001e919b281485fc7cf80880000003008000001e078b16cb";
+
+    #[test]
+    fn sps_sizes_from_real_encoders() {
+        let sps = parse_sps(&hex(SPS_640X480_BASELINE)).unwrap();
+        assert_eq!((sps.width, sps.height), (640, 480));
+        assert_eq!(
+            (sps.profile_idc, sps.constraint_flags, sps.level_idc),
+            (66, 0xC0, 30)
+        );
+        let sps = parse_sps(&hex(SPS_1920X1080_BASELINE)).unwrap();
+        assert_eq!((sps.width, sps.height), (1920, 1080), "cropped from 1088");
+        let sps = parse_sps(&hex(SPS_1280X720_HIGH)).unwrap();
+        assert_eq!((sps.width, sps.height, sps.profile_idc), (1280, 720, 100));
+        let sps = parse_sps(&hex(SPS_642X362_HIGH444)).unwrap();
+        assert_eq!((sps.width, sps.height, sps.profile_idc), (642, 362, 244));
+    }
+
+    #[test]
+    fn broken_sps_is_an_error() {
+        // Everything up to the cropping fields lies in the first 8 bytes (the
+        // rest is VUI, which isn't parsed).
+        let sps = hex(SPS_640X480_BASELINE);
+        for len in 0..8 {
+            assert!(parse_sps(&sps[..len]).is_err(), "truncated to {len}");
+        }
+        assert!(parse_sps(&hex("68ce3880")).is_err(), "a PPS");
+        assert!(
+            parse_sps(&[0x67, 66, 0, 30, 0, 0, 0, 0, 0, 0]).is_err(),
+            "endless Exp-Golomb"
+        );
+    }
+
+    #[test]
+    fn exp_golomb() {
+        // 1 | 010 | 011 | 00100 | 00101 -> ue 0, 1, 2, 3, 4
+        let data = [0b1010_0110, 0b0100_0010, 0b1000_0000];
+        let mut r = BitReader {
+            data: &data,
+            pos: 0,
+        };
+        assert_eq!(
+            (0..5).map(|_| r.ue().unwrap()).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        let mut r = BitReader {
+            data: &data,
+            pos: 1,
+        };
+        assert_eq!(
+            (r.se().unwrap(), r.se().unwrap(), r.se().unwrap()),
+            (1, -1, 2)
+        );
+    }
+
+    #[test]
+    fn unescape_drops_emulation_prevention() {
+        assert_eq!(
+            unescape(&[0, 0, 3, 1, 0, 0, 3, 0, 3]),
+            [0, 0, 1, 0, 0, 0, 3]
+        );
+    }
+
+    #[test]
+    fn nal_units_with_both_start_code_lengths() {
+        let data = [
+            0xAA, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 0, 1, 0x65, 0x88, 0,
+        ];
+        let nals: Vec<&[u8]> = nal_units(&data).collect();
+        assert_eq!(nals, [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 0x88]]);
+        assert_eq!(
+            nals.iter().map(|n| nal_type(n)).collect::<Vec<_>>(),
+            [NAL_SPS, NAL_PPS, NAL_IDR]
+        );
+        assert!(is_idr(&data));
+        assert!(contains(&data, NAL_PPS));
+        assert!(!contains(&data, NAL_AUD));
+        assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
+        assert_eq!(nal_units(&[1, 2, 3]).count(), 0);
+        assert_eq!(nal_type(&[]), 0);
+    }
+
+    fn nal(bytes: &[u8]) -> Vec<u8> {
+        let mut v = START_CODE.to_vec();
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    const SPS: &[u8] = &[0x67, 0x42, 0xC0, 0x1E];
+    const PPS: &[u8] = &[0x68, 0xCE, 0x38];
+    const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x21];
+    const P0: &[u8] = &[0x41, 0x9A, 0x02];
+    const P1: &[u8] = &[0x41, 0x9B, 0x03];
+
+    #[test]
+    fn parameter_sets_are_added_to_bare_idrs() {
+        let mut cache = ParameterSetCache::new();
+        let first = [nal(SPS), nal(PPS), nal(IDR)].concat();
+        assert_eq!(cache.process(first.clone()), first);
+        assert_eq!(cache.sps(), Some(SPS));
+        let p = nal(P0);
+        assert_eq!(cache.process(p.clone()), p, "non-IDR untouched");
+        let bare = [nal(&[0x09, 0xF0]), nal(IDR)].concat();
+        assert_eq!(
+            cache.process(bare),
+            [nal(&[0x09, 0xF0]), nal(SPS), nal(PPS), nal(IDR)].concat(),
+            "AUD stays first"
+        );
+        // A new SPS without a PPS gets the cached PPS after it.
+        let new_sps = [0x67, 0x42, 0xC0, 0x28];
+        assert_eq!(
+            cache.process([nal(&new_sps), nal(IDR)].concat()),
+            [nal(&new_sps), nal(PPS), nal(IDR)].concat()
+        );
+    }
+
+    #[test]
+    fn idr_without_any_cached_parameter_sets_passes_through() {
+        let mut cache = ParameterSetCache::new();
+        assert_eq!(cache.process(nal(IDR)), nal(IDR));
+    }
+
+    /// The NAL units of each access unit (start code lengths don't matter).
+    fn nals_of(aus: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+        aus.iter()
+            .map(|au| nal_units(au).map(<[u8]>::to_vec).collect())
+            .collect()
+    }
+
+    fn split_all(stream: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+        let mut s = AccessUnitSplitter::new(1 << 20);
+        let mut out = Vec::new();
+        for c in stream.chunks(chunk) {
+            s.push(c);
+            while let Some(au) = s.next_access_unit() {
+                out.push(au);
+            }
+        }
+        s.finish();
+        while let Some(au) = s.next_access_unit() {
+            out.push(au);
+        }
+        out
+    }
+
+    #[test]
+    fn splitter_finds_access_units_in_any_chunking() {
+        let second_slice = [0x41, 0x20, 0x01]; // first_mb_in_slice != 0: same picture
+        let sei = [0x06, 0x05, 0x01];
+        let stream = [
+            vec![0x13, 0x37, 0x00], // garbage before the first start code
+            nal(SPS),
+            nal(PPS),
+            nal(IDR),
+            nal(P0),
+            nal(&second_slice),
+            nal(&sei), // SEI after slices starts the next access unit
+            nal(P1),
+            vec![0, 0, 1, 0x09, 0xF0, 0, 0], // 3-byte start code, AUD, trailing zeros
+            nal(P0),
+        ]
+        .concat();
+        let expected = nals_of(&[
+            [nal(SPS), nal(PPS), nal(IDR)].concat(),
+            [nal(P0), nal(&second_slice)].concat(),
+            [nal(&sei), nal(P1)].concat(),
+            [nal(&[0x09, 0xF0]), nal(P0)].concat(),
+        ]);
+        for chunk in 1..=stream.len() {
+            let aus = split_all(&stream, chunk);
+            assert_eq!(nals_of(&aus), expected, "chunk size {chunk}");
+            assert!(
+                aus.iter().all(|au| au.last() != Some(&0)),
+                "trailing zeros trimmed"
+            );
+        }
+    }
+
+    #[test]
+    fn splitter_splits_consecutive_pictures_without_delimiters() {
+        let stream = [nal(IDR), nal(P0), nal(P1)].concat();
+        assert_eq!(split_all(&stream, 3), [nal(IDR), nal(P0), nal(P1)]);
+    }
+
+    fn next_nals(s: &mut AccessUnitSplitter) -> Option<Vec<Vec<u8>>> {
+        s.next_access_unit().map(|au| nals_of(&[au]).remove(0))
+    }
+
+    #[test]
+    fn flush_pending_releases_a_picture_without_waiting_for_the_next() {
+        let mut s = AccessUnitSplitter::new(1 << 20);
+        s.push(&[nal(SPS), nal(PPS), nal(IDR)].concat());
+        assert_eq!(
+            s.next_access_unit(),
+            None,
+            "can't know the IDR is complete yet"
+        );
+        assert!(s.has_pending_picture());
+        s.flush_pending();
+        assert_eq!(
+            s.next_access_unit(),
+            Some([nal(SPS), nal(PPS), nal(IDR)].concat())
+        );
+        assert!(!s.has_pending_picture());
+        // The stream continues normally, even with a start code split by the flush.
+        s.push(&[nal(P0), vec![0, 0]].concat());
+        s.flush_pending();
+        assert_eq!(s.next_access_unit(), Some(nal(P0)));
+        s.push(&[&[0, 1][..], P1, &nal(P0)].concat());
+        assert_eq!(next_nals(&mut s), Some(vec![P1.to_vec()]));
+        // A start code whose header hasn't arrived stays for the next picture.
+        s.push(&[0, 0, 0, 1]);
+        s.flush_pending();
+        assert_eq!(next_nals(&mut s), Some(vec![P0.to_vec()]));
+        s.push(&P1[..1]);
+        s.push(&P1[1..]);
+        s.finish();
+        assert_eq!(next_nals(&mut s), Some(vec![P1.to_vec()]));
+        // Nothing is pending without a slice.
+        s.push(&nal(SPS));
+        s.flush_pending();
+        assert_eq!(s.next_access_unit(), None);
+    }
+
+    #[test]
+    fn oversized_garbage_is_dropped_and_the_stream_resyncs() {
+        let mut s = AccessUnitSplitter::new(64);
+        s.push(&nal(IDR));
+        s.push(&[0x55; 100]);
+        assert!(s.buf.is_empty(), "oversized access unit dropped");
+        s.push(&[0x55; 1000]);
+        assert!(
+            s.buf.len() <= 3,
+            "garbage without start codes can't grow memory"
+        );
+        s.push(&[nal(P0), nal(P1)].concat());
+        s.finish();
+        assert_eq!(next_nals(&mut s), Some(vec![P0.to_vec()]));
+        assert_eq!(next_nals(&mut s), Some(vec![P1.to_vec()]));
+        assert_eq!(s.next_access_unit(), None);
+    }
+}
