@@ -1,1 +1,433 @@
-//! Motors and servos: mixer, deadman watchdog and the GPIO/sim backends.
+//! Motors and servos: mixer, acceleration ramp, deadman watchdog, and the
+//! backends that move real pins ([`gpio`]) or nothing ([`sim`]).
+//!
+//! [`Drive`] is sans-IO apart from its backend: time is always passed in,
+//! and [`Drive::next_deadline`] says when the owner must call [`Drive::tick`].
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+mod config;
+pub mod gpio;
+pub mod mixer;
+pub mod sim;
+
+pub use config::{BackendKind, DriveConfig, Driver, MotorPins, ServoConfig};
+use mixer::Mixer;
+
+/// Most servos a config may list.
+pub const MAX_SERVOS: usize = 8;
+/// How often the acceleration ramp advances while motors are catching up.
+pub const RAMP_STEP: Duration = Duration::from_millis(20);
+
+/// Motor values in [-1, 1]: the sign is the direction, the size the duty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Motors {
+    pub left: f32,
+    pub right: f32,
+}
+
+/// What moves the motors and servos. Implementations must stop everything on drop.
+pub trait Backend: Send {
+    /// Short name for logs and status, e.g. `sim`, `gpio`.
+    fn name(&self) -> &'static str;
+    fn set_motors(&mut self, motors: Motors);
+    /// `index` is the servo's position in [`DriveConfig::servos`].
+    fn set_servo(&mut self, index: usize, pulse_us: u32);
+}
+
+#[derive(Debug)]
+pub enum DriveError {
+    Config(String),
+    Gpio(String),
+}
+
+impl fmt::Display for DriveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriveError::Config(e) => write!(f, "bad [drive] config: {e}"),
+            DriveError::Gpio(e) => write!(f, "gpio: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DriveError {}
+
+/// A servo name the config doesn't list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownServo;
+
+struct Servo {
+    config: ServoConfig,
+    value: f32,
+}
+
+pub struct Drive {
+    mixer: Mixer,
+    accel: f32,
+    deadman: Duration,
+    backend: Box<dyn Backend>,
+    /// Where the operator wants the motors.
+    target: Motors,
+    /// What the backend was last told; follows `target` through the ramp.
+    output: Motors,
+    /// When `output` was last advanced towards `target`.
+    ramped_at: Option<Instant>,
+    /// Motors stop at this instant unless another `drive` comes first.
+    deadman_at: Option<Instant>,
+    servos: heapless::Vec<Servo, MAX_SERVOS>,
+}
+
+impl Drive {
+    /// Validates `config`, picks the backend it names and centres the servos.
+    pub fn open(config: &DriveConfig) -> Result<Drive, DriveError> {
+        let backend: Box<dyn Backend> = match config.backend {
+            BackendKind::Sim => Box::new(sim::Sim),
+            BackendKind::Gpio => Box::new(gpio::Gpio::open(config)?),
+            BackendKind::Auto if gpio::available() => Box::new(gpio::Gpio::open(config)?),
+            BackendKind::Auto => {
+                tracing::info!("no /dev/gpiomem: motors are simulated");
+                Box::new(sim::Sim)
+            }
+        };
+        Drive::new(config, backend)
+    }
+
+    /// A drive on the given backend (tests, or a backend of your own).
+    pub fn new(config: &DriveConfig, mut backend: Box<dyn Backend>) -> Result<Drive, DriveError> {
+        config.validate().map_err(DriveError::Config)?;
+        let mut servos = heapless::Vec::new();
+        for (i, s) in config.servos.iter().enumerate() {
+            backend.set_servo(i, s.pulse_us(s.initial));
+            let servo = Servo {
+                config: s.clone(),
+                value: s.initial,
+            };
+            // validate() allows at most MAX_SERVOS.
+            assert!(servos.push(servo).is_ok(), "validated servo count");
+        }
+        backend.set_motors(Motors::default());
+        Ok(Drive {
+            mixer: Mixer::new(config),
+            accel: config.accel,
+            deadman: Duration::from_millis(config.deadman_ms),
+            backend,
+            target: Motors::default(),
+            output: Motors::default(),
+            ramped_at: None,
+            deadman_at: None,
+            servos,
+        })
+    }
+
+    /// A `drive` from the operator: new target, deadman re-armed.
+    pub fn drive(&mut self, now: Instant, linear: f32, angular: f32) {
+        // Catch up with the old target first so the ramp measures from now.
+        self.advance(now);
+        self.target = self.mixer.mix(linear, angular);
+        self.deadman_at = Some(now + self.deadman);
+        self.advance(now);
+    }
+
+    /// Motors to zero at once, bypassing the ramp: this is the safety path.
+    pub fn stop(&mut self, now: Instant) {
+        self.target = Motors::default();
+        self.deadman_at = None;
+        self.ramped_at = Some(now);
+        self.write(Motors::default());
+    }
+
+    /// Fires the deadman and advances the ramp; call at [`next_deadline`](Self::next_deadline).
+    pub fn tick(&mut self, now: Instant) {
+        if self.deadman_at.is_some_and(|at| now >= at) {
+            if self.output != Motors::default() {
+                tracing::info!("deadman: no drive for {:?}, motors stopped", self.deadman);
+            }
+            self.stop(now);
+        } else {
+            self.advance(now);
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let ramp = match self.ramped_at {
+            Some(at) if self.output != self.target => Some(at + RAMP_STEP),
+            _ => None,
+        };
+        [self.deadman_at, ramp].into_iter().flatten().min()
+    }
+
+    pub fn set_servo(&mut self, name: &str, value: f32) -> Result<(), UnknownServo> {
+        let (i, servo) = self
+            .servos
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.config.name == name)
+            .ok_or(UnknownServo)?;
+        servo.value = if value.is_finite() {
+            value.clamp(-1.0, 1.0)
+        } else {
+            servo.value
+        };
+        self.backend
+            .set_servo(i, servo.config.pulse_us(servo.value));
+        Ok(())
+    }
+
+    /// What the motors are doing now (after ramp, trim, inversion).
+    pub fn motors(&self) -> Motors {
+        self.output
+    }
+
+    /// Servo name → value, serializes as a JSON object.
+    pub fn servos(&self) -> ServoValues<'_> {
+        ServoValues(&self.servos)
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    fn advance(&mut self, now: Instant) {
+        let elapsed = self
+            .ramped_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.ramped_at = Some(now);
+        let step = if self.accel > 0.0 {
+            self.accel * elapsed.as_secs_f32()
+        } else {
+            f32::INFINITY
+        };
+        self.write(mixer::ramp(self.output, self.target, step));
+    }
+
+    fn write(&mut self, motors: Motors) {
+        if motors != self.output {
+            self.output = motors;
+            self.backend.set_motors(motors);
+        }
+    }
+}
+
+impl Drop for Drive {
+    fn drop(&mut self) {
+        self.backend.set_motors(Motors::default());
+    }
+}
+
+/// Servo values by name, for telemetry and status.
+pub struct ServoValues<'a>(&'a [Servo]);
+
+impl Serialize for ServoValues<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for s in self.0 {
+            map.serialize_entry(&s.config.name, &s.value)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Backend, Motors};
+
+    /// Records every write, so tests see exactly what reached the pins.
+    #[derive(Clone, Default)]
+    pub(crate) struct Recorder(Arc<Mutex<Vec<Write>>>);
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub(crate) enum Write {
+        Motors(Motors),
+        Servo(usize, u32),
+    }
+
+    impl Recorder {
+        pub(crate) fn writes(&self) -> Vec<Write> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Backend for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn set_motors(&mut self, motors: Motors) {
+            self.0.lock().unwrap().push(Write::Motors(motors));
+        }
+        fn set_servo(&mut self, index: usize, pulse_us: u32) {
+            self.0.lock().unwrap().push(Write::Servo(index, pulse_us));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Recorder, Write};
+    use super::*;
+
+    fn config() -> DriveConfig {
+        DriveConfig {
+            backend: BackendKind::Sim,
+            accel: 0.0,
+            deadband: 0.0,
+            servos: vec![ServoConfig {
+                name: "pan".into(),
+                pin: 18,
+                min_us: 1000,
+                max_us: 2000,
+                center_us: None,
+                initial: 0.5,
+            }],
+            ..DriveConfig::default()
+        }
+    }
+
+    fn ms(t: Instant, n: u64) -> Instant {
+        t + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn deadman_stops_exactly_at_the_deadline_and_each_drive_rearms_it() {
+        let t = Instant::now();
+        let mut d = Drive::new(&config(), Box::new(sim::Sim)).unwrap();
+        d.drive(t, 1.0, 0.0);
+        assert_eq!(
+            d.motors(),
+            Motors {
+                left: 1.0,
+                right: 1.0
+            }
+        );
+        assert_eq!(d.next_deadline(), Some(ms(t, 300)));
+        d.drive(ms(t, 200), 0.5, 0.0);
+        d.tick(ms(t, 499));
+        assert_eq!(
+            d.motors(),
+            Motors {
+                left: 0.5,
+                right: 0.5
+            }
+        );
+        assert_eq!(d.next_deadline(), Some(ms(t, 500)));
+        d.tick(ms(t, 500));
+        assert_eq!(d.motors(), Motors::default());
+        assert_eq!(d.next_deadline(), None);
+    }
+
+    #[test]
+    fn accel_ramps_up_on_ticks_but_stop_is_immediate() {
+        let t = Instant::now();
+        let mut d = Drive::new(
+            &DriveConfig {
+                accel: 2.0,
+                ..config()
+            },
+            Box::new(sim::Sim),
+        )
+        .unwrap();
+        d.drive(t, 1.0, 0.0);
+        assert_eq!(d.motors(), Motors::default(), "no time has passed");
+        assert_eq!(d.next_deadline(), Some(t + RAMP_STEP));
+        d.tick(ms(t, 100));
+        assert!((d.motors().left - 0.2).abs() < 1e-6, "{:?}", d.motors());
+        d.drive(ms(t, 250), 1.0, 0.0);
+        assert!((d.motors().left - 0.5).abs() < 1e-6, "{:?}", d.motors());
+        d.tick(ms(t, 500));
+        assert_eq!(d.motors().left, 1.0, "reached the target and stays");
+        assert_eq!(
+            d.next_deadline(),
+            Some(ms(t, 550)),
+            "only the deadman is left"
+        );
+        d.stop(ms(t, 510));
+        assert_eq!(d.motors(), Motors::default());
+    }
+
+    #[test]
+    fn servos_start_at_initial_clamp_and_unknown_names_fail() {
+        let rec = Recorder::default();
+        let mut d = Drive::new(&config(), Box::new(rec.clone())).unwrap();
+        assert_eq!(
+            serde_json::to_string(&d.servos()).unwrap(),
+            r#"{"pan":0.5}"#
+        );
+        d.set_servo("pan", -3.0).unwrap();
+        d.set_servo("pan", f32::NAN).unwrap();
+        assert_eq!(d.set_servo("tilt", 0.0), Err(UnknownServo));
+        assert_eq!(
+            serde_json::to_string(&d.servos()).unwrap(),
+            r#"{"pan":-1.0}"#
+        );
+        assert_eq!(
+            rec.writes(),
+            [
+                Write::Servo(0, 1750),
+                Write::Motors(Motors::default()),
+                Write::Servo(0, 1000),
+                Write::Servo(0, 1000)
+            ]
+        );
+    }
+
+    #[test]
+    fn backend_sees_only_changes_and_zero_on_drop() {
+        let t = Instant::now();
+        let rec = Recorder::default();
+        let mut d = Drive::new(
+            &DriveConfig {
+                servos: vec![],
+                ..config()
+            },
+            Box::new(rec.clone()),
+        )
+        .unwrap();
+        d.drive(t, 0.5, 0.0);
+        d.drive(t, 0.5, 0.0);
+        d.tick(ms(t, 10));
+        drop(d);
+        let half = Motors {
+            left: 0.5,
+            right: 0.5,
+        };
+        let zero = Motors::default();
+        assert_eq!(
+            rec.writes(),
+            [
+                Write::Motors(zero),
+                Write::Motors(half),
+                Write::Motors(zero)
+            ]
+        );
+    }
+
+    #[test]
+    fn auto_without_gpio_is_simulated() {
+        if gpio::available() {
+            return; // a real Pi: don't grab its pins from a unit test
+        }
+        let d = Drive::open(&DriveConfig::default()).unwrap();
+        assert_eq!(d.backend_name(), "sim");
+        let gpio = DriveConfig {
+            backend: BackendKind::Gpio,
+            ..DriveConfig::default()
+        };
+        assert!(matches!(Drive::open(&gpio), Err(DriveError::Gpio(_))));
+    }
+
+    #[test]
+    fn invalid_config_is_refused() {
+        let err = Drive::new(
+            &DriveConfig {
+                max_speed: 2.0,
+                ..config()
+            },
+            Box::new(sim::Sim),
+        );
+        assert!(matches!(err, Err(DriveError::Config(_))));
+    }
+}

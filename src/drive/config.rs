@@ -1,0 +1,401 @@
+//! The `[drive]` table of the config file. Every key is optional; unknown
+//! keys are errors. Defaults shown, except `stby` and `servos` (none by default):
+//!
+//! ```toml
+//! [drive]
+//! backend = "auto"      # auto | sim | gpio  (auto: gpio when /dev/gpiomem exists)
+//! driver = "l298n"      # l298n | tb6612 | drv8833
+//! pwm_hz = 1000         # hardware PWM frequency of the motor outputs
+//! deadman_ms = 300      # motors stop this long after the operator's last `drive`
+//! max_speed = 1.0       # 0..1, scales both motors
+//! accel = 4.0           # max change of a motor value per second; 0 = no limit
+//! trim = 0.0            # -1..1, > 0 slows the right motor (robot veers left)
+//! deadband = 0.05       # joystick inputs smaller than this count as 0
+//! invert_left = false
+//! invert_right = false
+//! stby = 25             # TB6612 only; without it, tie STBY to 3V3
+//!
+//! [drive.left]          # BCM GPIO numbers
+//! in1 = 5
+//! in2 = 6
+//! pwm = 12              # L298N ENA / TB6612 PWMA; none for the DRV8833
+//!
+//! [drive.right]
+//! in1 = 16
+//! in2 = 26
+//! pwm = 13
+//!
+//! [[drive.servos]]      # up to 8; name and pin are required
+//! name = "pan"
+//! pin = 18
+//! min_us = 1000         # pulse at value -1 (swap with max_us to reverse)
+//! max_us = 2000         # pulse at value +1
+//! center_us = 1500      # pulse at value 0; default: halfway
+//! initial = 0.0         # value set at start, -1..1
+//! ```
+
+use serde::Deserialize;
+
+use super::MAX_SERVOS;
+
+/// Highest BCM GPIO number on the 40-pin header.
+const MAX_HEADER_GPIO: u8 = 27;
+/// Pulse widths outside this range can drive a hobby servo into its end stops.
+const SERVO_PULSE_LIMITS_US: std::ops::RangeInclusive<u32> = 500..=2500;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DriveConfig {
+    pub backend: BackendKind,
+    pub driver: Driver,
+    pub pwm_hz: u32,
+    pub deadman_ms: u64,
+    pub max_speed: f32,
+    pub accel: f32,
+    pub trim: f32,
+    pub deadband: f32,
+    pub invert_left: bool,
+    pub invert_right: bool,
+    pub left: MotorPins,
+    pub right: MotorPins,
+    pub stby: Option<u8>,
+    pub servos: Vec<ServoConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Auto,
+    Sim,
+    Gpio,
+}
+
+/// The H-bridge between the Pi and the motors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// IN1/IN2 set the direction, PWM on ENA/ENB sets the speed.
+    L298n,
+    /// Like the L298N (AIN1/AIN2 + PWMA), plus a STBY pin that must be high.
+    Tb6612,
+    /// No enable pin: PWM on IN1 or IN2 depending on the direction.
+    Drv8833,
+}
+
+/// One motor's pins (BCM GPIO numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MotorPins {
+    pub in1: u8,
+    pub in2: u8,
+    /// The speed (enable) input; L298N and TB6612 only.
+    #[serde(default)]
+    pub pwm: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServoConfig {
+    pub name: String,
+    pub pin: u8,
+    #[serde(default = "default_min_us")]
+    pub min_us: u32,
+    #[serde(default = "default_max_us")]
+    pub max_us: u32,
+    #[serde(default)]
+    pub center_us: Option<u32>,
+    #[serde(default)]
+    pub initial: f32,
+}
+
+fn default_min_us() -> u32 {
+    1000
+}
+
+fn default_max_us() -> u32 {
+    2000
+}
+
+impl Default for DriveConfig {
+    /// The `l298n` board profiles' wiring, without servos.
+    fn default() -> Self {
+        DriveConfig {
+            backend: BackendKind::Auto,
+            driver: Driver::L298n,
+            pwm_hz: 1000,
+            deadman_ms: 300,
+            max_speed: 1.0,
+            accel: 4.0,
+            trim: 0.0,
+            deadband: 0.05,
+            invert_left: false,
+            invert_right: false,
+            left: MotorPins {
+                in1: 5,
+                in2: 6,
+                pwm: Some(12),
+            },
+            right: MotorPins {
+                in1: 16,
+                in2: 26,
+                pwm: Some(13),
+            },
+            stby: None,
+            servos: Vec::new(),
+        }
+    }
+}
+
+impl ServoConfig {
+    /// Maps a value in [-1, 1] (clamped) to a pulse width: -1 → `min_us`,
+    /// 0 → `center_us`, 1 → `max_us`, linear in between on each side.
+    pub fn pulse_us(&self, value: f32) -> u32 {
+        let v = value.clamp(-1.0, 1.0);
+        let center = self.center() as f32;
+        let end = if v >= 0.0 { self.max_us } else { self.min_us } as f32;
+        (center + v.abs() * (end - center)).round() as u32
+    }
+
+    fn center(&self) -> u32 {
+        self.center_us.unwrap_or((self.min_us + self.max_us) / 2)
+    }
+}
+
+impl DriveConfig {
+    /// Checks what serde can't: ranges, pins per driver, no pin used twice.
+    pub fn validate(&self) -> Result<(), String> {
+        let unit = 0.0..=1.0;
+        if !unit.contains(&self.max_speed) {
+            return Err(format!("max_speed {} is not in 0..=1", self.max_speed));
+        }
+        if !(self.accel >= 0.0 && self.accel.is_finite()) {
+            return Err(format!("accel {} must be >= 0 (0 = no limit)", self.accel));
+        }
+        if !(-1.0..=1.0).contains(&self.trim) {
+            return Err(format!("trim {} is not in -1..=1", self.trim));
+        }
+        if !(0.0..1.0).contains(&self.deadband) {
+            return Err(format!("deadband {} is not in 0..1", self.deadband));
+        }
+        if self.deadman_ms == 0 {
+            return Err("deadman_ms must be > 0".into());
+        }
+        if !(1..=100_000).contains(&self.pwm_hz) {
+            return Err(format!("pwm_hz {} is not in 1..=100000", self.pwm_hz));
+        }
+        let enable_pins = self.driver != Driver::Drv8833;
+        for (side, pins) in [("left", &self.left), ("right", &self.right)] {
+            if pins.pwm.is_some() != enable_pins {
+                return Err(match self.driver {
+                    Driver::Drv8833 => format!("drive.{side}.pwm: the DRV8833 has no enable pin"),
+                    _ => format!("drive.{side}.pwm is required for the {:?}", self.driver),
+                });
+            }
+        }
+        if self.stby.is_some() && self.driver != Driver::Tb6612 {
+            return Err("drive.stby is only for the TB6612".into());
+        }
+        if self.servos.len() > MAX_SERVOS {
+            return Err(format!("at most {MAX_SERVOS} servos"));
+        }
+        for (i, servo) in self.servos.iter().enumerate() {
+            validate_servo(servo)?;
+            if self.servos[..i].iter().any(|s| s.name == servo.name) {
+                return Err(format!("servo name {:?} is used twice", servo.name));
+            }
+        }
+        self.validate_pins()
+    }
+
+    /// Every configured pin, with what it is for (for error messages).
+    pub(crate) fn pins(&self) -> impl Iterator<Item = (u8, String)> + '_ {
+        let motors = [("left", &self.left), ("right", &self.right)]
+            .into_iter()
+            .flat_map(|(side, p)| {
+                [(Some(p.in1), "in1"), (Some(p.in2), "in2"), (p.pwm, "pwm")]
+                    .into_iter()
+                    .filter_map(move |(pin, what)| Some((pin?, format!("drive.{side}.{what}"))))
+            });
+        let stby = self.stby.map(|p| (p, "drive.stby".to_string()));
+        let servos = self
+            .servos
+            .iter()
+            .map(|s| (s.pin, format!("servo {:?}", s.name)));
+        motors.chain(stby).chain(servos)
+    }
+
+    fn validate_pins(&self) -> Result<(), String> {
+        let mut seen: Vec<(u8, String)> = Vec::new();
+        for (pin, what) in self.pins() {
+            if pin > MAX_HEADER_GPIO {
+                return Err(format!(
+                    "{what}: GPIO{pin} is not on the header (0..={MAX_HEADER_GPIO})"
+                ));
+            }
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == pin) {
+                return Err(format!("GPIO{pin} is used by both {other} and {what}"));
+            }
+            seen.push((pin, what));
+        }
+        Ok(())
+    }
+}
+
+fn validate_servo(s: &ServoConfig) -> Result<(), String> {
+    let name = &s.name;
+    if name.is_empty() || name.len() > 32 {
+        return Err(format!("servo name {name:?} must be 1 to 32 bytes"));
+    }
+    for us in [s.min_us, s.max_us, s.center()] {
+        if !SERVO_PULSE_LIMITS_US.contains(&us) {
+            return Err(format!(
+                "servo {name:?}: pulse {us} µs is outside 500..=2500"
+            ));
+        }
+    }
+    let (lo, hi) = (s.min_us.min(s.max_us), s.min_us.max(s.max_us));
+    if !(lo..=hi).contains(&s.center()) {
+        return Err(format!(
+            "servo {name:?}: center_us is not between min_us and max_us"
+        ));
+    }
+    if !(-1.0..=1.0).contains(&s.initial) {
+        return Err(format!(
+            "servo {name:?}: initial {} is not in -1..=1",
+            s.initial
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servo(min_us: u32, max_us: u32, center_us: Option<u32>) -> ServoConfig {
+        ServoConfig {
+            name: "pan".into(),
+            pin: 18,
+            min_us,
+            max_us,
+            center_us,
+            initial: 0.0,
+        }
+    }
+
+    #[test]
+    fn servo_value_maps_onto_the_pulse_range_through_the_center() {
+        let s = servo(1000, 2000, Some(1400));
+        assert_eq!(s.pulse_us(-1.0), 1000);
+        assert_eq!(s.pulse_us(0.0), 1400);
+        assert_eq!(s.pulse_us(0.5), 1700);
+        assert_eq!(s.pulse_us(-0.5), 1200);
+        assert_eq!(s.pulse_us(1.0), 2000);
+        assert_eq!(s.pulse_us(7.0), 2000, "clamped");
+        assert_eq!(servo(1000, 2000, None).pulse_us(0.0), 1500);
+        // Swapped ends reverse the servo.
+        assert_eq!(servo(2000, 1000, None).pulse_us(1.0), 1000);
+    }
+
+    #[test]
+    fn default_config_is_valid_and_parses_from_an_empty_table() {
+        DriveConfig::default().validate().unwrap();
+        assert_eq!(
+            toml::from_str::<DriveConfig>("").unwrap(),
+            DriveConfig::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<DriveConfig>("max_sped = 1.0").is_err());
+        assert!(toml::from_str::<DriveConfig>("[left]\nin1 = 1\nin2 = 2\nenable = 3").is_err());
+    }
+
+    #[test]
+    fn validation_catches_bad_ranges_pins_and_drivers() {
+        let bad = |edit: fn(&mut DriveConfig)| {
+            let mut c = DriveConfig::default();
+            edit(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.max_speed = 1.5).contains("max_speed"));
+        assert!(bad(|c| c.accel = f32::NAN).contains("accel"));
+        assert!(bad(|c| c.trim = -2.0).contains("trim"));
+        assert!(bad(|c| c.deadband = 1.0).contains("deadband"));
+        assert!(bad(|c| c.deadman_ms = 0).contains("deadman"));
+        assert!(bad(|c| c.right.in1 = 5)
+            .contains("GPIO5 is used by both drive.left.in1 and drive.right.in1"));
+        assert!(bad(|c| c.left.in1 = 28).contains("not on the header"));
+        assert!(bad(|c| c.driver = Driver::Drv8833).contains("no enable pin"));
+        assert!(bad(|c| c.stby = Some(25)).contains("stby"));
+        assert!(bad(|c| c.left.pwm = None).contains("required"));
+        assert!(bad(|c| c.servos = vec![servo(1000, 2000, None); 2]).contains("used twice"));
+        assert!(bad(|c| c.servos = vec![servo(400, 2000, None)]).contains("outside"));
+        assert!(bad(|c| c.servos = vec![servo(1000, 2000, Some(2100))]).contains("center_us"));
+    }
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    const MODELS: [&str; 4] = ["pi-zero2w", "pi3", "pi4", "pi5"];
+    const DRIVERS: [&str; 3] = ["l298n", "tb6612", "drv8833"];
+
+    fn table(profile: &toml::Table, key: &str) -> toml::Value {
+        profile
+            .get(key)
+            .unwrap_or_else(|| panic!("no [{key}]"))
+            .clone()
+    }
+
+    #[test]
+    fn every_board_profile_is_a_valid_config() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board/profiles");
+        let mut drives: BTreeMap<&str, DriveConfig> = BTreeMap::new();
+        for model in MODELS {
+            for driver in DRIVERS {
+                let name = format!("{model}-{driver}.toml");
+                let text = std::fs::read_to_string(dir.join(&name)).expect(&name);
+                let profile: toml::Table = toml::from_str(&text).expect(&name);
+                let keys: Vec<_> = profile.keys().map(String::as_str).collect();
+                assert_eq!(keys, ["control", "drive", "video"], "{name}");
+
+                let drive = DriveConfig::deserialize(table(&profile, "drive")).expect(&name);
+                drive.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(
+                    format!("{:?}", drive.driver).to_lowercase(),
+                    driver,
+                    "{name}"
+                );
+                assert_eq!(drive.servos.len(), 2, "{name}: pan and tilt");
+                // Same wiring on every model, so a robot can move to another Pi.
+                assert_eq!(
+                    drives.entry(driver).or_insert_with(|| drive.clone()),
+                    &drive,
+                    "{name}"
+                );
+
+                let video = table(&profile, "video");
+                let encoder = if model == "pi5" {
+                    "openh264"
+                } else {
+                    "v4l2m2m"
+                };
+                assert_eq!(video["encoder"].as_str(), Some(encoder), "{name}");
+                assert_eq!(video["source"].as_str(), Some("auto"), "{name}");
+            }
+        }
+        let count = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(
+            count,
+            MODELS.len() * DRIVERS.len(),
+            "unexpected files in board/profiles"
+        );
+    }
+}
