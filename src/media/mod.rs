@@ -87,3 +87,4 @@ pub struct EncodedFrame {
 }
 pub mod convert;
 pub mod annexb;
+pub mod pipe;
