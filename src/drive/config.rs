@@ -343,6 +343,7 @@ mod profile_tests {
     use serde::Deserialize;
 
     use super::*;
+    use crate::rtc::session::SessionConfig;
 
     const MODELS: [&str; 4] = ["pi-zero2w", "pi3", "pi4", "pi5"];
     const DRIVERS: [&str; 3] = ["l298n", "tb6612", "drv8833"];
@@ -381,6 +382,7 @@ mod profile_tests {
                     "{name}"
                 );
 
+                SessionConfig::deserialize(table(&profile, "control")).expect(&name);
                 let video = table(&profile, "video");
                 let encoder = if model == "pi5" {
                     "openh264"

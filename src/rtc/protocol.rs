@@ -1,6 +1,15 @@
 //! Data-channel messages: JSON text, one object per message, tagged by `type`.
+//!
+//! Browser → robot: `ping {t}`, `drive {linear, angular, seq?}` (both in
+//! [-1, 1], clamped), `stop`, `servo {name, value}` (value in [-1, 1],
+//! clamped), `claim {secret?}`, `release`.
+//! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
+//! `presence {peers: [{id, role}]}`, `telemetry {...}`.
 
 use serde::{Deserialize, Serialize};
+
+use super::PeerId;
+use crate::drive::{Motors, ServoValues};
 
 /// Largest data-channel message we parse; anything bigger is refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -9,19 +18,71 @@ pub const MAX_MESSAGE_BYTES: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Inbound {
-    Ping { t: serde_json::Number },
+    Ping {
+        t: serde_json::Number,
+    },
+    /// Normalised cmd_vel: `linear` forward, `angular` counter-clockwise.
+    Drive {
+        linear: f64,
+        angular: f64,
+        /// Increasing per peer; a `drive` not above the last one seen is stale.
+        seq: Option<u64>,
+    },
+    /// Emergency stop, honoured from every peer.
+    Stop,
+    Servo {
+        name: String,
+        value: f64,
+    },
+    /// Asks for the operator role; `secret` when one is configured.
+    Claim {
+        secret: Option<String>,
+    },
+    Release,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Operator,
+    Viewer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PeerRole {
+    pub id: PeerId,
+    pub role: Role,
 }
 
 /// Robot → browser.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-pub enum Outbound {
-    Pong { t: serde_json::Number },
-    Error { reason: String },
+pub enum Outbound<'a> {
+    Pong {
+        t: serde_json::Number,
+    },
+    Error {
+        reason: String,
+    },
+    /// The receiving peer's own role.
+    Role {
+        role: Role,
+    },
+    Presence {
+        peers: &'a [PeerRole],
+    },
+    Telemetry {
+        motors: Motors,
+        servos: ServoValues<'a>,
+        operator: Option<PeerId>,
+        uptime_s: f64,
+        cpu_temp_c: Option<f32>,
+        rejected_messages: u64,
+    },
 }
 
-impl Outbound {
-    pub fn error(reason: impl Into<String>) -> Outbound {
+impl Outbound<'_> {
+    pub fn error(reason: impl Into<String>) -> Outbound<'static> {
         Outbound::Error {
             reason: reason.into(),
         }
@@ -40,6 +101,8 @@ pub fn parse(text: &str) -> Result<Inbound, String> {
             text.len()
         ));
     }
+    // serde_json refuses NaN, infinities and out-of-range numbers, so every
+    // f64 that comes out is finite.
     serde_json::from_str(text).map_err(|e| format!("bad message: {e}"))
 }
 
@@ -49,16 +112,106 @@ mod tests {
 
     #[test]
     fn ping_round_trips_its_number_unchanged() {
-        let Inbound::Ping { t } = parse(r#"{"type":"ping","t":1234.5}"#).unwrap();
-        assert_eq!(Outbound::Pong { t }.to_json(), r#"{"type":"pong","t":1234.5}"#);
+        let Ok(Inbound::Ping { t }) = parse(r#"{"type":"ping","t":1234.5}"#) else {
+            panic!()
+        };
+        assert_eq!(
+            Outbound::Pong { t }.to_json(),
+            r#"{"type":"pong","t":1234.5}"#
+        );
+    }
+
+    #[test]
+    fn control_messages_parse() {
+        assert_eq!(
+            parse(r#"{"type":"drive","linear":1,"angular":-0.5,"seq":9}"#),
+            Ok(Inbound::Drive {
+                linear: 1.0,
+                angular: -0.5,
+                seq: Some(9)
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"drive","linear":3,"angular":0}"#),
+            Ok(Inbound::Drive {
+                linear: 3.0,
+                angular: 0.0,
+                seq: None
+            })
+        );
+        // A stop must get through whatever else the page adds to it.
+        assert_eq!(
+            parse(r#"{"type":"stop","why":"button"}"#),
+            Ok(Inbound::Stop)
+        );
+        assert_eq!(
+            parse(r#"{"type":"claim","secret":"s"}"#),
+            Ok(Inbound::Claim {
+                secret: Some("s".into())
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"claim"}"#),
+            Ok(Inbound::Claim { secret: None })
+        );
+        assert_eq!(parse(r#"{"type":"release"}"#), Ok(Inbound::Release));
+        assert_eq!(
+            parse(r#"{"type":"servo","name":"pan","value":-1}"#),
+            Ok(Inbound::Servo {
+                name: "pan".into(),
+                value: -1.0
+            })
+        );
     }
 
     #[test]
     fn unknown_type_and_garbage_are_errors() {
-        assert!(parse(r#"{"type":"fly"}"#).unwrap_err().contains("unknown variant"));
+        assert!(parse(r#"{"type":"fly"}"#)
+            .unwrap_err()
+            .contains("unknown variant"));
         assert!(parse("not json").is_err());
         assert!(parse(r#"{"type":"ping","t":"soon"}"#).is_err());
         let huge = format!(r#"{{"type":"ping","t":1,"pad":"{}"}}"#, "x".repeat(5000));
         assert!(parse(&huge).unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn drive_and_servo_refuse_non_numbers_and_missing_fields() {
+        for bad in [
+            r#"{"type":"drive","linear":NaN,"angular":0}"#,
+            r#"{"type":"drive","linear":1e999,"angular":0}"#,
+            r#"{"type":"drive","linear":"1","angular":0}"#,
+            r#"{"type":"drive","linear":null,"angular":0}"#,
+            r#"{"type":"drive","linear":1}"#,
+            r#"{"type":"drive","linear":1,"angular":0,"seq":-1}"#,
+            r#"{"type":"drive","linear":1,"angular":0,"seq":1.5}"#,
+            r#"{"type":"servo","name":"pan","value":"max"}"#,
+            r#"{"type":"servo","value":1}"#,
+            r#"{"linear":1,"angular":0}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn outbound_shapes() {
+        let peers = [
+            PeerRole {
+                id: PeerId(1),
+                role: Role::Operator,
+            },
+            PeerRole {
+                id: PeerId(2),
+                role: Role::Viewer,
+            },
+        ];
+        assert_eq!(
+            Outbound::Presence { peers: &peers }.to_json(),
+            r#"{"type":"presence","peers":[{"id":1,"role":"operator"},{"id":2,"role":"viewer"}]}"#
+        );
+        assert_eq!(
+            Outbound::Role { role: Role::Viewer }.to_json(),
+            r#"{"type":"role","role":"viewer"}"#
+        );
     }
 }
