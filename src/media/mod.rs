@@ -88,3 +88,4 @@ pub struct EncodedFrame {
 pub mod convert;
 pub mod annexb;
 pub mod pipe;
+pub mod v4l2;
