@@ -7,12 +7,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::drive::DriveConfig;
+use crate::rtc::session::SessionConfig;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
     pub rtc: RtcConfig,
     pub video: VideoConfig,
+    pub drive: DriveConfig,
+    pub control: SessionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -89,6 +94,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             rtc: RtcConfig::default(),
             video: VideoConfig::default(),
+            drive: DriveConfig::default(),
+            control: SessionConfig::default(),
         }
     }
 }
@@ -104,6 +111,28 @@ impl VideoConfig {
         Duration::from_millis(self.keyframe_interval_ms)
     }
 }
+
+macro_rules! board {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../board/profiles/", $name, ".toml")))
+    };
+}
+
+/// Board profiles from `board/profiles/`, compiled in: `--board NAME`.
+pub const BOARDS: &[(&str, &str)] = &[
+    board!("pi-zero2w-l298n"),
+    board!("pi-zero2w-tb6612"),
+    board!("pi-zero2w-drv8833"),
+    board!("pi3-l298n"),
+    board!("pi3-tb6612"),
+    board!("pi3-drv8833"),
+    board!("pi4-l298n"),
+    board!("pi4-tb6612"),
+    board!("pi4-drv8833"),
+    board!("pi5-l298n"),
+    board!("pi5-tb6612"),
+    board!("pi5-drv8833"),
+];
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -122,6 +151,8 @@ Options:
   --config FILE        TOML configuration file (see README)
   --http ADDR:PORT     page, signaling and API address   [default: 0.0.0.0:8080]
   --rtc ADDR:PORT      UDP address for all WebRTC peers  [default: 0.0.0.0:50000]
+  --board NAME         start from a board profile (pins, driver, encoder); the
+                       config file and flags override it. --board list shows them
   -h, --help           show this help
   -V, --version        show the version
 
@@ -132,6 +163,7 @@ Environment: TELEPI_LOG=error|warn|info|debug|trace sets the log level.
 pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
     let mut args = args.into_iter();
     let mut file: Option<PathBuf> = None;
+    let mut board: Option<String> = None;
     let (mut http, mut rtc) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -139,19 +171,26 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
             "--config" => file = Some(value("--config")?.into()),
+            "--board" => board = Some(value("--board")?),
             "--http" => http = Some(parse_addr("--http", &value("--http")?)?),
             "--rtc" => rtc = Some(parse_addr("--rtc", &value("--rtc")?)?),
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
-    let mut config = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => Config::default(),
-    };
+    let mut layers = Vec::new();
+    if let Some(name) = board {
+        let profile = BOARDS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            let known: Vec<&str> = BOARDS.iter().map(|(n, _)| *n).collect();
+            format!("unknown board {name:?}; known boards: {}", known.join(", "))
+        })?;
+        layers.push((format!("board {name}"), profile.1.to_string()));
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        layers.push((path.display().to_string(), text));
+    }
+    let mut config = parse_layers(&layers)?;
     if let Some(addr) = http {
         config.http.listen = addr;
     }
@@ -165,6 +204,30 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
 /// Parses a TOML config; missing keys take their defaults, unknown keys are errors.
 pub fn parse(text: &str) -> Result<Config, String> {
     toml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Parses each (origin, TOML text) layer and lays later ones over earlier ones, key by key.
+fn parse_layers(layers: &[(String, String)]) -> Result<Config, String> {
+    let mut merged = toml::Table::new();
+    for (origin, text) in layers {
+        let table: toml::Table = text.parse().map_err(|e| format!("{origin}: {e}"))?;
+        merge(&mut merged, table);
+    }
+    let origins: Vec<&str> = layers.iter().map(|(o, _)| o.as_str()).collect();
+    toml::Value::Table(merged)
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("{}: {e}", origins.join(" + ")))
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
 }
 
 impl Config {
@@ -191,9 +254,10 @@ impl Config {
                 v.min_bitrate, v.bitrate
             ));
         }
-        if self.rtc.max_peers == 0 {
-            return Err("rtc max_peers must be at least 1".into());
+        if !(1..=crate::rtc::session::MAX_PEERS).contains(&self.rtc.max_peers) {
+            return Err(format!("rtc max_peers must be 1..={}", crate::rtc::session::MAX_PEERS));
         }
+        self.drive.validate()?;
         Ok(())
     }
 }
@@ -256,5 +320,28 @@ mod tests {
             .unwrap_err()
             .contains("even"));
         assert_eq!(from_args(["--help".to_string()]), Ok(Action::Help));
+        let unknown = run(&["--board", "pi9-l298n"]).unwrap_err();
+        assert!(unknown.contains("pi4-tb6612"), "lists the known boards: {unknown}");
+    }
+
+    #[test]
+    fn a_board_profile_is_the_base_and_the_file_overrides_it_key_by_key() {
+        let c = run(&["--board", "pi5-tb6612"]).unwrap();
+        assert_eq!(c.video.encoder, "openh264", "the Pi 5 has no hardware H.264");
+        assert_eq!(c.drive.stby, Some(25));
+        let dir = std::env::temp_dir().join(format!("telepi-board-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("o.toml");
+        std::fs::write(&path, "[drive]\ndeadman_ms = 200\n").unwrap();
+        let c = run(&["--board", "pi5-tb6612", "--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.drive.deadman_ms, 200);
+        assert_eq!(c.drive.stby, Some(25), "the rest of [drive] still comes from the profile");
+    }
+
+    #[test]
+    fn every_shipped_board_profile_loads() {
+        for (name, _) in BOARDS {
+            run(&["--board", name]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 }

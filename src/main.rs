@@ -2,8 +2,12 @@
 
 use std::process::ExitCode;
 
+use std::time::Instant;
+
 use telepi::config::{self, Action, Config};
+use telepi::drive::Drive;
 use telepi::http::HttpServer;
+use telepi::media::bitrate::BitrateController;
 use telepi::media::openh264::OpenH264Encoder;
 use telepi::media::pattern::TestPattern;
 use telepi::media::pipeline::Pipeline;
@@ -54,12 +58,15 @@ fn run(config: &Config) -> Result<(), String> {
         max_bitrate: v.bitrate,
         ..HubConfig::default()
     });
+    let drive = Drive::open(&config.drive).map_err(|e| format!("motors: {e}"))?;
+    let session = Session::new(Instant::now(), &config.control, drive);
     let (server, robot) = RtcServer::new(
         socket,
         hub,
-        Session::new(),
+        session,
         pipeline.shared.clone(),
         pipeline.frames.clone(),
+        BitrateController::new(v.min_bitrate, v.bitrate),
     )
     .map_err(|e| e.to_string())?;
     let http = HttpServer::start(config.http.listen, robot.clone()).map_err(|e| e.to_string())?;

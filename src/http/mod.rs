@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::rtc::server::LoopHandle;
+use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
 use signaling::{Refusal, MAX_BODY_BYTES};
 
@@ -247,6 +247,18 @@ fn route(
             .status()
             .map(|s| Reply::json(200, &s))
             .ok_or_else(unavailable),
+        (Method::Post, p) if p.starts_with("/api/peers/") && p.ends_with("/eject") => {
+            let peer = parse_peer(&p["/api/peers/".len()..p.len() - "/eject".len()])?;
+            let secret = signaling::presented_secret(query, authorization);
+            match robot.eject(peer, secret) {
+                Ok(()) => Ok(Reply::json(200, &serde_json::json!({ "ejected": peer }))),
+                Err(EjectError::Forbidden) => Err(Refusal::new(
+                    403,
+                    "ejecting needs the operator secret (?secret= or Authorization: Bearer)",
+                )),
+                Err(EjectError::NoSuchPeer) => Err(Refusal::new(404, format!("no peer {peer}"))),
+            }
+        }
         (_, "/connect" | "/whep" | "/api/status") => {
             Err(Refusal::new(405, format!("{method} not allowed on {path}")))
         }

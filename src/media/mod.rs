@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod bitrate;
 pub mod openh264;
 pub mod pattern;
 pub mod pipeline;

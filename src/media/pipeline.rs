@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{EncodedFrame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
+use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
 
 /// Keyframe requests arrive from every peer (join, PLI, FIR); this turns a
 /// burst of them into at most one IDR per `min_interval`.
@@ -56,6 +56,8 @@ pub struct VideoShared {
     frames_encoded: AtomicU64,
     shutdown: AtomicBool,
     wake: (Mutex<()>, Condvar),
+    /// The newest raw frame, for snapshots; moved in after encoding, never copied.
+    latest_raw: Mutex<Option<Frame>>,
 }
 
 impl VideoShared {
@@ -72,6 +74,12 @@ impl VideoShared {
 
     pub fn set_bitrate(&self, bps: u32) {
         self.target_bitrate.store(u64::from(bps), Ordering::SeqCst);
+    }
+
+    /// A copy of the newest raw (I420) frame, if the source delivers raw frames
+    /// and anybody has been watching.
+    pub fn latest_raw(&self) -> Option<Frame> {
+        self.latest_raw.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn frames_encoded(&self) -> u64 {
@@ -120,6 +128,7 @@ impl Pipeline {
             frames_encoded: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             wake: (Mutex::new(()), Condvar::new()),
+            latest_raw: Mutex::new(None),
         });
         // Two frames of slack: if the loop is behind, newer frames win over queued ones.
         let (tx, rx) = smol::channel::bounded(2);
@@ -170,14 +179,17 @@ fn run(
             throttle.request();
         }
         let wanted = shared.target_bitrate.load(Ordering::SeqCst) as u32;
-        let data = match (&mut encoder, frame.format) {
+        let (data, captured) = match (&mut encoder, frame.format) {
             (Some(enc), PixelFormat::I420) => {
                 if wanted != 0 && wanted != bitrate {
                     enc.set_bitrate(wanted);
                     bitrate = wanted;
                 }
-                match enc.encode(&frame, throttle.take(Instant::now())) {
-                    Ok(Some(au)) => au,
+                let encoded = enc.encode(&frame, throttle.take(Instant::now()));
+                let captured = frame.captured;
+                *shared.latest_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
+                match encoded {
+                    Ok(Some(au)) => (au, captured),
                     Ok(None) => continue,
                     Err(e) => {
                         tracing::warn!("encoder {}: {e}", enc.name());
@@ -185,7 +197,7 @@ fn run(
                     }
                 }
             }
-            (_, PixelFormat::H264) => frame.data,
+            (_, PixelFormat::H264) => (frame.data, frame.captured),
             (None, format) => {
                 tracing::error!("source gives {format:?} but no encoder is configured");
                 return;
@@ -193,11 +205,11 @@ fn run(
         };
         seq += 1;
         shared.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        let since = frame.captured.saturating_duration_since(epoch);
+        let since = captured.saturating_duration_since(epoch);
         let encoded = EncodedFrame {
             keyframe: is_idr(&data),
             data: data.into(),
-            captured: frame.captured,
+            captured,
             rtp_time: (since.as_micros() * 9 / 100) as u64,
             seq,
         };

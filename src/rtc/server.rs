@@ -12,8 +12,9 @@ use smol::{Async, Timer};
 
 use super::hub::{ConnectError, Hub, HubEvent};
 use super::net;
-use super::session::{Session, SessionOutput};
+use super::session::{read_cpu_temp_c, Session, SessionOutput};
 use super::PeerId;
+use crate::media::bitrate::BitrateController;
 use crate::media::pipeline::VideoShared;
 use crate::media::EncodedFrame;
 
@@ -28,10 +29,22 @@ pub enum Command {
         peer: PeerId,
         reply: Sender<bool>,
     },
+    /// Close a peer on an operator's request; needs the secret when one is configured.
+    Eject {
+        peer: PeerId,
+        secret: Option<String>,
+        reply: Sender<Result<(), EjectError>>,
+    },
     Status {
         reply: Sender<serde_json::Value>,
     },
     Shutdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EjectError {
+    Forbidden,
+    NoSuchPeer,
 }
 
 /// A cheap, cloneable, blocking front door to the loop for other threads.
@@ -53,6 +66,10 @@ impl LoopHandle {
     pub fn disconnect(&self, peer: PeerId) -> bool {
         self.ask(|reply| Command::Disconnect { peer, reply })
             .unwrap_or(false)
+    }
+
+    pub fn eject(&self, peer: PeerId, secret: Option<String>) -> Result<(), EjectError> {
+        self.ask(|reply| Command::Eject { peer, secret, reply }).unwrap_or(Err(EjectError::NoSuchPeer))
     }
 
     pub fn status(&self) -> Option<serde_json::Value> {
@@ -77,8 +94,10 @@ pub struct RtcServer {
     session: Session,
     video: Arc<VideoShared>,
     frames: Receiver<EncodedFrame>,
+    bitrate: BitrateController,
     commands: Receiver<Command>,
     started: Instant,
+    next_temperature_read: Instant,
 }
 
 enum Wake {
@@ -95,6 +114,7 @@ impl RtcServer {
         session: Session,
         video: Arc<VideoShared>,
         frames: Receiver<EncodedFrame>,
+        bitrate: BitrateController,
     ) -> std::io::Result<(RtcServer, LoopHandle)> {
         let local = socket.local_addr()?;
         let (tx, rx) = smol::channel::unbounded();
@@ -105,8 +125,10 @@ impl RtcServer {
             session,
             video,
             frames,
+            bitrate,
             commands: rx,
             started: Instant::now(),
+            next_temperature_read: Instant::now(),
         };
         Ok((server, LoopHandle { commands: tx }))
     }
@@ -151,12 +173,13 @@ impl RtcServer {
                     Wake::Timer => {}
                 }
                 self.hub.handle_timeout(now);
+                self.read_temperature(now);
                 self.session.tick(now);
+                self.adapt_bitrate(now);
                 self.flush(now);
             }
             let now = Instant::now();
-            // TODO(session): stop motors here once the drive session lands.
-
+            self.session.stop_all(now);
             self.hub.disconnect_all(now);
             self.flush(now);
             tracing::info!("rtc loop stopped");
@@ -173,6 +196,21 @@ impl RtcServer {
             .fold(idle, Instant::min)
     }
 
+    /// The SoC temperature for telemetry, read once a second (a sysfs read, not worth a thread).
+    fn read_temperature(&mut self, now: Instant) {
+        if now >= self.next_temperature_read {
+            self.next_temperature_read = now + Duration::from_secs(1);
+            self.session.set_cpu_temp(read_cpu_temp_c());
+        }
+    }
+
+    fn adapt_bitrate(&mut self, now: Instant) {
+        if let Some(bps) = self.bitrate.update(now, self.hub.lowest_estimate()) {
+            tracing::info!(bps, "encoder bitrate follows the slowest peer");
+            self.video.set_bitrate(bps);
+        }
+    }
+
     fn command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::Connect { sdp, secret, reply } => {
@@ -181,6 +219,17 @@ impl RtcServer {
             }
             Command::Disconnect { peer, reply } => {
                 let _ = reply.try_send(self.hub.disconnect(peer, now));
+            }
+            Command::Eject { peer, secret, reply } => {
+                let result = if !self.session.authorize(secret.as_deref()) {
+                    Err(EjectError::Forbidden)
+                } else if self.hub.disconnect(peer, now) {
+                    tracing::info!(%peer, "ejected");
+                    Ok(())
+                } else {
+                    Err(EjectError::NoSuchPeer)
+                };
+                let _ = reply.try_send(result);
             }
             Command::Status { reply } => {
                 let _ = reply.try_send(self.status(now));
@@ -194,7 +243,7 @@ impl RtcServer {
     fn flush(&mut self, now: Instant) {
         while let Some(event) = self.hub.poll_event() {
             match event {
-                HubEvent::Joined { peer, .. } => self.session.peer_joined(now, peer),
+                HubEvent::Joined { peer, secret } => self.session.peer_joined(now, peer, secret.as_deref()),
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
                 HubEvent::KeyframeWanted => self.video.request_keyframe(),
@@ -223,9 +272,27 @@ impl RtcServer {
 
     fn status(&self, now: Instant) -> serde_json::Value {
         let source = &self.video.source;
+        let session = self.session.status();
+        // Each peer's transport state joined with its role from the session.
+        let peers: Vec<serde_json::Value> = self
+            .hub
+            .status()
+            .into_iter()
+            .map(|p| {
+                let role = session.peers.iter().find(|s| s.id == p.id).map(|s| s.role);
+                let mut value = serde_json::to_value(&p).expect("peer status serializes");
+                value["role"] = serde_json::to_value(role).expect("roles serialize");
+                value
+            })
+            .collect();
         serde_json::json!({
             "uptime_s": now.duration_since(self.started).as_secs_f64(),
-            "peers": self.hub.status(),
+            "operator": session.operator,
+            "motors": session.motors,
+            "servos": session.servos,
+            "drive_backend": session.backend,
+            "rejected_messages": session.rejected_messages,
+            "peers": peers,
             "video": {
                 "source": source.name,
                 "width": source.width,
@@ -233,6 +300,7 @@ impl RtcServer {
                 "fps": source.fps,
                 "encoder": self.video.encoder,
                 "frames_encoded": self.video.frames_encoded(),
+                "bitrate": self.bitrate.current(),
             },
         })
     }
