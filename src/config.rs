@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::drive::DriveConfig;
 use crate::rtc::session::SessionConfig;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub http: HttpConfig,
@@ -88,18 +88,6 @@ impl Default for VideoConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            http: HttpConfig::default(),
-            rtc: RtcConfig::default(),
-            video: VideoConfig::default(),
-            drive: DriveConfig::default(),
-            control: SessionConfig::default(),
-        }
-    }
-}
-
 impl RtcConfig {
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_millis(self.peer_timeout_ms)
@@ -114,7 +102,10 @@ impl VideoConfig {
 
 macro_rules! board {
     ($name:literal) => {
-        ($name, include_str!(concat!("../board/profiles/", $name, ".toml")))
+        (
+            $name,
+            include_str!(concat!("../board/profiles/", $name, ".toml")),
+        )
     };
 }
 
@@ -233,8 +224,8 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 impl Config {
     fn validate(&self) -> Result<(), String> {
         let v = &self.video;
-        if v.width % 2 != 0
-            || v.height % 2 != 0
+        if !v.width.is_multiple_of(2)
+            || !v.height.is_multiple_of(2)
             || v.width < 64
             || v.height < 64
             || v.width > 4096
@@ -255,7 +246,10 @@ impl Config {
             ));
         }
         if !(1..=crate::rtc::session::MAX_PEERS).contains(&self.rtc.max_peers) {
-            return Err(format!("rtc max_peers must be 1..={}", crate::rtc::session::MAX_PEERS));
+            return Err(format!(
+                "rtc max_peers must be 1..={}",
+                crate::rtc::session::MAX_PEERS
+            ));
         }
         self.drive.validate()?;
         Ok(())
@@ -321,13 +315,19 @@ mod tests {
             .contains("even"));
         assert_eq!(from_args(["--help".to_string()]), Ok(Action::Help));
         let unknown = run(&["--board", "pi9-l298n"]).unwrap_err();
-        assert!(unknown.contains("pi4-tb6612"), "lists the known boards: {unknown}");
+        assert!(
+            unknown.contains("pi4-tb6612"),
+            "lists the known boards: {unknown}"
+        );
     }
 
     #[test]
     fn a_board_profile_is_the_base_and_the_file_overrides_it_key_by_key() {
         let c = run(&["--board", "pi5-tb6612"]).unwrap();
-        assert_eq!(c.video.encoder, "openh264", "the Pi 5 has no hardware H.264");
+        assert_eq!(
+            c.video.encoder, "openh264",
+            "the Pi 5 has no hardware H.264"
+        );
         assert_eq!(c.drive.stby, Some(25));
         let dir = std::env::temp_dir().join(format!("telepi-board-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -335,7 +335,11 @@ mod tests {
         std::fs::write(&path, "[drive]\ndeadman_ms = 200\n").unwrap();
         let c = run(&["--board", "pi5-tb6612", "--config", path.to_str().unwrap()]).unwrap();
         assert_eq!(c.drive.deadman_ms, 200);
-        assert_eq!(c.drive.stby, Some(25), "the rest of [drive] still comes from the profile");
+        assert_eq!(
+            c.drive.stby,
+            Some(25),
+            "the rest of [drive] still comes from the profile"
+        );
     }
 
     #[test]

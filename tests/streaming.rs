@@ -138,7 +138,8 @@ fn every_endpoint_refuses_bad_input_with_a_reason_and_keeps_serving() {
         serde_json::json!({ "type": "offer", "sdp": vp8_sdp.replace("H264/90000", "VP8/90000") })
             .to_string();
     let huge = vec![b' '; 70 * 1024];
-    let cases: Vec<(&str, &str, &[(&str, &str)], &[u8], u16)> = vec![
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [u8], u16);
+    let cases: Vec<Case> = vec![
         ("POST", "/connect", &json, b"{", 400),
         (
             "POST",

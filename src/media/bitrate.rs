@@ -25,7 +25,12 @@ const CLIMB_FACTOR: f64 = 1.5;
 
 impl BitrateController {
     pub fn new(min: u32, max: u32) -> BitrateController {
-        BitrateController { min, max, current: max, high_since: None }
+        BitrateController {
+            min,
+            max,
+            current: max,
+            high_since: None,
+        }
     }
 
     pub fn current(&self) -> u32 {
@@ -36,7 +41,8 @@ impl BitrateController {
     /// Returns the new encoder bitrate when it should change.
     pub fn update(&mut self, now: Instant, lowest_estimate: Option<u64>) -> Option<u32> {
         let estimate = lowest_estimate?;
-        let wanted = ((estimate as f64 * HEADROOM) as u64).clamp(u64::from(self.min), u64::from(self.max)) as u32;
+        let wanted = ((estimate as f64 * HEADROOM) as u64)
+            .clamp(u64::from(self.min), u64::from(self.max)) as u32;
         let current = f64::from(self.current);
         let next = if f64::from(wanted) < current * (1.0 - DEADBAND) {
             self.high_since = None;
@@ -80,7 +86,10 @@ mod tests {
         let t0 = Instant::now();
         let mut c = BitrateController::new(150_000, 2_000_000);
         c.update(t0, Some(1_000_000));
-        for (i, e) in [1_050_000, 960_000, 1_040_000, 980_000].into_iter().enumerate() {
+        for (i, e) in [1_050_000, 960_000, 1_040_000, 980_000]
+            .into_iter()
+            .enumerate()
+        {
             assert_eq!(c.update(ms(t0, 100 * i as u64 + 100), Some(e)), None);
         }
         assert_eq!(c.current(), 850_000);
@@ -93,8 +102,16 @@ mod tests {
         c.update(t0, Some(400_000)); // 340 kb/s
         assert_eq!(c.update(ms(t0, 100), Some(3_000_000)), None);
         assert_eq!(c.update(ms(t0, 1_900), Some(3_000_000)), None);
-        assert_eq!(c.update(ms(t0, 2_100), Some(3_000_000)), Some(510_000), "x1.5 at most");
-        assert_eq!(c.update(ms(t0, 2_200), Some(3_000_000)), None, "then wait again");
+        assert_eq!(
+            c.update(ms(t0, 2_100), Some(3_000_000)),
+            Some(510_000),
+            "x1.5 at most"
+        );
+        assert_eq!(
+            c.update(ms(t0, 2_200), Some(3_000_000)),
+            None,
+            "then wait again"
+        );
         assert_eq!(c.update(ms(t0, 4_100), Some(3_000_000)), Some(765_000));
     }
 
@@ -104,10 +121,26 @@ mod tests {
         let mut c = BitrateController::new(150_000, 2_000_000);
         c.update(t0, Some(400_000));
         c.update(ms(t0, 100), Some(3_000_000));
-        assert_eq!(c.update(ms(t0, 1_000), Some(400_000)), None, "back inside the band");
-        assert_eq!(c.update(ms(t0, 2_500), Some(3_000_000)), None, "timer restarted");
-        assert_eq!(c.update(ms(t0, 3_000), Some(10_000)), Some(150_000), "floor");
+        assert_eq!(
+            c.update(ms(t0, 1_000), Some(400_000)),
+            None,
+            "back inside the band"
+        );
+        assert_eq!(
+            c.update(ms(t0, 2_500), Some(3_000_000)),
+            None,
+            "timer restarted"
+        );
+        assert_eq!(
+            c.update(ms(t0, 3_000), Some(10_000)),
+            Some(150_000),
+            "floor"
+        );
         let mut c = BitrateController::new(150_000, 2_000_000);
-        assert_eq!(c.update(t0, Some(100_000_000)), None, "already at the ceiling");
+        assert_eq!(
+            c.update(t0, Some(100_000_000)),
+            None,
+            "already at the ceiling"
+        );
     }
 }

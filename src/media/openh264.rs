@@ -126,7 +126,7 @@ mod tests {
             .encode(&source.next_frame().unwrap(), false)
             .unwrap()
             .unwrap();
-        let types: Vec<u8> = openh264::nal_units(&au).map(|n| nal_type(n)).collect();
+        let types: Vec<u8> = openh264::nal_units(&au).map(nal_type).collect();
         assert!(
             types.contains(&7) && types.contains(&8) && types.contains(&5),
             "{types:?}"

@@ -52,7 +52,12 @@ pub struct TestPattern {
 impl TestPattern {
     /// Width and height must be even (I420) and at least 64x64.
     pub fn new(width: u32, height: u32, fps: u32) -> std::io::Result<TestPattern> {
-        if width % 2 != 0 || height % 2 != 0 || width < 64 || height < 64 || fps == 0 {
+        if !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
+            || width < 64
+            || height < 64
+            || fps == 0
+        {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!(

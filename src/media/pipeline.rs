@@ -79,7 +79,10 @@ impl VideoShared {
     /// A copy of the newest raw (I420) frame, if the source delivers raw frames
     /// and anybody has been watching.
     pub fn latest_raw(&self) -> Option<Frame> {
-        self.latest_raw.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.latest_raw
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn frames_encoded(&self) -> u64 {

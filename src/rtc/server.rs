@@ -69,7 +69,12 @@ impl LoopHandle {
     }
 
     pub fn eject(&self, peer: PeerId, secret: Option<String>) -> Result<(), EjectError> {
-        self.ask(|reply| Command::Eject { peer, secret, reply }).unwrap_or(Err(EjectError::NoSuchPeer))
+        self.ask(|reply| Command::Eject {
+            peer,
+            secret,
+            reply,
+        })
+        .unwrap_or(Err(EjectError::NoSuchPeer))
     }
 
     pub fn status(&self) -> Option<serde_json::Value> {
@@ -220,7 +225,11 @@ impl RtcServer {
             Command::Disconnect { peer, reply } => {
                 let _ = reply.try_send(self.hub.disconnect(peer, now));
             }
-            Command::Eject { peer, secret, reply } => {
+            Command::Eject {
+                peer,
+                secret,
+                reply,
+            } => {
                 let result = if !self.session.authorize(secret.as_deref()) {
                     Err(EjectError::Forbidden)
                 } else if self.hub.disconnect(peer, now) {
@@ -243,7 +252,9 @@ impl RtcServer {
     fn flush(&mut self, now: Instant) {
         while let Some(event) = self.hub.poll_event() {
             match event {
-                HubEvent::Joined { peer, secret } => self.session.peer_joined(now, peer, secret.as_deref()),
+                HubEvent::Joined { peer, secret } => {
+                    self.session.peer_joined(now, peer, secret.as_deref())
+                }
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
                 HubEvent::KeyframeWanted => self.video.request_keyframe(),

@@ -105,14 +105,17 @@ pub fn request(
     Some((code, body))
 }
 
-/// Like [`request`] but also returns the response headers (lower-cased names).
+/// Status, headers (lower-cased names) and body.
+pub type Response = (u16, Vec<(String, String)>, String);
+
+/// Like [`request`] but also returns the response headers.
 pub fn request_full(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Option<(u16, Vec<(String, String)>, String)> {
+) -> Option<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -216,11 +219,13 @@ impl Peer {
     /// Sends a text message on the data channel.
     pub fn send(&mut self, text: &str) {
         let cid = self.channel.expect("channel open");
-        self.rtc
+        let written = self
+            .rtc
             .channel(cid)
             .unwrap()
             .write(false, text.as_bytes())
             .unwrap();
+        assert!(written, "channel buffer full");
     }
 
     /// Runs the client until `done` holds or `timeout` passes; returns `done`'s last value.
