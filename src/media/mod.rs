@@ -90,3 +90,4 @@ pub mod convert;
 pub mod annexb;
 pub mod pipe;
 pub mod v4l2;
+pub mod m2m;
