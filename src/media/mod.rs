@@ -91,3 +91,4 @@ pub mod annexb;
 pub mod pipe;
 pub mod v4l2;
 pub mod m2m;
+pub mod devices;
