@@ -45,7 +45,7 @@
     servoTouchedAt: new Map(), // name -> time the user last moved the slider
   };
 
-  const drive = { seq: 0, active: false, hinted: false };
+  const drive = { seq: 0, active: false, viewerPressSeen: false };
 
   // ---- data channel -------------------------------------------------------
 
@@ -247,11 +247,20 @@
     return input.joystick || gamepadCommand() || keyboardCommand();
   }
 
+  // A viewer that grabs a control claims the robot if nobody operates it; the
+  // drive starts once the robot answers with the operator role.
   function mayDrive() {
     if (robot.role !== 'viewer') return true;
-    if (!drive.hinted) toast('Viewing only — press Claim to drive');
-    drive.hinted = true;
+    if (!drive.viewerPressSeen) {
+      if (robot.peers.some((p) => p.role === 'operator')) toast('Someone else is driving — viewing only');
+      else claim();
+    }
+    drive.viewerPressSeen = true;
     return false;
+  }
+
+  function claim() {
+    send(secret ? { type: 'claim', secret } : { type: 'claim' });
   }
 
   function driveTick() {
@@ -259,7 +268,7 @@
     flushServos();
     const cmd = currentCommand();
     if (!cmd) {
-      drive.hinted = false;
+      drive.viewerPressSeen = false;
       if (drive.active) releaseDrive();
       return;
     }
@@ -490,7 +499,7 @@
 
   function bindUi() {
     $('stop').addEventListener('click', emergencyStop);
-    $('claim').addEventListener('click', () => send(secret ? { type: 'claim', secret } : { type: 'claim' }));
+    $('claim').addEventListener('click', claim);
     $('release').addEventListener('click', () => send({ type: 'release' }));
     for (const slider of document.querySelectorAll('input[data-servo]')) {
       slider.addEventListener('input', onServoInput);
