@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use v4l::v4l2::vidioc;
 use v4l::v4l_sys as sys;
 
-use super::annexb::ParameterSetCache;
+use super::annexb::{self, ParameterSetCache};
 use super::convert::{self, Layout};
 use super::{Frame, PixelFormat, SourceInfo, VideoSource};
 
@@ -878,6 +878,8 @@ fn sort_video_nodes(names: Vec<String>) -> Vec<String> {
 const CAPTURE_BUFFERS: u32 = 4;
 /// Longest wait for a frame before `next_frame` reports the camera as stuck.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bound on H.264 data without a picture, should a camera send only that.
+const MAX_PENDING_HEADERS: usize = 1 << 20;
 /// Corrupt frames (e.g. a flaky USB cable) skipped before giving up.
 const MAX_BAD_FRAMES: u32 = 10;
 
@@ -890,6 +892,8 @@ pub struct V4l2Source {
     fps: u32,
     name: String,
     params: ParameterSetCache,
+    /// H.264 parameter sets waiting for the picture they belong to.
+    headers: Vec<u8>,
 }
 
 impl V4l2Source {
@@ -1028,6 +1032,7 @@ impl V4l2Source {
             fps,
             name: format!("v4l2:{}", path.display()),
             params: ParameterSetCache::new(),
+            headers: Vec::new(),
         })
     }
 
@@ -1059,7 +1064,9 @@ impl V4l2Source {
         }
     }
 
-    fn convert(&mut self, buf: &Buffer) -> io::Result<(u32, u32, PixelFormat, Vec<u8>)> {
+    /// The frame in `buf`; `None` for a buffer holding only H.264 parameter
+    /// sets, which are kept for the next picture.
+    fn convert(&mut self, buf: &Buffer) -> io::Result<Option<(PixelFormat, Vec<u8>)>> {
         let mapping = self.buffers.get(buf.index() as usize).ok_or_else(|| {
             io::Error::other(format!("driver returned unknown buffer {}", buf.index()))
         })?;
@@ -1071,7 +1078,7 @@ impl V4l2Source {
             ));
         }
         let l = &self.layout;
-        let i420 = |data| Ok((l.width, l.height, PixelFormat::I420, data));
+        let i420 = |data| Ok(Some((PixelFormat::I420, data)));
         match self.format {
             CaptureFormat::Yu12 => i420(convert::yu12_to_i420(data, l)?),
             CaptureFormat::Nv12 => i420(convert::nv12_to_i420(data, l)?),
@@ -1089,12 +1096,18 @@ impl V4l2Source {
                 }
                 i420(img.data)
             }
-            CaptureFormat::H264 => Ok((
-                l.width,
-                l.height,
-                PixelFormat::H264,
-                self.params.process(data.to_vec()),
-            )),
+            CaptureFormat::H264 => {
+                // Some drivers send SPS/PPS in a buffer of their own.
+                if self.headers.len() > MAX_PENDING_HEADERS {
+                    self.headers.clear();
+                }
+                self.headers.extend_from_slice(data);
+                if !annexb::nal_units(data).any(|n| annexb::is_vcl(annexb::nal_type(n))) {
+                    return Ok(None);
+                }
+                let au = std::mem::take(&mut self.headers);
+                Ok(Some((PixelFormat::H264, self.params.process(au))))
+            }
         }
     }
 }
@@ -1129,10 +1142,11 @@ impl VideoSource for V4l2Source {
             // The buffer goes back to the driver whatever the conversion did.
             self.device.queue(&mut buf)?;
             match converted {
-                Ok((width, height, format, data)) => {
+                Ok(None) => {}
+                Ok(Some((format, data))) => {
                     return Ok(Frame {
-                        width,
-                        height,
+                        width: self.layout.width,
+                        height: self.layout.height,
                         format,
                         data,
                         captured,
