@@ -238,10 +238,14 @@ impl PipeSource {
             }
             match source.read_some(deadline - now)? {
                 Outcome::Ended => {
-                    let (status, _) = source.stop(EXIT_WAIT);
-                    return Err(io::Error::other(format!(
-                        "pipe source `{command}` {status} before sending any H.264"
-                    )));
+                    source.collect();
+                    let (status, delay) = source.stop(EXIT_WAIT);
+                    if source.params.sps().is_none() {
+                        return Err(io::Error::other(format!(
+                            "pipe source `{command}` {status} before sending an SPS"
+                        )));
+                    }
+                    tracing::warn!("pipe source `{command}` {status}; restarting in {delay:?}");
                 }
                 Outcome::Data | Outcome::Quiet => source.collect(),
             }
@@ -498,7 +502,8 @@ mod tests {
     }
 
     /// The 640x480 SPS from the annexb tests plus made-up PPS and slices.
-    fn test_stream() -> Vec<u8> {
+    /// An IDR picture with the 640x480 SPS from the annexb tests and a made-up PPS.
+    fn idr_picture() -> Vec<u8> {
         let sps = [
             0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x3d, 0xb0, 0x11, 0x00, 0x00, 0x03, 0x00,
             0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2e, 0x48,
@@ -507,6 +512,14 @@ mod tests {
             nal(&sps),
             nal(&[0x68, 0xCE, 0x38, 0x80]),
             nal(&[0x65, 0x88, 0x84, 0x21]),
+        ]
+        .concat()
+    }
+
+    /// The IDR followed by two P pictures.
+    fn test_stream() -> Vec<u8> {
+        [
+            idr_picture(),
             nal(&[0x41, 0x9A, 0x02]),
             nal(&[0x41, 0x9A, 0x03]),
         ]
@@ -551,9 +564,18 @@ mod tests {
     }
 
     #[test]
+    fn one_picture_and_exit_is_enough_to_start() {
+        let file = temp_file("single.h264", &idr_picture());
+        let mut source = PipeSource::new(&format!("cat {}", file.display()), 64, 64, 30).unwrap();
+        assert_eq!((source.info().width, source.info().height), (640, 480));
+        assert_eq!(source.next_frame().unwrap().data, idr_picture());
+        std::fs::remove_file(file).unwrap();
+    }
+
+    #[test]
     fn a_command_that_sends_nothing_is_an_error() {
         let e = PipeSource::new("true", 64, 64, 30).err().unwrap();
-        assert!(e.to_string().contains("before sending any H.264"), "{e}");
+        assert!(e.to_string().contains("before sending an SPS"), "{e}");
     }
 
     #[test]
