@@ -49,9 +49,13 @@ pub struct VideoConfig {
     pub min_bitrate: u32,
     /// Minimum time between requested IDRs, so ten joining peers cause one.
     pub keyframe_interval_ms: u64,
-    /// `pattern` (the synthetic camera).
+    /// `auto` (first camera, else the test pattern), `pattern`, `v4l2`, `/dev/videoN` or `pipe`.
     pub source: String,
-    /// `openh264`.
+    /// Camera pixel format: `auto`, `yuyv`, `nv12`, `yu12`, `mjpeg` or `h264`.
+    pub format: Option<String>,
+    /// For `source = "pipe"`: a command writing Annex-B H.264 to stdout.
+    pub pipe_command: Option<String>,
+    /// `auto` (hardware V4L2 M2M if present, else openh264), `openh264`, `v4l2m2m`, `passthrough`.
     pub encoder: String,
 }
 
@@ -82,8 +86,10 @@ impl Default for VideoConfig {
             bitrate: 1_500_000,
             min_bitrate: 150_000,
             keyframe_interval_ms: 500,
-            source: "pattern".into(),
-            encoder: "openh264".into(),
+            source: "auto".into(),
+            format: None,
+            pipe_command: None,
+            encoder: "auto".into(),
         }
     }
 }
@@ -131,6 +137,7 @@ pub enum Action {
     Run(Box<Config>),
     Help,
     Version,
+    ListDevices,
 }
 
 pub const USAGE: &str = "\
@@ -144,6 +151,7 @@ Options:
   --rtc ADDR:PORT      UDP address for all WebRTC peers  [default: 0.0.0.0:50000]
   --board NAME         start from a board profile (pins, driver, encoder); the
                        config file and flags override it. --board list shows them
+  --list-devices       list cameras, their formats and the usable encoders
   -h, --help           show this help
   -V, --version        show the version
 
@@ -161,6 +169,7 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
         match arg.as_str() {
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
+            "--list-devices" => return Ok(Action::ListDevices),
             "--config" => file = Some(value("--config")?.into()),
             "--board" => board = Some(value("--board")?),
             "--http" => http = Some(parse_addr("--http", &value("--http")?)?),
@@ -252,6 +261,8 @@ impl Config {
             ));
         }
         self.drive.validate()?;
+        crate::media::select::parse_source(&v.source)?;
+        crate::media::select::parse_encoder(&v.encoder)?;
         Ok(())
     }
 }

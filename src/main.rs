@@ -8,9 +8,8 @@ use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
 use telepi::http::HttpServer;
 use telepi::media::bitrate::BitrateController;
-use telepi::media::openh264::OpenH264Encoder;
-use telepi::media::pattern::TestPattern;
 use telepi::media::pipeline::Pipeline;
+use telepi::media::{devices, select};
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::net;
 use telepi::rtc::server::RtcServer;
@@ -21,6 +20,10 @@ fn main() -> ExitCode {
     let result = match config::from_args(std::env::args().skip(1)) {
         Ok(Action::Help) => {
             print!("{}", config::USAGE);
+            Ok(())
+        }
+        Ok(Action::ListDevices) => {
+            print!("{}", devices::list_devices());
             Ok(())
         }
         Ok(Action::Version) => {
@@ -43,14 +46,8 @@ fn run(config: &Config) -> Result<(), String> {
     let v = &config.video;
     let socket =
         net::bind(config.rtc.listen).map_err(|e| format!("udp {}: {e}", config.rtc.listen))?;
-    let source = TestPattern::new(v.width, v.height, v.fps).map_err(|e| e.to_string())?;
-    let encoder =
-        OpenH264Encoder::new(v.width, v.height, v.fps, v.bitrate).map_err(|e| e.to_string())?;
-    let pipeline = Pipeline::spawn(
-        Box::new(source),
-        Some(Box::new(encoder)),
-        v.keyframe_interval(),
-    );
+    let (source, encoder) = select::open(v)?;
+    let pipeline = Pipeline::spawn(source, encoder, v.keyframe_interval());
     let hub = Hub::new(HubConfig {
         max_peers: config.rtc.max_peers,
         silence_timeout: config.rtc.peer_timeout(),
@@ -69,16 +66,18 @@ fn run(config: &Config) -> Result<(), String> {
         BitrateController::new(v.min_bitrate, v.bitrate),
     )
     .map_err(|e| e.to_string())?;
-    let http = HttpServer::start(config.http.listen, robot.clone()).map_err(|e| e.to_string())?;
+    let http = HttpServer::start(config.http.listen, robot.clone(), pipeline.shared.clone())
+        .map_err(|e| e.to_string())?;
+    let source = &pipeline.shared.source;
     tracing::info!(
         "telepi {} serving http://{} (rtc udp {}), video {}x{}@{} from {} via {}",
         env!("CARGO_PKG_VERSION"),
         config.http.listen,
         config.rtc.listen,
-        v.width,
-        v.height,
-        v.fps,
-        pipeline.shared.source.name,
+        source.width,
+        source.height,
+        source.fps,
+        source.name,
         pipeline.shared.encoder
     );
     let mut signals = signal_hook::iterator::Signals::new([

@@ -9,6 +9,8 @@ use std::thread::JoinHandle;
 
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::media::convert::i420_to_jpeg;
+use crate::media::pipeline::VideoShared;
 use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
 use signaling::{Refusal, MAX_BODY_BYTES};
@@ -71,18 +73,22 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    pub fn start(addr: SocketAddr, robot: LoopHandle) -> std::io::Result<HttpServer> {
+    pub fn start(
+        addr: SocketAddr,
+        robot: LoopHandle,
+        video: Arc<VideoShared>,
+    ) -> std::io::Result<HttpServer> {
         let server = Arc::new(
             Server::http(addr).map_err(|e| std::io::Error::other(format!("http {addr}: {e}")))?,
         );
         let workers = (0..WORKERS)
             .map(|i| {
-                let (server, robot) = (server.clone(), robot.clone());
+                let (server, robot, video) = (server.clone(), robot.clone(), video.clone());
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .spawn(move || {
                         for request in server.incoming_requests() {
-                            serve(request, &robot);
+                            serve(request, &robot, &video);
                         }
                     })
                     .expect("spawning an http worker")
@@ -106,7 +112,7 @@ impl HttpServer {
     }
 }
 
-fn serve(mut request: Request, robot: &LoopHandle) {
+fn serve(mut request: Request, robot: &LoopHandle, video: &VideoShared) {
     let url = request.url().to_string();
     let (path, query) = url
         .split_once('?')
@@ -123,16 +129,17 @@ fn serve(mut request: Request, robot: &LoopHandle) {
     let method = request.method().clone();
     let reply = match read_body(&mut request) {
         Err(r) => Reply::refusal(r),
-        Ok(body) => route(
-            &method,
-            path,
-            query,
-            content_type.as_deref(),
-            authorization.as_deref(),
-            &body,
-            robot,
-        )
-        .unwrap_or_else(Reply::refusal),
+        Ok(body) => {
+            let incoming = Incoming {
+                method: &method,
+                path,
+                query,
+                content_type: content_type.as_deref(),
+                authorization: authorization.as_deref(),
+                body: &body,
+            };
+            route(&incoming, robot, video).unwrap_or_else(Reply::refusal)
+        }
     };
     let mut response = Response::from_data(reply.body)
         .with_status_code(reply.status)
@@ -182,15 +189,25 @@ fn read_body(request: &mut Request) -> Result<Vec<u8>, Refusal> {
     Ok(body)
 }
 
-fn route(
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    content_type: Option<&str>,
-    authorization: Option<&str>,
-    body: &[u8],
-    robot: &LoopHandle,
-) -> Result<Reply, Refusal> {
+/// The parts of a request the routes look at.
+struct Incoming<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: Option<&'a str>,
+    content_type: Option<&'a str>,
+    authorization: Option<&'a str>,
+    body: &'a [u8],
+}
+
+fn route(req: &Incoming, robot: &LoopHandle, video: &VideoShared) -> Result<Reply, Refusal> {
+    let Incoming {
+        method,
+        path,
+        query,
+        content_type,
+        authorization,
+        body,
+    } = *req;
     let unavailable = || Refusal::new(503, "the robot is shutting down");
     match (method, path) {
         (Method::Options, _) => Ok(Reply {
@@ -259,7 +276,22 @@ fn route(
                 Err(EjectError::NoSuchPeer) => Err(Refusal::new(404, format!("no peer {peer}"))),
             }
         }
-        (_, "/connect" | "/whep" | "/api/status") => {
+        (Method::Get, "/api/snapshot.jpg") => {
+            let frame = video.latest_raw().ok_or_else(|| {
+                Refusal::new(
+                    503,
+                    "no raw frame yet: snapshots come from the stream while someone watches, and not from H.264 passthrough sources",
+                )
+            })?;
+            let jpeg = i420_to_jpeg(&frame, 85).map_err(|e| Refusal::new(500, e.to_string()))?;
+            Ok(Reply {
+                status: 200,
+                content_type: "image/jpeg",
+                body: jpeg,
+                location: None,
+            })
+        }
+        (_, "/connect" | "/whep" | "/api/status" | "/api/snapshot.jpg") => {
             Err(Refusal::new(405, format!("{method} not allowed on {path}")))
         }
         _ => Err(Refusal::new(404, format!("no such resource: {path}"))),

@@ -92,3 +92,4 @@ pub mod pipe;
 pub mod v4l2;
 pub mod m2m;
 pub mod devices;
+pub mod select;

@@ -30,10 +30,22 @@ fn free_port() -> u16 {
 
 impl Server {
     /// Starts the binary on loopback-only ports with extra arguments and waits until it answers.
+    /// `TELEPI_TEST_BIN` replaces the binary (e.g. a cross-built one) and
+    /// `TELEPI_TEST_RUNNER` runs it through a command (e.g. `qemu-aarch64`).
     pub fn start(extra: &[&str]) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let rtc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_telepi"))
+        let bin = std::env::var_os("TELEPI_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_telepi").into());
+        let mut command = match std::env::var_os("TELEPI_TEST_RUNNER") {
+            Some(runner) => {
+                let mut c = Command::new(runner);
+                c.arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = command
             .args(["--http", &http.to_string(), "--rtc", &rtc.to_string()])
             .args(extra)
             .stdin(Stdio::null())
@@ -71,6 +83,10 @@ impl Server {
         false
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and returns the exit code.
     pub fn terminate(mut self) -> Option<i32> {
         // SAFETY: plain kill(2) on our own child's pid.
@@ -105,6 +121,12 @@ pub fn request(
     Some((code, body))
 }
 
+/// A GET whose body is binary: (status, body bytes).
+pub fn request_bytes(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, Vec<u8>)> {
+    let (code, _, raw) = exchange(addr, method, path, &[], b"")?;
+    Some((code, raw))
+}
+
 /// Status, headers (lower-cased names) and body.
 pub type Response = (u16, Vec<(String, String)>, String);
 
@@ -116,6 +138,17 @@ pub fn request_full(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<Response> {
+    let (code, headers, body) = exchange(addr, method, path, headers, body)?;
+    Some((code, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -133,15 +166,15 @@ pub fn request_full(
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
     let code = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    Some((code, headers, body.to_string()))
+    Some((code, headers, raw[split + 4..].to_vec()))
 }
 
 /// A browser stand-in: receives video, decodes it, talks on a data channel.

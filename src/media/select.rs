@@ -1,0 +1,245 @@
+//! Picks the video source and encoder from the config: explicit choices are
+//! honoured or fail loudly at startup; `auto` takes the best thing present.
+
+use std::path::PathBuf;
+
+use super::m2m::{self, M2mEncoder};
+use super::openh264::OpenH264Encoder;
+use super::pattern::TestPattern;
+use super::pipe::PipeSource;
+use super::v4l2::{self, CaptureFormat, Request, V4l2Source};
+use super::{PixelFormat, VideoEncoder, VideoSource};
+use crate::config::VideoConfig;
+
+/// What `source` in `[video]` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceChoice {
+    Auto,
+    Pattern,
+    /// A V4L2 camera; `None` = the first one that opens.
+    V4l2(Option<PathBuf>),
+    Pipe,
+}
+
+/// What `encoder` in `[video]` asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EncoderChoice {
+    Auto,
+    OpenH264,
+    V4l2M2m,
+    Passthrough,
+}
+
+pub fn parse_source(s: &str) -> Result<SourceChoice, String> {
+    match s {
+        "auto" => Ok(SourceChoice::Auto),
+        "pattern" => Ok(SourceChoice::Pattern),
+        "v4l2" => Ok(SourceChoice::V4l2(None)),
+        "pipe" => Ok(SourceChoice::Pipe),
+        path if path.starts_with("/dev/") => Ok(SourceChoice::V4l2(Some(path.into()))),
+        other => Err(format!(
+            "video source {other:?}: use auto, pattern, v4l2, /dev/videoN or pipe"
+        )),
+    }
+}
+
+pub fn parse_encoder(s: &str) -> Result<EncoderChoice, String> {
+    match s {
+        "auto" => Ok(EncoderChoice::Auto),
+        "openh264" => Ok(EncoderChoice::OpenH264),
+        "v4l2m2m" => Ok(EncoderChoice::V4l2M2m),
+        "passthrough" => Ok(EncoderChoice::Passthrough),
+        other => Err(format!(
+            "video encoder {other:?}: use auto, openh264, v4l2m2m or passthrough"
+        )),
+    }
+}
+
+/// Opens the configured source and, unless it already delivers H.264, an encoder for it.
+pub fn open(
+    config: &VideoConfig,
+) -> Result<(Box<dyn VideoSource>, Option<Box<dyn VideoEncoder>>), String> {
+    let source_choice = parse_source(&config.source)?;
+    let encoder_choice = parse_encoder(&config.encoder)?;
+    let source = open_source(config, &source_choice)?;
+    let info = source.info();
+    tracing::info!(
+        "video source {}: {}x{}@{} {:?}",
+        info.name,
+        info.width,
+        info.height,
+        info.fps,
+        info.format
+    );
+    let encoder = match (info.format, encoder_choice) {
+        (PixelFormat::H264, EncoderChoice::Auto | EncoderChoice::Passthrough) => None,
+        (PixelFormat::H264, other) => {
+            return Err(format!(
+                "source {} already delivers H.264; encoder {other:?} would have to decode it first: use encoder = \"passthrough\" or \"auto\"",
+                info.name
+            ))
+        }
+        (PixelFormat::I420, EncoderChoice::Passthrough) => {
+            return Err(format!(
+                "encoder \"passthrough\" needs an H.264 source; {} delivers raw frames",
+                info.name
+            ))
+        }
+        (PixelFormat::I420, choice) => Some(open_encoder(config, choice, &info)?),
+    };
+    Ok((source, encoder))
+}
+
+fn open_source(
+    config: &VideoConfig,
+    choice: &SourceChoice,
+) -> Result<Box<dyn VideoSource>, String> {
+    let pattern = || -> Result<Box<dyn VideoSource>, String> {
+        let p =
+            TestPattern::new(config.width, config.height, config.fps).map_err(|e| e.to_string())?;
+        Ok(Box::new(p))
+    };
+    let request = || -> Result<Request, String> {
+        let format = match config.format.as_deref() {
+            None | Some("auto") => None,
+            Some(name) => Some(CaptureFormat::parse(name).ok_or_else(|| {
+                format!("video format {name:?}: use auto, yuyv, nv12, yu12, mjpeg or h264")
+            })?),
+        };
+        Ok(Request {
+            width: config.width,
+            height: config.height,
+            fps: config.fps,
+            format,
+        })
+    };
+    match choice {
+        SourceChoice::Pattern => pattern(),
+        SourceChoice::Pipe => {
+            let command = config
+                .pipe_command
+                .as_deref()
+                .ok_or("video source \"pipe\" needs pipe_command")?;
+            PipeSource::new(command, config.width, config.height, config.fps)
+                .map(|s| Box::new(s) as Box<dyn VideoSource>)
+                .map_err(|e| format!("pipe source: {e}"))
+        }
+        SourceChoice::V4l2(Some(path)) => V4l2Source::open(path, &request()?)
+            .map(|s| Box::new(s) as Box<dyn VideoSource>)
+            .map_err(|e| format!("camera {}: {e}", path.display())),
+        SourceChoice::V4l2(None) => first_camera(&request()?)
+            .ok_or_else(|| "no V4L2 camera could be opened (see --list-devices)".to_string()),
+        SourceChoice::Auto => match first_camera(&request()?) {
+            Some(camera) => Ok(camera),
+            None => {
+                tracing::info!("no camera found: streaming the test pattern");
+                pattern()
+            }
+        },
+    }
+}
+
+fn first_camera(request: &Request) -> Option<Box<dyn VideoSource>> {
+    v4l2::video_nodes()
+        .into_iter()
+        .find_map(|path| match V4l2Source::open(&path, request) {
+            Ok(source) => Some(Box::new(source) as Box<dyn VideoSource>),
+            Err(e) => {
+                tracing::debug!("{}: not a usable camera: {e}", path.display());
+                None
+            }
+        })
+}
+
+fn open_encoder(
+    config: &VideoConfig,
+    choice: EncoderChoice,
+    info: &super::SourceInfo,
+) -> Result<Box<dyn VideoEncoder>, String> {
+    let (w, h, fps, bps) = (info.width, info.height, info.fps.max(1), config.bitrate);
+    let openh264 = || -> Result<Box<dyn VideoEncoder>, String> {
+        OpenH264Encoder::new(w, h, fps, bps)
+            .map(|e| Box::new(e) as Box<dyn VideoEncoder>)
+            .map_err(|e| e.to_string())
+    };
+    let hardware = |path: PathBuf| -> Result<Box<dyn VideoEncoder>, String> {
+        M2mEncoder::new(&path, w, h, fps, bps)
+            .map(|e| Box::new(e) as Box<dyn VideoEncoder>)
+            .map_err(|e| format!("hardware encoder {}: {e}", path.display()))
+    };
+    match choice {
+        EncoderChoice::OpenH264 => openh264(),
+        EncoderChoice::V4l2M2m => {
+            let path =
+                m2m::probe().ok_or("no V4L2 M2M H.264 encoder found (see --list-devices)")?;
+            hardware(path)
+        }
+        EncoderChoice::Auto => match m2m::probe().map(hardware) {
+            Some(Ok(encoder)) => Ok(encoder),
+            Some(Err(e)) => {
+                tracing::warn!("{e}; falling back to openh264");
+                openh264()
+            }
+            None => openh264(),
+        },
+        EncoderChoice::Passthrough => unreachable!("handled by the caller"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_mistakes_say_what_is_allowed() {
+        assert_eq!(parse_source("auto"), Ok(SourceChoice::Auto));
+        assert_eq!(
+            parse_source("/dev/video2"),
+            Ok(SourceChoice::V4l2(Some("/dev/video2".into())))
+        );
+        assert!(parse_source("webcam").unwrap_err().contains("pattern"));
+        assert_eq!(parse_encoder("v4l2m2m"), Ok(EncoderChoice::V4l2M2m));
+        assert!(parse_encoder("x264").unwrap_err().contains("openh264"));
+    }
+
+    #[test]
+    fn auto_falls_back_to_pattern_and_openh264_without_hardware() {
+        let config = VideoConfig {
+            source: "auto".into(),
+            encoder: "auto".into(),
+            ..VideoConfig::default()
+        };
+        let (source, encoder) = open(&config).unwrap();
+        assert_eq!(source.info().name, "pattern");
+        assert_eq!(encoder.unwrap().name(), "openh264");
+    }
+
+    #[test]
+    fn impossible_combinations_fail_at_startup_with_a_reason() {
+        let pattern_passthrough = VideoConfig {
+            source: "pattern".into(),
+            encoder: "passthrough".into(),
+            ..VideoConfig::default()
+        };
+        assert!(open(&pattern_passthrough)
+            .err()
+            .unwrap()
+            .contains("needs an H.264 source"));
+        let pipe_without_command = VideoConfig {
+            source: "pipe".into(),
+            ..VideoConfig::default()
+        };
+        assert!(open(&pipe_without_command)
+            .err()
+            .unwrap()
+            .contains("pipe_command"));
+        let missing_camera = VideoConfig {
+            source: "/dev/video99".into(),
+            ..VideoConfig::default()
+        };
+        assert!(open(&missing_camera)
+            .err()
+            .unwrap()
+            .contains("/dev/video99"));
+    }
+}
