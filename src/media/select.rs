@@ -55,10 +55,11 @@ pub fn parse_encoder(s: &str) -> Result<EncoderChoice, String> {
     }
 }
 
+/// A source and, unless it delivers H.264 itself, the encoder for it.
+pub type Video = (Box<dyn VideoSource>, Option<Box<dyn VideoEncoder>>);
+
 /// Opens the configured source and, unless it already delivers H.264, an encoder for it.
-pub fn open(
-    config: &VideoConfig,
-) -> Result<(Box<dyn VideoSource>, Option<Box<dyn VideoEncoder>>), String> {
+pub fn open(config: &VideoConfig) -> Result<Video, String> {
     let source_choice = parse_source(&config.source)?;
     let encoder_choice = parse_encoder(&config.encoder)?;
     let source = open_source(config, &source_choice)?;
