@@ -128,7 +128,7 @@ pub fn request_bytes(addr: SocketAddr, method: &str, path: &str) -> Option<(u16,
 }
 
 /// Status, headers (lower-cased names) and body.
-pub type Response = (u16, Vec<(String, String)>, String);
+pub type Response<Body = String> = (u16, Vec<(String, String)>, Body);
 
 /// Like [`request`] but also returns the response headers.
 pub fn request_full(
@@ -148,7 +148,7 @@ fn exchange(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> Option<Response<Vec<u8>>> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
