@@ -196,5 +196,13 @@ fn sigterm_closes_peers_and_exits_zero() {
     let server = Server::start(&[]);
     let mut peer = Peer::connect(&server);
     assert!(peer.run_until(Duration::from_secs(10), |p| p.frames_decoded >= 5));
-    assert_eq!(server.terminate(), Some(0));
+    let pid = server.pid();
+    let code = std::thread::spawn(move || server.terminate());
+    assert!(
+        peer.run_until(Duration::from_secs(5), |p| p
+            .last_message("bye")
+            .is_some_and(|b| b["reconnect"] == true)),
+        "browsers are told the robot is going away (pid {pid})"
+    );
+    assert_eq!(code.join().unwrap(), Some(0));
 }

@@ -122,7 +122,7 @@ fn eject_needs_the_secret_and_closes_the_peer() {
         p.last_message("role")
             .is_some_and(|r| r["role"] == "operator")
     }));
-    let victim = Peer::connect(&server);
+    let mut victim = Peer::connect(&server);
     let id = server.status()["peers"][1]["id"].as_u64().unwrap();
     let path = format!("/api/peers/{id}/eject");
     assert_eq!(
@@ -141,6 +141,12 @@ fn eject_needs_the_secret_and_closes_the_peer() {
         200
     );
     assert_eq!(server.peer_count(), 1);
+    assert!(
+        victim.run_until(Duration::from_secs(5), |p| {
+            p.last_message("bye").is_some_and(|b| b["reconnect"] == false)
+        }),
+        "the ejected page is told not to come back"
+    );
     drop(victim);
     assert_eq!(
         server.status()["operator"],

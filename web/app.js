@@ -69,9 +69,19 @@
       case 'presence': robot.peers = msg.peers || []; break;
       case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
       case 'error': toast(msg.reason); break;
+      case 'bye': return onBye(msg);
       default: return;
     }
     renderControl();
+  }
+
+  // The robot closes this connection: reconnect (restart) or stay away (ejected).
+  function onBye(msg) {
+    toast(msg.reason);
+    if (msg.reconnect) return scheduleReconnect(msg.reason);
+    net.leaving = true;
+    closePeer();
+    setState('closed', `${msg.reason} — reload the page to reconnect`);
   }
 
   // ---- connection ---------------------------------------------------------

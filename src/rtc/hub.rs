@@ -42,6 +42,9 @@ impl Default for HubConfig {
     }
 }
 
+/// Silence allowed from a connected peer that receives no video.
+const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);
+
 /// Why an offer was refused; shown to the HTTP client as a 4xx reason.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConnectError {
@@ -336,6 +339,10 @@ impl Hub {
         self.peers.iter().filter(|p| p.video.is_some()).count()
     }
 
+    pub fn contains(&self, id: PeerId) -> bool {
+        self.peers.iter().any(|p| p.id == id)
+    }
+
     pub fn len(&self) -> usize {
         self.peers.len()
     }
@@ -392,7 +399,11 @@ impl Hub {
 impl Peer {
     /// When this peer counts as gone if nothing more is heard from it.
     fn deadline(&self, config: &HubConfig) -> Instant {
-        if self.connected {
+        if self.connected && self.video.is_none() {
+            // Without video there is no RTCP stream; browsers only send STUN
+            // consent checks (every ~5 s) and whatever the page sends.
+            self.last_heard + config.silence_timeout.max(DATA_ONLY_SILENCE)
+        } else if self.connected {
             self.last_heard + config.silence_timeout
         } else {
             self.created + config.connect_timeout

@@ -79,6 +79,12 @@ pub enum Outbound<'a> {
         cpu_temp_c: Option<f32>,
         rejected_messages: u64,
     },
+    /// The robot is closing this connection; sent just before. `reconnect`
+    /// is false when the peer was ejected and should not come straight back.
+    Bye {
+        reason: String,
+        reconnect: bool,
+    },
 }
 
 impl Outbound<'_> {

@@ -185,6 +185,8 @@ impl RtcServer {
             }
             let now = Instant::now();
             self.session.stop_all(now);
+            self.session.farewell_all("the robot is shutting down");
+            self.drain_session();
             self.hub.disconnect_all(now);
             self.flush(now);
             tracing::info!("rtc loop stopped");
@@ -232,7 +234,11 @@ impl RtcServer {
             } => {
                 let result = if !self.session.authorize(secret.as_deref()) {
                     Err(EjectError::Forbidden)
-                } else if self.hub.disconnect(peer, now) {
+                } else if self.hub.contains(peer) {
+                    self.session
+                        .farewell(peer, "ejected by the operator", false);
+                    self.drain_session();
+                    self.hub.disconnect(peer, now);
                     tracing::info!(%peer, "ejected");
                     Ok(())
                 } else {

@@ -70,6 +70,9 @@ pub struct Session {
     cpu_temp_c: Option<f32>,
     /// Messages refused (malformed, unknown, oversize, not allowed).
     rejected_messages: u64,
+    /// A bystander pressed stop: the operator's drives are ignored until they
+    /// let go of the controls (a zero drive), so a held joystick can't undo it.
+    stop_latched: bool,
 }
 
 impl Session {
@@ -85,6 +88,7 @@ impl Session {
             telemetry_at: None,
             cpu_temp_c: None,
             rejected_messages: 0,
+            stop_latched: false,
         }
     }
 
@@ -152,6 +156,13 @@ impl Session {
             Inbound::Stop => {
                 tracing::info!("stop from peer {peer}");
                 self.drive.stop(now);
+                if let Some(operator) = self.operator.filter(|op| *op != peer) {
+                    self.stop_latched = true;
+                    let reason = format!(
+                        "stopped by peer {peer}: release the controls (a zero drive) to drive again"
+                    );
+                    self.send(operator, &Outbound::error(reason));
+                }
             }
             Inbound::Ping { t } => self.send(peer, &Outbound::Pong { t }),
             _ if self.peer(peer).is_none() => self.reject(peer, "not joined".into()),
@@ -206,6 +217,24 @@ impl Session {
         self.drive.stop(now);
     }
 
+    /// Says goodbye to a peer the loop is about to close, so its page knows at
+    /// once instead of waiting for a timeout.
+    pub fn farewell(&mut self, peer: PeerId, reason: &str, reconnect: bool) {
+        let bye = Outbound::Bye {
+            reason: reason.into(),
+            reconnect,
+        };
+        self.send(peer, &bye);
+    }
+
+    /// Says goodbye to everyone (shutdown): they may come back when we do.
+    pub fn farewell_all(&mut self, reason: &str) {
+        let ids: heapless::Vec<PeerId, MAX_PEERS> = self.peers.iter().map(|p| p.id).collect();
+        for id in ids {
+            self.farewell(id, reason, true);
+        }
+    }
+
     /// The CPU temperature for telemetry; the loop reads it (see [`read_cpu_temp_c`]).
     pub fn set_cpu_temp(&mut self, celsius: Option<f32>) {
         self.cpu_temp_c = celsius;
@@ -244,6 +273,12 @@ impl Session {
             }
             p.last_seq = Some(seq);
         }
+        if self.stop_latched {
+            if linear != 0.0 || angular != 0.0 {
+                return;
+            }
+            self.stop_latched = false;
+        }
         self.drive.drive(now, linear, angular);
     }
 
@@ -276,6 +311,7 @@ impl Session {
         }
         tracing::info!("operator: {old:?} -> {new:?}");
         self.drive.stop(now);
+        self.stop_latched = false;
         for peer in [old, new].into_iter().flatten() {
             self.send(
                 peer,
@@ -675,6 +711,40 @@ mod tests {
         h.say(A, GO);
         h.s.stop_all(h.t);
         assert_eq!(h.motors(), Motors::default());
+    }
+
+    #[test]
+    fn farewells_reach_the_peers_named() {
+        let mut h = harness(None);
+        h.join(A);
+        h.join(B);
+        h.sent();
+        h.s.farewell(A, "ejected", false);
+        let bye = json!({"type":"bye","reason":"ejected","reconnect":false});
+        assert_eq!(h.sent(), vec![(A, bye)]);
+        h.s.farewell_all("shutting down");
+        assert_eq!(h.sent().len(), 2);
+    }
+
+    #[test]
+    fn a_bystanders_stop_holds_until_the_operator_lets_go() {
+        let mut h = harness(None);
+        h.join(A);
+        h.join(B);
+        h.say(A, GO);
+        assert_eq!(h.motors(), FULL);
+        h.sent();
+        h.say(B, r#"{"type":"stop"}"#);
+        assert!(h.sent_to(A).iter().any(error), "the operator is told why");
+        h.say(A, GO); // the joystick is still held
+        assert_eq!(h.motors(), Motors::default());
+        h.say(A, r#"{"type":"drive","linear":0,"angular":0}"#); // released
+        h.say(A, GO);
+        assert_eq!(h.motors(), FULL, "re-armed by letting go");
+        // The operator's own stop (releasing the stick) doesn't latch.
+        h.say(A, r#"{"type":"stop"}"#);
+        h.say(A, GO);
+        assert_eq!(h.motors(), FULL);
     }
 
     #[test]
