@@ -206,3 +206,73 @@ fn sigterm_closes_peers_and_exits_zero() {
     );
     assert_eq!(code.join().unwrap(), Some(0));
 }
+
+/// A multi-homed host (two addresses besides loopback), telepi bound to
+/// 0.0.0.0: the client may only use the non-loopback candidate, so this
+/// passes only if IP_PKTINFO hands str0m the real destination address and
+/// replies leave from it. Runs itself again inside a private network
+/// namespace (`unshare -n`, root only), so no traffic leaves the sandbox.
+#[test]
+fn wildcard_bind_streams_on_a_multi_homed_host() {
+    const INSIDE: &str = "TELEPI_IN_NETNS";
+    const NAME: &str = "wildcard_bind_streams_on_a_multi_homed_host";
+    if std::env::var_os(INSIDE).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let script = "ip link set lo up && ip addr add 10.99.0.1/32 dev lo && ip addr add 10.99.0.2/32 dev lo && exec \"$0\" --exact \"$1\" --nocapture";
+        let result = std::process::Command::new("unshare")
+            .args(["-n", "sh", "-c", script])
+            .arg(&exe)
+            .arg(NAME)
+            .env(INSIDE, "1")
+            .output();
+        match result {
+            Ok(out) if String::from_utf8_lossy(&out.stderr).contains("unshare failed") => {
+                eprintln!("skipped: cannot create a network namespace here (needs root)");
+            }
+            Ok(out) => {
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    out.status.success() && text.contains("1 passed"),
+                    "inner run failed:\n{text}"
+                );
+            }
+            Err(e) => eprintln!("skipped: no unshare ({e})"),
+        }
+        return;
+    }
+    let server = Server::start_on("0.0.0.0", &[]);
+    let (mut peer, sdp, pending) = Peer::offer_from("10.99.0.2", true);
+    let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
+    let json = [("Content-Type", "application/json")];
+    let (code, answer) = request(server.http, "POST", "/connect", &json, body.as_bytes()).unwrap();
+    assert_eq!(code, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let sdp = answer["sdp"].as_str().unwrap();
+    assert!(
+        sdp.contains("10.99.0.1") && sdp.contains("127.0.0.1"),
+        "a candidate per address:\n{sdp}"
+    );
+    let only_wifi: String = sdp
+        .lines()
+        .filter(|l| !l.contains("127.0.0.1"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    peer.accept(pending, &only_wifi);
+    assert!(
+        peer.run_until(Duration::from_secs(10), |p| p.frames_decoded >= 10),
+        "no video via 10.99.0.1"
+    );
+    let status = server.status();
+    assert_eq!(
+        status["peers"][0]["remote"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next(),
+        Some("10.99.0.2")
+    );
+}

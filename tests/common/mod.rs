@@ -33,8 +33,13 @@ impl Server {
     /// `TELEPI_TEST_BIN` replaces the binary (e.g. a cross-built one) and
     /// `TELEPI_TEST_RUNNER` runs it through a command (e.g. `qemu-aarch64`).
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_on("127.0.0.1", extra)
+    }
+
+    /// Like [`start`](Self::start) with the UDP socket bound to `rtc_ip`.
+    pub fn start_on(rtc_ip: &str, extra: &[&str]) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let rtc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let rtc: SocketAddr = format!("{rtc_ip}:{}", free_port()).parse().unwrap();
         let bin = std::env::var_os("TELEPI_TEST_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_telepi").into());
         let mut command = match std::env::var_os("TELEPI_TEST_RUNNER") {
@@ -193,7 +198,12 @@ pub struct Peer {
 impl Peer {
     /// Builds an offer (recvonly video unless `video` is false, plus a `default` channel).
     pub fn offer(video: bool) -> (Peer, String, SdpPendingOffer) {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Peer::offer_from("127.0.0.1", video)
+    }
+
+    /// Like [`offer`](Self::offer) from a given local address.
+    pub fn offer_from(ip: &str, video: bool) -> (Peer, String, SdpPendingOffer) {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         let local = socket.local_addr().unwrap();
         let mut rtc = Rtc::builder().build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
