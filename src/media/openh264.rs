@@ -31,7 +31,9 @@ impl OpenH264Encoder {
             .profile(Profile::Baseline)
             // A periodic IDR bounds how long a peer that lost a keyframe stays frozen.
             .intra_frame_period(IntraFramePeriod::from_num_frames(fps * 4))
-            .skip_frames(false);
+            // Rate control only holds the bitrate if it may skip a frame; for
+            // teleop a skipped frame beats a late one.
+            .skip_frames(true);
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| io::Error::other(format!("openh264 init: {e}")))?;
         Ok(OpenH264Encoder {
