@@ -28,7 +28,11 @@ fn drive_a_while(server: &Server, peer: &mut Peer) -> Instant {
 }
 
 /// Polls status as fast as it answers (~1 ms) until `done`.
-fn time_until(server: &Server, from: Instant, done: impl Fn(&serde_json::Value) -> bool) -> Duration {
+fn time_until(
+    server: &Server,
+    from: Instant,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Duration {
     loop {
         let status = server.status();
         if done(&status) {
@@ -40,7 +44,8 @@ fn time_until(server: &Server, from: Instant, done: impl Fn(&serde_json::Value) 
 
 fn report(name: &str, mut samples: Vec<Duration>) {
     samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    let pick =
+        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
     println!(
         "{name:<44} n={:<3} min {:>7.1} ms  p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
         samples.len(),
@@ -63,7 +68,9 @@ fn main() {
         op.run_for(Duration::from_millis(50));
     }
     drop(op);
-    server.wait_for(Duration::from_secs(5), |s| s["peers"].as_array().unwrap().is_empty());
+    server.wait_for(Duration::from_secs(5), |s| {
+        s["peers"].as_array().unwrap().is_empty()
+    });
 
     let (mut death, mut freed) = (Vec::new(), Vec::new());
     for _ in 0..RUNS / 2 {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::drive::DriveConfig;
+use crate::media::audio::AudioConfig;
 use crate::rtc::session::SessionConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -16,6 +17,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub rtc: RtcConfig,
     pub video: VideoConfig,
+    pub audio: AudioConfig,
     pub drive: DriveConfig,
     pub control: SessionConfig,
 }

@@ -9,10 +9,10 @@ use telepi::drive::Drive;
 use telepi::http::HttpServer;
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
-use telepi::media::{devices, select};
+use telepi::media::{audio, devices, select};
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::net;
-use telepi::rtc::server::RtcServer;
+use telepi::rtc::server::{MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
 
 fn main() -> ExitCode {
@@ -57,15 +57,16 @@ fn run(config: &Config) -> Result<(), String> {
     });
     let drive = Drive::open(&config.drive).map_err(|e| format!("motors: {e}"))?;
     let session = Session::new(Instant::now(), &config.control, drive);
-    let (server, robot) = RtcServer::new(
-        socket,
-        hub,
-        session,
-        pipeline.shared.clone(),
-        pipeline.frames.clone(),
-        BitrateController::new(v.min_bitrate, v.bitrate),
-    )
-    .map_err(|e| e.to_string())?;
+    let audio = audio::open(&config.audio)?;
+    let media = MediaLinks {
+        video: pipeline.shared.clone(),
+        frames: pipeline.frames.clone(),
+        bitrate: BitrateController::new(v.min_bitrate, v.bitrate),
+        audio: audio.shared.clone(),
+        microphone: audio.packets.clone(),
+        talkback: audio.talkback.clone(),
+    };
+    let (server, robot) = RtcServer::new(socket, hub, session, media).map_err(|e| e.to_string())?;
     let http = HttpServer::start(config.http.listen, robot.clone(), pipeline.shared.clone())
         .map_err(|e| e.to_string())?;
     let source = &pipeline.shared.source;
@@ -95,6 +96,7 @@ fn run(config: &Config) -> Result<(), String> {
     server.run();
     http.stop();
     drop(pipeline);
+    drop(audio);
     Ok(())
 }
 

@@ -143,7 +143,8 @@ fn eject_needs_the_secret_and_closes_the_peer() {
     assert_eq!(server.peer_count(), 1);
     assert!(
         victim.run_until(Duration::from_secs(5), |p| {
-            p.last_message("bye").is_some_and(|b| b["reconnect"] == false)
+            p.last_message("bye")
+                .is_some_and(|b| b["reconnect"] == false)
         }),
         "the ejected page is told not to come back"
     );

@@ -47,6 +47,16 @@
 
   const drive = { seq: 0, active: false, viewerPressSeen: false };
 
+  // The robot's microphone plays through the <video> element (muted until the
+  // user asks: browsers only autoplay muted media). Push-to-talk sends this
+  // page's microphone to the robot's speaker; getUserMedia needs a secure
+  // context (https or localhost), so the button only shows where it can work.
+  const audio = {
+    transceiver: null,
+    mic: null,
+    canTalk: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
+  };
+
   // ---- data channel -------------------------------------------------------
 
   function send(msg) {
@@ -138,7 +148,8 @@
     net.dc = dc;
     watchPeer(pc, dc);
     pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // sendrecv without a track: push-to-talk later swaps a track in, no renegotiation.
+    audio.transceiver = pc.addTransceiver('audio', { direction: 'sendrecv' });
     try {
       await pc.setLocalDescription(await pc.createOffer());
       await waitForIceGathering(pc);
@@ -166,6 +177,7 @@
   function closePeer() {
     const { pc } = net;
     net.pc = null;
+    audio.transceiver = null;
     net.dc = null;
     drive.active = false;
     robot.rtt = null;
@@ -455,6 +467,7 @@
     role.dataset.role = robot.role || 'none';
     $('claim').hidden = !open || robot.role === 'operator';
     $('release').hidden = !open || robot.role !== 'operator';
+    $('talk').hidden = !audio.canTalk || !open || robot.role !== 'operator';
 
     const operator = robot.telemetry ? robot.telemetry.operator : null;
     const items = robot.peers.map((p) => {
@@ -505,12 +518,41 @@
     renderHud();
   }
 
+  // ---- audio --------------------------------------------------------------
+
+  function toggleSound() {
+    video.muted = !video.muted;
+    const button = $('sound');
+    button.textContent = video.muted ? 'Sound off' : 'Sound on';
+    button.setAttribute('aria-pressed', String(!video.muted));
+  }
+
+  async function startTalking() {
+    const { transceiver } = audio;
+    if (!transceiver) return;
+    try {
+      if (!audio.mic) [audio.mic] = (await navigator.mediaDevices.getUserMedia({ audio: true })).getAudioTracks();
+      await transceiver.sender.replaceTrack(audio.mic);
+      $('talk').classList.add('active');
+    } catch (err) {
+      toast(`microphone: ${err.message}`);
+    }
+  }
+
+  function stopTalking() {
+    $('talk').classList.remove('active');
+    if (audio.transceiver) audio.transceiver.sender.replaceTrack(null).catch(() => {});
+  }
+
   // ---- wiring -------------------------------------------------------------
 
   function bindUi() {
     $('stop').addEventListener('click', emergencyStop);
     $('claim').addEventListener('click', claim);
     $('release').addEventListener('click', () => send({ type: 'release' }));
+    $('sound').addEventListener('click', toggleSound);
+    $('talk').addEventListener('pointerdown', startTalking);
+    for (const end of ['pointerup', 'pointerleave', 'pointercancel']) $('talk').addEventListener(end, stopTalking);
     for (const slider of document.querySelectorAll('input[data-servo]')) {
       slider.addEventListener('input', onServoInput);
     }

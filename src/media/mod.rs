@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod audio;
 pub mod bitrate;
+pub mod demand;
 pub mod openh264;
 pub mod pattern;
 pub mod pipeline;

@@ -104,12 +104,17 @@ impl TestPattern {
             } else {
                 2 * span - phase
             };
-        fill_luma(luma, w, w / 2 - side / 2, top, side, side, 128);
+        fill_plane(luma, w, w / 2 - side / 2, top, side, side, 128);
 
         self.draw_stamp(luma, epoch_ms);
         let scale = (h / 120).max(2);
         let text_top = h - 9 * scale;
-        fill_luma(luma, w, 0, text_top - scale, w, 10 * scale, Y_BLACK);
+        fill_plane(luma, w, 0, text_top - scale, w, 10 * scale, Y_BLACK);
+        // Grey chroma under the stamp and the text, so they read black and white.
+        for (top, rows) in [(0, STAMP_HEIGHT as usize), (text_top - scale, 10 * scale)] {
+            fill_plane(u_plane, w / 2, 0, top / 2, w / 2, rows.div_ceil(2), 128);
+            fill_plane(v_plane, w / 2, 0, top / 2, w / 2, rows.div_ceil(2), 128);
+        }
         draw_number(luma, w, scale, scale, text_top, n);
         let ms_width = 14 * 6 * scale;
         draw_number(
@@ -128,7 +133,7 @@ impl TestPattern {
         for bit in 0..STAMP_BITS as usize {
             let on = (epoch_ms >> (STAMP_BITS as usize - 1 - bit)) & 1 == 1;
             let y = if on { Y_WHITE } else { Y_BLACK };
-            fill_luma(luma, w, bit * cell, 0, cell, STAMP_HEIGHT as usize, y);
+            fill_plane(luma, w, bit * cell, 0, cell, STAMP_HEIGHT as usize, y);
         }
     }
 }
@@ -143,12 +148,13 @@ pub fn read_stamp(luma: &[u8], width: usize) -> u32 {
     })
 }
 
-fn fill_luma(luma: &mut [u8], stride: usize, x: usize, y: usize, w: usize, h: usize, value: u8) {
-    let height = luma.len() / stride;
+/// Fills a rectangle of one plane (luma, or a chroma plane at its own stride).
+fn fill_plane(plane: &mut [u8], stride: usize, x: usize, y: usize, w: usize, h: usize, value: u8) {
+    let height = plane.len() / stride;
     for row in y..(y + h).min(height) {
         let start = row * stride + x.min(stride);
         let end = row * stride + (x + w).min(stride);
-        luma[start..end].fill(value);
+        plane[start..end].fill(value);
     }
 }
 
@@ -159,7 +165,7 @@ fn draw_number(luma: &mut [u8], stride: usize, scale: usize, x: usize, y: usize,
             for col in 0..5 {
                 if bits & (0x10 >> col) != 0 {
                     let gx = x + (i * 6 + col) * scale;
-                    fill_luma(luma, stride, gx, y + row * scale, scale, scale, Y_WHITE);
+                    fill_plane(luma, stride, gx, y + row * scale, scale, scale, Y_WHITE);
                 }
             }
         }

@@ -2,11 +2,12 @@
 //! receives each access unit once, as an `Arc<[u8]>`, and writes it to all.
 //! The thread sleeps while nobody watches.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::demand::Demand;
 use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
 
 /// Keyframe requests arrive from every peer (join, PLI, FIR); this turns a
@@ -50,12 +51,10 @@ impl KeyframeThrottle {
 pub struct VideoShared {
     pub source: SourceInfo,
     pub encoder: &'static str,
-    viewers: AtomicUsize,
+    viewers: Demand,
     keyframe_wanted: AtomicBool,
     target_bitrate: AtomicU64,
     frames_encoded: AtomicU64,
-    shutdown: AtomicBool,
-    wake: (Mutex<()>, Condvar),
     /// The newest raw frame, for snapshots; moved in after encoding, never copied.
     latest_raw: Mutex<Option<Frame>>,
 }
@@ -63,9 +62,7 @@ pub struct VideoShared {
 impl VideoShared {
     /// Number of peers that want video; zero parks the thread.
     pub fn set_viewers(&self, n: usize) {
-        if self.viewers.swap(n, Ordering::SeqCst) != n {
-            self.notify();
-        }
+        self.viewers.set(n);
     }
 
     pub fn request_keyframe(&self) {
@@ -90,22 +87,7 @@ impl VideoShared {
     }
 
     pub fn shutdown(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        self.notify();
-    }
-
-    fn notify(&self) {
-        let _guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
-        self.wake.1.notify_all();
-    }
-
-    /// Blocks while nobody watches; false once shut down.
-    fn wait_for_viewers(&self) -> bool {
-        let mut guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
-        while self.viewers.load(Ordering::SeqCst) == 0 && !self.shutdown.load(Ordering::SeqCst) {
-            guard = self.wake.1.wait(guard).unwrap_or_else(|e| e.into_inner());
-        }
-        !self.shutdown.load(Ordering::SeqCst)
+        self.viewers.shutdown();
     }
 }
 
@@ -125,12 +107,10 @@ impl Pipeline {
         let shared = Arc::new(VideoShared {
             source: source.info(),
             encoder: encoder.as_ref().map_or("passthrough", |e| e.name()),
-            viewers: AtomicUsize::new(0),
+            viewers: Demand::default(),
             keyframe_wanted: AtomicBool::new(false),
             target_bitrate: AtomicU64::new(0),
             frames_encoded: AtomicU64::new(0),
-            shutdown: AtomicBool::new(false),
-            wake: (Mutex::new(()), Condvar::new()),
             latest_raw: Mutex::new(None),
         });
         // Two frames of slack: if the loop is behind, newer frames win over queued ones.
@@ -169,7 +149,7 @@ fn run(
     let mut bitrate = 0;
     let epoch = Instant::now();
     let mut seq = 0u64;
-    while shared.wait_for_viewers() {
+    while shared.viewers.wait() {
         let frame = match source.next_frame() {
             Ok(frame) => frame,
             Err(e) => {

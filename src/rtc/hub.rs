@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
@@ -11,11 +12,12 @@ use str0m::change::SdpOffer;
 use str0m::channel::ChannelId;
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use super::PeerId;
+use crate::media::audio::EncodedAudio;
 use crate::media::EncodedFrame;
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,11 @@ pub enum HubEvent {
     },
     /// Some peer needs an IDR (it just connected, or sent PLI/FIR).
     KeyframeWanted,
+    /// 20 ms of μ-law the peer sent (push-to-talk).
+    Audio {
+        peer: PeerId,
+        data: Arc<[u8]>,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,6 +114,8 @@ struct Peer {
     timeout: Instant,
     remote: Option<SocketAddr>,
     video: Option<(Mid, Pt)>,
+    /// Where the robot's microphone goes, if the peer wants it.
+    audio: Option<(Mid, Pt)>,
     channel: Option<ChannelId>,
     expects_channel: bool,
     connected: bool,
@@ -167,6 +176,7 @@ impl Hub {
             .set_dtls_cert(self.cert.clone())
             .clear_codecs()
             .enable_h264(true)
+            .enable_pcmu(true, false)
             .enable_bwe(Some(Bitrate::bps(u64::from(self.config.max_bitrate) / 2)))
             .build(now);
         let mut added = 0;
@@ -200,6 +210,7 @@ impl Hub {
             timeout: now,
             remote: None,
             video: None,
+            audio: None,
             channel: None,
             expects_channel: offer_sdp.contains("m=application"),
             connected: false,
@@ -264,6 +275,7 @@ impl Hub {
 
     /// Writes one shared access unit to every connected peer that wants video.
     pub fn send_video(&mut self, frame: &EncodedFrame) {
+        let rtp_time = MediaTime::from_90khz(frame.rtp_time);
         for peer in &mut self.peers {
             let Some((mid, pt)) = peer.video.filter(|_| peer.connected) else {
                 continue;
@@ -272,17 +284,22 @@ impl Hub {
             if peer.awaiting_keyframe && !frame.keyframe {
                 continue;
             }
-            let Some(writer) = peer.rtc.writer(mid) else {
+            if peer.write(mid, pt, frame.captured, rtp_time, &frame.data) {
+                peer.awaiting_keyframe = false;
+                peer.frames_sent += 1;
+            }
+            peer.drain(&mut self.transmits, &mut self.events);
+        }
+    }
+
+    /// Writes one shared microphone packet to every connected peer that takes audio.
+    pub fn send_audio(&mut self, packet: &EncodedAudio) {
+        let rtp_time = MediaTime::new(packet.rtp_time, Frequency::EIGHT_KHZ);
+        for peer in &mut self.peers {
+            let Some((mid, pt)) = peer.audio.filter(|_| peer.connected) else {
                 continue;
             };
-            let rtp_time = MediaTime::from_90khz(frame.rtp_time);
-            match writer.write(pt, frame.captured, rtp_time, frame.data.clone()) {
-                Ok(()) => {
-                    peer.awaiting_keyframe = false;
-                    peer.frames_sent += 1;
-                }
-                Err(e) => tracing::debug!(peer = %peer.id, "video write: {e}"),
-            }
+            peer.write(mid, pt, packet.captured, rtp_time, &packet.data);
             peer.drain(&mut self.transmits, &mut self.events);
         }
     }
@@ -332,6 +349,11 @@ impl Hub {
             .iter()
             .map(|p| p.timeout.min(p.deadline(&self.config)))
             .min()
+    }
+
+    /// Peers that will receive the microphone.
+    pub fn listeners(&self) -> usize {
+        self.peers.iter().filter(|p| p.audio.is_some()).count()
     }
 
     /// Peers that will receive video (connecting or connected).
@@ -397,6 +419,26 @@ impl Hub {
 }
 
 impl Peer {
+    fn write(
+        &mut self,
+        mid: Mid,
+        pt: Pt,
+        captured: Instant,
+        time: MediaTime,
+        data: &Arc<[u8]>,
+    ) -> bool {
+        let Some(writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        match writer.write(pt, captured, time, data.clone()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(peer = %self.id, "media write: {e}");
+                false
+            }
+        }
+    }
+
     /// When this peer counts as gone if nothing more is heard from it.
     fn deadline(&self, config: &HubConfig) -> Instant {
         if self.connected && self.video.is_none() {
@@ -451,6 +493,20 @@ impl Peer {
                     Some(pt) => self.video = Some((m.mid, pt)),
                     None => tracing::warn!(peer = %self.id, "video m-line without usable H.264"),
                 }
+            }
+            Event::MediaAdded(m) if m.kind == MediaKind::Audio => {
+                let pcmu = |p: &&PayloadParams| p.spec().codec == Codec::PCMU;
+                self.audio = self
+                    .rtc
+                    .writer(m.mid)
+                    .and_then(|w| w.payload_params().find(pcmu).map(|p| p.pt()))
+                    .map(|pt| (m.mid, pt));
+            }
+            Event::MediaData(m) if m.params.spec().codec == Codec::PCMU => {
+                events.push_back(HubEvent::Audio {
+                    peer: self.id,
+                    data: m.data,
+                });
             }
             Event::ChannelOpen(id, label) => {
                 tracing::debug!(peer = %self.id, "data channel '{label}' open");

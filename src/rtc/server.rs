@@ -14,6 +14,7 @@ use super::hub::{ConnectError, Hub, HubEvent};
 use super::net;
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
 use super::PeerId;
+use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
 use crate::media::pipeline::VideoShared;
 use crate::media::EncodedFrame;
@@ -92,14 +93,22 @@ impl LoopHandle {
     }
 }
 
+/// The loop's ends of the media threads.
+pub struct MediaLinks {
+    pub video: Arc<VideoShared>,
+    pub frames: Receiver<EncodedFrame>,
+    pub bitrate: BitrateController,
+    pub audio: Arc<AudioShared>,
+    pub microphone: Receiver<EncodedAudio>,
+    pub talkback: Sender<Arc<[u8]>>,
+}
+
 pub struct RtcServer {
     socket: Async<UdpSocket>,
     local: SocketAddr,
     hub: Hub,
     session: Session,
-    video: Arc<VideoShared>,
-    frames: Receiver<EncodedFrame>,
-    bitrate: BitrateController,
+    media: MediaLinks,
     commands: Receiver<Command>,
     started: Instant,
     next_temperature_read: Instant,
@@ -109,6 +118,7 @@ enum Wake {
     Datagram(std::io::Result<(usize, SocketAddr, SocketAddr)>),
     Command(Option<Command>),
     Frame(EncodedFrame),
+    Audio(EncodedAudio),
     Timer,
 }
 
@@ -117,9 +127,7 @@ impl RtcServer {
         socket: UdpSocket,
         hub: Hub,
         session: Session,
-        video: Arc<VideoShared>,
-        frames: Receiver<EncodedFrame>,
-        bitrate: BitrateController,
+        media: MediaLinks,
     ) -> std::io::Result<(RtcServer, LoopHandle)> {
         let local = socket.local_addr()?;
         let (tx, rx) = smol::channel::unbounded();
@@ -128,9 +136,7 @@ impl RtcServer {
             local,
             hub,
             session,
-            video,
-            frames,
-            bitrate,
+            media,
             commands: rx,
             started: Instant::now(),
             next_temperature_read: Instant::now(),
@@ -150,10 +156,16 @@ impl RtcServer {
                         Wake::Datagram(self.socket.read_with(|s| net::recv(s, &mut buf)).await)
                     };
                     let command = async { Wake::Command(self.commands.recv().await.ok()) };
+                    // A media thread that is gone (or never started) just stops waking us.
                     let frame = async {
-                        match self.frames.recv().await {
+                        match self.media.frames.recv().await {
                             Ok(f) => Wake::Frame(f),
-                            // The video thread is gone; keep serving control without it.
+                            Err(_) => smol::future::pending().await,
+                        }
+                    };
+                    let audio = async {
+                        match self.media.microphone.recv().await {
+                            Ok(a) => Wake::Audio(a),
                             Err(_) => smol::future::pending().await,
                         }
                     };
@@ -161,7 +173,7 @@ impl RtcServer {
                         Timer::at(deadline).await;
                         Wake::Timer
                     };
-                    datagram.or(command).or(frame).or(timer).await
+                    datagram.or(command).or(frame).or(audio).or(timer).await
                 };
                 let now = Instant::now();
                 match wake {
@@ -175,6 +187,7 @@ impl RtcServer {
                     Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
                     Wake::Frame(frame) => self.hub.send_video(&frame),
+                    Wake::Audio(packet) => self.hub.send_audio(&packet),
                     Wake::Timer => {}
                 }
                 self.hub.handle_timeout(now);
@@ -191,7 +204,8 @@ impl RtcServer {
             self.flush(now);
             tracing::info!("rtc loop stopped");
         });
-        self.video.set_viewers(0);
+        self.media.video.set_viewers(0);
+        self.media.audio.set_listeners(0);
     }
 
     fn next_deadline(&self) -> Instant {
@@ -212,9 +226,9 @@ impl RtcServer {
     }
 
     fn adapt_bitrate(&mut self, now: Instant) {
-        if let Some(bps) = self.bitrate.update(now, self.hub.lowest_estimate()) {
+        if let Some(bps) = self.media.bitrate.update(now, self.hub.lowest_estimate()) {
             tracing::info!(bps, "encoder bitrate follows the slowest peer");
-            self.video.set_bitrate(bps);
+            self.media.video.set_bitrate(bps);
         }
     }
 
@@ -263,7 +277,13 @@ impl RtcServer {
                 }
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
-                HubEvent::KeyframeWanted => self.video.request_keyframe(),
+                HubEvent::KeyframeWanted => self.media.video.request_keyframe(),
+                // Only the operator talks through the robot's speaker.
+                HubEvent::Audio { peer, data } => {
+                    if self.session.operator() == Some(peer) {
+                        let _ = self.media.talkback.try_send(data);
+                    }
+                }
             }
             self.drain_session();
         }
@@ -274,7 +294,8 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        self.video.set_viewers(self.hub.viewers());
+        self.media.video.set_viewers(self.hub.viewers());
+        self.media.audio.set_listeners(self.hub.listeners());
     }
 
     fn drain_session(&mut self) {
@@ -288,7 +309,7 @@ impl RtcServer {
     }
 
     fn status(&self, now: Instant) -> serde_json::Value {
-        let source = &self.video.source;
+        let source = &self.media.video.source;
         let session = self.session.status();
         // Each peer's transport state joined with its role from the session.
         let peers: Vec<serde_json::Value> = self
@@ -315,10 +336,11 @@ impl RtcServer {
                 "width": source.width,
                 "height": source.height,
                 "fps": source.fps,
-                "encoder": self.video.encoder,
-                "frames_encoded": self.video.frames_encoded(),
-                "bitrate": self.bitrate.current(),
+                "encoder": self.media.video.encoder,
+                "frames_encoded": self.media.video.frames_encoded(),
+                "bitrate": self.media.bitrate.current(),
             },
+            "audio": self.media.audio.status(),
         })
     }
 }

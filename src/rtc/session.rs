@@ -212,6 +212,10 @@ impl Session {
         self.outputs.pop_front()
     }
 
+    pub fn operator(&self) -> Option<PeerId> {
+        self.operator
+    }
+
     /// Motors to zero (shutdown, panic): roles are left as they are.
     pub fn stop_all(&mut self, now: Instant) {
         self.drive.stop(now);

@@ -182,6 +182,14 @@ fn exchange(
     Some((code, headers, raw[split + 4..].to_vec()))
 }
 
+/// |sample| of a G.711 μ-law byte (enough to tell a tone from silence).
+fn mulaw_magnitude(byte: u8) -> u16 {
+    let u = !byte;
+    let exponent = u32::from((u >> 4) & 7);
+    let mantissa = u32::from(u & 15);
+    ((((mantissa << 3) + 0x84) << exponent) - 0x84) as u16
+}
+
 /// A browser stand-in: receives video, decodes it, talks on a data channel.
 pub struct Peer {
     pub rtc: Rtc,
@@ -193,6 +201,11 @@ pub struct Peer {
     pub last_size: Option<(usize, usize)>,
     pub texts: Vec<String>,
     pub connected: bool,
+    audio_mid: Option<str0m::media::Mid>,
+    /// μ-law packets received, and the loudest sample decoded from them.
+    pub audio_packets: usize,
+    pub audio_peak: u16,
+    audio_sent: u64,
 }
 
 impl Peer {
@@ -203,14 +216,27 @@ impl Peer {
 
     /// Like [`offer`](Self::offer) from a given local address.
     pub fn offer_from(ip: &str, video: bool) -> (Peer, String, SdpPendingOffer) {
+        Peer::offer_media(ip, video, None)
+    }
+
+    /// An offer with video (recvonly) if asked, and audio in the given direction.
+    pub fn offer_media(
+        ip: &str,
+        video: bool,
+        audio: Option<Direction>,
+    ) -> (Peer, String, SdpPendingOffer) {
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         let local = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder().build(Instant::now());
+        // Browsers offer PCMU among their audio codecs; str0m needs asking.
+        let mut rtc = Rtc::builder()
+            .enable_pcmu(true, false)
+            .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let mut api = rtc.sdp_api();
         if video {
             api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         }
+        let audio_mid = audio.map(|dir| api.add_media(MediaKind::Audio, dir, None, None, None));
         api.add_channel("default".into());
         let (offer, pending) = api.apply().unwrap();
         let peer = Peer {
@@ -223,6 +249,10 @@ impl Peer {
             last_size: None,
             texts: vec![],
             connected: false,
+            audio_mid,
+            audio_packets: 0,
+            audio_peak: 0,
+            audio_sent: 0,
         };
         (peer, offer.to_sdp_string(), pending)
     }
@@ -257,6 +287,25 @@ impl Peer {
     pub fn accept(&mut self, pending: SdpPendingOffer, answer_sdp: &str) {
         let answer = SdpAnswer::from_sdp_string(answer_sdp).unwrap();
         self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Sends 20 ms of a loud square wave as PCMU (push-to-talk).
+    pub fn send_audio(&mut self) {
+        let mid = self.audio_mid.expect("offered audio");
+        let writer = self.rtc.writer(mid).expect("audio is sendable");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == str0m::format::Codec::PCMU)
+            .expect("PCMU negotiated")
+            .pt();
+        // 0x80 / 0x00 are μ-law's loudest positive and negative codes.
+        let samples: Vec<u8> = (0..160)
+            .map(|i| if i % 20 < 10 { 0x80 } else { 0x00 })
+            .collect();
+        let time =
+            str0m::media::MediaTime::new(self.audio_sent * 160, str0m::media::Frequency::EIGHT_KHZ);
+        self.audio_sent += 1;
+        writer.write(pt, Instant::now(), time, samples).unwrap();
     }
 
     /// Sends a text message on the data channel.
@@ -356,6 +405,16 @@ impl Peer {
             Event::ChannelData(d) => self
                 .texts
                 .push(String::from_utf8_lossy(&d.data).into_owned()),
+            Event::MediaData(m) if Some(m.mid) == self.audio_mid => {
+                self.audio_packets += 1;
+                let peak = m
+                    .data
+                    .iter()
+                    .map(|b| mulaw_magnitude(*b))
+                    .max()
+                    .unwrap_or(0);
+                self.audio_peak = self.audio_peak.max(peak);
+            }
             Event::MediaData(m) => {
                 if let Ok(Some(yuv)) = self.decoder.decode(&m.data) {
                     self.frames_decoded += 1;

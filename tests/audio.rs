@@ -1,0 +1,76 @@
+//! End to end audio: the robot's (synthetic) microphone reaches a peer as
+//! PCMU, and only the operator's voice reaches its (metered) speaker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{request, Peer, Server};
+use str0m::media::Direction;
+
+fn connect_with_audio(server: &Server) -> Peer {
+    let (mut peer, sdp, pending) = Peer::offer_media("127.0.0.1", true, Some(Direction::SendRecv));
+    let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
+    let json = [("Content-Type", "application/json")];
+    let (code, answer) = request(server.http, "POST", "/connect", &json, body.as_bytes()).unwrap();
+    assert_eq!(code, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let answer_sdp = answer["sdp"].as_str().unwrap();
+    assert!(answer_sdp.contains("PCMU/8000"), "{answer_sdp}");
+    peer.accept(pending, answer["sdp"].as_str().unwrap());
+    assert!(peer.run_until(Duration::from_secs(10), |p| p
+        .last_message("role")
+        .is_some()));
+    peer
+}
+
+fn talk(peer: &mut Peer, packets: usize) {
+    for _ in 0..packets {
+        peer.send_audio();
+        peer.run_for(Duration::from_millis(20));
+    }
+}
+
+fn talkback_packets(server: &Server) -> u64 {
+    server.status()["audio"]["talkback_packets"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn the_microphone_reaches_peers_and_only_the_operator_reaches_the_speaker() {
+    let server = Server::start(&["--config", "tests/fixtures/synthetic-audio.toml"]);
+    let mut viewer = connect_with_audio(&server);
+    // The tone beeps for 100 ms at the top of every second.
+    assert!(
+        viewer.run_until(Duration::from_secs(5), |p| p.audio_packets >= 60
+            && p.audio_peak > 6000),
+        "{} packets, peak {}",
+        viewer.audio_packets,
+        viewer.audio_peak
+    );
+    let status = server.status();
+    assert_eq!(status["audio"]["source"], "tone");
+    assert_eq!(status["audio"]["listeners"], 1);
+
+    talk(&mut viewer, 10);
+    assert_eq!(
+        talkback_packets(&server),
+        0,
+        "a viewer can't talk through the robot"
+    );
+
+    let mut operator = connect_with_audio(&server);
+    operator.send(r#"{"type":"claim"}"#);
+    assert!(operator.run_until(Duration::from_secs(5), |p| {
+        p.last_message("role")
+            .is_some_and(|r| r["role"] == "operator")
+    }));
+    talk(&mut operator, 10);
+    assert!(
+        server.wait_for(Duration::from_secs(2), |s| s["audio"]["talkback_packets"]
+            .as_u64()
+            >= Some(5))
+    );
+    assert!(server.status()["audio"]["talkback_peak"].as_u64().unwrap() > 30000);
+}
