@@ -234,7 +234,26 @@ impl Serialize for ServoValues<'_> {
 pub(crate) mod testing {
     use std::sync::{Arc, Mutex};
 
-    use super::{Backend, Motors};
+    use super::{Backend, BackendKind, DriveConfig, Motors, ServoConfig};
+
+    /// Simulated motors without ramp or deadband (so a drive is the output),
+    /// and one `pan` servo on GPIO18 starting at `pan`.
+    pub(crate) fn config(pan: f32) -> DriveConfig {
+        DriveConfig {
+            backend: BackendKind::Sim,
+            accel: 0.0,
+            deadband: 0.0,
+            servos: vec![ServoConfig {
+                name: "pan".into(),
+                pin: 18,
+                min_us: 1000,
+                max_us: 2000,
+                center_us: None,
+                initial: pan,
+            }],
+            ..DriveConfig::default()
+        }
+    }
 
     /// Records every write, so tests see exactly what reached the pins.
     #[derive(Clone, Default)]
@@ -267,24 +286,11 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{Recorder, Write};
+    use super::testing::{self, Recorder, Write};
     use super::*;
 
     fn config() -> DriveConfig {
-        DriveConfig {
-            backend: BackendKind::Sim,
-            accel: 0.0,
-            deadband: 0.0,
-            servos: vec![ServoConfig {
-                name: "pan".into(),
-                pin: 18,
-                min_us: 1000,
-                max_us: 2000,
-                center_us: None,
-                initial: 0.5,
-            }],
-            ..DriveConfig::default()
-        }
+        testing::config(0.5)
     }
 
     fn ms(t: Instant, n: u64) -> Instant {

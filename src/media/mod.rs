@@ -12,6 +12,7 @@ pub mod audio;
 pub mod bitrate;
 pub mod demand;
 pub mod openh264;
+pub mod pace;
 pub mod pattern;
 pub mod pipeline;
 
@@ -88,10 +89,11 @@ pub struct EncodedFrame {
     pub keyframe: bool,
     pub seq: u64,
 }
-pub mod convert;
 pub mod annexb;
-pub mod pipe;
-pub mod v4l2;
-pub mod m2m;
+pub mod convert;
 pub mod devices;
+pub mod fdpoll;
+pub mod m2m;
+pub mod pipe;
 pub mod select;
+pub mod v4l2;

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::pace::Pacer;
 use super::{Frame, PixelFormat, SourceInfo, VideoSource};
 
 /// Cells in the machine-readable stamp: 32 bits of capture time (ms since the
@@ -46,7 +47,7 @@ pub struct TestPattern {
     height: u32,
     fps: u32,
     frame_no: u64,
-    next_due: Option<Instant>,
+    pacer: Pacer,
 }
 
 impl TestPattern {
@@ -70,7 +71,7 @@ impl TestPattern {
             height,
             fps,
             frame_no: 0,
-            next_due: None,
+            pacer: Pacer::new(Duration::from_secs(1) / fps),
         })
     }
 
@@ -190,17 +191,7 @@ impl VideoSource for TestPattern {
     }
 
     fn next_frame(&mut self) -> std::io::Result<Frame> {
-        let interval = Duration::from_secs(1) / self.fps;
-        let now = Instant::now();
-        // After an idle pause (nobody watching) start a fresh schedule instead of catching up.
-        let due = match self.next_due {
-            Some(due) if due + interval > now => due,
-            _ => now,
-        };
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        self.next_due = Some(due + interval);
+        self.pacer.wait();
         let mut frame = Frame::black_i420(self.width, self.height);
         frame.captured = Instant::now();
         self.draw(self.frame_no, epoch_ms(), &mut frame);

@@ -12,6 +12,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::annexb::{self, AccessUnitSplitter, ParameterSetCache};
+use super::fdpoll;
 use super::{Frame, PixelFormat, SourceInfo, VideoSource};
 
 /// Largest access unit accepted; more without a boundary is garbage.
@@ -153,24 +154,7 @@ impl Backoff {
 
 /// Waits up to `timeout` for `fd` to become readable (or hung up).
 fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            -1 => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-            n => return Ok(n > 0),
-        }
-    }
+    Ok(fdpoll::poll(fd.as_raw_fd(), libc::POLLIN, timeout)? != 0)
 }
 
 struct Running {

@@ -669,28 +669,12 @@ impl Device {
     /// Waits up to `timeout` for `events` (`POLLIN`: a capture buffer is
     /// done, `POLLOUT`: an output buffer can be reclaimed).
     pub fn wait(&self, events: i16, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        loop {
-            // SAFETY: one valid pollfd for the duration of the call.
-            match unsafe { libc::poll(&mut pfd, 1, ms) } {
-                -1 => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::Interrupted {
-                        return Err(self.fail("poll", e));
-                    }
-                }
-                0 => return Ok(false),
-                _ if pfd.revents & libc::POLLERR != 0 => {
-                    return Err(self.fail("poll", io::Error::other("device reported an error")))
-                }
-                _ => return Ok(pfd.revents & events != 0),
-            }
+        let revents = super::fdpoll::poll(self.file.as_raw_fd(), events, timeout)
+            .map_err(|e| self.fail("poll", e))?;
+        if revents & libc::POLLERR != 0 {
+            return Err(self.fail("poll", io::Error::other("device reported an error")));
         }
+        Ok(revents & events != 0)
     }
 }
 

@@ -412,7 +412,6 @@ mod tests {
 
     use super::*;
     use crate::drive::testing::{Recorder, Write};
-    use crate::drive::{BackendKind, DriveConfig, ServoConfig};
 
     const A: PeerId = PeerId(1);
     const B: PeerId = PeerId(2);
@@ -425,20 +424,7 @@ mod tests {
     }
 
     fn harness(secret: Option<&str>) -> Harness {
-        let drive_config = DriveConfig {
-            backend: BackendKind::Sim,
-            accel: 0.0,
-            deadband: 0.0,
-            servos: vec![ServoConfig {
-                name: "pan".into(),
-                pin: 18,
-                min_us: 1000,
-                max_us: 2000,
-                center_us: None,
-                initial: 0.0,
-            }],
-            ..DriveConfig::default()
-        };
+        let drive_config = crate::drive::testing::config(0.0);
         let motors = Recorder::default();
         let drive = Drive::new(&drive_config, Box::new(motors.clone())).unwrap();
         let config = SessionConfig {

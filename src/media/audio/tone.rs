@@ -7,15 +7,24 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{AudioSource, CHUNK, SAMPLE_RATE};
+use crate::media::pace::Pacer;
 
 const BEEP_HZ: f32 = 880.0;
 const BEEP_CHUNKS: u64 = 5; // 100 ms
 const AMPLITUDE: f32 = 8000.0;
 
-#[derive(Default)]
 pub struct Tone {
     chunk_no: u64,
-    next_due: Option<Instant>,
+    pacer: Pacer,
+}
+
+impl Default for Tone {
+    fn default() -> Self {
+        Tone {
+            chunk_no: 0,
+            pacer: Pacer::new(Duration::from_secs(CHUNK as u64) / SAMPLE_RATE),
+        }
+    }
 }
 
 impl Tone {
@@ -40,17 +49,7 @@ impl AudioSource for Tone {
     }
 
     fn read(&mut self, out: &mut [i16; CHUNK]) -> io::Result<Instant> {
-        let interval = Duration::from_secs(CHUNK as u64) / SAMPLE_RATE;
-        let now = Instant::now();
-        // Restart the schedule after an idle pause instead of catching up.
-        let due = match self.next_due {
-            Some(due) if due + interval > now => due,
-            _ => now,
-        };
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        self.next_due = Some(due + interval);
+        let due = self.pacer.wait();
         Tone::render(self.chunk_no, out);
         self.chunk_no += 1;
         Ok(due)
