@@ -26,3 +26,19 @@ cargo test --locked --all-targets
 
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
+
+# ---- Raspberry Pi (board/, tests/pi/; README "Put it on a Pi") -------------
+# Cross-builds aarch64 + armv7 release binaries and their .debs (size budget
+# 8 MB stripped), checks the packages and the unit, runs both binaries under
+# qemu-user through the end-to-end tests above (WebRTC frames decoded on the
+# host, drive/deadman, pipe source, audio), and writes a synthetic Raspberry
+# Pi OS image with board/make-image.sh. TELEPI_SKIP_CROSS=1 skips all of it.
+if [ "${TELEPI_SKIP_CROSS:-0}" != 1 ]; then
+  pi_start=$(date +%s)
+  board/build-cross.sh all
+  tests/pi/deb.test.sh
+  tests/pi/cross-smoke.sh all
+  tests/pi/image.test.sh
+  echo "Raspberry Pi checks: $(($(date +%s) - pi_start))s"
+fi
+# ---- end Raspberry Pi --------------------------------------------------------
