@@ -8,13 +8,16 @@
 #   all      both (the default)
 #
 # On a Debian/Ubuntu x86-64 host (as root or with sudo) it installs what is
-# missing: the rustup targets, Debian's cross gcc/g++, the target's multiarch
-# -dev packages (libasound2-dev, linux-libc-dev, libc6, libstdc++6), libclang
-# for bindgen, and cargo-deb. Then, per target, it points cargo, cc, bindgen
-# and pkg-config at the cross toolchain, runs `cargo build --release --locked
-# --target ...`, prints the stripped size (and fails above the size budget,
-# TELEPI_SIZE_BUDGET bytes, default 8000000) and the newest glibc symbol the
-# binary needs, and builds the .deb with `cargo deb --no-build`.
+# missing: the rustup targets, Debian's cross gcc/g++, the target's runtime
+# libraries as multiarch packages (libc6, libstdc++6, libgcc-s1, libasound2
+# for arm64/armhf), libclang for bindgen, and cargo-deb; the target's
+# libasound2-dev is unpacked into target/pi-sysroot/<arch> for pkg-config.
+# Then it points cargo, cc, bindgen and pkg-config at the cross toolchain
+# (target-scoped variables), runs one `cargo build --release --locked
+# --target ...` for all targets, prints each stripped size (and fails above
+# the size budget, TELEPI_SIZE_BUDGET bytes, default 8000000) and the newest
+# glibc symbol version the binary needs, and builds the .debs with
+# `cargo deb --target ... --no-build`.
 #
 # Outputs: target/<triple>/release/telepi and target/<triple>/debian/telepi_<version>-1_<arch>.deb
 set -euo pipefail
@@ -65,22 +68,25 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends --no-remove "$@" >/dev/null
 }
 
+# The target's C libraries telepi links (alsa-sys finds ALSA through
+# pkg-config): their runtime packages are installed multiarch (qemu-user runs
+# the binary with them; dpkg-shlibdeps computes the .deb's Depends from
+# them), their -dev packages are only unpacked into target/pi-sysroot/<arch>.
+# An installed libasound2-dev:arm64 next to the host's would make
+# `dpkg -s libasound2-dev` ambiguous and tie the host's -dev upgrades to the
+# foreign archive.
+target_runtime=(libc6 libstdc++6 libgcc-s1 libasound2)
+target_dev=(libasound2-dev libasound2)
+
 install_missing() {
-  local arches=() required=() optional=() missing=() t a p
+  local arches=() required=() missing=() t a p
   for t in "${targets[@]}"; do
     a=$(debarch "$t")
     arches+=("$a")
-    # The cross toolchain (its sysroot /usr/<gnu> has the target's libc and
-    # kernel headers, which is what bindgen and the linker use) and the
-    # target's runtime libraries (qemu-user runs the binary with them,
-    # dpkg-shlibdeps computes the .deb's Depends from them).
-    required+=("gcc-$(gnu "$t")" "g++-$(gnu "$t")" "binutils-$(gnu "$t")"
-      "libc6:$a" "libstdc++6:$a" "libgcc-s1:$a")
-    # The target's multiarch -dev packages, for crates that find C libraries
-    # through pkg-config (PKG_CONFIG_LIBDIR below). Nothing in today's crate
-    # graph links ALSA, so a mirror whose $a index lags behind the host's
-    # (multiarch packages must match versions exactly) only warns.
-    optional+=("libasound2-dev:$a" "linux-libc-dev:$a")
+    # The cross toolchain: its sysroot /usr/<gnu> has the target's libc and
+    # kernel headers (what the linker and bindgen use).
+    required+=("gcc-$(gnu "$t")" "g++-$(gnu "$t")" "binutils-$(gnu "$t")")
+    for p in "${target_runtime[@]}"; do required+=("$p:$a"); done
   done
   required+=(libclang-dev clang pkg-config dpkg-dev file)
   local added=0
@@ -91,25 +97,16 @@ install_missing() {
       added=1
     fi
   done
-  for p in "${required[@]}" "${optional[@]}"; do
+  for p in "${required[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ] || [ $added -eq 1 ]; then
     apt_update
   fi
-  missing=()
-  for p in "${required[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "build-cross: installing ${missing[*]}"
     apt_install "${missing[@]}"
   fi
-  for p in "${optional[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 && continue
-    echo "build-cross: installing $p"
-    apt_install "$p" || echo "build-cross: warning: could not install $p (multiarch version skew?), going on without it" >&2
-  done
   local installed
   installed=$(rustup target list --installed)
   for t in "${targets[@]}"; do
@@ -119,6 +116,29 @@ install_missing() {
     echo "build-cross: cargo install cargo-deb --locked"
     nice -n 10 cargo install cargo-deb --locked --quiet
   fi
+}
+
+# target/pi-sysroot/<arch>: the target's -dev packages, unpacked (apt-get
+# download + dpkg-deb -x), refreshed when the archive has other versions.
+sysroot_dir() { echo "$PWD/target/pi-sysroot/$(debarch "$1")"; }
+make_sysroot() {
+  local a dir want p
+  a=$(debarch "$1")
+  dir=$(sysroot_dir "$1")
+  want=$(for p in "${target_dev[@]}"; do
+    printf '%s %s\n' "$p" "$(apt-cache policy "$p:$a" | awk '/Candidate:/ { print $2 }')"
+  done)
+  if [ -f "$dir/.versions" ] && [ "$(cat "$dir/.versions")" = "$want" ]; then
+    return
+  fi
+  echo "build-cross: unpacking ${target_dev[*]} ($a) into $dir"
+  rm -rf "$dir" "$dir.debs"
+  mkdir -p "$dir" "$dir.debs"
+  (cd "$dir.debs" && apt-get download -q=2 "${target_dev[@]/%/:$a}" 2>&1 | grep -v 'unsandboxed as root' || true)
+  for p in "$dir.debs"/*.deb; do dpkg-deb -x "$p" "$dir"; done
+  [ -n "$(ls "$dir.debs")" ] || { echo "build-cross: apt-get download ${target_dev[*]} ($a) failed" >&2; exit 1; }
+  rm -rf "$dir.debs"
+  echo "$want" >"$dir/.versions"
 }
 
 # Exports everything cargo, cc-rs, bindgen and pkg-config read for one target.
@@ -133,9 +153,13 @@ cross_env() {
   export "CARGO_TARGET_${U}_LINKER=$g-gcc"
   export "CC_$u=$g-gcc" "CXX_$u=$g-g++" "AR_$u=$g-ar"
   export "CFLAGS_$u=$f" "CXXFLAGS_$u=$f"
+  # pkg-config sees only the target's multiarch pkgconfig dir inside the
+  # sysroot, and prefixes the paths it prints with the sysroot.
+  local sysroot
+  sysroot=$(sysroot_dir "$t")
   export PKG_CONFIG_ALLOW_CROSS=1
-  export "PKG_CONFIG_LIBDIR_$u=/usr/lib/$g/pkgconfig:/usr/share/pkgconfig"
-  export "PKG_CONFIG_SYSROOT_DIR_$u=/"
+  export "PKG_CONFIG_LIBDIR_$u=$sysroot/usr/lib/$g/pkgconfig:$sysroot/usr/share/pkgconfig"
+  export "PKG_CONFIG_SYSROOT_DIR_$u=$sysroot"
   # v4l2-sys-mit runs bindgen on <linux/videodev2.h>: parse it as the target
   # would, with the cross toolchain's libc and kernel headers (asm/ included).
   export "BINDGEN_EXTRA_CLANG_ARGS_$u=--target=$g --sysroot=/usr/$g"
@@ -152,6 +176,7 @@ glibc_needed() {
 # built once, and the targets' single-threaded fat-LTO links run side by side.
 target_args=()
 for t in "${targets[@]}"; do
+  make_sysroot "$t"
   cross_env "$t"
   target_args+=(--target "$(triple "$t")")
 done
