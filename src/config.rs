@@ -140,6 +140,7 @@ pub enum Action {
     Help,
     Version,
     ListDevices,
+    ListBoards,
 }
 
 pub const USAGE: &str = "\
@@ -180,6 +181,9 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
         }
     }
     let mut layers = Vec::new();
+    if board.as_deref() == Some("list") {
+        return Ok(Action::ListBoards);
+    }
     if let Some(name) = board {
         let profile = BOARDS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
             let known: Vec<&str> = BOARDS.iter().map(|(n, _)| *n).collect();
@@ -327,6 +331,8 @@ mod tests {
             .unwrap_err()
             .contains("even"));
         assert_eq!(from_args(["--help".to_string()]), Ok(Action::Help));
+        let list = ["--board", "list"].map(String::from);
+        assert_eq!(from_args(list), Ok(Action::ListBoards));
         let unknown = run(&["--board", "pi9-l298n"]).unwrap_err();
         assert!(
             unknown.contains("pi4-tb6612"),

@@ -22,6 +22,12 @@ fn main() -> ExitCode {
             print!("{}", config::USAGE);
             Ok(())
         }
+        Ok(Action::ListBoards) => {
+            for (name, _) in config::BOARDS {
+                println!("{name}");
+            }
+            Ok(())
+        }
         Ok(Action::ListDevices) => {
             print!("{}", devices::list_devices());
             Ok(())
