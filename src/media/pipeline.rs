@@ -2,47 +2,68 @@
 //! receives each access unit once, as an `Arc<[u8]>`, and writes it to all.
 //! The thread sleeps while nobody watches.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::annexb::is_idr;
 use super::demand::Demand;
 use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
 
+/// Why a peer wants an IDR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyframeReason {
+    /// It just connected and shows nothing until one arrives.
+    NewPeer,
+    /// It lost packets (PLI/FIR) and shows a damaged picture meanwhile.
+    Loss,
+}
+
+/// A peer that just joined waits at most this long for its first IDR.
+const NEW_PEER_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Keyframe requests arrive from every peer (join, PLI, FIR); this turns a
-/// burst of them into at most one IDR per `min_interval`.
+/// burst of them into few IDRs: at most one per `loss_interval` for losses,
+/// and one per 100 ms while peers are joining, so a crowd arriving at once
+/// neither storms the encoder nor waits half a second for a picture.
 #[derive(Debug)]
 pub struct KeyframeThrottle {
-    min_interval: Duration,
-    pending: bool,
+    loss_interval: Duration,
+    /// The shortest interval among the requests not served yet.
+    pending: Option<Duration>,
     last: Option<Instant>,
 }
 
 impl KeyframeThrottle {
-    pub fn new(min_interval: Duration) -> KeyframeThrottle {
+    pub fn new(loss_interval: Duration) -> KeyframeThrottle {
         KeyframeThrottle {
-            min_interval,
-            pending: false,
+            loss_interval,
+            pending: None,
             last: None,
         }
     }
 
-    pub fn request(&mut self) {
-        self.pending = true;
+    pub fn request(&mut self, reason: KeyframeReason) {
+        let interval = match reason {
+            KeyframeReason::NewPeer => NEW_PEER_INTERVAL.min(self.loss_interval),
+            KeyframeReason::Loss => self.loss_interval,
+        };
+        self.pending = Some(self.pending.map_or(interval, |p| p.min(interval)));
     }
 
     /// True when the frame encoded at `now` should be an IDR. A request made
-    /// inside the interval stays pending and is served once the interval ends.
+    /// inside its interval stays pending and is served once the interval ends.
     pub fn take(&mut self, now: Instant) -> bool {
-        let due = self.last.is_none_or(|last| now >= last + self.min_interval);
-        if self.pending && due {
-            self.pending = false;
-            self.last = Some(now);
-            true
-        } else {
-            false
+        let Some(interval) = self.pending else {
+            return false;
+        };
+        if self.last.is_some_and(|last| now < last + interval) {
+            return false;
         }
+        self.pending = None;
+        self.last = Some(now);
+        true
     }
 }
 
@@ -52,7 +73,8 @@ pub struct VideoShared {
     pub source: SourceInfo,
     pub encoder: &'static str,
     viewers: Demand,
-    keyframe_wanted: AtomicBool,
+    /// Bit set of pending [`KeyframeReason`]s.
+    keyframe_wanted: AtomicU8,
     target_bitrate: AtomicU64,
     frames_encoded: AtomicU64,
     /// The newest raw frame, for snapshots; moved in after encoding, never copied.
@@ -65,8 +87,9 @@ impl VideoShared {
         self.viewers.set(n);
     }
 
-    pub fn request_keyframe(&self) {
-        self.keyframe_wanted.store(true, Ordering::SeqCst);
+    pub fn request_keyframe(&self, reason: KeyframeReason) {
+        self.keyframe_wanted
+            .fetch_or(reason_bit(reason), Ordering::SeqCst);
     }
 
     pub fn set_bitrate(&self, bps: u32) {
@@ -108,7 +131,7 @@ impl Pipeline {
             source: source.info(),
             encoder: encoder.as_ref().map_or("passthrough", |e| e.name()),
             viewers: Demand::default(),
-            keyframe_wanted: AtomicBool::new(false),
+            keyframe_wanted: AtomicU8::new(0),
             target_bitrate: AtomicU64::new(0),
             frames_encoded: AtomicU64::new(0),
             latest_raw: Mutex::new(None),
@@ -158,8 +181,11 @@ fn run(
                 continue;
             }
         };
-        if shared.keyframe_wanted.swap(false, Ordering::SeqCst) {
-            throttle.request();
+        let wanted = shared.keyframe_wanted.swap(0, Ordering::SeqCst);
+        for reason in [KeyframeReason::NewPeer, KeyframeReason::Loss] {
+            if wanted & reason_bit(reason) != 0 {
+                throttle.request(reason);
+            }
         }
         let wanted = shared.target_bitrate.load(Ordering::SeqCst) as u32;
         let (data, captured) = match (&mut encoder, frame.format) {
@@ -202,11 +228,11 @@ fn run(
     }
 }
 
-/// True if an Annex-B access unit contains an IDR slice (NAL type 5).
-pub fn is_idr(access_unit: &[u8]) -> bool {
-    access_unit
-        .windows(4)
-        .any(|w| w[0] == 0 && w[1] == 0 && w[2] == 1 && w[3] & 0x1f == 5)
+fn reason_bit(reason: KeyframeReason) -> u8 {
+    match reason {
+        KeyframeReason::NewPeer => 1,
+        KeyframeReason::Loss => 2,
+    }
 }
 
 #[cfg(test)]
@@ -216,28 +242,40 @@ mod tests {
     #[test]
     fn throttle_serves_first_request_at_once_and_coalesces_a_burst() {
         let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
         let mut t = KeyframeThrottle::new(Duration::from_millis(500));
         assert!(!t.take(t0), "no request, no keyframe");
-        t.request();
+        t.request(KeyframeReason::Loss);
         assert!(t.take(t0));
         for _ in 0..10 {
-            t.request();
+            t.request(KeyframeReason::Loss);
         }
-        assert!(!t.take(t0 + Duration::from_millis(100)));
-        assert!(!t.take(t0 + Duration::from_millis(499)));
-        assert!(
-            t.take(t0 + Duration::from_millis(500)),
-            "pending request served after the interval"
-        );
-        assert!(
-            !t.take(t0 + Duration::from_millis(2000)),
-            "the burst produced exactly one more"
-        );
+        assert!(!t.take(ms(100)));
+        assert!(!t.take(ms(499)));
+        assert!(t.take(ms(500)), "pending request served after the interval");
+        assert!(!t.take(ms(2000)), "the burst produced exactly one more");
     }
 
     #[test]
-    fn idr_detection() {
-        assert!(is_idr(&[0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x65, 9]));
-        assert!(!is_idr(&[0, 0, 0, 1, 0x41, 1, 2]));
+    fn joining_peers_wait_100_ms_at_most_and_a_crowd_gets_few_idrs() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut t = KeyframeThrottle::new(Duration::from_millis(500));
+        t.request(KeyframeReason::Loss);
+        assert!(t.take(t0));
+        // Peers keep joining for 300 ms, two per frame, frames every 33 ms.
+        let mut idrs = 0;
+        for frame in 1..=10u64 {
+            let now = ms(frame * 33);
+            if frame * 33 <= 300 {
+                t.request(KeyframeReason::NewPeer);
+                t.request(KeyframeReason::NewPeer);
+            }
+            idrs += u32::from(t.take(now));
+        }
+        assert_eq!(idrs, 2, "at 132 ms and 264 ms, not one per peer");
+        t.request(KeyframeReason::NewPeer);
+        t.request(KeyframeReason::Loss);
+        assert!(t.take(ms(364)), "the shorter interval wins");
     }
 }

@@ -18,6 +18,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 
 use super::PeerId;
 use crate::media::audio::EncodedAudio;
+use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
 
 #[derive(Debug, Clone)]
@@ -89,7 +90,7 @@ pub enum HubEvent {
         text: String,
     },
     /// Some peer needs an IDR (it just connected, or sent PLI/FIR).
-    KeyframeWanted,
+    KeyframeWanted(KeyframeReason),
     /// 20 ms of μ-law the peer sent (push-to-talk).
     Audio {
         peer: PeerId,
@@ -475,7 +476,7 @@ impl Peer {
             Event::Connected => {
                 self.connected = true;
                 self.awaiting_keyframe = true;
-                events.push_back(HubEvent::KeyframeWanted);
+                events.push_back(HubEvent::KeyframeWanted(KeyframeReason::NewPeer));
                 if !self.expects_channel {
                     self.join(events);
                 }
@@ -522,7 +523,7 @@ impl Peer {
                 });
             }
             Event::KeyframeRequest(_) => {
-                events.push_back(HubEvent::KeyframeWanted);
+                events.push_back(HubEvent::KeyframeWanted(KeyframeReason::Loss));
             }
             Event::EgressBitrateEstimate(
                 BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },

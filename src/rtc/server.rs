@@ -2,7 +2,7 @@
 //! [`Hub`] of peers and the [`Session`]. Everything else talks to it through
 //! [`LoopHandle`] commands, so no locks guard any peer or motor state.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use smol::future::FutureExt;
 use smol::{Async, Timer};
 
 use super::hub::{ConnectError, Hub, HubEvent};
-use super::net;
+use super::net::{self, RtcSocket};
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
 use super::PeerId;
 use crate::media::audio::{AudioShared, EncodedAudio};
@@ -104,7 +104,7 @@ pub struct MediaLinks {
 }
 
 pub struct RtcServer {
-    socket: Async<UdpSocket>,
+    socket: Async<RtcSocket>,
     local: SocketAddr,
     hub: Hub,
     session: Session,
@@ -124,12 +124,12 @@ enum Wake {
 
 impl RtcServer {
     pub fn new(
-        socket: UdpSocket,
+        socket: RtcSocket,
         hub: Hub,
         session: Session,
         media: MediaLinks,
     ) -> std::io::Result<(RtcServer, LoopHandle)> {
-        let local = socket.local_addr()?;
+        let local = socket.local_addr();
         let (tx, rx) = smol::channel::unbounded();
         let server = RtcServer {
             socket: Async::new(socket)?,
@@ -152,9 +152,8 @@ impl RtcServer {
             loop {
                 let deadline = self.next_deadline();
                 let wake = {
-                    let datagram = async {
-                        Wake::Datagram(self.socket.read_with(|s| net::recv(s, &mut buf)).await)
-                    };
+                    let datagram =
+                        async { Wake::Datagram(self.socket.read_with(|s| s.recv(&mut buf)).await) };
                     let command = async { Wake::Command(self.commands.recv().await.ok()) };
                     // A media thread that is gone (or never started) just stops waking us.
                     let frame = async {
@@ -277,7 +276,7 @@ impl RtcServer {
                 }
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
-                HubEvent::KeyframeWanted => self.media.video.request_keyframe(),
+                HubEvent::KeyframeWanted(reason) => self.media.video.request_keyframe(reason),
                 // Only the operator talks through the robot's speaker.
                 HubEvent::Audio { peer, data } => {
                     if self.session.operator() == Some(peer) {
@@ -289,7 +288,11 @@ impl RtcServer {
         }
         self.drain_session();
         while let Some(t) = self.hub.poll_transmit() {
-            if let Err(e) = net::send(self.socket.get_ref(), t.source, t.destination, &t.contents) {
+            if let Err(e) = self
+                .socket
+                .get_ref()
+                .send(t.source, t.destination, &t.contents)
+            {
                 // A full socket buffer drops the datagram: for live video, late is worse than lost.
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }

@@ -12,6 +12,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use super::*;
 use crate::media::openh264::OpenH264Encoder;
 use crate::media::pattern::TestPattern;
+use crate::media::pipeline::KeyframeReason;
 use crate::media::{VideoEncoder, VideoSource};
 
 const ROBOT: &str = "127.0.0.1:50000";
@@ -124,7 +125,10 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
     });
     assert_eq!(hub.viewers(), 1);
     let events = drain_events(&mut hub);
-    assert!(events.contains(&HubEvent::KeyframeWanted), "{events:?}");
+    assert!(
+        events.contains(&HubEvent::KeyframeWanted(KeyframeReason::NewPeer)),
+        "{events:?}"
+    );
     let cid = client
         .events
         .iter()
@@ -158,7 +162,7 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
     for n in 0..20u64 {
         let frame = source.next_frame().unwrap();
         let au = encoder.encode(&frame, n == 3).unwrap().unwrap();
-        let keyframe = crate::media::pipeline::is_idr(&au);
+        let keyframe = crate::media::annexb::is_idr(&au);
         let encoded = EncodedFrame {
             data: au.into(),
             captured: frame.captured,
