@@ -27,6 +27,10 @@ cargo test --locked --all-targets
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
 
+# The benchmark tool, briefly (telepi only, 1 viewer, 2 s), so it keeps working;
+# the full comparison is bench/run.sh (docs/benchmarks.md).
+bench/run.sh --smoke
+
 # ---- Raspberry Pi (board/, tests/pi/; README "Put it on a Pi") -------------
 # Cross-builds aarch64 + armv7 release binaries and their .debs (size budget
 # 8 MB stripped), checks the packages and the unit, runs both binaries under
