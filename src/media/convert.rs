@@ -504,7 +504,6 @@ const DEFAULT_DHT: [u8; 420] = {
 mod tests {
     use super::*;
     use jpeg_encoder::ColorType;
-    use std::time::Instant;
 
     fn rgb_to_jpeg(rgb: &[u8], width: u16, height: u16, sampling: SamplingFactor) -> Vec<u8> {
         let mut out = Vec::new();
@@ -512,16 +511,6 @@ mod tests {
         encoder.set_sampling_factor(sampling);
         encoder.encode(rgb, width, height, ColorType::Rgb).unwrap();
         out
-    }
-
-    fn i420_frame(width: u32, height: u32, data: Vec<u8>) -> Frame {
-        Frame {
-            width,
-            height,
-            format: PixelFormat::I420,
-            data,
-            captured: Instant::now(),
-        }
     }
 
     #[test]
@@ -722,7 +711,7 @@ mod tests {
                 data[row * w + x] = if x < w / 2 { 235 } else { 16 };
             }
         }
-        let jpeg = i420_to_jpeg(&i420_frame(32, 16, data), 95).unwrap();
+        let jpeg = i420_to_jpeg(&Frame::i420(32, 16, data), 95).unwrap();
         assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
         assert_eq!(&jpeg[jpeg.len() - 2..], &[0xFF, 0xD9]);
         let back = jpeg_to_i420(&jpeg).unwrap();
@@ -735,11 +724,11 @@ mod tests {
     fn snapshot_rejects_what_it_cannot_encode() {
         let h264 = Frame {
             format: PixelFormat::H264,
-            ..i420_frame(16, 16, vec![0; 384])
+            ..Frame::i420(16, 16, vec![0; 384])
         };
         assert!(i420_to_jpeg(&h264, 80).is_err());
-        assert!(i420_to_jpeg(&i420_frame(16, 16, vec![0; 100]), 80).is_err());
-        assert!(i420_to_jpeg(&i420_frame(15, 16, vec![0; 400]), 80).is_err());
+        assert!(i420_to_jpeg(&Frame::i420(16, 16, vec![0; 100]), 80).is_err());
+        assert!(i420_to_jpeg(&Frame::i420(15, 16, vec![0; 400]), 80).is_err());
     }
 
     #[test]

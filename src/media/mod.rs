@@ -37,11 +37,8 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// An all-black I420 frame, used as a reusable buffer by sources.
-    pub fn black_i420(width: u32, height: u32) -> Frame {
-        let luma = (width * height) as usize;
-        let mut data = vec![16u8; luma + luma / 2];
-        data[luma..].fill(128);
+    /// An I420 frame captured now.
+    pub fn i420(width: u32, height: u32, data: Vec<u8>) -> Frame {
         Frame {
             width,
             height,
@@ -49,6 +46,14 @@ impl Frame {
             data,
             captured: Instant::now(),
         }
+    }
+
+    /// An all-black I420 frame, for sources to draw into.
+    pub fn black_i420(width: u32, height: u32) -> Frame {
+        let luma = (width * height) as usize;
+        let mut data = vec![16u8; luma + luma / 2];
+        data[luma..].fill(128);
+        Frame::i420(width, height, data)
     }
 }
 
