@@ -1,4 +1,4 @@
-//! Video sources and encoders.
+//! Media: video sources and encoders, audio both ways ([`audio`]).
 //!
 //! A [`VideoSource`] produces frames (raw I420 or ready H.264), a
 //! [`VideoEncoder`] turns raw frames into Annex-B access units, and the
@@ -8,13 +8,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod annexb;
 pub mod audio;
 pub mod bitrate;
+pub mod convert;
 pub mod demand;
+pub mod devices;
+pub mod fdpoll;
+pub mod m2m;
 pub mod openh264;
 pub mod pace;
 pub mod pattern;
+pub mod pipe;
 pub mod pipeline;
+pub mod select;
+pub mod v4l2;
 
 /// Pixel layout of a frame's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +102,3 @@ pub struct EncodedFrame {
     pub keyframe: bool,
     pub seq: u64,
 }
-pub mod annexb;
-pub mod convert;
-pub mod devices;
-pub mod fdpoll;
-pub mod m2m;
-pub mod pipe;
-pub mod select;
-pub mod v4l2;
