@@ -27,7 +27,7 @@ impl Demand {
         self.notify();
     }
 
-    pub fn is_shut_down(&self) -> bool {
+    fn is_shut_down(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
     }
 

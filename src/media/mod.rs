@@ -100,5 +100,4 @@ pub struct EncodedFrame {
     /// 90 kHz RTP clock derived from the capture time.
     pub rtp_time: u64,
     pub keyframe: bool,
-    pub seq: u64,
 }

@@ -171,7 +171,6 @@ fn run(
     let mut throttle = KeyframeThrottle::new(keyframe_interval);
     let mut bitrate = 0;
     let epoch = Instant::now();
-    let mut seq = 0u64;
     while shared.viewers.wait() {
         let frame = match source.next_frame() {
             Ok(frame) => frame,
@@ -212,7 +211,6 @@ fn run(
                 return;
             }
         };
-        seq += 1;
         shared.frames_encoded.fetch_add(1, Ordering::Relaxed);
         let since = captured.saturating_duration_since(epoch);
         let encoded = EncodedFrame {
@@ -220,7 +218,6 @@ fn run(
             data: data.into(),
             captured,
             rtp_time: (since.as_micros() * 9 / 100) as u64,
-            seq,
         };
         if tx.try_send(encoded).is_err() && tx.is_closed() {
             return;

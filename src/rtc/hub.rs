@@ -366,10 +366,6 @@ impl Hub {
         self.peers.iter().any(|p| p.id == id)
     }
 
-    pub fn len(&self) -> usize {
-        self.peers.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
     }

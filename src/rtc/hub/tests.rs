@@ -168,7 +168,6 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
             captured: frame.captured,
             rtp_time: n * 3000,
             keyframe,
-            seq: n,
         };
         hub.send_video(&encoded);
         now += Duration::from_millis(33);
