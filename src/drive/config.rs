@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [drive]
-//! backend = "auto"      # auto | sim | gpio  (auto: gpio when /dev/gpiomem exists)
+//! backend = "auto"      # auto | sim | gpio  (auto: gpio on a Raspberry Pi)
 //! driver = "l298n"      # l298n | tb6612 | drv8833
 //! pwm_hz = 1000         # hardware PWM frequency of the motor outputs
 //! deadman_ms = 300      # motors stop this long after the operator's last `drive`

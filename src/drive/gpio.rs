@@ -21,12 +21,29 @@ const SOFT_PWM_HZ: f64 = 100.0;
 /// Hobby servos expect one pulse every 20 ms.
 const SERVO_HZ: f64 = 50.0;
 const SERVO_PERIOD_US: f32 = 20_000.0;
-/// rppal opens `/dev/gpiomem` (Pi ≤ 4) or `/dev/gpiomem0` (Pi 5).
+/// Raspberry Pi OS exposes GPIO as `/dev/gpiomem` (Pi ≤ 4) or `/dev/gpiomem0` (Pi 5).
 const GPIOMEM: [&str; 2] = ["/dev/gpiomem", "/dev/gpiomem0"];
 
-/// Whether this machine exposes GPIO the way rppal needs it.
-pub fn available() -> bool {
-    GPIOMEM.iter().any(|p| Path::new(p).exists())
+/// How rppal will reach the GPIO registers on this machine, if it is a Pi.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Access {
+    /// Raspberry Pi OS: no root needed (group `gpio`).
+    Gpiomem,
+    /// Debian/Ubuntu Pi kernels have no gpiomem driver: rppal maps `/dev/mem`,
+    /// which needs root and, with `CONFIG_IO_STRICT_DEVMEM`, `iomem=relaxed`.
+    DevMem,
+}
+
+/// `None` when this is not a Raspberry Pi (rppal recognises the model from
+/// the device tree), so `backend = "auto"` picks the simulator.
+pub fn access() -> Option<Access> {
+    if GPIOMEM.iter().any(|p| Path::new(p).exists()) {
+        Some(Access::Gpiomem)
+    } else if DeviceInfo::new().is_ok() {
+        Some(Access::DevMem)
+    } else {
+        None
+    }
 }
 
 /// What one motor's driver inputs must be for a motor value: duty cycles in
@@ -153,15 +170,29 @@ impl Gpio {
     /// Claims every configured pin; motors idle, servos without pulses until set.
     pub fn open(config: &DriveConfig) -> Result<Gpio, DriveError> {
         config.validate().map_err(DriveError::Config)?;
-        if !available() {
+        let Some(access) = access() else {
             return Err(DriveError::Gpio(
-                "neither /dev/gpiomem nor /dev/gpiomem0 exists: this is not a Raspberry Pi \
-                 (or GPIO is not exposed); set [drive] backend = \"sim\" to run without motors"
+                "this is not a Raspberry Pi (no /dev/gpiomem and no Pi model in the device \
+                 tree); set [drive] backend = \"sim\" to run without motors"
                     .into(),
             ));
-        }
-        let chip =
-            rppal::gpio::Gpio::new().map_err(|e| DriveError::Gpio(format!("opening GPIO: {e}")))?;
+        };
+        let chip = rppal::gpio::Gpio::new().map_err(|e| {
+            DriveError::Gpio(match access {
+                Access::Gpiomem => format!("opening GPIO through /dev/gpiomem: {e}"),
+                Access::DevMem => format!(
+                    "opening GPIO through /dev/mem (this kernel has no /dev/gpiomem): {e}; \
+                     it needs root, and iomem=relaxed on the kernel command line"
+                ),
+            })
+        })?;
+        tracing::info!(
+            "gpio: registers through {}",
+            match access {
+                Access::Gpiomem => "/dev/gpiomem",
+                Access::DevMem => "/dev/mem (no /dev/gpiomem on this kernel)",
+            }
+        );
         let pi5 = DeviceInfo::new().is_ok_and(|d| d.soc() == SoC::Bcm2712);
         let mut pins = Pins {
             chip,
@@ -261,8 +292,12 @@ impl Pins {
     }
 
     fn pwm(&mut self, pin: u8, hardware_hz: f64, software_hz: f64) -> Result<Output, DriveError> {
-        let p = self.get(pin)?;
-        let routed = !matches!(p.mode(), Mode::Input | Mode::Output | Mode::Null);
+        // Only a look at the pin's function: the `Pin` must be released before
+        // the software fallback takes it again (rppal refuses a pin in use).
+        let routed = !matches!(
+            self.get(pin)?.mode(),
+            Mode::Input | Mode::Output | Mode::Null
+        );
         let channel = pwm_channel(self.pi5, pin).filter(|c| routed && !self.claimed.contains(c));
         if let Some(channel) = channel {
             match Pwm::with_frequency(channel, hardware_hz, 0.0, Polarity::Normal, true) {
@@ -369,12 +404,12 @@ mod tests {
 
     #[test]
     fn opening_without_gpio_fails_clearly() {
-        if available() {
+        if access().is_some() {
             return; // a real Pi: don't grab its pins from a unit test
         }
         let Err(e) = Gpio::open(&DriveConfig::default()) else {
-            panic!("opened GPIO without /dev/gpiomem")
+            panic!("opened GPIO on a machine that is not a Pi")
         };
-        assert!(e.to_string().contains("/dev/gpiomem"), "{e}");
+        assert!(e.to_string().contains("not a Raspberry Pi"), "{e}");
     }
 }
