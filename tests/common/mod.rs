@@ -2,6 +2,8 @@
 //! HTTP client, for driving a `telepi` process end to end.
 #![allow(dead_code)] // each test binary uses a different part of this kit
 
+pub mod guest;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +17,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 pub struct Server {
-    child: Child,
+    /// `None` for a telepi running elsewhere (an emulated machine).
+    child: Option<Child>,
     pub http: SocketAddr,
     pub rtc: SocketAddr,
 }
@@ -56,13 +59,34 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .expect("telepi starts");
-        let server = Server { child, http, rtc };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let server = Server {
+            child: Some(child),
+            http,
+            rtc,
+        };
+        server.wait_until_up(Duration::from_secs(20));
+        server
+    }
+
+    /// A telepi started elsewhere (e.g. in an emulated machine) that will
+    /// answer on `http`; waits until it does.
+    pub fn remote(http: SocketAddr, rtc: SocketAddr) -> Server {
+        let server = Server {
+            child: None,
+            http,
+            rtc,
+        };
+        server.wait_until_up(Duration::from_secs(60));
+        server
+    }
+
+    fn wait_until_up(&self, timeout: Duration) {
+        let http = self.http;
+        let deadline = Instant::now() + timeout;
         while request(http, "GET", "/api/status", &[], b"").map(|r| r.0) != Some(200) {
             assert!(Instant::now() < deadline, "telepi did not answer on {http}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     pub fn status(&self) -> serde_json::Value {
@@ -89,16 +113,17 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().expect("a local telepi").id()
     }
 
     /// Sends SIGTERM and returns the exit code.
     pub fn terminate(mut self) -> Option<i32> {
+        let child = self.child.as_mut().expect("a local telepi");
         // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = child.try_wait().unwrap() {
                 return status.code();
             }
             assert!(Instant::now() < deadline, "telepi ignored SIGTERM");
@@ -109,8 +134,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -182,12 +209,37 @@ fn exchange(
     Some((code, headers, raw[split + 4..].to_vec()))
 }
 
-/// |sample| of a G.711 μ-law byte (enough to tell a tone from silence).
-fn mulaw_magnitude(byte: u8) -> u16 {
+/// A G.711 μ-law byte as a linear sample.
+pub fn mulaw_decode(byte: u8) -> i16 {
     let u = !byte;
     let exponent = u32::from((u >> 4) & 7);
     let mantissa = u32::from(u & 15);
-    ((((mantissa << 3) + 0x84) << exponent) - 0x84) as u16
+    let magnitude = ((((mantissa << 3) + 0x84) << exponent) - 0x84) as i16;
+    if u & 0x80 != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// The local address a socket would send from to reach `remote`.
+fn local_ip_towards(remote: SocketAddr) -> String {
+    let probe = UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect(remote).unwrap();
+    probe.local_addr().unwrap().ip().to_string()
+}
+
+/// The luma plane of one decoded picture.
+pub struct Luma {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+impl Luma {
+    pub fn at(&self, x: usize, y: usize) -> u8 {
+        self.pixels[y * self.width + x]
+    }
 }
 
 /// A browser stand-in: receives video, decodes it, talks on a data channel.
@@ -205,7 +257,11 @@ pub struct Peer {
     /// μ-law packets received, and the loudest sample decoded from them.
     pub audio_packets: usize,
     pub audio_peak: u16,
+    /// The newest received audio, decoded (the last 2 s at most).
+    pub audio_samples: std::collections::VecDeque<i16>,
     audio_sent: u64,
+    /// The newest decoded picture's luma.
+    pub last_luma: Option<Luma>,
 }
 
 impl Peer {
@@ -252,7 +308,9 @@ impl Peer {
             audio_mid,
             audio_packets: 0,
             audio_peak: 0,
+            audio_samples: Default::default(),
             audio_sent: 0,
+            last_luma: None,
         };
         (peer, offer.to_sdp_string(), pending)
     }
@@ -263,7 +321,7 @@ impl Peer {
     }
 
     pub fn connect_at(server: &Server, path: &str) -> Peer {
-        let (mut peer, sdp, pending) = Peer::offer(true);
+        let (mut peer, sdp, pending) = Peer::offer_from(&local_ip_towards(server.rtc), true);
         let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
         let (code, answer) = request(
             server.http,
@@ -407,18 +465,30 @@ impl Peer {
                 .push(String::from_utf8_lossy(&d.data).into_owned()),
             Event::MediaData(m) if Some(m.mid) == self.audio_mid => {
                 self.audio_packets += 1;
-                let peak = m
-                    .data
-                    .iter()
-                    .map(|b| mulaw_magnitude(*b))
-                    .max()
-                    .unwrap_or(0);
-                self.audio_peak = self.audio_peak.max(peak);
+                for sample in m.data.iter().map(|b| mulaw_decode(*b)) {
+                    self.audio_peak = self.audio_peak.max(sample.unsigned_abs());
+                    if self.audio_samples.len() == 16_000 {
+                        self.audio_samples.pop_front();
+                    }
+                    self.audio_samples.push_back(sample);
+                }
             }
             Event::MediaData(m) => {
                 if let Ok(Some(yuv)) = self.decoder.decode(&m.data) {
                     self.frames_decoded += 1;
-                    self.last_size = Some(yuv.dimensions());
+                    let (width, height) = yuv.dimensions();
+                    self.last_size = Some((width, height));
+                    let stride = yuv.strides().0;
+                    let y = yuv.y();
+                    let pixels = (0..height)
+                        .flat_map(|row| &y[row * stride..row * stride + width])
+                        .copied()
+                        .collect();
+                    self.last_luma = Some(Luma {
+                        width,
+                        height,
+                        pixels,
+                    });
                 }
             }
             _ => {}
