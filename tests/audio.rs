@@ -5,24 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{request, Peer, Server};
-use str0m::media::Direction;
-
-fn connect_with_audio(server: &Server) -> Peer {
-    let (mut peer, sdp, pending) = Peer::offer_media("127.0.0.1", true, Some(Direction::SendRecv));
-    let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
-    let json = [("Content-Type", "application/json")];
-    let (code, answer) = request(server.http, "POST", "/connect", &json, body.as_bytes()).unwrap();
-    assert_eq!(code, 200, "{answer}");
-    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
-    let answer_sdp = answer["sdp"].as_str().unwrap();
-    assert!(answer_sdp.contains("PCMU/8000"), "{answer_sdp}");
-    peer.accept(pending, answer["sdp"].as_str().unwrap());
-    assert!(peer.run_until(Duration::from_secs(10), |p| p
-        .last_message("role")
-        .is_some()));
-    peer
-}
+use common::{Peer, Server};
 
 fn talk(peer: &mut Peer, packets: usize) {
     for _ in 0..packets {
@@ -40,7 +23,7 @@ fn talkback_packets(server: &Server) -> u64 {
 #[test]
 fn the_microphone_reaches_peers_and_only_the_operator_reaches_the_speaker() {
     let server = Server::start(&["--config", "tests/fixtures/synthetic-audio.toml"]);
-    let mut viewer = connect_with_audio(&server);
+    let mut viewer = Peer::connect_with_audio(&server);
     // The tone beeps for 100 ms at the top of every second.
     assert!(
         viewer.run_until(Duration::from_secs(5), |p| p.audio_packets >= 60
@@ -60,7 +43,7 @@ fn the_microphone_reaches_peers_and_only_the_operator_reaches_the_speaker() {
         "a viewer can't talk through the robot"
     );
 
-    let mut operator = connect_with_audio(&server);
+    let mut operator = Peer::connect_with_audio(&server);
     operator.send(r#"{"type":"claim"}"#);
     assert!(operator.run_until(Duration::from_secs(5), |p| {
         p.last_message("role")

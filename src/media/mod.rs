@@ -21,6 +21,7 @@ pub mod pace;
 pub mod pattern;
 pub mod pipe;
 pub mod pipeline;
+pub mod reconnect;
 pub mod select;
 pub mod v4l2;
 

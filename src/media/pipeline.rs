@@ -171,11 +171,21 @@ fn run(
     let mut throttle = KeyframeThrottle::new(keyframe_interval);
     let mut bitrate = 0;
     let epoch = Instant::now();
+    // A source that keeps failing the same way (a camera that is gone) is
+    // logged once, not twice a second.
+    let mut last_error = String::new();
     while shared.viewers.wait() {
         let frame = match source.next_frame() {
-            Ok(frame) => frame,
+            Ok(frame) => {
+                last_error.clear();
+                frame
+            }
             Err(e) => {
-                tracing::warn!("video source {}: {e}", shared.source.name);
+                let error = e.to_string();
+                if error != last_error {
+                    tracing::warn!("video source {}: {error}", shared.source.name);
+                    last_error = error;
+                }
                 std::thread::sleep(Duration::from_millis(500));
                 continue;
             }

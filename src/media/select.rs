@@ -7,6 +7,7 @@ use super::m2m::{self, M2mEncoder};
 use super::openh264::OpenH264Encoder;
 use super::pattern::TestPattern;
 use super::pipe::PipeSource;
+use super::reconnect::Reconnecting;
 use super::v4l2::{self, CaptureFormat, Request, V4l2Source};
 use super::{PixelFormat, VideoEncoder, VideoSource};
 use crate::config::VideoConfig;
@@ -125,9 +126,9 @@ fn open_source(
                 .map(|s| Box::new(s) as Box<dyn VideoSource>)
                 .map_err(|e| format!("pipe source: {e}"))
         }
-        SourceChoice::V4l2(Some(path)) => V4l2Source::open(path, &request()?)
-            .map(|s| Box::new(s) as Box<dyn VideoSource>)
-            .map_err(|e| format!("camera {}: {e}", path.display())),
+        SourceChoice::V4l2(Some(path)) => {
+            camera(path.clone(), request()?).map_err(|e| format!("camera {}: {e}", path.display()))
+        }
         SourceChoice::V4l2(None) => first_camera(&request()?)
             .ok_or_else(|| "no V4L2 camera could be opened (see --list-devices)".to_string()),
         SourceChoice::Auto => match first_camera(&request()?) {
@@ -140,11 +141,18 @@ fn open_source(
     }
 }
 
+/// A V4L2 camera that is reopened after it fails or is unplugged.
+fn camera(path: PathBuf, request: Request) -> std::io::Result<Box<dyn VideoSource>> {
+    let open =
+        move || V4l2Source::open(&path, &request).map(|s| Box::new(s) as Box<dyn VideoSource>);
+    Ok(Box::new(Reconnecting::new(Box::new(open))?))
+}
+
 fn first_camera(request: &Request) -> Option<Box<dyn VideoSource>> {
     v4l2::video_nodes()
         .into_iter()
-        .find_map(|path| match V4l2Source::open(&path, request) {
-            Ok(source) => Some(Box::new(source) as Box<dyn VideoSource>),
+        .find_map(|path| match camera(path.clone(), *request) {
+            Ok(source) => Some(source),
             Err(e) => {
                 tracing::debug!("{}: not a usable camera: {e}", path.display());
                 None

@@ -342,6 +342,26 @@ impl Peer {
         peer
     }
 
+    /// Connects with video and two-way audio (listen and push-to-talk) and
+    /// waits until the robot says which role this peer has.
+    pub fn connect_with_audio(server: &Server) -> Peer {
+        let ip = local_ip_towards(server.rtc);
+        let (mut peer, sdp, pending) = Peer::offer_media(&ip, true, Some(Direction::SendRecv));
+        let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
+        let json = [("Content-Type", "application/json")];
+        let (code, answer) =
+            request(server.http, "POST", "/connect", &json, body.as_bytes()).unwrap();
+        assert_eq!(code, 200, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let answer_sdp = answer["sdp"].as_str().unwrap();
+        assert!(answer_sdp.contains("PCMU/8000"), "{answer_sdp}");
+        peer.accept(pending, answer_sdp);
+        assert!(peer.run_until(Duration::from_secs(10), |p| p
+            .last_message("role")
+            .is_some()));
+        peer
+    }
+
     pub fn accept(&mut self, pending: SdpPendingOffer, answer_sdp: &str) {
         let answer = SdpAnswer::from_sdp_string(answer_sdp).unwrap();
         self.rtc.sdp_api().accept_answer(pending, answer).unwrap();

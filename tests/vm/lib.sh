@@ -25,7 +25,8 @@ vm_need_qemu() {
   command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
   command -v busybox >/dev/null || need+=(busybox-static)
   command -v v4l2-ctl >/dev/null || need+=(v4l-utils)
-  command -v aplay >/dev/null || need+=(alsa-utils)
+  command -v arecord >/dev/null || need+=(alsa-utils)
+  dpkg -s libsox-fmt-alsa >/dev/null 2>&1 || need+=(sox libsox-fmt-alsa)
   command -v depmod >/dev/null || need+=(kmod)
   command -v cpio >/dev/null || need+=(cpio)
   command -v ip >/dev/null || need+=(iproute2)
@@ -116,7 +117,7 @@ vm_initramfs() {
   local out=$1 stage=$2 busybox=$3 m
   mkdir -p "$stage/bin" "$stage/modules" "$stage/proc" "$stage/sys" "$stage/dev" "$stage/tmp"
   cp "$busybox" "$stage/bin/busybox"
-  for m in sh mount mkdir insmod cat echo sleep ip ls poweroff chroot ln mknod; do
+  for m in sh mount mkdir insmod cat cp echo sleep ip ls poweroff chroot ln mknod uname; do
     ln -sf busybox "$stage/bin/$m"
   done
   : >"$stage/modules/order"

@@ -1,0 +1,340 @@
+//! telepi against real kernel drivers, in an emulated PC booted by
+//! tests/vm/pc.sh: the `vivid` camera (every pixel format telepi reads,
+//! mode negotiation, unplug and errors mid-stream, --list-devices) and the
+//! `snd-aloop` sound card (microphone and push-to-talk). The telepi binary
+//! runs in the guest; the viewers are real WebRTC clients on the host side
+//! of the guest's network link. Run through tests/vm/pc.sh, never alone.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::guest::Guest;
+use common::{request, Luma, Peer, Server};
+
+const TELEPI: &str = env!("CARGO_BIN_EXE_telepi");
+const HTTP: &str = "10.0.2.2:8080";
+const RTC: &str = "10.0.2.2:50000";
+/// TCG runs telepi ~30× slower than the host: generous, but finite.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn addr(a: &str) -> SocketAddr {
+    a.parse().unwrap()
+}
+
+fn write_file(guest: &mut Guest, path: &str, contents: &str) {
+    // Octal escapes: the only kind every printf(1) understands (dash has no \x).
+    let escaped: String = contents.bytes().map(|b| format!("\\{b:03o}")).collect();
+    guest.sh(&format!("printf '{escaped}' > {path}"));
+}
+
+/// Starts telepi in the guest with `config` and waits until it answers.
+fn start(guest: &mut Guest, config: &str) -> Server {
+    write_file(guest, "/tmp/telepi.toml", config);
+    guest.sh(&format!(
+        "TELEPI_LOG=debug {TELEPI} --config /tmp/telepi.toml --http {HTTP} --rtc {RTC} \
+         >/tmp/telepi.log 2>&1 & echo $! >/tmp/telepi.pid"
+    ));
+    let deadline = Instant::now() + PATIENCE;
+    while request(addr(HTTP), "GET", "/api/status", &[], b"").map(|r| r.0) != Some(200) {
+        let (alive, _) = guest.run("kill -0 $(cat /tmp/telepi.pid)", PATIENCE);
+        if alive != 0 || Instant::now() > deadline {
+            let log = guest.sh("cat /tmp/telepi.log");
+            panic!("telepi did not come up in the guest:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Server::remote(addr(HTTP), addr(RTC))
+}
+
+/// SIGTERM; returns telepi's exit status and its log.
+fn stop(guest: &mut Guest) -> (i32, String) {
+    let (status, _) = guest.run(
+        "kill -TERM $(cat /tmp/telepi.pid); wait $(cat /tmp/telepi.pid)",
+        PATIENCE,
+    );
+    (status, guest.sh("cat /tmp/telepi.log"))
+}
+
+fn camera_config(format: &str, width: u32, height: u32, fps: u32) -> String {
+    format!(
+        "[video]\nsource = \"/dev/video0\"\nformat = \"{format}\"\nencoder = \"openh264\"\n\
+         width = {width}\nheight = {height}\nfps = {fps}\n\
+         [audio]\nsource = \"none\"\nsink = \"none\"\n[drive]\nbackend = \"sim\"\n"
+    )
+}
+
+/// Loads vivid with one capture node (/dev/video0, input 0: its webcam),
+/// its text overlay off: at small sizes the text covers the bars.
+fn load_vivid(guest: &mut Guest) {
+    guest
+        .sh("modprobe vivid n_devs=1 node_types=0x1 && v4l2-ctl -d /dev/video0 -c osd_text_mode=2");
+}
+
+/// vivid's default picture is a 75% colour bar: white, yellow, cyan,
+/// green, magenta, red, blue, black, left to right, so luma falls bar by
+/// bar across the middle row. telepi's own test pattern does not.
+fn assert_colour_bars(luma: &Luma) {
+    let row = luma.height / 2;
+    let bars: Vec<u8> = (0..8)
+        .map(|i| luma.at((2 * i + 1) * luma.width / 16, row))
+        .collect();
+    assert!(
+        bars.windows(2).all(|w| w[0] > w[1]) && bars[0] - bars[7] > 120,
+        "not vivid's colour bars: luma across the middle row {bars:?}"
+    );
+}
+
+/// Connects a viewer and waits for `frames` more decoded frames.
+fn watch(server: &Server, frames: usize) -> Peer {
+    let mut viewer = Peer::connect(server);
+    assert!(
+        viewer.run_until(PATIENCE, |p| p.frames_decoded >= frames),
+        "{} frames decoded; status {}",
+        viewer.frames_decoded,
+        server.status()
+    );
+    viewer
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn vivid_streams_to_a_viewer_in_every_format_telepi_reads() {
+    let mut guest = Guest::boot();
+    load_vivid(&mut guest);
+    for format in ["auto", "yuyv", "nv12", "yu12"] {
+        let server = start(&mut guest, &camera_config(format, 640, 480, 15));
+        let viewer = watch(&server, 10);
+        assert_eq!(viewer.last_size, Some((640, 480)), "{format}");
+        assert_colour_bars(viewer.last_luma.as_ref().unwrap());
+        let video = &server.status()["video"];
+        assert_eq!(video["source"], "v4l2:/dev/video0", "{video}");
+        assert_eq!(
+            video["fps"], 15,
+            "vivid must run at the asked rate: {video}"
+        );
+        drop(viewer);
+        let (status, log) = stop(&mut guest);
+        assert_eq!(status, 0, "{log}");
+        let capturing = log
+            .lines()
+            .find(|l| l.contains("capturing"))
+            .unwrap_or_default();
+        eprintln!("{format}: {capturing}");
+        if format != "auto" {
+            assert!(
+                capturing.contains(&format.to_uppercase()),
+                "{format}: {log}"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn a_size_the_camera_lacks_becomes_the_nearest_and_the_log_says_so() {
+    let mut guest = Guest::boot();
+    load_vivid(&mut guest);
+    // vivid's webcam has 320x180 and 640x360, not 320x240.
+    let server = start(&mut guest, &camera_config("yuyv", 320, 240, 30));
+    let viewer = watch(&server, 10);
+    assert_eq!(viewer.last_size, Some((320, 180)));
+    assert_colour_bars(viewer.last_luma.as_ref().unwrap());
+    assert_eq!(server.status()["video"]["fps"], 30);
+    let (status, log) = stop(&mut guest);
+    assert_eq!(status, 0, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("320x240") && l.contains("320x180")),
+        "the log must say what was asked and what was chosen:\n{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn list_devices_shows_vivid_and_its_formats() {
+    let mut guest = Guest::boot();
+    load_vivid(&mut guest);
+    let out = guest.sh(&format!("{TELEPI} --list-devices"));
+    assert!(out.contains("/dev/video0: vivid"), "{out}");
+    for usable in ["YUYV", "NV12", "YU12"] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(usable) && !l.contains("not usable")),
+            "{usable} should be listed as usable:\n{out}"
+        );
+    }
+    assert!(out.contains("640x480"), "{out}");
+    // Big-endian variants are named as v4l2-ctl names them, not as a second "Y16".
+    assert!(out.contains("Y16 -BE"), "{out}");
+}
+
+/// Waits until the viewer has decoded `more` frames beyond what it had.
+fn frames_resume(viewer: &mut Peer, server: &Server, more: usize, what: &str) {
+    let before = viewer.frames_decoded;
+    assert!(
+        viewer.run_until(PATIENCE, |p| p.frames_decoded >= before + more),
+        "{what}: the stream did not resume ({} frames); status {}",
+        viewer.frames_decoded - before,
+        server.status()
+    );
+    assert_colour_bars(viewer.last_luma.as_ref().unwrap());
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn a_camera_unplugged_mid_stream_comes_back_and_errors_recover() {
+    let mut guest = Guest::boot();
+    load_vivid(&mut guest);
+    let server = start(&mut guest, &camera_config("yuyv", 320, 180, 15));
+    let mut viewer = watch(&server, 5);
+
+    for error in [
+        "inject_vidioc_qbuf_error",
+        "inject_fatal_streaming_error",
+        "inject_v4l2_buf_flag_error",
+    ] {
+        guest.sh(&format!("v4l2-ctl -d /dev/video0 -c {error}=1"));
+        frames_resume(&mut viewer, &server, 10, error);
+    }
+
+    // A USB-style unplug: the node goes away once telepi lets go of it,
+    // then the driver comes back (here by reloading it). In the background,
+    // so the viewer keeps talking to telepi meanwhile.
+    guest.sh(
+        "{ v4l2-ctl -d /dev/video0 -c disconnect=1; \
+           for i in $(seq 1 100); do modprobe -r vivid 2>/dev/null && break; sleep 0.2; done; \
+           lsmod | grep -c '^vivid' >/tmp/vivid-left; sleep 2; \
+           modprobe vivid n_devs=1 node_types=0x1 && v4l2-ctl -d /dev/video0 -c osd_text_mode=2; \
+         } >/tmp/replug.log 2>&1 &",
+    );
+    frames_resume(&mut viewer, &server, 10, "after the camera came back");
+    assert_eq!(
+        guest.sh("cat /tmp/vivid-left").trim(),
+        "0",
+        "telepi kept the unplugged camera open"
+    );
+    assert_eq!(server.status()["video"]["source"], "v4l2:/dev/video0");
+
+    let (status, log) = stop(&mut guest);
+    assert_eq!(status, 0, "{log}");
+    for said in ["camera lost", "camera back"] {
+        assert!(log.contains(said), "the log must say {said:?}:\n{log}");
+    }
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn a_camera_that_fails_to_start_streaming_is_a_clear_error() {
+    let mut guest = Guest::boot();
+    load_vivid(&mut guest);
+    guest.sh("v4l2-ctl -d /dev/video0 -c inject_vidioc_streamon_error=1");
+    write_file(
+        &mut guest,
+        "/tmp/t.toml",
+        &camera_config("yuyv", 320, 180, 15),
+    );
+    let (status, out) = guest.run(&format!("{TELEPI} --config /tmp/t.toml"), PATIENCE);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("STREAMON"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+/// Rough frequency of a signal sampled at 8 kHz, from its zero crossings.
+fn frequency(samples: &[i16]) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / 8000.0)
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn alsa_loopback_carries_the_microphone_and_push_to_talk() {
+    let mut guest = Guest::boot();
+    // snd-aloop: what is played on device 0 subdevice N is captured on device 1 subdevice N.
+    guest
+        .sh("modprobe snd-aloop index=0 id=Loopback pcm_substreams=2 && test -e /dev/snd/pcmC0D1c");
+    let config = "[video]\nsource = \"pattern\"\nwidth = 160\nheight = 120\nfps = 5\n\
+                  [audio]\nsource = \"alsa:plughw:Loopback,1,0\"\nsink = \"alsa:plughw:Loopback,0,1\"\n\
+                  [drive]\nbackend = \"sim\"\n";
+    // The robot's "microphone" hears a 440 Hz tone.
+    guest.sh(
+        "sox -q -n -r 8000 -c 1 -b 16 -t alsa plughw:Loopback,0,0 synth 120 sine 440 vol 0.5 \
+         >/tmp/tone.log 2>&1 & echo $! >/tmp/tone.pid",
+    );
+    let server = start(&mut guest, config);
+    let mut operator = Peer::connect_with_audio(&server);
+    assert!(
+        operator.run_until(PATIENCE, |p| p.audio_samples.len() >= 8000),
+        "{} audio packets; status {}",
+        operator.audio_packets,
+        server.status()
+    );
+    let heard = frequency(operator.audio_samples.make_contiguous());
+    eprintln!("microphone: {heard:.0} Hz at the viewer (440 Hz played)");
+    assert!((heard - 440.0).abs() < 20.0, "heard {heard:.0} Hz");
+    assert_eq!(
+        server.status()["audio"]["source"],
+        "alsa:plughw:Loopback,1,0"
+    );
+
+    // Push-to-talk: the operator's 400 Hz square wave comes out of the loopback's other side.
+    operator.send(r#"{"type":"claim"}"#);
+    assert!(operator.run_until(PATIENCE, |p| p
+        .last_message("role")
+        .is_some_and(|r| r["role"] == "operator")));
+    guest.sh(
+        "arecord -q -D plughw:Loopback,1,1 -f S16_LE -r 8000 -c 1 -d 3 /tmp/talk.wav \
+         >/tmp/arecord.log 2>&1 & echo $! >/tmp/arecord.pid",
+    );
+    // 5 s of talk around a 3 s recording.
+    for _ in 0..250 {
+        operator.send_audio();
+        operator.run_for(Duration::from_millis(20));
+    }
+    // Zero crossings counted in the guest (sox's "rough frequency" reads a
+    // square wave as twice its frequency) over the samples that are not
+    // silence (gaps, if any, are not the tone's); sox's header is 2 lines.
+    let out = guest.sh(
+        "wait $(cat /tmp/arecord.pid); sox /tmp/talk.wav -t dat - | \
+         awk 'NR > 2 && ($2 > 0.05 || $2 < -0.05) { n++; neg = ($2 < 0); if (n > 1 && neg != prev) c++; prev = neg; if ($2 > peak) peak = $2 } \
+         END { print n, c, peak }'",
+    );
+    let numbers: Vec<f64> = out
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [samples, crossings, peak] = numbers[..] else {
+        panic!("recording not measured: {out}")
+    };
+    let heard = crossings / 2.0 / (samples / 8000.0);
+    eprintln!("push-to-talk: {heard:.0} Hz, peak {peak:.2} at the speaker (400 Hz sent)");
+    assert!(peak > 0.5, "the speaker stayed quiet: {out}");
+    assert!((heard - 400.0).abs() < 40.0, "heard {heard:.0} Hz");
+    drop(operator);
+    let (status, log) = stop(&mut guest);
+    assert_eq!(status, 0, "{log}");
+
+    // A busy device (another program holds the speaker) and a missing card are clear errors.
+    guest.sh(
+        "sox -q -n -t alsa hw:Loopback,0,2 synth 120 sine 300 >/tmp/hold.log 2>&1 & echo $! >/tmp/hold.pid; sleep 2",
+    );
+    for (audio, says) in [
+        ("source = \"none\"\nsink = \"alsa:hw:Loopback,0,2\"", "busy"),
+        ("source = \"alsa:hw:NoSuchCard\"\nsink = \"none\"", "nosuchcard"),
+    ] {
+        let config = format!(
+            "[video]\nsource = \"pattern\"\n[audio]\n{audio}\n[drive]\nbackend = \"sim\"\n"
+        );
+        write_file(&mut guest, "/tmp/bad.toml", &config);
+        let (status, out) = guest.run(
+            &format!("timeout 30 {TELEPI} --config /tmp/bad.toml --http {HTTP} --rtc {RTC}"),
+            PATIENCE,
+        );
+        assert_eq!(status, 1, "{audio}: {out}");
+        assert!(out.to_lowercase().contains(says), "{audio}: {out}");
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The real camera, sound and encoder drivers: boots an emulated x86-64 PC
+# (QEMU under TCG, Debian's own kernel) whose root is this machine's,
+# shared read-only over 9p, and runs tests/emulated_pc*.rs against it. The
+# telepi binary under test is the host's target/debug/telepi, run inside the
+# guest against the kernel's `vivid` camera, `snd-aloop` sound card and
+# (built here out of tree) `vicodec` memory-to-memory encoder; viewers are
+# real WebRTC clients on the host side of a tap link (10.0.2.1 <-> guest
+# 10.0.2.2) inside a network namespace of this script's own.
+#
+#   tests/vm/pc.sh [TEST-NAME-FILTER]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/vm/lib.sh
+started=$(date +%s)
+
+vm_need_qemu
+kernel=$(vm_kernel amd64)
+vmlinux=$(vm_vmlinux "$kernel")
+extra_modules=()
+if [ -x tests/vm/vicodec.sh ]; then
+  mapfile -t extra_modules < <(tests/vm/vicodec.sh "$kernel")
+fi
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+cp tests/vm/pc/init "$stage/init"
+initrd="$vm_cache/pc.cpio.gz"
+{
+  vm_module_paths "$kernel" 9pnet_virtio 9p virtio_pci virtio_net overlay vivid snd-aloop
+  printf '%s\n' "${extra_modules[@]}"
+} | vm_initramfs "$initrd" "$stage" "$(vm_busybox amd64)"
+
+cargo build --locked
+cargo test --locked --no-run --test 'emulated_pc*' 2>/dev/null || cargo test --locked --no-run --test 'emulated_pc*'
+
+# -smp 1: TCG is faster single-threaded here; /dev/kvm is a nested one
+# that Debian's kernel cannot run under.
+export TELEPI_VM_QEMU="qemu-system-x86_64 -accel tcg -smp 1 -m 1024 -kernel $vmlinux -initrd $initrd \
+ -append 'console=ttyS0 rdinit=/init quiet loglevel=1 panic=-1' \
+ -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
+ -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0"
+
+# The namespace has only loopback and the tap link to the guest: nothing
+# the tests send can leave this machine.
+status=0
+unshare -n bash -c '
+  set -e
+  ip link set lo up
+  ip tuntap add tap0 mode tap
+  ip addr add 10.0.2.1/24 dev tap0
+  ip link set tap0 up
+  exec cargo test --locked --offline --test "emulated_pc*" -- --ignored --test-threads=1 "$@"
+' pc-tests "$@" || status=$?
+echo "emulated PC checks: $(($(date +%s) - started))s"
+exit $status
