@@ -31,6 +31,15 @@ TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
 # the full comparison is bench/run.sh (docs/benchmarks.md).
 bench/run.sh --smoke
 
+# ---- Real kernel drivers in an emulated PC (tests/vm/pc.sh) ------------------
+# QEMU (TCG) boots Debian's own kernel; the host-built telepi runs in it
+# against vivid (camera), snd-aloop (sound card) and vicodec (M2M encoder,
+# built here out of tree), with WebRTC viewers on the host side of a tap
+# link inside a private network namespace. TELEPI_SKIP_VM=1 skips it.
+if [ "${TELEPI_SKIP_VM:-0}" != 1 ]; then
+  tests/vm/pc.sh
+fi
+
 # ---- Raspberry Pi (board/, tests/pi/; README "Put it on a Pi") -------------
 # Cross-builds aarch64 + armv7 release binaries and their .debs (size budget
 # 8 MB stripped), checks the packages and the unit, runs both binaries under
