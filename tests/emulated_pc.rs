@@ -202,13 +202,11 @@ fn a_camera_unplugged_mid_stream_comes_back_and_errors_recover() {
     // A USB-style unplug: the node goes away once telepi lets go of it,
     // then the driver comes back (here by reloading it). In the background,
     // so the viewer keeps talking to telepi meanwhile.
-    guest.sh(
-        "{ v4l2-ctl -d /dev/video0 -c disconnect=1; \
+    guest.sh("{ v4l2-ctl -d /dev/video0 -c disconnect=1; \
            for i in $(seq 1 100); do modprobe -r vivid 2>/dev/null && break; sleep 0.2; done; \
            lsmod | grep -c '^vivid' >/tmp/vivid-left; sleep 2; \
            modprobe vivid n_devs=1 node_types=0x1 && v4l2-ctl -d /dev/video0 -c osd_text_mode=2; \
-         } >/tmp/replug.log 2>&1 &",
-    );
+         } >/tmp/replug.log 2>&1 &");
     frames_resume(&mut viewer, &server, 10, "after the camera came back");
     assert_eq!(
         guest.sh("cat /tmp/vivid-left").trim(),
@@ -324,7 +322,10 @@ fn alsa_loopback_carries_the_microphone_and_push_to_talk() {
     );
     for (audio, says) in [
         ("source = \"none\"\nsink = \"alsa:hw:Loopback,0,2\"", "busy"),
-        ("source = \"alsa:hw:NoSuchCard\"\nsink = \"none\"", "nosuchcard"),
+        (
+            "source = \"alsa:hw:NoSuchCard\"\nsink = \"none\"",
+            "nosuchcard",
+        ),
     ] {
         let config = format!(
             "[video]\nsource = \"pattern\"\n[audio]\n{audio}\n[drive]\nbackend = \"sim\"\n"

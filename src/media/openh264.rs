@@ -16,7 +16,12 @@ pub struct OpenH264Encoder {
     encoder: Encoder,
     width: u32,
     height: u32,
+    /// The bitrate asked for, and the one the running encoder has.
     bitrate: u32,
+    applied: u32,
+    /// The crate initialises openh264 at the first frame; before that it
+    /// refuses options (cmInitExpected), so a new bitrate waits for it.
+    started: bool,
     out: Vec<u8>,
 }
 
@@ -41,12 +46,36 @@ impl OpenH264Encoder {
             width,
             height,
             bitrate,
+            applied: bitrate,
+            started: false,
             out: Vec::new(),
         })
     }
 
+    /// The bitrate the running encoder has.
     pub fn bitrate(&self) -> u32 {
-        self.bitrate
+        self.applied
+    }
+
+    fn apply_bitrate(&mut self) {
+        let bps = self.bitrate;
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: bps.min(i32::MAX as u32) as i32,
+        };
+        // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to an SBitrateInfo that
+        // only needs to live for the call; the encoder is initialised (started).
+        let rc = unsafe {
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                std::ptr::addr_of_mut!(info).cast(),
+            )
+        };
+        if rc != 0 {
+            tracing::warn!(bps, rc, "openh264 refused the new bitrate");
+        }
+        // Either way: a refused value is not retried every frame.
+        self.applied = bps;
     }
 }
 
@@ -85,31 +114,24 @@ impl VideoEncoder for OpenH264Encoder {
             .encoder
             .encode(&yuv)
             .map_err(|e| io::Error::other(format!("openh264 encode: {e}")))?;
-        if matches!(bitstream.frame_type(), FrameType::Skip | FrameType::Invalid) {
-            return Ok(None);
+        let skipped = matches!(bitstream.frame_type(), FrameType::Skip | FrameType::Invalid);
+        if !skipped {
+            self.out.clear();
+            bitstream.write_vec(&mut self.out);
         }
-        self.out.clear();
-        bitstream.write_vec(&mut self.out);
-        Ok(Some(self.out.clone()))
+        if !self.started {
+            self.started = true;
+            if self.applied != self.bitrate {
+                self.apply_bitrate();
+            }
+        }
+        Ok((!skipped).then(|| self.out.clone()))
     }
 
     fn set_bitrate(&mut self, bps: u32) {
-        let mut info = openh264_sys2::SBitrateInfo {
-            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
-            iBitrate: bps.min(i32::MAX as u32) as i32,
-        };
-        // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to an SBitrateInfo that
-        // only needs to live for the call; the encoder is initialised.
-        let rc = unsafe {
-            self.encoder.raw_api().set_option(
-                openh264_sys2::ENCODER_OPTION_BITRATE,
-                std::ptr::addr_of_mut!(info).cast(),
-            )
-        };
-        if rc == 0 {
-            self.bitrate = bps;
-        } else {
-            tracing::warn!(bps, rc, "openh264 refused the new bitrate");
+        self.bitrate = bps;
+        if self.started {
+            self.apply_bitrate();
         }
     }
 }
@@ -154,6 +176,16 @@ mod tests {
         assert!(enc.encode(&Frame::black_i420(640, 480), false).is_err());
         enc.set_bitrate(250_000);
         assert_eq!(enc.bitrate(), 250_000);
+    }
+
+    #[test]
+    fn a_bitrate_set_before_the_first_frame_applies_once_openh264_runs() {
+        let mut source = TestPattern::new(320, 240, 30).unwrap();
+        let mut enc = OpenH264Encoder::new(320, 240, 30, 500_000).unwrap();
+        enc.set_bitrate(200_000);
+        assert_eq!(enc.bitrate(), 500_000, "not initialised yet");
+        enc.encode(&source.next_frame().unwrap(), false).unwrap();
+        assert_eq!(enc.bitrate(), 200_000);
     }
 
     fn nal_type(nal: &[u8]) -> u8 {
