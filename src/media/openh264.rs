@@ -53,7 +53,7 @@ impl OpenH264Encoder {
     }
 
     /// The bitrate the running encoder has.
-    pub fn bitrate(&self) -> u32 {
+    pub fn running_bitrate(&self) -> u32 {
         self.applied
     }
 
@@ -175,7 +175,7 @@ mod tests {
         assert!(openh264::nal_units(&au).any(|n| nal_type(n) == 5));
         assert!(enc.encode(&Frame::black_i420(640, 480), false).is_err());
         enc.set_bitrate(250_000);
-        assert_eq!(enc.bitrate(), 250_000);
+        assert_eq!(enc.running_bitrate(), 250_000);
     }
 
     #[test]
@@ -183,9 +183,9 @@ mod tests {
         let mut source = TestPattern::new(320, 240, 30).unwrap();
         let mut enc = OpenH264Encoder::new(320, 240, 30, 500_000).unwrap();
         enc.set_bitrate(200_000);
-        assert_eq!(enc.bitrate(), 500_000, "not initialised yet");
+        assert_eq!(enc.running_bitrate(), 500_000, "not initialised yet");
         enc.encode(&source.next_frame().unwrap(), false).unwrap();
-        assert_eq!(enc.bitrate(), 200_000);
+        assert_eq!(enc.running_bitrate(), 200_000);
     }
 
     fn nal_type(nal: &[u8]) -> u8 {
