@@ -63,6 +63,7 @@ pub enum FrameRates {
     /// The driver doesn't enumerate rates.
     Unknown,
 }
+
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).trim().to_string()
@@ -394,6 +395,7 @@ impl Device {
         Ok(revents & events != 0)
     }
 }
+
 /// `/dev/video*` nodes in numeric order (video2 before video10).
 pub fn video_nodes() -> Vec<PathBuf> {
     let names = std::fs::read_dir("/dev")
@@ -417,6 +419,7 @@ fn sort_video_nodes(names: Vec<String>) -> Vec<String> {
     nodes.sort();
     nodes.into_iter().map(|(_, n)| n).collect()
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -313,6 +313,7 @@ impl Drop for V4l2Source {
         let _ = self.device.request_buffers(BUF_TYPE_VIDEO_CAPTURE, 0);
     }
 }
+
 /// Rows of the luma plane for single-buffer planar formats: some drivers pad
 /// it to a multiple of 16 rows, which shows in `sizeimage`.
 pub fn planar_luma_rows(stride: usize, height: u32, sizeimage: usize) -> u32 {
@@ -348,6 +349,7 @@ fn monotonic_now() -> Duration {
         ts.tv_nsec.clamp(0, 999_999_999) as u32,
     )
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,7 @@ impl CaptureFormat {
         }
     }
 }
+
 /// One way the device can capture.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mode {
@@ -154,6 +155,7 @@ pub fn choose_mode(modes: &[Mode], req: &Request) -> Option<Choice> {
         .min_by_key(|(key, _)| *key)
         .map(|(_, choice)| choice)
 }
+
 impl Device {
     /// Every mode the device offers in formats this crate can use. Stepwise
     /// sizes become the one size nearest to `want`.
