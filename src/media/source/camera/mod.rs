@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use v4l::v4l_sys as sys;
 
-use self::mode::choose_mode;
+use self::mode::{choose_mode, no_usable_mode};
 use crate::media::convert::{self, Layout};
 use crate::media::h264::annexb::{self, ParameterSetCache};
 use crate::media::v4l2::{fourcc_name, zeroed, Buffer, Device, Mapping, BUF_TYPE_VIDEO_CAPTURE};
@@ -78,19 +78,14 @@ impl V4l2Source {
         }
         let modes = device.modes(req.width, req.height);
         let choice = choose_mode(&modes, req).ok_or_else(|| {
-            let offered: Vec<String> = device
+            let offered: Vec<u32> = device
                 .formats(BUF_TYPE_VIDEO_CAPTURE)
                 .iter()
-                .map(|f| fourcc_name(f.fourcc))
+                .map(|f| f.fourcc)
                 .collect();
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "{}: no usable mode for {:?} (device offers {}; usable are YU12, NV12, YUYV, MJPG/JPEG, H264)",
-                    path.display(),
-                    req.format,
-                    offered.join(", ")
-                ),
+                no_usable_mode(req.format, &offered),
             )
         })?;
 

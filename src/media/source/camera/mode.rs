@@ -4,8 +4,8 @@
 
 use crate::media::convert;
 use crate::media::v4l2::{
-    Device, FrameRates, FrameSizes, Interval, BUF_TYPE_VIDEO_CAPTURE, FOURCC_H264, FOURCC_JPEG,
-    FOURCC_MJPG, FOURCC_NV12, FOURCC_YU12, FOURCC_YUYV,
+    fourcc_name, Device, FrameRates, FrameSizes, Interval, BUF_TYPE_VIDEO_CAPTURE, FOURCC_H264,
+    FOURCC_JPEG, FOURCC_MJPG, FOURCC_NV12, FOURCC_YU12, FOURCC_YUYV,
 };
 
 /// Camera formats this source can use, in order of preference when several
@@ -43,6 +43,31 @@ impl CaptureFormat {
             _ => None,
         }
     }
+
+    /// The configuration value for this format, as [`CaptureFormat::parse`] takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureFormat::Yu12 => "yu12",
+            CaptureFormat::Nv12 => "nv12",
+            CaptureFormat::Yuyv => "yuyv",
+            CaptureFormat::Mjpeg => "mjpeg",
+            CaptureFormat::H264 => "h264",
+        }
+    }
+}
+
+/// Why no mode fits, in one sentence that the caller puts after the camera's
+/// name: the format asked for (`None` = any) and the fourccs the camera offers.
+pub fn no_usable_mode(format: Option<CaptureFormat>, offered: &[u32]) -> String {
+    let wanted = match format {
+        Some(format) => format!("format \"{}\"", format.name()),
+        None => "any format".to_string(),
+    };
+    let offered: Vec<String> = offered.iter().map(|&code| fourcc_name(code)).collect();
+    format!(
+        "no usable mode for {wanted}: the camera offers {}; telepi can use YU12, NV12, YUYV, MJPG/JPEG or H264",
+        offered.join(", ")
+    )
 }
 
 /// One way the device can capture.
@@ -363,5 +388,24 @@ mod tests {
         assert_eq!(CaptureFormat::parse("I420"), Some(CaptureFormat::Yu12));
         assert_eq!(CaptureFormat::parse("mjpg"), Some(CaptureFormat::Mjpeg));
         assert_eq!(CaptureFormat::parse("rgb"), None);
+    }
+
+    #[test]
+    fn no_usable_mode_is_one_sentence_with_the_format_as_configured() {
+        let offered = [fourcc(b"YUYV"), fourcc(b"Y16 ") | 1 << 31];
+        assert_eq!(
+            no_usable_mode(CaptureFormat::parse("MJPG"), &offered),
+            "no usable mode for format \"mjpeg\": the camera offers YUYV, Y16 -BE; telepi can use YU12, NV12, YUYV, MJPG/JPEG or H264"
+        );
+        assert!(no_usable_mode(None, &offered).starts_with("no usable mode for any format: "));
+        for format in [
+            CaptureFormat::Yu12,
+            CaptureFormat::Nv12,
+            CaptureFormat::Yuyv,
+            CaptureFormat::Mjpeg,
+            CaptureFormat::H264,
+        ] {
+            assert_eq!(CaptureFormat::parse(format.name()), Some(format));
+        }
     }
 }
