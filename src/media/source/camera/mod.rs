@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use v4l::v4l_sys as sys;
 
-use self::mode::{choose_mode, no_usable_mode};
+use self::mode::{choose_mode, no_usable_mode, substitution};
 use crate::media::convert::{self, Layout};
 use crate::media::h264::annexb::{self, ParameterSetCache};
 use crate::media::v4l2::{fourcc_name, zeroed, Buffer, Device, Mapping, BUF_TYPE_VIDEO_CAPTURE};
@@ -145,8 +145,11 @@ impl V4l2Source {
             device.queue(&mut Buffer::new(BUF_TYPE_VIDEO_CAPTURE, index, false))?;
         }
         device.stream_on(BUF_TYPE_VIDEO_CAPTURE)?;
+        if let Some(substitution) = substitution(req, pix.width, pix.height, fps) {
+            tracing::warn!("{}: {substitution}", path.display());
+        }
         tracing::info!(
-            "{}: {} ({}) capturing {} {}x{} at {fps} fps ({}; asked for {}x{} at {} fps)",
+            "{}: {} ({}) capturing {} {}x{} at {fps} fps ({})",
             path.display(),
             caps.card,
             caps.driver,
@@ -158,9 +161,6 @@ impl V4l2Source {
             } else {
                 "converted to I420"
             },
-            req.width,
-            req.height,
-            req.fps
         );
         Ok(V4l2Source {
             device,

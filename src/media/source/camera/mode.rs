@@ -152,6 +152,17 @@ fn pick_rate(rates: &FrameRates, fps: u32) -> (Option<Interval>, f64) {
     }
 }
 
+/// What the camera delivers instead of the request, for the log; `None`
+/// when it delivers the size and rate asked for.
+pub fn substitution(req: &Request, width: u32, height: u32, fps: u32) -> Option<String> {
+    ((width, height, fps) != (req.width, req.height, req.fps)).then(|| {
+        format!(
+            "{}x{} at {} fps asked for; the nearest the camera has is {width}x{height} at {fps} fps",
+            req.width, req.height, req.fps
+        )
+    })
+}
+
 /// Picks the mode closest to the request: nearest size first, then the rate
 /// that best reaches the wanted one, then the cheapest format. Odd sizes
 /// (not representable in I420) are never picked.
@@ -407,5 +418,16 @@ mod tests {
         ] {
             assert_eq!(CaptureFormat::parse(format.name()), Some(format));
         }
+    }
+
+    #[test]
+    fn a_size_or_rate_the_camera_lacks_is_reported() {
+        let asked = req(320, 240, 30);
+        assert_eq!(substitution(&asked, 320, 240, 30), None);
+        assert_eq!(
+            substitution(&asked, 320, 180, 30).as_deref(),
+            Some("320x240 at 30 fps asked for; the nearest the camera has is 320x180 at 30 fps")
+        );
+        assert!(substitution(&asked, 320, 240, 25).is_some());
     }
 }
