@@ -2,8 +2,8 @@
 //! 640x480 and 1280x720, per frame. `cargo bench --bench encode`
 use std::time::{Duration, Instant};
 
-use telepi::media::openh264::OpenH264Encoder;
-use telepi::media::pattern::TestPattern;
+use telepi::media::encoder::openh264::OpenH264Encoder;
+use telepi::media::source::pattern::TestPattern;
 use telepi::media::{Frame, VideoEncoder};
 
 const FRAMES: u64 = 300;

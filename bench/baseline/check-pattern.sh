@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that the baseline's numpy pattern (pattern.py) is byte-identical to
-# telepi's (src/media/pattern.rs): compiles pattern.rs alone with rustc behind
+# telepi's (src/media/source/pattern.rs): compiles pattern.rs alone with rustc behind
 # a small shim of its parent module, dumps I420 frames, compares in Python.
 #   bench/baseline/check-pattern.sh [python]
 set -euo pipefail
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 python="${1:-bench/.venv/bin/python}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-# Sibling modules pattern.rs may use (the real-time pacer).
+# Modules pattern.rs may use (the real-time pacer).
 extra=""
 [ -f src/media/pace.rs ] && extra="#[path = \"$PWD/src/media/pace.rs\"] pub mod pace;"
 cat > "$tmp/main.rs" <<EOF
@@ -29,11 +29,13 @@ mod media {
     pub struct SourceInfo { pub name: String, pub width: u32, pub height: u32, pub fps: u32, pub format: PixelFormat }
     pub trait VideoSource: Send { fn info(&self) -> SourceInfo; fn next_frame(&mut self) -> std::io::Result<Frame>; }
     $extra
-    #[path = "$PWD/src/media/pattern.rs"]
-    pub mod pattern;
+    pub mod source {
+        #[path = "$PWD/src/media/source/pattern.rs"]
+        pub mod pattern;
+    }
 }
 fn main() {
-    let p = media::pattern::TestPattern::new(640, 480, 30).unwrap();
+    let p = media::source::pattern::TestPattern::new(640, 480, 30).unwrap();
     for (n, ms) in [(0u64, 0u64), (123, 1_700_000_123_456), (1000, 1_795_221_349_205)] {
         let mut f = media::Frame::black_i420(640, 480);
         p.draw(n, ms, &mut f);
@@ -52,6 +54,6 @@ p = pattern.TestPattern(640, 480)
 for n, ms in [(0, 0), (123, 1_700_000_123_456), (1000, 1_795_221_349_205)]:
     rust = np.fromfile(f"{tmp}/rust-{n}.yuv", dtype=np.uint8).reshape(720, 640)
     if not np.array_equal(rust, p.draw(n, ms)):
-        sys.exit(f"pattern.py differs from src/media/pattern.rs at frame {n}: {(rust != p.draw(n, ms)).sum()} bytes")
-print("pattern.py is byte-identical to src/media/pattern.rs")
+        sys.exit(f"pattern.py differs from src/media/source/pattern.rs at frame {n}: {(rust != p.draw(n, ms)).sum()} bytes")
+print("pattern.py is byte-identical to src/media/source/pattern.rs")
 EOF

@@ -1,4 +1,4 @@
-"""telepi's test pattern (src/media/pattern.rs) in numpy: scrolling colour
+"""telepi's test pattern (src/media/source/pattern.rs) in numpy: scrolling colour
 bars, a bouncing grey square, the frame number and capture time as digits, and
 the machine-readable stamp -- the top 16 rows hold 32 black/white cells with
 the capture time in ms since the Unix epoch modulo 2^32, most significant bit

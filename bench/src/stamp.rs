@@ -1,4 +1,4 @@
-//! The capture-time stamp of telepi's test pattern (src/media/pattern.rs):
+//! The capture-time stamp of telepi's test pattern (src/media/source/pattern.rs):
 //! the top 16 pixel rows hold 32 black/white cells, the capture time in ms
 //! since the Unix epoch modulo 2^32, most significant bit first. The baseline
 //! (bench/baseline/pattern.py) draws the same cells.

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use v4l::v4l_sys as sys;
 
-use super::m2m;
+use super::encoder::m2m;
+use super::source::camera::CaptureFormat;
 use super::v4l2::{
-    fourcc_name, video_nodes, Caps, CaptureFormat, Device, FormatDesc, FrameRates, FrameSizes,
+    fourcc_name, video_nodes, Caps, Device, FormatDesc, FrameRates, FrameSizes,
     BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_CAPTURE_MPLANE, BUF_TYPE_VIDEO_OUTPUT,
     BUF_TYPE_VIDEO_OUTPUT_MPLANE,
 };
@@ -225,8 +226,8 @@ pub fn list_devices() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::v4l2::{fourcc, Interval};
     use super::*;
+    use crate::media::v4l2::{fourcc, Interval};
 
     fn desc(code: &[u8; 4], description: &str) -> FormatDesc {
         FormatDesc {

@@ -1,28 +1,27 @@
 //! Media: video sources and encoders, audio both ways ([`audio`]).
 //!
-//! A [`VideoSource`] produces frames (raw I420 or ready H.264), a
-//! [`VideoEncoder`] turns raw frames into Annex-B access units, and the
-//! [`pipeline`] runs both on their own thread and hands [`EncodedFrame`]s
-//! to the network loop, which fans one encode out to every peer.
+//! A [`VideoSource`] ([`source`]) produces frames (raw I420 or ready H.264),
+//! a [`VideoEncoder`] ([`encoder`]) turns raw frames into Annex-B access
+//! units, and the [`pipeline`] runs both on their own thread and hands
+//! [`EncodedFrame`]s to the network loop, which fans one encode out to every
+//! peer. [`select`] opens the pair the configuration names; [`v4l2`] is the
+//! kernel interface that cameras, the hardware encoder and [`devices`] share.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-pub mod annexb;
 pub mod audio;
 pub mod bitrate;
 pub mod convert;
 pub mod demand;
 pub mod devices;
+pub mod encoder;
 pub mod fdpoll;
-pub mod m2m;
-pub mod openh264;
+pub mod h264;
 pub mod pace;
-pub mod pattern;
-pub mod pipe;
 pub mod pipeline;
-pub mod reconnect;
 pub mod select;
+pub mod source;
 pub mod v4l2;
 
 /// Pixel layout of a frame's bytes.

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::annexb::is_idr;
 use super::demand::Demand;
+use super::h264::annexb::is_idr;
 use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
 
 /// Why a peer wants an IDR.

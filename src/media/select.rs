@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use super::m2m::{self, M2mEncoder};
-use super::openh264::OpenH264Encoder;
-use super::pattern::TestPattern;
-use super::pipe::PipeSource;
-use super::reconnect::Reconnecting;
-use super::v4l2::{self, CaptureFormat, Request, V4l2Source};
+use super::encoder::m2m::{self, M2mEncoder};
+use super::encoder::openh264::OpenH264Encoder;
+use super::source::camera::{CaptureFormat, Request, V4l2Source};
+use super::source::pattern::TestPattern;
+use super::source::pipe::PipeSource;
+use super::source::reconnect::Reconnecting;
+use super::v4l2;
 use super::{PixelFormat, VideoEncoder, VideoSource};
 use crate::config::VideoConfig;
 

@@ -10,9 +10,9 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use super::*;
-use crate::media::openh264::OpenH264Encoder;
-use crate::media::pattern::TestPattern;
+use crate::media::encoder::openh264::OpenH264Encoder;
 use crate::media::pipeline::KeyframeReason;
+use crate::media::source::pattern::TestPattern;
 use crate::media::{VideoEncoder, VideoSource};
 
 const ROBOT: &str = "127.0.0.1:50000";
@@ -162,7 +162,7 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
     for n in 0..20u64 {
         let frame = source.next_frame().unwrap();
         let au = encoder.encode(&frame, n == 3).unwrap().unwrap();
-        let keyframe = crate::media::annexb::is_idr(&au);
+        let keyframe = crate::media::h264::annexb::is_idr(&au);
         let encoded = EncodedFrame {
             data: au.into(),
             captured: frame.captured,

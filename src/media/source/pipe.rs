@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::annexb::{self, AccessUnitSplitter, ParameterSetCache};
-use super::fdpoll;
-use super::{Frame, PixelFormat, SourceInfo, VideoSource};
+use crate::media::fdpoll;
+use crate::media::h264::annexb::{self, AccessUnitSplitter, ParameterSetCache};
+use crate::media::h264::sps;
+use crate::media::{Frame, PixelFormat, SourceInfo, VideoSource};
 
 /// Largest access unit accepted; more without a boundary is garbage.
 const MAX_ACCESS_UNIT: usize = 4 << 20;
@@ -312,7 +313,7 @@ impl PipeSource {
             if let Some(sps) =
                 annexb::nal_units(&au).find(|n| annexb::nal_type(n) == annexb::NAL_SPS)
             {
-                match annexb::parse_sps(sps) {
+                match sps::parse_sps(sps) {
                     Ok(info) => (self.width, self.height) = (info.width, info.height),
                     Err(e) => tracing::warn!("pipe source `{}`: {e}", self.command),
                 }

@@ -8,7 +8,7 @@
 use std::io;
 use std::time::Instant;
 
-use super::{Frame, SourceInfo, VideoSource};
+use crate::media::{Frame, SourceInfo, VideoSource};
 
 type Opener = Box<dyn FnMut() -> io::Result<Box<dyn VideoSource>> + Send>;
 

@@ -10,7 +10,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
 
-use super::{Frame, PixelFormat, VideoEncoder};
+use crate::media::{Frame, PixelFormat, VideoEncoder};
 
 pub struct OpenH264Encoder {
     encoder: Encoder,
@@ -139,7 +139,7 @@ impl VideoEncoder for OpenH264Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::pattern::TestPattern;
+    use crate::media::source::pattern::TestPattern;
     use crate::media::VideoSource;
 
     #[test]

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::pace::Pacer;
-use super::{Frame, PixelFormat, SourceInfo, VideoSource};
+use crate::media::pace::Pacer;
+use crate::media::{Frame, PixelFormat, SourceInfo, VideoSource};
 
 /// Cells in the machine-readable stamp: 32 bits of capture time (ms since the
 /// Unix epoch, modulo 2^32), most significant first.
