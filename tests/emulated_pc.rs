@@ -220,6 +220,13 @@ fn a_camera_unplugged_mid_stream_comes_back_and_errors_recover() {
     for said in ["camera lost", "camera back"] {
         assert!(log.contains(said), "the log must say {said:?}:\n{log}");
     }
+    eprintln!(
+        "{}",
+        log.lines()
+            .filter(|l| l.contains("camera "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
