@@ -128,7 +128,7 @@ fn open_source(
                 .map_err(|e| format!("pipe source: {e}"))
         }
         SourceChoice::V4l2(Some(path)) => {
-            camera(path.clone(), request()?).map_err(|e| format!("camera {}: {e}", path.display()))
+            camera(path.clone(), request()?).map_err(|e| format!("camera {e}"))
         }
         SourceChoice::V4l2(None) => first_camera(&request()?)
             .ok_or_else(|| "no V4L2 camera could be opened (see --list-devices)".to_string()),

@@ -85,7 +85,11 @@ impl V4l2Source {
                 .collect();
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                no_usable_mode(req.format, &offered),
+                format!(
+                    "{}: {}",
+                    path.display(),
+                    no_usable_mode(req.format, &offered)
+                ),
             )
         })?;
 
