@@ -49,7 +49,7 @@ fn the_m2m_encoder_drives_vicodec_through_both_buffer_apis() {
     for params in ["", "multiplanar=1"] {
         let node = load_vicodec(&mut guest, params);
         let (status, out) = guest.run(
-            &format!("TELEPI_M2M_DEVICE={node} {tests} --ignored --test-threads=1"),
+            &format!("TELEPI_M2M_DEVICE={node} {tests} --ignored --test-threads=1 --color never --show-output"),
             Duration::from_secs(1200),
         );
         eprintln!("vicodec {params}: {node}\n{out}");

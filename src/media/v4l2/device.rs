@@ -295,8 +295,9 @@ impl Device {
         })
     }
 
-    /// Sets the crop rectangle of a queue (the visible part of padded frames).
-    pub fn set_crop(&self, buf_type: u32, width: u32, height: u32) -> io::Result<()> {
+    /// Sets the crop rectangle of a queue (the visible part of padded
+    /// frames); returns the size the driver chose, which may differ.
+    pub fn set_crop(&self, buf_type: u32, width: u32, height: u32) -> io::Result<(u32, u32)> {
         let mut sel: sys::v4l2_selection = zeroed();
         // Selection uses the single-planar type names for both API flavours.
         sel.type_ = match buf_type {
@@ -312,7 +313,9 @@ impl Device {
             height,
         };
         // SAFETY: VIDIOC_S_SELECTION takes a v4l2_selection.
-        unsafe { self.ioctl(VIDIOC_S_SELECTION, &mut sel) }.map_err(|e| self.fail("S_SELECTION", e))
+        unsafe { self.ioctl(VIDIOC_S_SELECTION, &mut sel) }
+            .map_err(|e| self.fail("S_SELECTION", e))?;
+        Ok((sel.r.width, sel.r.height))
     }
 
     pub fn set_control(&self, id: u32, value: i32) -> io::Result<()> {

@@ -136,8 +136,15 @@ impl M2mEncoder {
 
         // The driver padded the picture: only the requested part is the image.
         if (got_w, got_h) != (width, height) {
-            if let Err(e) = device.set_crop(output_type, width, height) {
-                tracing::warn!("{e}; the stream may show {got_w}x{got_h}");
+            match device.set_crop(output_type, width, height) {
+                Ok(shown) if shown == (width, height) => {}
+                // vicodec, for one, crops to no less than 640x360.
+                Ok((w, h)) => tracing::warn!(
+                    "{}: the encoder crops to no less than {w}x{h}: the stream is {w}x{h} \
+                     with the {width}x{height} picture in its top left corner",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("{e}; the stream may show {got_w}x{got_h}"),
             }
         }
         let interval = Interval {
