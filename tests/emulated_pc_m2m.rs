@@ -26,9 +26,15 @@ const DEVICE_TESTS: [&str; 5] = [
 /// (Re)loads vicodec with `params`; returns its encoder node, found by the
 /// name vicodec gives it (its decoders are nodes of their own).
 fn load_vicodec(guest: &mut Guest, params: &str) -> String {
-    guest.sh(&format!(
-        "modprobe -r vicodec 2>/dev/null; modprobe vicodec {params}"
+    let multiplanar = guest.sh(&format!(
+        "modprobe -r vicodec 2>/dev/null; modprobe vicodec {params} && \
+         cat /sys/module/vicodec/parameters/multiplanar"
     ));
+    assert_eq!(
+        multiplanar.trim() == "Y",
+        params.contains("multiplanar=1"),
+        "vicodec {params}: multiplanar is {multiplanar}"
+    );
     let names = guest.sh("grep -l '^stateful-encoder$' /sys/class/video4linux/*/name");
     let nodes: Vec<&str> = names.lines().collect();
     let [name] = nodes[..] else {

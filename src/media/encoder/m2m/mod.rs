@@ -223,33 +223,23 @@ impl M2mEncoder {
     /// frame just encoded, not yet taken back). Fails if the driver and
     /// the encoder's own bookkeeping disagree about a frame buffer.
     pub fn buffer_use(&self) -> io::Result<BufferUse> {
-        let frames = held_by_driver(
-            &self.device,
-            self.output_type,
-            self.mplane,
-            self.outputs.len(),
-        )?;
+        let held = |buf_type, count| held_by_driver(&self.device, buf_type, self.mplane, count);
+        let frames = held(self.output_type, self.outputs.len())?;
         if let Some(index) = (0..frames.len()).find(|&i| frames[i] != self.pool.queued()[i]) {
+            let (driver, encoder) = if frames[index] {
+                ("held", "free")
+            } else {
+                ("returned", "counted as queued")
+            };
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{}: frame buffer {index} is {} by the driver but {} by the encoder",
+                    "{}: frame buffer {index} is {driver} by the driver but {encoder} by the encoder",
                     self.device.path().display(),
-                    if frames[index] { "held" } else { "returned" },
-                    if frames[index] {
-                        "free"
-                    } else {
-                        "counted as queued"
-                    },
                 ),
             ));
         }
-        let pictures = held_by_driver(
-            &self.device,
-            self.capture_type,
-            self.mplane,
-            self.captures.len(),
-        )?;
+        let pictures = held(self.capture_type, self.captures.len())?;
         Ok(BufferUse {
             frames: QueueUse::of(&frames),
             pictures: QueueUse::of(&pictures),
@@ -286,7 +276,7 @@ impl M2mEncoder {
                 return Ok(());
             };
             tracing::warn!(
-                "{}: the driver cannot force a keyframe ({e}); restarting its output for each one instead",
+                "{}: the driver cannot force a keyframe ({e}); each keyframe request restarts its stream (CAPTURE off and on) instead",
                 self.device.path().display()
             );
             self.keyframe_by_restart = true;
