@@ -33,6 +33,11 @@ initrd="$vm_cache/pc.cpio.gz"
 
 cargo build --locked
 cargo test --locked --no-run --test 'emulated_pc*' 2>/dev/null || cargo test --locked --no-run --test 'emulated_pc*'
+# tests/emulated_pc_m2m.rs runs this test binary inside the guest, by its path.
+m2m_build=$(cargo test --locked --no-run --test m2m_device --message-format=json 2>/dev/null) ||
+  cargo test --locked --no-run --test m2m_device
+TELEPI_M2M_TESTS=$(sed -n '/"kind":\["test"\]/s/.*"executable":"\([^"]*\)".*/\1/p' <<<"$m2m_build")
+export TELEPI_M2M_TESTS
 
 # -smp 1: TCG is faster single-threaded here; /dev/kvm is a nested one
 # that Debian's kernel cannot run under.

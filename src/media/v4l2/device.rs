@@ -295,8 +295,9 @@ impl Device {
         })
     }
 
-    /// Sets the crop rectangle of a queue (the visible part of padded frames).
-    pub fn set_crop(&self, buf_type: u32, width: u32, height: u32) -> io::Result<()> {
+    /// Sets the crop rectangle of a queue (the visible part of padded
+    /// frames); returns the size the driver chose, which may differ.
+    pub fn set_crop(&self, buf_type: u32, width: u32, height: u32) -> io::Result<(u32, u32)> {
         let mut sel: sys::v4l2_selection = zeroed();
         // Selection uses the single-planar type names for both API flavours.
         sel.type_ = match buf_type {
@@ -312,7 +313,9 @@ impl Device {
             height,
         };
         // SAFETY: VIDIOC_S_SELECTION takes a v4l2_selection.
-        unsafe { self.ioctl(VIDIOC_S_SELECTION, &mut sel) }.map_err(|e| self.fail("S_SELECTION", e))
+        unsafe { self.ioctl(VIDIOC_S_SELECTION, &mut sel) }
+            .map_err(|e| self.fail("S_SELECTION", e))?;
+        Ok((sel.r.width, sel.r.height))
     }
 
     pub fn set_control(&self, id: u32, value: i32) -> io::Result<()> {
@@ -331,6 +334,7 @@ impl Device {
         let mut t = buf_type;
         // SAFETY: VIDIOC_STREAMOFF takes the buffer type as an int.
         unsafe { self.ioctl(vidioc::VIDIOC_STREAMOFF, &mut t) }
+            .map_err(|e| self.fail("STREAMOFF", e))
     }
 
     /// `VIDIOC_REQBUFS` for mmap buffers; returns how many the driver made.
@@ -353,11 +357,7 @@ impl Device {
         }
         (0..got)
             .map(|index| {
-                let mut buf = Buffer::new(buf_type, index, mplane);
-                // SAFETY: VIDIOC_QUERYBUF takes a v4l2_buffer; `raw()` points
-                // `m.planes` at the buffer's own plane for multi-planar queues.
-                unsafe { self.ioctl(vidioc::VIDIOC_QUERYBUF, buf.raw()) }
-                    .map_err(|e| self.fail("QUERYBUF", e))?;
+                let buf = self.query_buffer(buf_type, index, mplane)?;
                 Mapping::new(
                     self.file.as_raw_fd(),
                     buf.mem_offset(),
@@ -366,6 +366,17 @@ impl Device {
                 .map_err(|e| self.fail("mmap", e))
             })
             .collect()
+    }
+
+    /// `VIDIOC_QUERYBUF`: where buffer `index` lives and what state it is in
+    /// (its `V4L2_BUF_FLAG_QUEUED`/`DONE` flags).
+    pub fn query_buffer(&self, buf_type: u32, index: u32, mplane: bool) -> io::Result<Buffer> {
+        let mut buf = Buffer::new(buf_type, index, mplane);
+        // SAFETY: VIDIOC_QUERYBUF takes a v4l2_buffer; `raw()` points
+        // `m.planes` at the buffer's own plane for multi-planar queues.
+        unsafe { self.ioctl(vidioc::VIDIOC_QUERYBUF, buf.raw()) }
+            .map_err(|e| self.fail("QUERYBUF", e))?;
+        Ok(buf)
     }
 
     pub fn queue(&self, buf: &mut Buffer) -> io::Result<()> {

@@ -29,6 +29,8 @@ pub const FOURCC_YUYV: u32 = fourcc(b"YUYV");
 pub const FOURCC_MJPG: u32 = fourcc(b"MJPG");
 pub const FOURCC_JPEG: u32 = fourcc(b"JPEG");
 pub const FOURCC_H264: u32 = fourcc(b"H264");
+/// The kernel's `vicodec` test codec (Fast Walsh-Hadamard Transform).
+pub const FOURCC_FWHT: u32 = fourcc(b"FWHT");
 
 #[cfg(test)]
 mod tests {

@@ -16,8 +16,8 @@ mod kernel;
 pub use buffer::{Buffer, Mapping};
 pub use device::{video_nodes, Caps, Device, FormatDesc, FrameRates, FrameSizes, Interval};
 pub use fourcc::{
-    fourcc, fourcc_name, FOURCC_H264, FOURCC_JPEG, FOURCC_MJPG, FOURCC_NV12, FOURCC_YU12,
-    FOURCC_YUYV,
+    fourcc, fourcc_name, FOURCC_FWHT, FOURCC_H264, FOURCC_JPEG, FOURCC_MJPG, FOURCC_NV12,
+    FOURCC_YU12, FOURCC_YUYV,
 };
 pub(crate) use kernel::zeroed;
 pub use kernel::{

@@ -8,7 +8,7 @@ use v4l::v4l_sys as sys;
 
 use crate::media::v4l2::{
     fourcc_name, video_nodes, Device, BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_CAPTURE_MPLANE,
-    BUF_TYPE_VIDEO_OUTPUT, BUF_TYPE_VIDEO_OUTPUT_MPLANE, FOURCC_H264, FOURCC_YU12,
+    BUF_TYPE_VIDEO_OUTPUT, BUF_TYPE_VIDEO_OUTPUT_MPLANE, FOURCC_FWHT, FOURCC_H264, FOURCC_YU12,
 };
 
 /// Whether a node with these capabilities is a memory-to-memory device, and
@@ -25,9 +25,33 @@ pub fn m2m_api(device_caps: u32) -> Option<bool> {
     }
 }
 
+/// What the encoder gives out on its CAPTURE queue. Telepi streams H.264
+/// and nothing else; FWHT is what the kernel's `vicodec` test driver
+/// encodes, so the encoder's handling of a real driver can be tested on a
+/// machine without H.264 hardware (tests/m2m_device.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    Fwht,
+}
+
+impl Codec {
+    pub fn fourcc(self) -> u32 {
+        match self {
+            Codec::H264 => FOURCC_H264,
+            Codec::Fwht => FOURCC_FWHT,
+        }
+    }
+}
+
+/// An encoder for `codec` takes YU12 in (OUTPUT) and gives `codec` out (CAPTURE).
+fn encodes(codec: Codec, output_formats: &[u32], capture_formats: &[u32]) -> bool {
+    output_formats.contains(&FOURCC_YU12) && capture_formats.contains(&codec.fourcc())
+}
+
 /// An H.264 encoder takes YU12 in (OUTPUT) and gives H.264 out (CAPTURE).
 pub fn is_h264_encoder(output_formats: &[u32], capture_formats: &[u32]) -> bool {
-    output_formats.contains(&FOURCC_YU12) && capture_formats.contains(&FOURCC_H264)
+    encodes(Codec::H264, output_formats, capture_formats)
 }
 
 pub(super) fn queue_types(mplane: bool) -> (u32, u32) {
@@ -38,8 +62,8 @@ pub(super) fn queue_types(mplane: bool) -> (u32, u32) {
     }
 }
 
-/// Checks that `device` is a usable H.264 encoder; returns whether it is multi-planar.
-pub(super) fn check_encoder(device: &Device) -> io::Result<bool> {
+/// Checks that `device` encodes YU12 to `codec`; returns whether it is multi-planar.
+pub(super) fn check_encoder(device: &Device, codec: Codec) -> io::Result<bool> {
     let caps = device.caps()?;
     let not_encoder = |why: String| {
         io::Error::new(
@@ -57,7 +81,7 @@ pub(super) fn check_encoder(device: &Device) -> io::Result<bool> {
     let (output, capture) = queue_types(mplane);
     let codes = |t| -> Vec<u32> { device.formats(t).iter().map(|f| f.fourcc).collect() };
     let (inputs, outputs) = (codes(output), codes(capture));
-    if !is_h264_encoder(&inputs, &outputs) {
+    if !encodes(codec, &inputs, &outputs) {
         let names = |c: &[u32]| {
             c.iter()
                 .map(|&f| fourcc_name(f))
@@ -65,9 +89,10 @@ pub(super) fn check_encoder(device: &Device) -> io::Result<bool> {
                 .join(",")
         };
         return Err(not_encoder(format!(
-            "converts [{}] to [{}], not YU12 to H264",
+            "converts [{}] to [{}], not YU12 to {}",
             names(&inputs),
-            names(&outputs)
+            names(&outputs),
+            fourcc_name(codec.fourcc())
         )));
     }
     Ok(mplane)
@@ -75,9 +100,11 @@ pub(super) fn check_encoder(device: &Device) -> io::Result<bool> {
 
 /// The first `/dev/video*` that is a usable memory-to-memory H.264 encoder.
 pub fn probe() -> Option<PathBuf> {
-    video_nodes()
-        .into_iter()
-        .find(|path| Device::open(path).and_then(|d| check_encoder(&d)).is_ok())
+    video_nodes().into_iter().find(|path| {
+        Device::open(path)
+            .and_then(|d| check_encoder(&d, Codec::H264))
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -112,5 +139,8 @@ mod tests {
         assert!(!is_h264_encoder(&[FOURCC_H264], &[FOURCC_YU12, nv12]));
         assert!(!is_h264_encoder(&[FOURCC_YU12], &[nv12]));
         assert!(!is_h264_encoder(&[], &[]));
+        // vicodec's encoder node: an encoder, but not of H.264.
+        assert!(!is_h264_encoder(&[FOURCC_YU12], &[FOURCC_FWHT]));
+        assert!(encodes(Codec::Fwht, &[FOURCC_YU12, nv12], &[FOURCC_FWHT]));
     }
 }

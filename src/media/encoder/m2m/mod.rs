@@ -8,7 +8,8 @@ mod controls;
 mod detect;
 mod queue;
 
-pub use detect::{is_h264_encoder, m2m_api, probe};
+pub use detect::{is_h264_encoder, m2m_api, probe, Codec};
+pub use queue::QueueUse;
 
 use std::io;
 use std::path::Path;
@@ -18,11 +19,9 @@ use v4l::v4l_sys as sys;
 
 use self::controls::{clamp_i32, setup_controls};
 use self::detect::{check_encoder, queue_types};
-use self::queue::{set_queue_format, BufferPool, OutputLayout, QueueFormat};
+use self::queue::{held_by_driver, set_queue_format, BufferPool, OutputLayout, QueueFormat};
 use crate::media::h264::annexb::{self, ParameterSetCache};
-use crate::media::v4l2::{
-    fourcc_name, Buffer, Device, Interval, Mapping, FOURCC_H264, FOURCC_YU12,
-};
+use crate::media::v4l2::{fourcc_name, Buffer, Device, Interval, Mapping, FOURCC_YU12};
 use crate::media::{Frame, PixelFormat, VideoEncoder};
 
 const OUTPUT_BUFFERS: u32 = 2;
@@ -30,8 +29,18 @@ const CAPTURE_BUFFERS: u32 = 4;
 /// Longest wait for the encoder to take a frame or return a picture.
 const ENCODE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Where the driver's buffers are: see [`M2mEncoder::buffer_use`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferUse {
+    /// Raw frames (the OUTPUT queue).
+    pub frames: QueueUse,
+    /// Encoded pictures (the CAPTURE queue).
+    pub pictures: QueueUse,
+}
+
 pub struct M2mEncoder {
     device: Device,
+    codec: Codec,
     mplane: bool,
     output_type: u32,
     capture_type: u32,
@@ -45,10 +54,14 @@ pub struct M2mEncoder {
     /// SPS/PPS the encoder sent in a buffer of their own, for the next picture.
     headers: Vec<u8>,
     seq: u64,
+    /// The driver refused FORCE_KEY_FRAME: keyframes come from restarting the CAPTURE queue.
+    keyframe_by_restart: bool,
+    /// The driver refused a bitrate already, which has been logged.
+    bitrate_refused: bool,
 }
 
 impl M2mEncoder {
-    /// Opens the encoder at `path` (see [`probe`]) for I420 frames of this size.
+    /// Opens the H.264 encoder at `path` (see [`probe`]) for I420 frames of this size.
     pub fn new(
         path: &Path,
         width: u32,
@@ -56,9 +69,24 @@ impl M2mEncoder {
         fps: u32,
         bitrate: u32,
     ) -> io::Result<M2mEncoder> {
+        Self::open_with_codec(path, width, height, fps, bitrate, Codec::H264)
+    }
+
+    /// [`M2mEncoder::new`] for an encoder of another codec: how the tests
+    /// drive the kernel's vicodec (FWHT) through this same code. The H.264
+    /// controls are asked for all the same; a driver without them refuses
+    /// them, which is logged, as on a real encoder that lacks one.
+    pub fn open_with_codec(
+        path: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate: u32,
+        codec: Codec,
+    ) -> io::Result<M2mEncoder> {
         crate::media::convert::i420_len(width, height)?;
         let device = Device::open(path)?;
-        let mplane = check_encoder(&device)?;
+        let mplane = check_encoder(&device, codec)?;
         let (output_type, capture_type) = queue_types(mplane);
 
         // Raw side first, then coded side: the order the Pi's driver (and
@@ -89,26 +117,34 @@ impl M2mEncoder {
         let (got_w, got_h) = (got.width, got.height);
         let layout = OutputLayout::new(width, height, got.bytesperline, got.height, got.sizeimage)?;
         let coded = QueueFormat {
-            fourcc: FOURCC_H264,
+            fourcc: codec.fourcc(),
             sizeimage: width.saturating_mul(height).max(512 * 1024),
             ..raw
         };
         let got = set_queue_format(&device, capture_type, mplane, coded)?;
-        if got.fourcc != FOURCC_H264 {
+        if got.fourcc != codec.fourcc() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{}: encoder output became {}, wanted H264",
+                    "{}: encoder output became {}, wanted {}",
                     path.display(),
-                    fourcc_name(got.fourcc)
+                    fourcc_name(got.fourcc),
+                    fourcc_name(codec.fourcc())
                 ),
             ));
         }
 
         // The driver padded the picture: only the requested part is the image.
         if (got_w, got_h) != (width, height) {
-            if let Err(e) = device.set_crop(output_type, width, height) {
-                tracing::warn!("{e}; the stream may show {got_w}x{got_h}");
+            match device.set_crop(output_type, width, height) {
+                Ok(shown) if shown == (width, height) => {}
+                // vicodec, for one, crops to no less than 640x360.
+                Ok((w, h)) => tracing::warn!(
+                    "{}: the encoder crops to no less than {w}x{h}: the stream is {w}x{h} \
+                     with the {width}x{height} picture in its top left corner",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("{e}; the stream may show {got_w}x{got_h}"),
             }
         }
         let interval = Interval {
@@ -118,6 +154,7 @@ impl M2mEncoder {
         if let Err(e) = device.set_interval(output_type, interval) {
             tracing::warn!("{e}; rate control assumes the driver's frame rate");
         }
+        let mut bitrate_refused = false;
         for c in setup_controls(width, height, fps, bitrate) {
             let result = device
                 .set_control(c.id, c.value)
@@ -125,8 +162,14 @@ impl M2mEncoder {
                     Some(value) => device.set_control(c.id, value),
                     None => Err(e),
                 });
+            // Not fatal: a stream with the driver's default is better than none.
             if let Err(e) = result {
-                tracing::warn!("{}: {} not set: {e}", path.display(), c.name);
+                tracing::warn!(
+                    "{}: {} not set ({e}); the driver's default stays",
+                    path.display(),
+                    c.name
+                );
+                bitrate_refused |= c.id == sys::V4L2_CID_MPEG_VIDEO_BITRATE;
             }
         }
 
@@ -156,6 +199,7 @@ impl M2mEncoder {
         );
         Ok(M2mEncoder {
             device,
+            codec,
             mplane,
             output_type,
             capture_type,
@@ -168,7 +212,84 @@ impl M2mEncoder {
             params: ParameterSetCache::new(),
             headers: Vec::new(),
             seq: 0,
+            keyframe_by_restart: false,
+            bitrate_refused,
         })
+    }
+
+    /// How many buffers of each queue the driver has, as it reports them
+    /// (`QUERYBUF`). Between two [`VideoEncoder::encode`] calls the
+    /// driver has every picture buffer and at most one frame buffer (the
+    /// frame just encoded, not yet taken back). Fails if the driver and
+    /// the encoder's own bookkeeping disagree about a frame buffer.
+    pub fn buffer_use(&self) -> io::Result<BufferUse> {
+        let held = |buf_type, count| held_by_driver(&self.device, buf_type, self.mplane, count);
+        let frames = held(self.output_type, self.outputs.len())?;
+        if let Some(index) = (0..frames.len()).find(|&i| frames[i] != self.pool.queued()[i]) {
+            let (driver, encoder) = if frames[index] {
+                ("held", "free")
+            } else {
+                ("returned", "counted as queued")
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: frame buffer {index} is {driver} by the driver but {encoder} by the encoder",
+                    self.device.path().display(),
+                ),
+            ));
+        }
+        let pictures = held(self.capture_type, self.captures.len())?;
+        Ok(BufferUse {
+            frames: QueueUse::of(&frames),
+            pictures: QueueUse::of(&pictures),
+        })
+    }
+
+    /// A timeout, with where the buffers were: the first thing to look at
+    /// when a driver stalls.
+    fn stalled(&self, what: String) -> io::Error {
+        let held = match self.buffer_use() {
+            Ok(u) => format!(
+                "the driver holds {}/{} frame and {}/{} picture buffers",
+                u.frames.in_driver, u.frames.total, u.pictures.in_driver, u.pictures.total
+            ),
+            Err(e) => e.to_string(),
+        };
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{}: {what} ({held})", self.device.path().display()),
+        )
+    }
+
+    /// Makes the next picture a keyframe: FORCE_KEY_FRAME, or where the
+    /// driver lacks it, the reset of the V4L2 stateful encoder interface
+    /// (CAPTURE off and on), after which the encoder starts an independent
+    /// stream. No drain is needed first: every frame queued so far has
+    /// already come back as a picture.
+    fn request_keyframe(&mut self) -> io::Result<()> {
+        if !self.keyframe_by_restart {
+            let Err(e) = self
+                .device
+                .set_control(sys::V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME, 1)
+            else {
+                return Ok(());
+            };
+            tracing::warn!(
+                "{}: the driver cannot force a keyframe ({e}); each keyframe request restarts its stream (CAPTURE off and on) instead",
+                self.device.path().display()
+            );
+            self.keyframe_by_restart = true;
+        }
+        self.device.stream_off(self.capture_type)?;
+        // Headers of the old stream would precede the new one's.
+        self.headers.clear();
+        self.device.stream_on(self.capture_type)?;
+        for index in 0..self.captures.len() as u32 {
+            self.device
+                .queue(&mut Buffer::new(self.capture_type, index, self.mplane))?;
+        }
+        Ok(())
     }
 
     /// Takes back the OUTPUT buffers the encoder has finished reading.
@@ -186,15 +307,12 @@ impl M2mEncoder {
         }
         self.device.wait(libc::POLLOUT, ENCODE_TIMEOUT)?;
         self.reclaim()?;
-        self.pool.take().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "{}: encoder kept every input buffer for {ENCODE_TIMEOUT:?}",
-                    self.device.path().display()
-                ),
-            )
-        })
+        match self.pool.take() {
+            Some(index) => Ok(index),
+            None => Err(self.stalled(format!(
+                "encoder kept every input buffer for {ENCODE_TIMEOUT:?}"
+            ))),
+        }
     }
 
     /// Waits for the next encoded picture, collecting header-only buffers in front of it.
@@ -220,7 +338,13 @@ impl M2mEncoder {
                     );
                     continue;
                 }
-                let picture = annexb::nal_units(&data).any(|n| annexb::is_vcl(annexb::nal_type(n)));
+                let picture = match self.codec {
+                    Codec::H264 => {
+                        annexb::nal_units(&data).any(|n| annexb::is_vcl(annexb::nal_type(n)))
+                    }
+                    // One buffer, one picture.
+                    Codec::Fwht => !data.is_empty(),
+                };
                 self.headers.extend_from_slice(&data);
                 if picture {
                     return Ok(std::mem::take(&mut self.headers));
@@ -228,13 +352,9 @@ impl M2mEncoder {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "{}: no picture from the encoder within {ENCODE_TIMEOUT:?}",
-                        self.device.path().display()
-                    ),
-                ));
+                return Err(self.stalled(format!(
+                    "no picture from the encoder within {ENCODE_TIMEOUT:?}"
+                )));
             }
             self.device.wait(libc::POLLIN, left)?;
         }
@@ -270,11 +390,9 @@ impl VideoEncoder for M2mEncoder {
             return Err(e);
         }
         if keyframe {
-            if let Err(e) = self
-                .device
-                .set_control(sys::V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME, 1)
-            {
-                tracing::warn!("{}: forcing a keyframe: {e}", self.device.path().display());
+            if let Err(e) = self.request_keyframe() {
+                self.pool.give_back(index)?;
+                return Err(e);
             }
         }
         let mut buf = Buffer::new(self.output_type, index, self.mplane);
@@ -287,15 +405,30 @@ impl VideoEncoder for M2mEncoder {
             return Err(e);
         }
         let picture = self.next_picture()?;
-        Ok(Some(self.params.process(picture)))
+        Ok(Some(match self.codec {
+            Codec::H264 => self.params.process(picture),
+            Codec::Fwht => picture,
+        }))
     }
 
     fn set_bitrate(&mut self, bps: u32) {
-        if let Err(e) = self
+        let result = self
             .device
-            .set_control(sys::V4L2_CID_MPEG_VIDEO_BITRATE, clamp_i32(bps))
-        {
-            tracing::warn!("{}: bitrate {bps}: {e}", self.device.path().display());
+            .set_control(sys::V4L2_CID_MPEG_VIDEO_BITRATE, clamp_i32(bps));
+        match result {
+            Ok(()) => {}
+            // Bitrate changes come with every bandwidth estimate: a driver
+            // that has no bitrate control is said once.
+            Err(e) if self.bitrate_refused => {
+                tracing::debug!("{}: bitrate {bps}: {e}", self.device.path().display())
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{}: bitrate {bps} not set ({e}); the driver keeps its own rate",
+                    self.device.path().display()
+                );
+                self.bitrate_refused = true;
+            }
         }
     }
 }

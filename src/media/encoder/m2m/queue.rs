@@ -155,6 +155,37 @@ pub(super) fn set_queue_format(
     })
 }
 
+/// The buffers of one queue, as the driver reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueUse {
+    /// Queued, or finished but not yet taken back: the driver has them.
+    pub in_driver: usize,
+    pub total: usize,
+}
+
+/// Which of a queue's `count` buffers the driver has (`QUERYBUF` says
+/// QUEUED or DONE), by index.
+pub(super) fn held_by_driver(
+    device: &Device,
+    buf_type: u32,
+    mplane: bool,
+    count: usize,
+) -> io::Result<Vec<bool>> {
+    let held = sys::V4L2_BUF_FLAG_QUEUED | sys::V4L2_BUF_FLAG_DONE;
+    (0..count as u32)
+        .map(|index| Ok(device.query_buffer(buf_type, index, mplane)?.flags() & held != 0))
+        .collect()
+}
+
+impl QueueUse {
+    pub(super) fn of(held: &[bool]) -> QueueUse {
+        QueueUse {
+            in_driver: held.iter().filter(|&&h| h).count(),
+            total: held.len(),
+        }
+    }
+}
+
 /// Which OUTPUT buffers are ours to fill and which the driver holds.
 #[derive(Debug)]
 pub(super) struct BufferPool {
@@ -173,6 +204,11 @@ impl BufferPool {
         let index = self.queued.iter().position(|q| !q)?;
         self.queued[index] = true;
         Some(index as u32)
+    }
+
+    /// Per buffer, whether it is with the driver.
+    pub(super) fn queued(&self) -> &[bool] {
+        &self.queued
     }
 
     /// The driver returned (or never got) buffer `index`.
