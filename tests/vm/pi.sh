@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The whole aarch64 telepi on an emulated Raspberry Pi 3 B (QEMU's raspi3b
+# machine under TCG), driven over the network by a WebRTC client on the host,
+# its GPIO read back through the QEMU monitor: tests/emulated_pi.rs.
+#
+#   tests/vm/pi.sh [extra cargo test arguments, e.g. a test name]
+#
+# Installs what is missing (QEMU >= 9 from Debian, busybox, kmod, cpio,
+# iproute2, and through board/build-cross.sh the cross toolchain), cross-builds
+# telepi for aarch64 (a no-op when it is up to date), unpacks Debian's arm64
+# kernel into target/vm/arm64/, and packs an initramfs holding busybox,
+# telepi, the shared libraries it links (from the host's multiarch
+# /usr/lib/aarch64-linux-gnu) and the modules for USB networking and
+# power-off. The tests run inside a private network namespace (unshare -n)
+# with a tap device for the guest's USB Ethernet: guest 10.0.3.2, host
+# 10.0.3.1; nothing reaches the machine's real network.
+set -euo pipefail
+started=$(date +%s.%N)
+cd "$(dirname "$0")/../.."
+. tests/vm/lib.sh
+
+host_addr=10.0.3.1
+guest_addr=10.0.3.2
+prefix=24
+
+vm_need_qemu
+command -v readelf >/dev/null || vm_apt_install binutils || vm_die "could not install binutils (readelf)"
+
+# Always through build-cross.sh, so the binary matches the source (cargo
+# makes this a no-op when nothing changed).
+board/build-cross.sh aarch64 --no-deb >&2 || vm_die "the aarch64 cross build failed"
+telepi_bin=target/aarch64-unknown-linux-gnu/release/telepi
+[ -x "$telepi_bin" ] || vm_die "no $telepi_bin after the cross build"
+
+kernel_dir=$(vm_kernel arm64)
+abi=$(basename "$kernel_dir")
+busybox=$(vm_busybox arm64)
+dtb="$kernel_dir/usr/lib/linux-image-$abi/broadcom/bcm2837-rpi-3-b.dtb"
+[ -f "$dtb" ] || vm_die "no $dtb in linux-image-$abi"
+
+stage="$vm_cache/arm64/pi3-stage"
+initrd="$vm_cache/arm64/pi3-initrd.gz"
+rm -rf "$stage" && mkdir -p "$stage/etc" "$stage/usr/bin" "$stage/lib/aarch64-linux-gnu"
+cp tests/vm/pi/init "$stage/init"
+printf 'GUEST_ADDR=%s/%s\n' "$guest_addr" "$prefix" >"$stage/etc/vm.env"
+cp "$telepi_bin" "$stage/usr/bin/telepi"
+
+# The program interpreter and every DT_NEEDED library, transitively.
+multiarch=/usr/lib/aarch64-linux-gnu
+needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
+queue=("$telepi_bin")
+declare -A copied=()
+while [ ${#queue[@]} -gt 0 ]; do
+  file=${queue[0]}
+  queue=("${queue[@]:1}")
+  for lib in $(needed "$file"); do
+    [ -z "${copied[$lib]:-}" ] && [ "$lib" != ld-linux-aarch64.so.1 ] || continue
+    [ -f "$multiarch/$lib" ] || vm_die "telepi needs $lib: no $multiarch/$lib (board/build-cross.sh installs the arm64 runtime libraries)"
+    cp -L "$multiarch/$lib" "$stage/lib/aarch64-linux-gnu/$lib"
+    copied[$lib]=1
+    queue+=("$multiarch/$lib")
+  done
+done
+interp=$(readelf -l "$telepi_bin" | sed -n 's/.*Requesting program interpreter: \(.*\)\]/\1/p')
+[ "$interp" = /lib/ld-linux-aarch64.so.1 ] || vm_die "unexpected program interpreter '$interp'"
+cp -L "$multiarch/ld-linux-aarch64.so.1" "$stage/lib/ld-linux-aarch64.so.1"
+vm_log "initramfs: telepi + ${!copied[*]} + ld-linux-aarch64.so.1"
+
+# dwc2 (the SoC's USB host) + cdc_ether (QEMU's usb-net enumerates as CDC
+# Ethernet); bcm2835_wdt gives the kernel a way to power the machine off;
+# bcm2835_rng seeds the entropy pool (telepi's getrandom blocked ~3 s without).
+vm_module_paths "$kernel_dir" dwc2 phy_generic usbnet cdc_ether bcm2835_wdt bcm2835_rng |
+  vm_initramfs "$initrd" "$stage" "$busybox"
+
+monitor="$vm_cache/arm64/pi3-monitor.sock"
+export TELEPI_VM_MONITOR="$monitor"
+export TELEPI_PI_ADDR="$guest_addr"
+# The console is the mini UART (ttyS1, QEMU's second -serial; the harness
+# adds `-serial stdio`): the device tree hangs Bluetooth off the PL011
+# (ttyAMA0), so the kernel gives that port to serdev and a shell there never
+# sees its input. iomem=relaxed lets rppal map the GPIO block through /dev/mem.
+export TELEPI_VM_QEMU="qemu-system-aarch64 -M raspi3b -m 1G -accel tcg,thread=single \
+-kernel $kernel_dir/boot/vmlinuz-$abi -dtb $dtb -initrd $initrd \
+-append 'console=ttyS1 rdinit=/init iomem=relaxed quiet loglevel=1' \
+-serial null -device usb-net,netdev=n0 -netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
+-monitor unix:$monitor,server,nowait"
+
+# Build outside the namespace (it has no route to crates.io), run inside it.
+cargo test --locked --test emulated_pi --no-run >&2
+
+unshare_args=(-n)
+[ "$(id -u)" -eq 0 ] || unshare_args=(-r -n) # a user namespace lets a non-root user own the tap
+status=0
+unshare "${unshare_args[@]}" bash -euc '
+  ip link set lo up
+  ip tuntap add tap0 mode tap
+  ip addr add "$1/$2" dev tap0
+  ip link set tap0 up
+  shift 2
+  cargo test --offline --locked --test emulated_pi -- --ignored --test-threads=1 --nocapture "$@"
+' pi "$host_addr" "$prefix" "$@" 2>&1 | tee "$vm_cache/arm64/pi3-test.log" || status=$?
+
+boot=$(sed -n 's/^guest: booted to its shell in \([0-9.]*\) s$/\1/p' "$vm_cache/arm64/pi3-test.log" | sort -n | tr '\n' ' ')
+echo "emulated Pi: boot to shell (per guest): ${boot:-none} s"
+echo "emulated Pi: total $(awk "BEGIN { printf \"%.0f\", $(date +%s.%N) - $started }") s"
+[ $status -eq 0 ] || vm_die "emulated Pi tests failed (log: $vm_cache/arm64/pi3-test.log)"
