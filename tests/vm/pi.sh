@@ -8,13 +8,13 @@
 # --model: which emulated Pi (default 3b; `all` runs the tests on each).
 #
 # Installs what is missing (QEMU >= 9 from Debian, busybox, kmod, cpio,
-# iproute2, device-tree-compiler for the Pi 4, and through
-# board/build-cross.sh the cross toolchain), cross-builds telepi for aarch64
-# (a no-op when it is up to date), unpacks Debian's arm64 kernel into
-# target/vm/arm64/, and packs an initramfs holding busybox, telepi, the
-# shared libraries it links (from the host's multiarch
-# /usr/lib/aarch64-linux-gnu) and the modules for USB networking and
-# power-off. The tests run inside a private network namespace (unshare -n)
+# iproute2, device-tree-compiler for the Pi 4, the host test's build
+# dependencies, and through board/build-cross.sh the cross toolchain),
+# cross-builds telepi for aarch64 (a no-op when it is up to date), unpacks
+# Debian's arm64 kernel into target/vm/arm64/, and packs an initramfs
+# holding busybox, telepi, the shared libraries it links (from the host's
+# multiarch /usr/lib/aarch64-linux-gnu) and the modules for USB networking
+# and power-off. The tests run inside a private network namespace (unshare -n)
 # with a tap device for the guest's USB Ethernet: guest 10.0.3.2, host
 # 10.0.3.1; nothing reaches the machine's real network.
 #
@@ -40,6 +40,17 @@ guest_addr=10.0.3.2
 prefix=24
 
 vm_need_qemu
+# The host side of the test (a WebRTC client that decodes H.264) builds
+# against the same system libraries as telepi itself (tests/run-all.sh's list).
+host_dev=()
+for p in libasound2-dev libclang-dev cmake nasm pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || host_dev+=("$p")
+done
+if [ ${#host_dev[@]} -gt 0 ]; then
+  vm_log "installing: ${host_dev[*]}"
+  $vm_sudo apt-get update -qq || vm_log "apt-get update failed; going on with the indexes there are"
+  vm_apt_install "${host_dev[@]}" || vm_die "could not install ${host_dev[*]}"
+fi
 command -v readelf >/dev/null || vm_apt_install binutils || vm_die "could not install binutils (readelf)"
 command -v fdtput >/dev/null || vm_apt_install device-tree-compiler || vm_die "could not install device-tree-compiler (fdtput)"
 
