@@ -321,7 +321,16 @@ impl Peer {
     }
 
     pub fn connect_at(server: &Server, path: &str) -> Peer {
-        let (mut peer, sdp, pending) = Peer::offer_from(&local_ip_towards(server.rtc), true);
+        Peer::connect_with(server, path, true)
+    }
+
+    /// A remote control without video (the robot encodes nothing for it).
+    pub fn connect_control_only(server: &Server) -> Peer {
+        Peer::connect_with(server, "/connect", false)
+    }
+
+    fn connect_with(server: &Server, path: &str, video: bool) -> Peer {
+        let (mut peer, sdp, pending) = Peer::offer_from(&local_ip_towards(server.rtc), video);
         let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
         let (code, answer) = request(
             server.http,

@@ -54,8 +54,14 @@ vm_need_qemu() {
 }
 
 # The ABI name of Debian's current kernel for ARCH (amd64 | arm64), e.g. 6.1.0-57-amd64.
+# A foreign architecture is added to dpkg first; apt-cache then names the
+# packages with an ":ARCH" suffix.
 vm_kernel_abi() {
-  apt-cache depends "linux-image-$1" 2>/dev/null | sed -n "s/.*Depends: linux-image-\(.*-$1\)$/\1/p" | head -1
+  local arch=$1
+  [ "$arch" = "$(dpkg --print-architecture)" ] || dpkg --print-foreign-architectures | grep -qx "$arch" ||
+    { $vm_sudo dpkg --add-architecture "$arch"; $vm_sudo apt-get update -qq || true; }
+  apt-cache depends "linux-image-$arch:$arch" 2>/dev/null |
+    sed -n "s/.*Depends: linux-image-\(.*-$arch\)\(:$arch\)\{0,1\}$/\1/p" | head -1
 }
 
 # Unpacks Debian's kernel for ARCH into the cache (once per ABI) and prints
@@ -67,8 +73,6 @@ vm_kernel() {
   dir="$vm_cache/$arch/$abi"
   if [ ! -f "$dir/.done" ]; then
     vm_log "unpacking Debian's linux-image-$abi"
-    [ "$arch" = amd64 ] || dpkg --print-foreign-architectures | grep -qx "$arch" ||
-      { $vm_sudo dpkg --add-architecture "$arch"; $vm_sudo apt-get update -qq || true; }
     rm -rf "$dir" && mkdir -p "$dir/deb"
     (cd "$dir/deb" && apt-get download "linux-image-$abi:$arch" >/dev/null 2>&1) ||
       vm_die "apt-get download linux-image-$abi:$arch failed"
