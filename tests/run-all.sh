@@ -52,6 +52,9 @@ if [ "${TELEPI_SKIP_CROSS:-0}" != 1 ]; then
   tests/pi/deb.test.sh
   tests/pi/cross-smoke.sh all
   tests/pi/image.test.sh
+  # The aarch64 binary on emulated Pi 3 B and 4 B (QEMU raspi3b/raspi4b):
+  # GPIO follows drive, the deadman, stop and SIGTERM (~2 min).
+  tests/vm/pi.sh --model all
   echo "Raspberry Pi checks: $(($(date +%s) - pi_start))s"
 fi
 # ---- end Raspberry Pi --------------------------------------------------------
