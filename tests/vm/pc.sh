@@ -32,7 +32,7 @@ initrd="$vm_cache/pc.cpio.gz"
 } | vm_initramfs "$initrd" "$stage" "$(vm_busybox amd64)"
 
 cargo build --locked
-cargo test --locked --no-run --test 'emulated_pc*' 2>/dev/null || cargo test --locked --no-run --test 'emulated_pc*'
+cargo test --locked --no-run --test 'emulated_pc*'
 # tests/emulated_pc_m2m.rs runs this test binary inside the guest, by its path.
 m2m_build=$(cargo test --locked --no-run --test m2m_device --message-format=json 2>/dev/null) ||
   cargo test --locked --no-run --test m2m_device
