@@ -23,15 +23,9 @@ fn addr(a: &str) -> SocketAddr {
     a.parse().unwrap()
 }
 
-fn write_file(guest: &mut Guest, path: &str, contents: &str) {
-    // Octal escapes: the only kind every printf(1) understands (dash has no \x).
-    let escaped: String = contents.bytes().map(|b| format!("\\{b:03o}")).collect();
-    guest.sh(&format!("printf '{escaped}' > {path}"));
-}
-
 /// Starts telepi in the guest with `config` and waits until it answers.
 fn start(guest: &mut Guest, config: &str) -> Server {
-    write_file(guest, "/tmp/telepi.toml", config);
+    guest.write_file("/tmp/telepi.toml", config);
     guest.sh(&format!(
         "TELEPI_LOG=debug {TELEPI} --config /tmp/telepi.toml --http {HTTP} --rtc {RTC} \
          >/tmp/telepi.log 2>&1 & echo $! >/tmp/telepi.pid"
@@ -235,11 +229,7 @@ fn a_camera_that_fails_to_start_streaming_is_a_clear_error() {
     let mut guest = Guest::boot();
     load_vivid(&mut guest);
     guest.sh("v4l2-ctl -d /dev/video0 -c inject_vidioc_streamon_error=1");
-    write_file(
-        &mut guest,
-        "/tmp/t.toml",
-        &camera_config("yuyv", 320, 180, 15),
-    );
+    guest.write_file("/tmp/t.toml", &camera_config("yuyv", 320, 180, 15));
     let (status, out) = guest.run(&format!("{TELEPI} --config /tmp/t.toml"), PATIENCE);
     assert_eq!(status, 1, "{out}");
     assert!(out.contains("STREAMON"), "{out}");
@@ -337,7 +327,7 @@ fn alsa_loopback_carries_the_microphone_and_push_to_talk() {
         let config = format!(
             "[video]\nsource = \"pattern\"\n[audio]\n{audio}\n[drive]\nbackend = \"sim\"\n"
         );
-        write_file(&mut guest, "/tmp/bad.toml", &config);
+        guest.write_file("/tmp/bad.toml", &config);
         let (status, out) = guest.run(
             &format!("timeout 30 {TELEPI} --config /tmp/bad.toml --http {HTTP} --rtc {RTC}"),
             PATIENCE,

@@ -232,15 +232,6 @@ impl Pi {
         }
     }
 
-    /// Writes `text` to `path` in the guest, one `echo` per line.
-    fn write_file(&mut self, path: &str, text: &str) {
-        self.guest.sh(&format!(": > {path}"));
-        for line in text.lines() {
-            let quoted = line.replace('\'', r"'\''");
-            self.guest.sh(&format!("echo '{quoted}' >> {path}"));
-        }
-    }
-
     /// Starts telepi in the background with the board profile and `config`,
     /// and waits until it answers on HTTP.
     fn start_telepi(&mut self, config: &str) -> (Server, Duration) {
@@ -402,7 +393,7 @@ fn the_board_profile_starts_without_gpiomem_and_streams() {
     let mut pi = Pi::boot();
     let (code, out) = pi.guest.run("ls /dev/gpiomem", Duration::from_secs(10));
     assert_ne!(code, 0, "this kernel should have no /dev/gpiomem: {out}");
-    pi.write_file("/tmp/video.toml", VIDEO);
+    pi.guest.write_file("/tmp/video.toml", VIDEO);
     // The profile as shipped (backend = "auto"), only the video overridden.
     let (server, startup) = pi.start_telepi("/tmp/video.toml");
     eprintln!(
@@ -456,7 +447,7 @@ fn the_board_profile_starts_without_gpiomem_and_streams() {
 #[ignore = "needs the emulated Pi: tests/vm/pi.sh"]
 fn the_l298n_pins_follow_drive_and_servo_messages_and_the_deadman() {
     let mut pi = Pi::boot();
-    pi.write_file("/tmp/video.toml", VIDEO);
+    pi.guest.write_file("/tmp/video.toml", VIDEO);
     let (server, _) = pi.start_telepi("/tmp/video.toml");
     let mut peer = Peer::connect_control_only(&server);
     claim(&mut peer);
@@ -587,7 +578,7 @@ fn stop_and_sigterm_bring_every_pin_low() {
     let mut pi = Pi::boot();
     // A deadman far longer than the checks, so only `stop` or SIGTERM can be
     // what brings the pins low.
-    pi.write_file(
+    pi.guest.write_file(
         "/tmp/video.toml",
         &format!("{VIDEO}[drive]\ndeadman_ms = 8000\n"),
     );

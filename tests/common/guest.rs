@@ -127,6 +127,14 @@ impl Guest {
         (status.unwrap_or(-1), output.join("\n"))
     }
 
+    /// Writes `contents` to `path` in the guest.
+    pub fn write_file(&mut self, path: &str, contents: &str) {
+        // Octal escapes: the only kind every printf(1) understands (dash
+        // and busybox alike); the guest's shell reads one line per command.
+        let escaped: String = contents.bytes().map(|b| format!("\\{b:03o}")).collect();
+        self.sh(&format!("printf '{escaped}' > {path}"));
+    }
+
     /// Runs `command` and returns its output; panics if it fails.
     pub fn sh(&mut self, command: &str) -> String {
         let (status, output) = self.run(command, Duration::from_secs(120));
