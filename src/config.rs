@@ -14,7 +14,13 @@ use crate::rtc::session::SessionConfig;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Where telepi keeps what must survive a restart (the generated TLS pair).
+    /// Unset: `$STATE_DIRECTORY` (systemd), else `$XDG_STATE_HOME/telepi`,
+    /// else `~/.local/state/telepi`.
+    pub state_dir: Option<PathBuf>,
     pub http: HttpConfig,
+    pub https: HttpsConfig,
+    pub access: AccessConfig,
     pub rtc: RtcConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
@@ -27,6 +33,41 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address of the page, signaling and API.
     pub listen: SocketAddr,
+    /// What plain HTTP serves once HTTPS is on.
+    pub plain: PlainHttp,
+}
+
+/// What the plain-HTTP listener does when an HTTPS listener exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlainHttp {
+    /// Everything, as over HTTPS.
+    #[default]
+    On,
+    /// Every request is redirected to the HTTPS listener.
+    Redirect,
+    /// Watching only: no operator secret is accepted over plain HTTP (it would cross the network in clear).
+    ViewOnly,
+    /// No plain listener at all.
+    Off,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpsConfig {
+    /// TLS listener for the page, signaling and API; unset: no HTTPS.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain and private key (e.g. from certbot). Unset: a
+    /// self-signed pair generated once and kept in the state directory.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Guards the page and every endpoint; unset or "": anyone who reaches the robot may watch.
+    pub viewer_password: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -37,6 +78,43 @@ pub struct RtcConfig {
     pub max_peers: usize,
     /// A connected peer silent for this long is dropped (it vanished without a goodbye).
     pub peer_timeout_ms: u64,
+    /// STUN and TURN servers in the browser's RTCIceServer shape. The page gets
+    /// them; telepi itself asks the `stun:` ones for its public address.
+    pub ice_servers: Vec<IceServer>,
+    /// TURN REST API shared secret (coturn's `static-auth-secret`): every
+    /// `turn:` URL gets credentials minted per page load instead of static ones.
+    pub turn_secret: Option<String>,
+    /// How long minted TURN credentials stay valid.
+    pub turn_ttl_s: u64,
+    /// The robot's address as seen from outside (port forward or 1:1 NAT),
+    /// offered to browsers besides the local addresses.
+    pub public_addr: Option<SocketAddr>,
+}
+
+/// One entry of `[rtc] ice_servers`, as the browser's RTCIceServer.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `urls` may be one string or a list, as in the browser.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(url) => vec![url],
+        OneOrMany::Many(urls) => urls,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -65,6 +143,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "0.0.0.0:8080".parse().expect("literal address"),
+            plain: PlainHttp::On,
         }
     }
 }
@@ -75,6 +154,10 @@ impl Default for RtcConfig {
             listen: "0.0.0.0:50000".parse().expect("literal address"),
             max_peers: 16,
             peer_timeout_ms: 1500,
+            ice_servers: Vec::new(),
+            turn_secret: None,
+            turn_ttl_s: 12 * 3600,
+            public_addr: None,
         }
     }
 }
@@ -151,6 +234,8 @@ Usage: telepi [OPTIONS]
 Options:
   --config FILE        TOML configuration file (see README)
   --http ADDR:PORT     page, signaling and API address   [default: 0.0.0.0:8080]
+  --https ADDR:PORT    also serve everything over TLS here (certificate from
+                       [https] cert/key, else a generated self-signed pair)
   --rtc ADDR:PORT      UDP address for all WebRTC peers  [default: 0.0.0.0:50000]
   --board NAME         start from a board profile (pins, driver, encoder); the
                        config file and flags override it. --board list shows them
@@ -166,7 +251,7 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
     let mut args = args.into_iter();
     let mut file: Option<PathBuf> = None;
     let mut board: Option<String> = None;
-    let (mut http, mut rtc) = (None, None);
+    let (mut http, mut https, mut rtc) = (None, None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -176,6 +261,7 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
             "--config" => file = Some(value("--config")?.into()),
             "--board" => board = Some(value("--board")?),
             "--http" => http = Some(parse_addr("--http", &value("--http")?)?),
+            "--https" => https = Some(parse_addr("--https", &value("--https")?)?),
             "--rtc" => rtc = Some(parse_addr("--rtc", &value("--rtc")?)?),
             other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
@@ -199,6 +285,9 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
     let mut config = parse_layers(&layers)?;
     if let Some(addr) = http {
         config.http.listen = addr;
+    }
+    if let Some(addr) = https {
+        config.https.listen = Some(addr);
     }
     if let Some(addr) = rtc {
         config.rtc.listen = addr;
@@ -265,6 +354,23 @@ impl Config {
                 "rtc max_peers must be 1..={}",
                 crate::rtc::session::MAX_PEERS
             ));
+        }
+        if self.https.listen.is_none() && self.http.plain != PlainHttp::On {
+            return Err(format!(
+                "http plain = {:?} needs an HTTPS listener ([https] listen or --https)",
+                self.http.plain
+            ));
+        }
+        if self.https.cert.is_some() != self.https.key.is_some() {
+            return Err("https cert and key go together: set both or neither".into());
+        }
+        for server in &self.rtc.ice_servers {
+            for url in &server.urls {
+                crate::rtc::ice::parse_url(url).map_err(|e| format!("rtc ice_servers: {e}"))?;
+            }
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.rtc.turn_ttl_s) {
+            return Err("rtc turn_ttl_s must be between 60 and 604800".into());
         }
         self.drive.validate()?;
         crate::media::select::parse_source(&v.source)?;

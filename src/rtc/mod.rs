@@ -2,6 +2,7 @@
 //! that owns them and the UDP socket.
 
 pub mod hub;
+pub mod ice;
 pub mod net;
 pub mod protocol;
 pub mod server;
