@@ -4,9 +4,10 @@
 
 pub mod guest;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openh264::formats::YUVSource;
@@ -21,6 +22,42 @@ pub struct Server {
     child: Option<Child>,
     pub http: SocketAddr,
     pub rtc: SocketAddr,
+    /// telepi's stderr, when started with [`Server::start_logged`].
+    pub log: Log,
+}
+
+/// A process's stderr, collected line by line (and passed on to the test's).
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn collect(&self, stderr: impl Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    /// The first line containing every one of `parts`, waiting up to `timeout` for it.
+    pub fn wait_for(&self, timeout: Duration, parts: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|line| parts.iter().all(|p| line.contains(p)))
+                .cloned();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -41,6 +78,15 @@ impl Server {
 
     /// Like [`start`](Self::start) with the UDP socket bound to `rtc_ip`.
     pub fn start_on(rtc_ip: &str, extra: &[&str]) -> Server {
+        Server::spawn(rtc_ip, extra, false)
+    }
+
+    /// Like [`start`](Self::start), collecting telepi's log in `log`.
+    pub fn start_logged(extra: &[&str]) -> Server {
+        Server::spawn("127.0.0.1", extra, true)
+    }
+
+    fn spawn(rtc_ip: &str, extra: &[&str], logged: bool) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let rtc: SocketAddr = format!("{rtc_ip}:{}", free_port()).parse().unwrap();
         let bin = std::env::var_os("TELEPI_TEST_BIN")
@@ -53,16 +99,26 @@ impl Server {
             }
             None => Command::new(&bin),
         };
-        let child = command
+        let mut child = command
             .args(["--http", &http.to_string(), "--rtc", &rtc.to_string()])
             .args(extra)
             .stdin(Stdio::null())
+            .stderr(if logged {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("telepi starts");
+        let log = Log::default();
+        if let Some(stderr) = child.stderr.take() {
+            log.collect(stderr);
+        }
         let server = Server {
             child: Some(child),
             http,
             rtc,
+            log,
         };
         server.wait_until_up(Duration::from_secs(20));
         server
@@ -75,6 +131,7 @@ impl Server {
             child: None,
             http,
             rtc,
+            log: Log::default(),
         };
         server.wait_until_up(Duration::from_secs(60));
         server
