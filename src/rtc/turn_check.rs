@@ -309,7 +309,10 @@ fn run(server: SocketAddr, credentials: &TurnCredentials) -> io::Result<Outcome>
             socket.send_to(&request, server)?;
         }
         let Some(deadline) = check.next_timeout() else {
-            return Ok(check.outcome().cloned().unwrap_or(Outcome::Silent));
+            return Ok(check
+                .outcome()
+                .cloned()
+                .expect("a check without a timeout is done"));
         };
         let wait = deadline.saturating_duration_since(Instant::now());
         if wait.is_zero() {
