@@ -21,6 +21,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub https: HttpsConfig,
     pub access: AccessConfig,
+    pub broker: crate::broker::BrokerConfig,
     pub rtc: RtcConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
@@ -369,6 +370,7 @@ impl Config {
         if !(60..=7 * 24 * 3600).contains(&self.rtc.turn_ttl_s) {
             return Err("rtc turn_ttl_s must be between 60 and 604800".into());
         }
+        self.broker.validate()?;
         self.drive.validate()?;
         crate::media::select::parse_source(&v.source)?;
         crate::media::select::parse_encoder(&v.encoder)?;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use telepi::broker::client::BrokerClient;
 use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
 use telepi::http::access::Access;
@@ -77,14 +78,17 @@ fn run(config: &Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
     turn_check::spawn(&config.rtc);
+    let access = Arc::new(Access::new(
+        config.access.viewer_password.clone(),
+        config.control.operator_secret.clone(),
+    ));
+    let broker = BrokerClient::start(&config.broker, robot.clone(), access.clone())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
         video: pipeline.shared.clone(),
         rtc: config.rtc.clone(),
-        access: Access::new(
-            config.access.viewer_password.clone(),
-            config.control.operator_secret.clone(),
-        ),
+        access,
+        broker: broker.as_ref().map(|b| b.stats.clone()),
     });
     let http = HttpServer::start(config.http.listen, context).map_err(|e| e.to_string())?;
     let source = &pipeline.shared.source;
@@ -112,6 +116,9 @@ fn run(config: &Config) -> Result<(), String> {
         }
     });
     server.run();
+    if let Some(broker) = broker {
+        broker.stop();
+    }
     http.stop();
     drop(pipeline);
     drop(audio);

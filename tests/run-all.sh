@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# coturn: tests/ice.rs runs its own turnserver instances on 127.0.0.1.
-packages=(libasound2-dev libclang-dev cmake nasm pkg-config ffmpeg chromium coturn)
+# coturn: tests/ice.rs runs its own turnserver instances on 127.0.0.1;
+# mosquitto: tests/broker.rs runs its own broker there, and talks to it with mosquitto-clients.
+packages=(libasound2-dev libclang-dev cmake nasm pkg-config ffmpeg chromium coturn mosquitto mosquitto-clients)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,12 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  # The package may start Debian's coturn service: the tests start their own,
-  # and nobody asked for a TURN server on this machine.
+  # The packages may start Debian's coturn and mosquitto services: the tests
+  # start their own, and nobody asked for those servers on this machine.
   # Quietly: without systemd (containers) there is nothing to disable.
-  if [[ " ${missing[*]} " == *" coturn "* ]]; then
-    $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
-  fi
+  for service in coturn mosquitto; do
+    if [[ " ${missing[*]} " == *" $service "* ]]; then
+      $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 cargo build --locked

@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::broker::client::BrokerStats;
 use crate::config::RtcConfig;
 use crate::media::convert::i420_to_jpeg;
 use crate::media::pipeline::VideoShared;
@@ -59,7 +60,9 @@ pub struct Context {
     pub video: Arc<VideoShared>,
     /// For the ICE servers handed to the page.
     pub rtc: RtcConfig,
-    pub access: Access,
+    pub access: Arc<Access>,
+    /// The broker link's counters, for `/api/status`.
+    pub broker: Option<Arc<BrokerStats>>,
 }
 
 /// How a request reached us.
@@ -387,10 +390,14 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
                 Err(Refusal::new(404, format!("no session {peer}")))
             }
         }
-        (Method::Get, "/api/status") => robot
-            .status()
-            .map(|s| Reply::json(200, &s))
-            .ok_or_else(unavailable),
+        (Method::Get, "/api/status") => {
+            let mut status = robot.status().ok_or_else(unavailable)?;
+            status["broker"] = context
+                .broker
+                .as_ref()
+                .map_or(serde_json::Value::Null, |b| b.to_json());
+            Ok(Reply::json(200, &status))
+        }
         (Method::Post, p) if p.starts_with("/api/peers/") && p.ends_with("/eject") => {
             let peer = parse_peer(&p["/api/peers/".len()..p.len() - "/eject".len()])?;
             match robot.eject(peer, operator_secret(Instant::now())) {

@@ -258,31 +258,10 @@ pub fn parse_url(url: &str) -> Result<IceUrl, String> {
         "transport=tcp" => true,
         _ => return Err(bad("the only query is ?transport=udp or ?transport=tcp")),
     };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| bad("unclosed [ in IPv6 address"))?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    let port = match port {
-        None => default_port,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| bad("port must be 1..=65535"))?,
-    };
+    let (host, port) = crate::hostport::split(authority, default_port).map_err(bad)?;
     Ok(IceUrl {
         scheme,
-        host: host.to_string(),
+        host,
         port,
         tcp,
     })

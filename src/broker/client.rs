@@ -1,0 +1,343 @@
+//! The broker connection's thread. Signaling through a broker is a few small
+//! messages a minute, like HTTP, so it gets what HTTP gets: a thread of its
+//! own with blocking socket I/O (and TLS), asking the network loop through
+//! the same [`LoopHandle`] as `POST /connect`. The smol loop never waits on
+//! TCP, TLS or a slow broker, and no second async runtime is needed.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::link::{Identity, Link, LinkEvent};
+use super::signaling::{self, OfferLimit, Topics};
+use super::{parse_url, BrokerConfig, BrokerUrl};
+use crate::http::access::{Access, Credentials};
+use crate::rtc::server::LoopHandle;
+
+/// How often presence is compared with the robot's state.
+const PRESENCE_CHECK: Duration = Duration::from_secs(2);
+/// Republished even unchanged, so a broker restart without persistence heals.
+const PRESENCE_REFRESH: Duration = Duration::from_secs(60);
+/// The longest a read blocks: bounds how late timers and shutdown are noticed.
+const READ_SLICE: Duration = Duration::from_millis(100);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counters shown in `/api/status` under `broker`.
+#[derive(Debug, Default)]
+pub struct BrokerStats {
+    pub connected: AtomicBool,
+    pub offers_answered: AtomicU64,
+    pub offers_rejected: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+impl BrokerStats {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "connected": self.connected.load(Ordering::Relaxed),
+            "offers_answered": self.offers_answered.load(Ordering::Relaxed),
+            "offers_rejected": self.offers_rejected.load(Ordering::Relaxed),
+            "reconnects": self.reconnects.load(Ordering::Relaxed),
+        })
+    }
+}
+
+pub struct BrokerClient {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    pub stats: Arc<BrokerStats>,
+}
+
+/// A byte stream to the broker: TCP, or TLS over it.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+struct Context {
+    url: BrokerUrl,
+    identity: Identity,
+    topics: Topics,
+    name: String,
+    robot: LoopHandle,
+    access: Arc<Access>,
+    stats: Arc<BrokerStats>,
+    stop: Arc<AtomicBool>,
+}
+
+enum SessionEnd {
+    Refused(String),
+    Lost(String),
+    Stopped,
+}
+
+impl BrokerClient {
+    /// Starts the connection thread, or None without `[broker] url`.
+    pub fn start(
+        config: &BrokerConfig,
+        robot: LoopHandle,
+        access: Arc<Access>,
+    ) -> Result<Option<BrokerClient>, String> {
+        let Some(url) = &config.url else {
+            return Ok(None);
+        };
+        let url = parse_url(url)?;
+        let name = config.robot_name()?;
+        let topics = Topics::new(&config.topic_prefix, &name);
+        let identity = Identity {
+            client_id: format!("telepi-{name}"),
+            username: config.username.clone(),
+            password: config.password.clone(),
+            will: Some((topics.status.clone(), signaling::offline(&name))),
+            keepalive: Duration::from_secs(u64::from(config.keepalive_s)),
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(BrokerStats::default());
+        let context = Context {
+            url,
+            identity,
+            topics,
+            name,
+            robot,
+            access,
+            stats: stats.clone(),
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("broker".into())
+            .spawn(move || context.run())
+            .map_err(|e| format!("broker thread: {e}"))?;
+        Ok(Some(BrokerClient {
+            stop,
+            thread,
+            stats,
+        }))
+    }
+
+    /// Says goodbye (presence offline, DISCONNECT) and waits for the thread.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+impl Context {
+    fn run(&self) {
+        let mut attempt = 0;
+        let mut last_problem = String::new();
+        while !self.stopped() {
+            let end = match self.open() {
+                Ok(stream) => self.session(stream),
+                Err(e) => SessionEnd::Lost(e),
+            };
+            if self.stats.connected.swap(false, Ordering::Relaxed) {
+                // It worked for a while: start the back-off over, and report anew.
+                attempt = 0;
+                last_problem.clear();
+            }
+            let (problem, refused) = match end {
+                SessionEnd::Stopped => return,
+                SessionEnd::Refused(why) => (
+                    format!(
+                        "the broker refused telepi: {why} (check [broker] username and password)"
+                    ),
+                    true,
+                ),
+                SessionEnd::Lost(why) => (why, false),
+            };
+            let wait = signaling::backoff(attempt, refused);
+            // One line per new problem, not one per retry.
+            if problem != last_problem {
+                tracing::warn!(
+                    "broker {}:{}: {problem}; retrying every {} s at most (the LAN page keeps working)",
+                    self.url.host,
+                    self.url.port,
+                    wait.as_secs()
+                );
+                last_problem = problem;
+            }
+            attempt += 1;
+            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            let until = Instant::now() + wait;
+            while Instant::now() < until && !self.stopped() {
+                std::thread::sleep(READ_SLICE);
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn open(&self) -> Result<Box<dyn Stream>, String> {
+        let addr = (self.url.host.as_str(), self.url.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {}: {e}", self.url.host))?
+            .next()
+            .ok_or_else(|| format!("{} has no address", self.url.host))?;
+        let tcp = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        tcp.set_read_timeout(Some(READ_SLICE))
+            .and_then(|()| tcp.set_nodelay(true))
+            .map_err(|e| format!("socket: {e}"))?;
+        if self.url.tls {
+            return Err("mqtts:// is not supported yet: use mqtt://".into());
+        }
+        Ok(Box::new(tcp))
+    }
+
+    fn session(&self, mut stream: Box<dyn Stream>) -> SessionEnd {
+        let now = Instant::now();
+        let mut link = Link::new(now, &self.identity);
+        let mut limit = OfferLimit::new(now);
+        let mut presence: Option<(serde_json::Value, Instant)> = None;
+        let mut next_presence_check = now;
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            if let Err(e) = flush(&mut link, &mut stream) {
+                return SessionEnd::Lost(format!("connection lost: {e}"));
+            }
+            if self.stopped() {
+                let _ = link.publish(
+                    Instant::now(),
+                    &self.topics.status,
+                    &signaling::offline(&self.name),
+                    true,
+                );
+                link.disconnect(Instant::now());
+                let _ = flush(&mut link, &mut stream);
+                return SessionEnd::Stopped;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => return SessionEnd::Lost("the broker closed the connection".into()),
+                Ok(n) => link.receive(Instant::now(), &buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => return SessionEnd::Lost(format!("connection lost: {e}")),
+            }
+            let now = Instant::now();
+            link.handle_timeout(now);
+            while let Some(event) = link.poll_event() {
+                match event {
+                    LinkEvent::Up => {
+                        tracing::info!(
+                            "broker {}:{} connected: robot {:?} takes offers on {}",
+                            self.url.host,
+                            self.url.port,
+                            self.name,
+                            self.topics.offer
+                        );
+                        self.stats.connected.store(true, Ordering::Relaxed);
+                        if let Err(e) = link.subscribe(now, &self.topics.offer) {
+                            return SessionEnd::Lost(e);
+                        }
+                        next_presence_check = now;
+                        presence = None;
+                    }
+                    LinkEvent::Refused(why) => return SessionEnd::Refused(why),
+                    LinkEvent::Dead(why) => return SessionEnd::Lost(why),
+                    LinkEvent::Oversized(bytes) => self.reject(
+                        &mut link,
+                        now,
+                        &format!("a {bytes}-byte message (over the limit) skipped"),
+                        None,
+                    ),
+                    LinkEvent::Message { topic, payload } if topic == self.topics.offer => {
+                        self.offer(&mut link, &mut limit, now, &payload)
+                    }
+                    LinkEvent::Message { topic, .. } => {
+                        tracing::debug!("broker: ignoring a message on {topic}")
+                    }
+                }
+            }
+            if link.is_up() && now >= next_presence_check {
+                next_presence_check = now + PRESENCE_CHECK;
+                self.publish_presence(&mut link, now, &mut presence);
+            }
+        }
+    }
+
+    /// Answers one offer as `POST /connect` would, on the asker's own topic.
+    fn offer(&self, link: &mut Link, limit: &mut OfferLimit, now: Instant, payload: &[u8]) {
+        let offer = match signaling::parse_offer(&self.topics, payload) {
+            Ok(offer) => offer,
+            Err(rejection) => return self.reject(link, now, &rejection.reason, rejection.reply_to),
+        };
+        let reply_to = Some((offer.reply_to.clone(), offer.id.clone()));
+        if !limit.take(now) {
+            return self.reject(
+                link,
+                now,
+                "too many offers: try again in a second",
+                reply_to,
+            );
+        }
+        let presented = Credentials {
+            bearer: offer.password.clone(),
+            query: offer.secret.clone(),
+            ..Credentials::default()
+        };
+        // No per-address lockout here (the broker hides addresses); the offer limit caps guessing.
+        if let Err(refusal) = self.access.check(now, None, &presented) {
+            return self.reject(link, now, &refusal.reason, reply_to);
+        }
+        match self.robot.connect(offer.sdp, offer.secret) {
+            Ok((peer, answer)) => {
+                self.stats.offers_answered.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%peer, "offer through the broker answered");
+                let reply = signaling::answer(&offer.id, peer.0, &answer);
+                if let Err(e) = link.publish(now, &offer.reply_to, &reply, false) {
+                    tracing::warn!("broker: cannot answer on {}: {e}", offer.reply_to);
+                }
+            }
+            Err(e) => self.reject(link, now, &e.to_string(), reply_to),
+        }
+    }
+
+    fn reject(
+        &self,
+        link: &mut Link,
+        now: Instant,
+        reason: &str,
+        reply_to: Option<(String, String)>,
+    ) {
+        self.stats.offers_rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("broker: offer rejected: {reason}");
+        if let Some((topic, id)) = reply_to {
+            let _ = link.publish(now, &topic, &signaling::error(&id, reason), false);
+        }
+    }
+
+    /// Publishes presence (retained) when it changed, and now and then anyway.
+    fn publish_presence(
+        &self,
+        link: &mut Link,
+        now: Instant,
+        last: &mut Option<(serde_json::Value, Instant)>,
+    ) {
+        let Some(status) = self.robot.status() else {
+            return;
+        };
+        let current = signaling::presence(&self.name, &status);
+        let due = match last {
+            Some((previous, at)) => *previous != current || now >= *at + PRESENCE_REFRESH,
+            None => true,
+        };
+        if due {
+            let _ = link.publish(
+                now,
+                &self.topics.status,
+                current.to_string().as_bytes(),
+                true,
+            );
+            *last = Some((current, now));
+        }
+    }
+}
+
+fn flush(link: &mut Link, stream: &mut Box<dyn Stream>) -> std::io::Result<()> {
+    while let Some(bytes) = link.poll_transmit() {
+        stream.write_all(&bytes)?;
+    }
+    stream.flush()
+}

@@ -1,0 +1,239 @@
+//! What telepi says and hears on the broker, independent of the MQTT session:
+//! the topic layout, offers from browsers (checked like `POST /connect`), the
+//! answers, presence, and a cap on how fast offers are taken. No I/O, and
+//! time is a value.
+//!
+//! Topics, under `topic_prefix` (default `telepi`):
+//! - `<prefix>/robots/<name>/status`: retained presence JSON; the broker
+//!   replaces it with `{"name":..,"online":false}` (the will) when the robot
+//!   vanishes.
+//! - `<prefix>/robots/<name>/offer`: browsers publish
+//!   `{"type":"offer","sdp":..,"id":..,"reply_to":"<prefix>/clients/<id>",
+//!   "password":..,"secret":..}` (password and secret optional).
+//! - `reply_to`: telepi answers `{"type":"answer","sdp":..,"id":..,"peer":N}`
+//!   or `{"type":"error","id":..,"error":"reason"}`.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::json;
+
+/// Offers a robot takes per second on average, and in a burst.
+const OFFERS_PER_SECOND: f64 = 2.0;
+const OFFER_BURST: f64 = 6.0;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    pub status: String,
+    pub offer: String,
+    /// Answers may only go below this, never to another robot's topics.
+    pub clients: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, name: &str) -> Topics {
+        Topics {
+            status: format!("{prefix}/robots/{name}/status"),
+            offer: format!("{prefix}/robots/{name}/offer"),
+            clients: format!("{prefix}/clients/"),
+        }
+    }
+}
+
+/// An offer as a browser publishes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerOffer {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sdp: String,
+    pub id: String,
+    pub reply_to: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// Why an offer was not taken; `reply_to` is None when there is nowhere safe to say so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub reason: String,
+    pub reply_to: Option<(String, String)>,
+}
+
+/// Reads an offer off the offer topic. Answers never go outside the clients'
+/// part of the tree, so a crafted `reply_to` can't make the robot publish
+/// over another robot's status.
+pub fn parse_offer(topics: &Topics, payload: &[u8]) -> Result<BrokerOffer, Rejection> {
+    let offer: BrokerOffer = serde_json::from_slice(payload).map_err(|e| Rejection {
+        reason: format!("malformed offer: {e}"),
+        reply_to: None,
+    })?;
+    let valid_reply_to = offer.reply_to.starts_with(&topics.clients)
+        && offer.reply_to.len() > topics.clients.len()
+        && !offer.reply_to.contains(['+', '#', '\0']);
+    if !valid_reply_to {
+        return Err(Rejection {
+            reason: format!("reply_to must be a topic below {}", topics.clients),
+            reply_to: None,
+        });
+    }
+    if offer.kind != "offer" {
+        return Err(Rejection {
+            reason: format!("expected type \"offer\", got \"{}\"", offer.kind),
+            reply_to: Some((offer.reply_to, offer.id)),
+        });
+    }
+    Ok(offer)
+}
+
+pub fn answer(id: &str, peer: u64, sdp: &str) -> Vec<u8> {
+    json!({ "type": "answer", "id": id, "peer": peer, "sdp": sdp })
+        .to_string()
+        .into_bytes()
+}
+
+pub fn error(id: &str, reason: &str) -> Vec<u8> {
+    json!({ "type": "error", "id": id, "error": reason })
+        .to_string()
+        .into_bytes()
+}
+
+/// The retained presence message, from `/api/status`'s JSON.
+pub fn presence(name: &str, status: &serde_json::Value) -> serde_json::Value {
+    let peers = status["peers"].as_array().map_or(0, Vec::len);
+    json!({
+        "name": name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "online": true,
+        "operator": status["operator"],
+        "viewers": peers,
+        "video": {
+            "width": status["video"]["width"],
+            "height": status["video"]["height"],
+            "fps": status["video"]["fps"],
+            "source": status["video"]["source"],
+        },
+    })
+}
+
+/// What the broker publishes for us when we vanish.
+pub fn offline(name: &str) -> Vec<u8> {
+    json!({ "name": name, "online": false })
+        .to_string()
+        .into_bytes()
+}
+
+/// A token bucket: a flood of offers is refused (and counted) instead of
+/// building one peer after another.
+pub struct OfferLimit {
+    tokens: f64,
+    at: Instant,
+}
+
+impl OfferLimit {
+    pub fn new(now: Instant) -> OfferLimit {
+        OfferLimit {
+            tokens: OFFER_BURST,
+            at: now,
+        }
+    }
+
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * OFFERS_PER_SECOND).min(OFFER_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Reconnection back-off: 1 s, doubling, at most 30 s; a refusal of our
+/// credentials waits longest (retrying fast can't fix a password).
+pub fn backoff(attempt: u32, refused: bool) -> Duration {
+    if refused {
+        return Duration::from_secs(60);
+    }
+    Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> Topics {
+        Topics::new("telepi", "robot1")
+    }
+
+    #[test]
+    fn topics_follow_the_documented_layout() {
+        let t = topics();
+        assert_eq!(t.status, "telepi/robots/robot1/status");
+        assert_eq!(t.offer, "telepi/robots/robot1/offer");
+        assert_eq!(t.clients, "telepi/clients/");
+    }
+
+    #[test]
+    fn offers_are_checked_and_answers_stay_below_clients() {
+        let ok = br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/clients/abc","password":"pw"}"#;
+        let offer = parse_offer(&topics(), ok).unwrap();
+        assert_eq!(
+            (offer.sdp.as_str(), offer.password.as_deref()),
+            ("v=0", Some("pw"))
+        );
+        for (payload, why) in [
+            (&br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/robots/other/status"}"#[..], "reply_to"),
+            (br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/clients/#"}"#, "reply_to"),
+            (br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/clients/"}"#, "reply_to"),
+            (br#"{"type":"offer","sdp":"v=0"}"#, "malformed"),
+            (br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/clients/a","x":1}"#, "malformed"),
+            (b"\xff\xfe", "malformed"),
+        ] {
+            let e = parse_offer(&topics(), payload).unwrap_err();
+            assert!(e.reason.contains(why), "{e:?}");
+            assert_eq!(e.reply_to, None);
+        }
+        let answer_type =
+            br#"{"type":"answer","sdp":"v=0","id":"r2","reply_to":"telepi/clients/a"}"#;
+        let e = parse_offer(&topics(), answer_type).unwrap_err();
+        assert_eq!(e.reply_to, Some(("telepi/clients/a".into(), "r2".into())));
+    }
+
+    #[test]
+    fn presence_summarises_the_status() {
+        let status = json!({"operator": 3, "peers": [{"id": 3}, {"id": 4}],
+            "video": {"width": 640, "height": 480, "fps": 30, "source": "pattern"}});
+        let p = presence("robot1", &status);
+        assert_eq!(p["online"], true);
+        assert_eq!(p["viewers"], 2);
+        assert_eq!(p["operator"], 3);
+        assert_eq!(p["video"]["width"], 640);
+        let gone: serde_json::Value = serde_json::from_slice(&offline("robot1")).unwrap();
+        assert_eq!(gone, json!({"name": "robot1", "online": false}));
+    }
+
+    #[test]
+    fn a_flood_of_offers_is_capped() {
+        let t0 = Instant::now();
+        let mut limit = OfferLimit::new(t0);
+        let taken = (0..20).filter(|_| limit.take(t0)).count();
+        assert_eq!(taken, OFFER_BURST as usize);
+        assert!(
+            limit.take(t0 + Duration::from_millis(500)),
+            "refills at 2/s"
+        );
+        assert!(!limit.take(t0 + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling() {
+        let secs: Vec<u64> = (0..8).map(|a| backoff(a, false).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(0, true).as_secs(), 60);
+    }
+}

@@ -1,0 +1,337 @@
+//! Signaling and presence through a real Mosquitto on 127.0.0.1, with
+//! mosquitto_pub/mosquitto_sub playing the browser's side: presence (and the
+//! will when telepi is killed), an offer answered on the asker's topic with
+//! video flowing, the viewer password, and bad input.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{request, Peer, Server};
+
+const USER: &str = "robot";
+const PASS: &str = "broker-pw";
+
+struct Mosquitto {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Mosquitto {
+    fn start() -> Mosquitto {
+        assert!(
+            Path::new("/usr/sbin/mosquitto").exists(),
+            "install mosquitto and mosquitto-clients (tests/run-all.sh does)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("telepi-mosquitto-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let passwords = dir.join("passwd");
+        let made = Command::new("mosquitto_passwd")
+            .args(["-b", "-c", passwords.to_str().unwrap(), USER, PASS])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nuser root\npersistence false\n",
+                passwords.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/mosquitto")
+            .args(["-c", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto starts");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto { child, port, dir }
+    }
+
+    /// A telepi config pointing at this broker, with `extra` TOML appended.
+    fn config(&self, name: &str, extra: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nname = \"{name}\"\nusername = \"{USER}\"\npassword = \"{PASS}\"\nkeepalive_s = 4\n{extra}",
+                self.port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Waits for one message on `topic` (retained ones included).
+    fn next_message(&self, topic: &str, timeout: Duration) -> Option<String> {
+        let out = Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-u",
+                USER,
+                "-P",
+                PASS,
+            ])
+            .args([
+                "-t",
+                topic,
+                "-C",
+                "1",
+                "-W",
+                &timeout.as_secs().max(1).to_string(),
+            ])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Subscribes to `topic` now, in the background; the output once one message came.
+    fn subscribe(&self, topic: &str) -> Child {
+        let child = Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-u",
+                USER,
+                "-P",
+                PASS,
+            ])
+            .args(["-t", topic, "-C", "1", "-W", "15"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // mosquitto_sub has no "subscribed" signal: give it a moment to get there.
+        std::thread::sleep(Duration::from_millis(300));
+        child
+    }
+
+    fn publish(&self, topic: &str, payload: &str) {
+        let ok = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-u",
+                USER,
+                "-P",
+                PASS,
+            ])
+            .args(["-t", topic, "-m", payload])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_json(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"))
+}
+
+fn presence(broker: &Mosquitto, name: &str) -> serde_json::Value {
+    let topic = format!("telepi/robots/{name}/status");
+    let text = broker
+        .next_message(&topic, Duration::from_secs(10))
+        .expect("a retained presence message");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Publishes an offer from `peer_ip` through the broker and returns the reply.
+fn offer_through_broker(
+    broker: &Mosquitto,
+    name: &str,
+    extra_fields: &str,
+) -> (Peer, serde_json::Value, str0m::change::SdpPendingOffer) {
+    let (peer, sdp, pending) = Peer::offer_from("127.0.0.1", true);
+    let reply_to = format!("telepi/clients/test-{}", std::process::id());
+    let answer = broker.subscribe(&reply_to);
+    let offer = serde_json::json!({"type": "offer", "sdp": sdp, "id": "r1", "reply_to": reply_to});
+    let mut offer = offer.to_string();
+    if !extra_fields.is_empty() {
+        offer.insert_str(offer.len() - 1, &format!(",{extra_fields}"));
+    }
+    broker.publish(&format!("telepi/robots/{name}/offer"), &offer);
+    (peer, wait_json(answer), pending)
+}
+
+#[test]
+fn presence_offers_through_the_broker_and_the_will() {
+    let broker = Mosquitto::start();
+    let config = broker.config("r1", "");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let online = presence(&broker, "r1");
+    assert_eq!(online["online"], true, "{online}");
+    assert_eq!(online["name"], "r1");
+    assert_eq!(online["video"]["width"], 640);
+
+    let (mut peer, reply, pending) = offer_through_broker(&broker, "r1", "");
+    assert_eq!(reply["type"], "answer", "{reply}");
+    assert_eq!(reply["id"], "r1");
+    peer.accept(pending, reply["sdp"].as_str().unwrap());
+    assert!(
+        peer.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 10),
+        "video through a broker-signalled peer: {} frames",
+        peer.frames_decoded
+    );
+    assert!(
+        server.wait_for(Duration::from_secs(5), |s| s["broker"]["offers_answered"]
+            == 1)
+    );
+    // Presence follows the robot's state within a couple of seconds.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while presence(&broker, "r1")["viewers"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "presence never counted the viewer"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Killed without a goodbye: the broker publishes the will.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if presence(&broker, "r1")["online"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the will never marked r1 offline"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_clean_shutdown_says_offline_itself() {
+    let broker = Mosquitto::start();
+    let config = broker.config("r2", "");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(presence(&broker, "r2")["online"], true);
+    assert_eq!(server.terminate(), Some(0));
+    assert_eq!(presence(&broker, "r2")["online"], false);
+}
+
+#[test]
+fn the_viewer_password_and_bad_offers_are_refused_with_reasons() {
+    let broker = Mosquitto::start();
+    let config = broker.config("r3", "[access]\nviewer_password = \"watch\"\n");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(presence(&broker, "r3")["online"], true);
+
+    let (_, reply, _) = offer_through_broker(&broker, "r3", "");
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("viewer password"),
+        "{reply}"
+    );
+    let (_, reply, _) = offer_through_broker(&broker, "r3", r#""password":"nope""#);
+    assert_eq!(reply["error"], "wrong password");
+    let (_, reply, _) = offer_through_broker(&broker, "r3", r#""password":"watch""#);
+    assert_eq!(reply["type"], "answer", "{reply}");
+
+    // Malformed, misdirected and oversized messages: counted, nothing answered elsewhere.
+    broker.publish("telepi/robots/r3/offer", "not json");
+    broker.publish(
+        "telepi/robots/r3/offer",
+        r#"{"type":"offer","sdp":"v=0","id":"x","reply_to":"telepi/robots/r3/status"}"#,
+    );
+    broker.publish("telepi/robots/r3/offer", &"x".repeat(100_000));
+    let rejected = || {
+        let auth = [("Authorization", "Bearer watch")];
+        let (_, status) = request(server.http, "GET", "/api/status", &auth, b"").unwrap();
+        serde_json::from_str::<serde_json::Value>(&status).unwrap()["broker"]["offers_rejected"]
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rejected() != 5 {
+        assert!(
+            Instant::now() < deadline,
+            "rejections counted: {}",
+            rejected()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        presence(&broker, "r3")["online"],
+        true,
+        "status untouched by the bad reply_to"
+    );
+}
+
+#[test]
+fn an_unreachable_broker_or_wrong_credentials_leave_the_lan_working() {
+    let closed: SocketAddr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let broker = Mosquitto::start();
+    let wrong = broker.dir.join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        format!(
+            "[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nname = \"r4\"\nusername = \"{USER}\"\npassword = \"nope\"\n",
+            broker.port
+        ),
+    )
+    .unwrap();
+    let unreachable = broker.dir.join("unreachable.toml");
+    std::fs::write(
+        &unreachable,
+        format!("[broker]\nurl = \"mqtt://{closed}\"\nname = \"r5\"\n"),
+    )
+    .unwrap();
+    for (config, expected) in [
+        (&wrong, "the broker refused telepi"),
+        (&unreachable, "cannot connect"),
+    ] {
+        let server = Server::start_logged(&["--config", config.to_str().unwrap()]);
+        assert!(
+            server
+                .log
+                .wait_for(Duration::from_secs(10), &["broker", expected])
+                .is_some(),
+            "expected a log line with {expected:?}"
+        );
+        let mut peer = Peer::connect(&server);
+        assert!(peer.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 5));
+        let (code, status) = request(server.http, "GET", "/api/status", &[], b"").unwrap();
+        assert_eq!(code, 200);
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(status["broker"]["connected"], false);
+    }
+}
