@@ -82,7 +82,7 @@ fn run(config: &Config) -> Result<(), String> {
         config.access.viewer_password.clone(),
         config.control.operator_secret.clone(),
     ));
-    let broker = BrokerClient::start(&config.broker, robot.clone(), access.clone())?;
+    let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
         video: pipeline.shared.clone(),

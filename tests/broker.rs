@@ -183,7 +183,7 @@ fn offer_through_broker(
     if !extra_fields.is_empty() {
         offer.insert_str(offer.len() - 1, &format!(",{extra_fields}"));
     }
-    broker.publish(&format!("telepi/robots/{name}/offer"), &offer);
+    broker.publish(&format!("telepi/robots/{name}/signal"), &offer);
     (peer, wait_json(answer), pending)
 }
 
@@ -265,16 +265,16 @@ fn the_viewer_password_and_bad_offers_are_refused_with_reasons() {
     assert_eq!(reply["type"], "answer", "{reply}");
 
     // Malformed, misdirected and oversized messages: counted, nothing answered elsewhere.
-    broker.publish("telepi/robots/r3/offer", "not json");
+    broker.publish("telepi/robots/r3/signal", "not json");
     broker.publish(
-        "telepi/robots/r3/offer",
+        "telepi/robots/r3/signal",
         r#"{"type":"offer","sdp":"v=0","id":"x","reply_to":"telepi/robots/r3/status"}"#,
     );
-    broker.publish("telepi/robots/r3/offer", &"x".repeat(100_000));
+    broker.publish("telepi/robots/r3/signal", &"x".repeat(100_000));
     let rejected = || {
         let auth = [("Authorization", "Bearer watch")];
         let (_, status) = request(server.http, "GET", "/api/status", &auth, b"").unwrap();
-        serde_json::from_str::<serde_json::Value>(&status).unwrap()["broker"]["offers_rejected"]
+        serde_json::from_str::<serde_json::Value>(&status).unwrap()["broker"]["requests_rejected"]
             .clone()
     };
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -9,12 +9,14 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::link::{Identity, Link, LinkEvent};
-use super::signaling::{self, OfferLimit, Topics};
+use super::signaling::{self, OfferLimit, Topics, Wanted};
 use super::{parse_url, BrokerConfig, BrokerUrl};
+use crate::config::RtcConfig;
 use crate::http::access::{Access, Credentials};
+use crate::rtc::ice;
 use crate::rtc::server::LoopHandle;
 
 /// How often presence is compared with the robot's state.
@@ -30,7 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct BrokerStats {
     pub connected: AtomicBool,
     pub offers_answered: AtomicU64,
-    pub offers_rejected: AtomicU64,
+    pub requests_rejected: AtomicU64,
     pub reconnects: AtomicU64,
 }
 
@@ -39,7 +41,7 @@ impl BrokerStats {
         serde_json::json!({
             "connected": self.connected.load(Ordering::Relaxed),
             "offers_answered": self.offers_answered.load(Ordering::Relaxed),
-            "offers_rejected": self.offers_rejected.load(Ordering::Relaxed),
+            "requests_rejected": self.requests_rejected.load(Ordering::Relaxed),
             "reconnects": self.reconnects.load(Ordering::Relaxed),
         })
     }
@@ -62,6 +64,8 @@ struct Context {
     name: String,
     robot: LoopHandle,
     access: Arc<Access>,
+    /// For the ICE servers a page asks for.
+    rtc: RtcConfig,
     stats: Arc<BrokerStats>,
     stop: Arc<AtomicBool>,
 }
@@ -76,6 +80,7 @@ impl BrokerClient {
     /// Starts the connection thread, or None without `[broker] url`.
     pub fn start(
         config: &BrokerConfig,
+        rtc: &RtcConfig,
         robot: LoopHandle,
         access: Arc<Access>,
     ) -> Result<Option<BrokerClient>, String> {
@@ -101,6 +106,7 @@ impl BrokerClient {
             name,
             robot,
             access,
+            rtc: rtc.clone(),
             stats: stats.clone(),
             stop: stop.clone(),
         };
@@ -225,10 +231,10 @@ impl Context {
                             self.url.host,
                             self.url.port,
                             self.name,
-                            self.topics.offer
+                            self.topics.signal
                         );
                         self.stats.connected.store(true, Ordering::Relaxed);
-                        if let Err(e) = link.subscribe(now, &self.topics.offer) {
+                        if let Err(e) = link.subscribe(now, &self.topics.signal) {
                             return SessionEnd::Lost(e);
                         }
                         next_presence_check = now;
@@ -242,8 +248,8 @@ impl Context {
                         &format!("a {bytes}-byte message (over the limit) skipped"),
                         None,
                     ),
-                    LinkEvent::Message { topic, payload } if topic == self.topics.offer => {
-                        self.offer(&mut link, &mut limit, now, &payload)
+                    LinkEvent::Message { topic, payload } if topic == self.topics.signal => {
+                        self.request(&mut link, &mut limit, now, &payload)
                     }
                     LinkEvent::Message { topic, .. } => {
                         tracing::debug!("broker: ignoring a message on {topic}")
@@ -257,40 +263,49 @@ impl Context {
         }
     }
 
-    /// Answers one offer as `POST /connect` would, on the asker's own topic.
-    fn offer(&self, link: &mut Link, limit: &mut OfferLimit, now: Instant, payload: &[u8]) {
-        let offer = match signaling::parse_offer(&self.topics, payload) {
-            Ok(offer) => offer,
+    /// Answers one request: an offer as `POST /connect` would, ICE servers as
+    /// `GET /api/ice-servers`, on the asker's own topic.
+    fn request(&self, link: &mut Link, limit: &mut OfferLimit, now: Instant, payload: &[u8]) {
+        let (request, wanted) = match signaling::parse_request(&self.topics, payload) {
+            Ok(parsed) => parsed,
             Err(rejection) => return self.reject(link, now, &rejection.reason, rejection.reply_to),
         };
-        let reply_to = Some((offer.reply_to.clone(), offer.id.clone()));
+        let reply_to = Some((request.reply_to.clone(), request.id.clone()));
         if !limit.take(now) {
             return self.reject(
                 link,
                 now,
-                "too many offers: try again in a second",
+                "too many requests: try again in a second",
                 reply_to,
             );
         }
         let presented = Credentials {
-            bearer: offer.password.clone(),
-            query: offer.secret.clone(),
+            bearer: request.password.clone(),
+            query: request.secret.clone(),
             ..Credentials::default()
         };
-        // No per-address lockout here (the broker hides addresses); the offer limit caps guessing.
+        // No per-address lockout here (the broker hides addresses); the request cap limits guessing.
         if let Err(refusal) = self.access.check(now, None, &presented) {
             return self.reject(link, now, &refusal.reason, reply_to);
         }
-        match self.robot.connect(offer.sdp, offer.secret) {
-            Ok((peer, answer)) => {
-                self.stats.offers_answered.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%peer, "offer through the broker answered");
-                let reply = signaling::answer(&offer.id, peer.0, &answer);
-                if let Err(e) = link.publish(now, &offer.reply_to, &reply, false) {
-                    tracing::warn!("broker: cannot answer on {}: {e}", offer.reply_to);
-                }
+        let reply = match wanted {
+            Wanted::IceServers => {
+                let unix_now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                signaling::ice_servers(&request.id, &ice::for_page(&self.rtc, unix_now))
             }
-            Err(e) => self.reject(link, now, &e.to_string(), reply_to),
+            Wanted::Offer(sdp) => match self.robot.connect(sdp, request.secret) {
+                Ok((peer, answer)) => {
+                    self.stats.offers_answered.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, "offer through the broker answered");
+                    signaling::answer(&request.id, peer.0, &answer)
+                }
+                Err(e) => return self.reject(link, now, &e.to_string(), reply_to),
+            },
+        };
+        if let Err(e) = link.publish(now, &request.reply_to, &reply, false) {
+            tracing::warn!("broker: cannot answer on {}: {e}", request.reply_to);
         }
     }
 
@@ -301,8 +316,8 @@ impl Context {
         reason: &str,
         reply_to: Option<(String, String)>,
     ) {
-        self.stats.offers_rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::info!("broker: offer rejected: {reason}");
+        self.stats.requests_rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("broker: request rejected: {reason}");
         if let Some((topic, id)) = reply_to {
             let _ = link.publish(now, &topic, &signaling::error(&id, reason), false);
         }

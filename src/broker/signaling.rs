@@ -7,11 +7,13 @@
 //! - `<prefix>/robots/<name>/status`: retained presence JSON; the broker
 //!   replaces it with `{"name":..,"online":false}` (the will) when the robot
 //!   vanishes.
-//! - `<prefix>/robots/<name>/offer`: browsers publish
+//! - `<prefix>/robots/<name>/signal`: browsers publish requests:
 //!   `{"type":"offer","sdp":..,"id":..,"reply_to":"<prefix>/clients/<id>",
-//!   "password":..,"secret":..}` (password and secret optional).
-//! - `reply_to`: telepi answers `{"type":"answer","sdp":..,"id":..,"peer":N}`
-//!   or `{"type":"error","id":..,"error":"reason"}`.
+//!   "password":..,"secret":..}` (password and secret optional), or
+//!   `{"type":"ice-servers","id":..,"reply_to":..,"password":..}`.
+//! - `reply_to`: telepi answers `{"type":"answer","sdp":..,"id":..,"peer":N}`,
+//!   `{"type":"ice-servers","id":..,"iceServers":[..]}` or
+//!   `{"type":"error","id":..,"error":"reason"}`.
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +27,7 @@ const OFFER_BURST: f64 = 6.0;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     pub status: String,
-    pub offer: String,
+    pub signal: String,
     /// Answers may only go below this, never to another robot's topics.
     pub clients: String,
 }
@@ -34,25 +36,34 @@ impl Topics {
     pub fn new(prefix: &str, name: &str) -> Topics {
         Topics {
             status: format!("{prefix}/robots/{name}/status"),
-            offer: format!("{prefix}/robots/{name}/offer"),
+            signal: format!("{prefix}/robots/{name}/signal"),
             clients: format!("{prefix}/clients/"),
         }
     }
 }
 
-/// An offer as a browser publishes it.
+/// A browser's request, as published on the signal topic.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BrokerOffer {
+pub struct Request {
     #[serde(rename = "type")]
     pub kind: String,
-    pub sdp: String,
+    /// For offers.
+    #[serde(default)]
+    pub sdp: Option<String>,
     pub id: String,
     pub reply_to: String,
     #[serde(default)]
     pub password: Option<String>,
     #[serde(default)]
     pub secret: Option<String>,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wanted {
+    Offer(String),
+    IceServers,
 }
 
 /// Why an offer was not taken; `reply_to` is None when there is nowhere safe to say so.
@@ -62,12 +73,12 @@ pub struct Rejection {
     pub reply_to: Option<(String, String)>,
 }
 
-/// Reads an offer off the offer topic. Answers never go outside the clients'
-/// part of the tree, so a crafted `reply_to` can't make the robot publish
-/// over another robot's status.
-pub fn parse_offer(topics: &Topics, payload: &[u8]) -> Result<BrokerOffer, Rejection> {
-    let offer: BrokerOffer = serde_json::from_slice(payload).map_err(|e| Rejection {
-        reason: format!("malformed offer: {e}"),
+/// Reads a request off the signal topic. Answers never go outside the
+/// clients' part of the tree, so a crafted `reply_to` can't make the robot
+/// publish over another robot's status.
+pub fn parse_request(topics: &Topics, payload: &[u8]) -> Result<(Request, Wanted), Rejection> {
+    let offer: Request = serde_json::from_slice(payload).map_err(|e| Rejection {
+        reason: format!("malformed request: {e}"),
         reply_to: None,
     })?;
     let valid_reply_to = offer.reply_to.starts_with(&topics.clients)
@@ -79,13 +90,30 @@ pub fn parse_offer(topics: &Topics, payload: &[u8]) -> Result<BrokerOffer, Rejec
             reply_to: None,
         });
     }
-    if offer.kind != "offer" {
-        return Err(Rejection {
-            reason: format!("expected type \"offer\", got \"{}\"", offer.kind),
-            reply_to: Some((offer.reply_to, offer.id)),
-        });
+    let wanted = match (offer.kind.as_str(), &offer.sdp) {
+        ("offer", Some(sdp)) => Wanted::Offer(sdp.clone()),
+        ("ice-servers", None) => Wanted::IceServers,
+        ("offer", None) => Err(offer.reject("an offer needs sdp"))?,
+        (kind, _) => Err(offer.reject(&format!(
+            "unknown request type \"{kind}\" (offer or ice-servers)"
+        )))?,
+    };
+    Ok((offer, wanted))
+}
+
+impl Request {
+    fn reject(&self, reason: &str) -> Rejection {
+        Rejection {
+            reason: reason.into(),
+            reply_to: Some((self.reply_to.clone(), self.id.clone())),
+        }
     }
-    Ok(offer)
+}
+
+pub fn ice_servers(id: &str, servers: &[crate::config::IceServer]) -> Vec<u8> {
+    json!({ "type": "ice-servers", "id": id, "iceServers": servers })
+        .to_string()
+        .into_bytes()
 }
 
 pub fn answer(id: &str, peer: u64, sdp: &str) -> Vec<u8> {
@@ -174,18 +202,18 @@ mod tests {
     fn topics_follow_the_documented_layout() {
         let t = topics();
         assert_eq!(t.status, "telepi/robots/robot1/status");
-        assert_eq!(t.offer, "telepi/robots/robot1/offer");
+        assert_eq!(t.signal, "telepi/robots/robot1/signal");
         assert_eq!(t.clients, "telepi/clients/");
     }
 
     #[test]
     fn offers_are_checked_and_answers_stay_below_clients() {
         let ok = br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/clients/abc","password":"pw"}"#;
-        let offer = parse_offer(&topics(), ok).unwrap();
-        assert_eq!(
-            (offer.sdp.as_str(), offer.password.as_deref()),
-            ("v=0", Some("pw"))
-        );
+        let (offer, wanted) = parse_request(&topics(), ok).unwrap();
+        assert_eq!(wanted, Wanted::Offer("v=0".into()));
+        assert_eq!(offer.password.as_deref(), Some("pw"));
+        let ice = br#"{"type":"ice-servers","id":"r0","reply_to":"telepi/clients/abc"}"#;
+        assert_eq!(parse_request(&topics(), ice).unwrap().1, Wanted::IceServers);
         for (payload, why) in [
             (&br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/robots/other/status"}"#[..], "reply_to"),
             (br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/clients/#"}"#, "reply_to"),
@@ -194,14 +222,20 @@ mod tests {
             (br#"{"type":"offer","sdp":"v=0","id":"r1","reply_to":"telepi/clients/a","x":1}"#, "malformed"),
             (b"\xff\xfe", "malformed"),
         ] {
-            let e = parse_offer(&topics(), payload).unwrap_err();
+            let e = parse_request(&topics(), payload).unwrap_err();
             assert!(e.reason.contains(why), "{e:?}");
             assert_eq!(e.reply_to, None);
         }
         let answer_type =
             br#"{"type":"answer","sdp":"v=0","id":"r2","reply_to":"telepi/clients/a"}"#;
-        let e = parse_offer(&topics(), answer_type).unwrap_err();
+        let e = parse_request(&topics(), answer_type).unwrap_err();
+        assert!(e.reason.contains("unknown request type"), "{e:?}");
         assert_eq!(e.reply_to, Some(("telepi/clients/a".into(), "r2".into())));
+        let no_sdp = br#"{"type":"offer","id":"r3","reply_to":"telepi/clients/a"}"#;
+        assert!(parse_request(&topics(), no_sdp)
+            .unwrap_err()
+            .reason
+            .contains("needs sdp"));
     }
 
     #[test]
