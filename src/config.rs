@@ -225,6 +225,8 @@ pub enum Action {
     Version,
     ListDevices,
     ListBoards,
+    /// Write the page into a directory (for a static host, or opened as a file with ?broker=).
+    ExportPage(PathBuf),
 }
 
 pub const USAGE: &str = "\
@@ -241,6 +243,7 @@ Options:
   --board NAME         start from a board profile (pins, driver, encoder); the
                        config file and flags override it. --board list shows them
   --list-devices       list cameras, their formats and the usable encoders
+  export-page DIR      write the page into DIR, to open with ?broker= (README)
   -h, --help           show this help
   -V, --version        show the version
 
@@ -259,6 +262,7 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
             "--list-devices" => return Ok(Action::ListDevices),
+            "export-page" => return Ok(Action::ExportPage(value("export-page")?.into())),
             "--config" => file = Some(value("--config")?.into()),
             "--board" => board = Some(value("--board")?),
             "--http" => http = Some(parse_addr("--http", &value("--http")?)?),

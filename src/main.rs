@@ -34,6 +34,15 @@ fn main() -> ExitCode {
             print!("{}", devices::list_devices());
             Ok(())
         }
+        Ok(Action::ExportPage(dir)) => telepi::http::export_page(&dir)
+            .map(|()| {
+                println!(
+                    "wrote the page to {}: open {}/index.html?broker=ws://HOST:PORT",
+                    dir.display(),
+                    dir.display()
+                )
+            })
+            .map_err(|e| format!("export-page {}: {e}", dir.display())),
         Ok(Action::Version) => {
             println!("telepi {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -18,7 +18,14 @@
 
   const $ = (id) => document.getElementById(id);
   const video = $('video');
-  const secret = new URLSearchParams(location.search).get('secret');
+  const params = new URLSearchParams(location.search);
+  const secret = params.get('secret');
+  // Through a broker (web/broker.js) the page may not come from the robot:
+  // it names one, or shows the fleet to pick from.
+  const broker = window.telepiBroker;
+  let robotName = broker ? broker.robot : null;
+  // The robot's viewer password, as a broker-signalled page must present it itself.
+  const credentials = () => ({ password: params.get('token') || undefined, secret: secret || undefined });
 
   // ---- state --------------------------------------------------------------
 
@@ -147,6 +154,7 @@
   // STUN/TURN servers from the robot, with TURN credentials minted for this
   // connection. An older robot without the endpoint: LAN only.
   async function fetchIceServers() {
+    if (broker) return (await broker.request(robotName, 'ice-servers', credentials())).iceServers || [];
     const res = await fetch('/api/ice-servers', { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
     if (res.status === 401 || res.status === 403) loggedOut();
     if (!res.ok) return [];
@@ -171,12 +179,15 @@
 
   async function connect() {
     closePeer();
+    if (broker && !robotName) return; // the fleet view picks one first
     setState('connecting');
     let iceServers = [];
     try {
       iceServers = await fetchIceServers();
     } catch (err) {
       if (net.leaving) return;
+      // Through a broker nothing works without an answer: try again shortly.
+      if (broker) return scheduleReconnect(err.message);
     }
     const pc = new RTCPeerConnection({ iceServers });
     const dc = pc.createDataChannel('default');
@@ -200,6 +211,10 @@
   }
 
   async function postOffer(sdp) {
+    if (broker) {
+      const reply = await broker.request(robotName, 'offer', { sdp, ...credentials() });
+      return { type: 'answer', sdp: reply.sdp };
+    }
     const res = await fetch(connectUrl(), {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -611,6 +626,42 @@
     if (audio.transceiver) audio.transceiver.sender.replaceTrack(null).catch(() => {});
   }
 
+  // ---- fleet (broker mode) -------------------------------------------------
+
+  function renderFleet() {
+    const list = $('fleet-list');
+    $('fleet').hidden = !broker || Boolean(robotName);
+    if (!broker) return;
+    const state = broker.connected() ? 'connected' : `not connected${broker.error() ? `: ${broker.error()}` : ''}`;
+    $('fleet-state').textContent = `broker ${state}`;
+    const robots = broker.fleet().sort((a, b) => a.name.localeCompare(b.name));
+    list.replaceChildren(...robots.map((r) => {
+      const item = document.createElement('li');
+      item.dataset.robot = r.name;
+      item.dataset.online = String(Boolean(r.online));
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = r.name;
+      button.disabled = !r.online;
+      button.addEventListener('click', () => chooseRobot(r.name));
+      const detail = document.createElement('span');
+      detail.textContent = r.online
+        ? `online · ${r.viewers ?? 0} connected${r.operator ? ' · being driven' : ''}`
+        : 'offline';
+      item.append(button, detail);
+      return item;
+    }));
+    if (!robots.length) list.replaceChildren(Object.assign(document.createElement('li'), { textContent: 'no robots yet' }));
+  }
+
+  function chooseRobot(name) {
+    robotName = name;
+    params.set('robot', name);
+    history.replaceState(null, '', `${location.pathname}?${params}`);
+    renderFleet();
+    connect();
+  }
+
   // ---- wiring -------------------------------------------------------------
 
   function bindUi() {
@@ -650,6 +701,8 @@
       framesDecoded: framesDecoded(),
       path: { local: link.localType, remote: link.remoteType, rttMs: link.rttMs },
       playoutDelayMs: link.playoutMs,
+      robot: robotName,
+      fleet: broker ? broker.fleet() : null,
       fps: fps.value,
       videoWidth: video.videoWidth,
       videoHeight: video.videoHeight,
@@ -657,6 +710,8 @@
   };
 
   bindUi();
+  if (broker) broker.onChange(renderFleet);
+  renderFleet();
   setInterval(driveTick, DRIVE_INTERVAL_MS);
   setInterval(slowTick, SLOW_INTERVAL_MS);
   connect();

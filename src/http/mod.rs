@@ -28,29 +28,43 @@ const LOGIN_PAGE: &str = include_str!("../../web/login.html");
 /// Reachable without the viewer password: the login form and its style.
 const PUBLIC_PATHS: &[&str] = &["/login", "/style.css"];
 
-/// The page, compiled into the binary so there is nothing to install beside it.
-const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "/",
-        "text/html; charset=utf-8",
-        include_str!("../../web/index.html"),
-    ),
-    (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_str!("../../web/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/app.js"),
-    ),
+/// The page, compiled into the binary so there is nothing to install beside
+/// it: (path, content type, text). `/` serves `index.html`; `telepi
+/// export-page` writes these same files into a directory.
+pub const ASSETS: &[(&str, &str, &str)] = &[
+    ("/index.html", HTML, include_str!("../../web/index.html")),
+    ("/app.js", JS, include_str!("../../web/app.js")),
+    ("/broker.js", JS, include_str!("../../web/broker.js")),
     (
         "/style.css",
         "text/css; charset=utf-8",
         include_str!("../../web/style.css"),
     ),
+    (
+        "/vendor/mqtt.min.js",
+        JS,
+        include_str!("../../web/vendor/mqtt.min.js"),
+    ),
+    (
+        "/vendor/mqtt.LICENSE.md",
+        "text/plain; charset=utf-8",
+        include_str!("../../web/vendor/mqtt.LICENSE.md"),
+    ),
 ];
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Writes the page into `dir` for any static host or a file:// URL (broker mode).
+pub fn export_page(dir: &std::path::Path) -> std::io::Result<()> {
+    for (path, _, text) in ASSETS {
+        let file = dir.join(path.trim_start_matches('/'));
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, text)?;
+    }
+    Ok(())
+}
 
 const WORKERS: usize = 2;
 
@@ -342,11 +356,8 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
     };
     match (method, path) {
         (Method::Options, _) => Ok(Reply::new(204, "text/plain", vec![])),
-        (Method::Get, _) if ASSETS.iter().any(|(p, ..)| *p == path) => {
-            let (_, content_type, text) = ASSETS
-                .iter()
-                .find(|(p, ..)| *p == path)
-                .expect("checked above");
+        (Method::Get, _) if asset(path).is_some() => {
+            let (_, content_type, text) = asset(path).expect("checked above");
             Ok(Reply::new(200, content_type, text.as_bytes().to_vec()))
         }
         (Method::Get, "/login") => Ok(Reply::login_page(
@@ -426,6 +437,11 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
         ) => Err(Refusal::new(405, format!("{method} not allowed on {path}"))),
         _ => Err(Refusal::new(404, format!("no such resource: {path}"))),
     }
+}
+
+fn asset(path: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    let path = if path == "/" { "/index.html" } else { path };
+    ASSETS.iter().find(|(p, ..)| *p == path)
 }
 
 fn parse_peer(s: &str) -> Result<PeerId, Refusal> {

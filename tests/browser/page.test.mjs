@@ -8,7 +8,7 @@
 // Only the teleop test: node --test --test-name-pattern=teleop tests/browser/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -264,4 +264,61 @@ test('viewer password: the login form lets the page in, and it plays', async (t)
   await assertVideoPlays(page);
   await page.reload({ waitUntil: 'load' });
   await assertVideoPlays(page); // the cookie keeps it logged in
+});
+
+// Broker mode: the exported page opened as a file, a real Mosquitto with a
+// websockets listener, the robot connected to it (no page served by the robot).
+async function startMosquitto(dir) {
+  const [tcp, ws] = [await freeTcpPort(), await freeTcpPort()];
+  const passwd = path.join(dir, 'passwd');
+  execFileSync('mosquitto_passwd', ['-b', '-c', passwd, 'fleet', 'fleet-pw']);
+  const conf = path.join(dir, 'mosquitto.conf');
+  await fs.writeFile(conf, [
+    `listener ${tcp} 127.0.0.1`,
+    `listener ${ws} 127.0.0.1`, 'protocol websockets',
+    'allow_anonymous false', `password_file ${passwd}`, 'user root', 'persistence false', '',
+  ].join('\n'));
+  const proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
+  await waitFor('mosquitto to listen', () => new Promise((resolve, reject) => {
+    const s = net.connect(tcp, HOST, () => { s.end(); resolve(true); });
+    s.on('error', reject);
+  }), { timeoutMs: 5000 });
+  return { proc, tcp, ws };
+}
+
+test('broker mode: the exported page lists the robot, connects through Mosquitto, drives, and sees it go offline', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-broker-'));
+  const mosquitto = await startMosquitto(dir);
+  t.after(async () => {
+    mosquitto.proc.kill();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  await stopServer();
+  const config = path.join(dir, 'robot.toml');
+  await fs.writeFile(config, `[broker]\nurl = "mqtt://127.0.0.1:${mosquitto.tcp}"\nname = "rover"\nusername = "fleet"\npassword = "fleet-pw"\n`);
+  await startServer(['--config', config]);
+  const pageDir = path.join(dir, 'page');
+  execFileSync(BIN, ['export-page', pageDir]);
+
+  const page = await context.newPage();
+  t.after(() => page.close().catch(() => {}));
+  const query = new URLSearchParams({ broker: `ws://127.0.0.1:${mosquitto.ws}`, username: 'fleet', password: 'fleet-pw' });
+  await page.goto(`file://${pageDir}/index.html?${query}`, { waitUntil: 'load' });
+  await page.waitForSelector('#fleet li[data-robot="rover"][data-online="true"] button', { timeout: 15_000 });
+  await page.click('#fleet li[data-robot="rover"] button');
+  await assertVideoPlays(page);
+  assert.equal((await status()).broker.offers_answered, 1);
+
+  await waitFor('the operator role', async () => {
+    const { role } = await stats(page);
+    if (role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
+    return role;
+  }, { until: (role) => role === 'operator', timeoutMs: 10_000, intervalMs: 500 });
+  await page.keyboard.down('w');
+  await waitFor('driving through a broker-signalled peer', status, { until: (s) => s.motors.left > 0, timeoutMs: 5000 });
+  await page.keyboard.up('w');
+  await waitFor('motors stop', status, { until: (s) => s.motors.left === 0, timeoutMs: 3000 });
+
+  server.proc.kill('SIGKILL'); // no goodbye: the broker's will says it
+  await page.waitForSelector('#fleet li[data-robot="rover"][data-online="false"]', { state: 'attached', timeout: 20_000 });
 });

@@ -1,0 +1,114 @@
+// Signaling through an MQTT broker, for robots nothing can connect to (README:
+// "Remote robots through a broker"). Active only when the page is opened with
+// ?broker=ws(s)://HOST:PORT (plus &username=, &password=, &prefix=, &robot=);
+// otherwise the page talks to the robot that served it, as always.
+// Topics: <prefix>/robots/<name>/status (retained presence),
+// <prefix>/robots/<name>/signal (requests), <prefix>/clients/<id> (replies).
+'use strict';
+
+(() => {
+  const params = new URLSearchParams(location.search);
+  const url = params.get('broker');
+  window.telepiBroker = null;
+  if (!url) return;
+
+  const REQUEST_TIMEOUT_MS = 10000;
+  const prefix = params.get('prefix') || 'telepi';
+  const clientId = `telepi-page-${Math.random().toString(36).slice(2, 12)}`;
+  const replyTopic = `${prefix}/clients/${clientId}`;
+  const statusTopic = `${prefix}/robots/+/status`;
+  const pending = new Map(); // request id -> { resolve, reject, timer }
+  const fleet = new Map(); // robot name -> its presence message
+  const listeners = new Set();
+  let client = null;
+  let lastError = null;
+  let nextId = 1;
+
+  const changed = () => listeners.forEach((listener) => listener());
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const script = document.createElement('script');
+      script.src = src;
+      script.onload = resolve;
+      script.onerror = () => reject(new Error(`cannot load ${src}`));
+      document.head.appendChild(script);
+    });
+  }
+
+  function onMessage(topic, payload) {
+    if (topic === replyTopic) {
+      let reply;
+      try {
+        reply = JSON.parse(payload.toString());
+      } catch {
+        return;
+      }
+      const waiting = pending.get(reply.id);
+      if (!waiting) return;
+      pending.delete(reply.id);
+      clearTimeout(waiting.timer);
+      if (reply.type === 'error') waiting.reject(new Error(reply.error));
+      else waiting.resolve(reply);
+      return;
+    }
+    const name = topic.slice(prefix.length + '/robots/'.length, -'/status'.length);
+    if (!payload.length) fleet.delete(name); // a cleared retained message: the robot was removed
+    else {
+      try {
+        fleet.set(name, JSON.parse(payload.toString()));
+      } catch {
+        return;
+      }
+    }
+    changed();
+  }
+
+  // The vendored MQTT.js (web/vendor/): relative, so the exported page works from a file.
+  const ready = loadScript('vendor/mqtt.min.js').then(() => {
+    client = window.mqtt.connect(url, {
+      clientId,
+      username: params.get('username') || undefined,
+      password: params.get('password') || undefined,
+      clean: true,
+      reconnectPeriod: 1000, // the broker coming back is noticed within a second
+      connectTimeout: 5000,
+    });
+    client.on('connect', () => {
+      lastError = null;
+      client.subscribe([replyTopic, statusTopic], { qos: 1 });
+      changed();
+    });
+    client.on('close', changed);
+    client.on('error', (err) => {
+      lastError = err.message;
+      changed();
+    });
+    client.on('message', onMessage);
+  });
+
+  // Asks `robot` for something ("offer" with sdp, or "ice-servers"); resolves with its reply.
+  async function request(robot, type, fields = {}) {
+    await ready;
+    if (!client.connected) throw new Error(`broker not connected${lastError ? `: ${lastError}` : ''}`);
+    const id = `${clientId}-${nextId++}`;
+    const body = JSON.stringify({ type, id, reply_to: replyTopic, ...fields });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`${robot} did not answer through the broker`));
+      }, REQUEST_TIMEOUT_MS);
+      pending.set(id, { resolve, reject, timer });
+      client.publish(`${prefix}/robots/${robot}/signal`, body);
+    });
+  }
+
+  window.telepiBroker = {
+    robot: params.get('robot'),
+    request,
+    fleet: () => [...fleet.entries()].map(([name, status]) => ({ ...status, name })),
+    connected: () => Boolean(client && client.connected),
+    error: () => lastError,
+    onChange: (listener) => listeners.add(listener),
+  };
+})();
