@@ -709,8 +709,21 @@
     }),
   };
 
+  // Links that heal: when the robot (re)publishes its presence while this page
+  // waits to retry (its link or ours was down), retry now instead of at the
+  // end of the back-off.
+  function onBrokerChange() {
+    renderFleet();
+    const back = broker.fleet().some((r) => r.name === robotName && r.online);
+    if (back && net.retryTimer && !net.leaving) {
+      clearTimeout(net.retryTimer);
+      net.retryTimer = null;
+      connect();
+    }
+  }
+
   bindUi();
-  if (broker) broker.onChange(renderFleet);
+  if (broker) broker.onChange(onBrokerChange);
   renderFleet();
   setInterval(driveTick, DRIVE_INTERVAL_MS);
   setInterval(slowTick, SLOW_INTERVAL_MS);

@@ -12,7 +12,8 @@
   window.telepiBroker = null;
   if (!url) return;
 
-  const REQUEST_TIMEOUT_MS = 10000;
+  // Short: a request lost while a link was down is retried (web/app.js), not waited on.
+  const REQUEST_TIMEOUT_MS = 5000;
   const prefix = params.get('prefix') || 'telepi';
   const clientId = `telepi-page-${Math.random().toString(36).slice(2, 12)}`;
   const replyTopic = `${prefix}/clients/${clientId}`;

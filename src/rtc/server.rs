@@ -125,7 +125,10 @@ pub struct RtcServer {
     media: MediaLinks,
     commands: Receiver<Command>,
     started: Instant,
-    next_temperature_read: Instant,
+    next_host_check: Instant,
+    /// The local addresses last seen: a change (DHCP, a new uplink) means the
+    /// public address may have changed too.
+    local_addrs: Vec<SocketAddr>,
 }
 
 enum Wake {
@@ -156,7 +159,8 @@ impl RtcServer {
             media,
             commands: rx,
             started: Instant::now(),
-            next_temperature_read: Instant::now(),
+            next_host_check: Instant::now(),
+            local_addrs: net::candidate_addrs(local),
         };
         Ok((server, LoopHandle { commands: tx }))
     }
@@ -211,7 +215,7 @@ impl RtcServer {
                 }
                 self.hub.handle_timeout(now);
                 self.stun.handle_timeout(now);
-                self.read_temperature(now);
+                self.check_host(now);
                 self.session.tick(now);
                 self.adapt_bitrate(now);
                 self.flush(now);
@@ -241,10 +245,17 @@ impl RtcServer {
         .fold(idle, Instant::min)
     }
 
-    /// The SoC temperature for telemetry, read once a second (a sysfs read, not worth a thread).
-    fn read_temperature(&mut self, now: Instant) {
-        if now >= self.next_temperature_read {
-            self.next_temperature_read = now + Duration::from_secs(1);
+    /// Once a second: the SoC temperature for telemetry (a sysfs read, not worth
+    /// a thread), and whether the local addresses changed (getifaddrs).
+    fn check_host(&mut self, now: Instant) {
+        if now >= self.next_host_check {
+            self.next_host_check = now + Duration::from_secs(1);
+            let addrs = net::candidate_addrs(self.local);
+            if addrs != self.local_addrs {
+                tracing::info!(old = ?self.local_addrs, new = ?addrs, "local addresses changed: asking STUN again");
+                self.local_addrs = addrs;
+                self.stun.refresh(now);
+            }
             self.session.set_cpu_temp(read_cpu_temp_c());
         }
     }
@@ -260,7 +271,7 @@ impl RtcServer {
         match cmd {
             Command::Connect { sdp, secret, reply } => {
                 let candidates = ice::local_candidates(
-                    &net::candidate_addrs(self.local),
+                    &self.local_addrs,
                     self.stun.reflexive(),
                     self.public_addr,
                 );

@@ -78,6 +78,12 @@ impl StunClient {
         self.next_round = now;
     }
 
+    /// Asks again now (the local addresses changed, so the public one may have).
+    pub fn refresh(&mut self, now: Instant) {
+        self.pending = None;
+        self.next_round = now;
+    }
+
     /// The public address, once a server answered.
     pub fn reflexive(&self) -> Option<Reflexive> {
         self.reflexive
@@ -317,6 +323,9 @@ mod tests {
         assert_eq!(stun.next_timeout(), Some(t0 + REFRESH));
         stun.handle_timeout(t0 + REFRESH);
         assert!(stun.poll_transmit().is_some(), "asks again later");
+        let t1 = t0 + REFRESH + Duration::from_secs(1);
+        stun.refresh(t1);
+        assert_eq!(stun.next_timeout(), Some(t1), "a refresh asks at once");
     }
 
     #[test]
