@@ -215,7 +215,6 @@ async function report(name, page, sel) {
     `page load→first frame ${ms(t.firstFrameAt)}, ${t.attempts} connection attempt(s)), ` +
     `rtt ${(sel.pair.rtt * 1000).toFixed(1)} ms (ICE), data-channel ping ${ms(t.ping)}`;
   figures.push(line);
-  console.log(line);
 }
 
 async function becomeOperator(name, page) {
