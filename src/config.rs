@@ -364,11 +364,8 @@ impl Config {
         if self.https.cert.is_some() != self.https.key.is_some() {
             return Err("https cert and key go together: set both or neither".into());
         }
-        for server in &self.rtc.ice_servers {
-            for url in &server.urls {
-                crate::rtc::ice::parse_url(url).map_err(|e| format!("rtc ice_servers: {e}"))?;
-            }
-        }
+        crate::rtc::ice::check_credentials(&self.rtc)
+            .map_err(|e| format!("rtc ice_servers: {e}"))?;
         if !(60..=7 * 24 * 3600).contains(&self.rtc.turn_ttl_s) {
             return Err("rtc turn_ttl_s must be between 60 and 604800".into());
         }

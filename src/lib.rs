@@ -8,3 +8,4 @@ pub mod drive;
 pub mod http;
 pub mod media;
 pub mod rtc;
+pub mod secret;

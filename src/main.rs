@@ -1,19 +1,20 @@
 //! `telepi`: wires the modules together. All behaviour lives in the library.
 
 use std::process::ExitCode;
-
+use std::sync::Arc;
 use std::time::Instant;
 
 use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
-use telepi::http::HttpServer;
+use telepi::http::access::Access;
+use telepi::http::{Context, HttpServer};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
 use telepi::media::{audio, devices, select};
 use telepi::rtc::hub::{Hub, HubConfig};
-use telepi::rtc::net;
 use telepi::rtc::server::{MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
+use telepi::rtc::{ice, net};
 
 fn main() -> ExitCode {
     init_logging();
@@ -72,9 +73,19 @@ fn run(config: &Config) -> Result<(), String> {
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
     };
-    let (server, robot) = RtcServer::new(socket, hub, session, media).map_err(|e| e.to_string())?;
-    let http = HttpServer::start(config.http.listen, robot.clone(), pipeline.shared.clone())
+    let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, media)
         .map_err(|e| e.to_string())?;
+    ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
+    let context = Arc::new(Context {
+        robot: robot.clone(),
+        video: pipeline.shared.clone(),
+        rtc: config.rtc.clone(),
+        access: Access::new(
+            config.access.viewer_password.clone(),
+            config.control.operator_secret.clone(),
+        ),
+    });
+    let http = HttpServer::start(config.http.listen, context).map_err(|e| e.to_string())?;
     let source = &pipeline.shared.source;
     tracing::info!(
         "telepi {} serving http://{} (rtc udp {}), video {}x{}@{} from {} via {}",

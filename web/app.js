@@ -35,6 +35,11 @@
 
   const fps = { frames: 0, at: 0, value: null };
 
+  // From getStats once a second: the path ICE chose and what the browser's
+  // jitter buffer adds before a frame is shown (the part of the delay the
+  // page can ask to shrink: see jitterBufferTarget below).
+  const link = { localType: null, remoteType: null, rttMs: null, playoutMs: null, buffered: null };
+
   const input = {
     keys: new Set(),
     joystick: null, // {linear, angular} while the knob is held
@@ -139,17 +144,50 @@
     dc.addEventListener('message', (e) => current() && onMessage(e));
   }
 
+  // STUN/TURN servers from the robot, with TURN credentials minted for this
+  // connection. An older robot without the endpoint: LAN only.
+  async function fetchIceServers() {
+    const res = await fetch('/api/ice-servers', { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+    if (res.status === 401 || res.status === 403) loggedOut();
+    if (!res.ok) return [];
+    return (await res.json()).iceServers || [];
+  }
+
+  // The session cookie is gone (new password, robot reinstalled): the robot
+  // serves the login form in place of the page.
+  function loggedOut() {
+    net.leaving = true;
+    location.reload();
+    throw new Error('logged out');
+  }
+
+  // Driving wants the newest frame, not the smoothest: ask for the smallest
+  // jitter buffer the browser allows (Chromium: jitterBufferTarget; older
+  // builds: playoutDelayHint).
+  function minimisePlayoutDelay(receiver) {
+    if ('jitterBufferTarget' in receiver) receiver.jitterBufferTarget = 0;
+    else if ('playoutDelayHint' in receiver) receiver.playoutDelayHint = 0;
+  }
+
   async function connect() {
     closePeer();
     setState('connecting');
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    let iceServers = [];
+    try {
+      iceServers = await fetchIceServers();
+    } catch (err) {
+      if (net.leaving) return;
+    }
+    const pc = new RTCPeerConnection({ iceServers });
     const dc = pc.createDataChannel('default');
     net.pc = pc;
     net.dc = dc;
     watchPeer(pc, dc);
-    pc.addTransceiver('video', { direction: 'recvonly' });
+    minimisePlayoutDelay(pc.addTransceiver('video', { direction: 'recvonly' }).receiver);
     // sendrecv without a track: push-to-talk later swaps a track in, no renegotiation.
     audio.transceiver = pc.addTransceiver('audio', { direction: 'sendrecv' });
+    // Audio and video of one stream are played in sync: the audio buffer must not hold video back.
+    minimisePlayoutDelay(audio.transceiver.receiver);
     try {
       await pc.setLocalDescription(await pc.createOffer());
       await waitForIceGathering(pc);
@@ -168,6 +206,7 @@
       body: JSON.stringify({ type: 'offer', sdp }),
       signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
     });
+    if (res.status === 401) loggedOut();
     if (!res.ok) throw new Error(`connect: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
     const answer = await res.json();
     if (answer.type !== 'answer' || typeof answer.sdp !== 'string') throw new Error('connect: bad answer');
@@ -181,6 +220,7 @@
     net.dc = null;
     drive.active = false;
     robot.rtt = null;
+    Object.keys(link).forEach((k) => { link[k] = null; });
     robot.role = null;
     robot.peers = [];
     if (pc) pc.close();
@@ -491,8 +531,35 @@
     fps.at = now;
   }
 
+  async function updateLink() {
+    const { pc } = net;
+    if (!pc || pc.connectionState !== 'connected') return;
+    const stats = await pc.getStats();
+    let pair = null;
+    let inbound = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+      if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s;
+    });
+    if (pair) {
+      link.localType = stats.get(pair.localCandidateId)?.candidateType ?? null;
+      link.remoteType = stats.get(pair.remoteCandidateId)?.candidateType ?? null;
+      link.rttMs = pair.currentRoundTripTime === undefined ? null : pair.currentRoundTripTime * 1000;
+    }
+    if (inbound && inbound.jitterBufferEmittedCount) {
+      // Over the last second, not since the start: the buffer shrinks as it settles.
+      const { jitterBufferDelay: delay, jitterBufferEmittedCount: count } = inbound;
+      const prev = link.buffered;
+      if (prev && count > prev.count) link.playoutMs = ((delay - prev.delay) / (count - prev.count)) * 1000;
+      link.buffered = { delay, count };
+    }
+  }
+
   function renderHud() {
     $('rtt').textContent = robot.rtt === null ? '–' : `${robot.rtt.toFixed(0)} ms`;
+    $('delay').textContent = link.playoutMs === null ? '–' : `${link.playoutMs.toFixed(0)} ms`;
+    const path = link.localType === 'relay' || link.remoteType === 'relay' ? 'relay' : 'direct';
+    $('path').textContent = link.localType === null ? '–' : path;
     $('fps').textContent = fps.value === null || !video.srcObject ? '–' : fps.value.toFixed(0);
     $('size').textContent = video.videoWidth ? `${video.videoWidth}×${video.videoHeight}` : '–';
   }
@@ -515,7 +582,7 @@
     checkSilence();
     sendPing();
     updateFps();
-    renderHud();
+    updateLink().catch(() => {}).finally(renderHud);
   }
 
   // ---- audio --------------------------------------------------------------
@@ -581,6 +648,8 @@
       peers: robot.peers,
       telemetry: robot.telemetry,
       framesDecoded: framesDecoded(),
+      path: { local: link.localType, remote: link.remoteType, rttMs: link.rttMs },
+      playoutDelayMs: link.playoutMs,
       fps: fps.value,
       videoWidth: video.videoWidth,
       videoHeight: video.videoHeight,

@@ -6,16 +6,26 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use crate::config::RtcConfig;
 use crate::media::convert::i420_to_jpeg;
 use crate::media::pipeline::VideoShared;
+use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
+use access::{Access, Credentials, Grant};
 use signaling::{Refusal, MAX_BODY_BYTES};
 
+pub mod access;
 pub mod signaling;
+
+/// Shown instead of the page until the viewer password is given.
+const LOGIN_PAGE: &str = include_str!("../../web/login.html");
+/// Reachable without the viewer password: the login form and its style.
+const PUBLIC_PATHS: &[&str] = &["/login", "/style.css"];
 
 /// The page, compiled into the binary so there is nothing to install beside it.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -43,22 +53,52 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 const WORKERS: usize = 2;
 
+/// What every request handler shares.
+pub struct Context {
+    pub robot: LoopHandle,
+    pub video: Arc<VideoShared>,
+    /// For the ICE servers handed to the page.
+    pub rtc: RtcConfig,
+    pub access: Access,
+}
+
+/// How a request reached us.
+#[derive(Debug, Clone, Copy)]
+pub struct Via {
+    pub secure: bool,
+    pub client: Option<SocketAddr>,
+}
+
 /// A reply before it becomes a tiny_http response.
 struct Reply {
     status: u16,
     content_type: &'static str,
     body: Vec<u8>,
-    location: Option<String>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
-    fn json(status: u16, value: &serde_json::Value) -> Reply {
+    fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
         Reply {
             status,
-            content_type: "application/json",
-            body: value.to_string().into_bytes(),
-            location: None,
+            content_type,
+            body,
+            headers: Vec::new(),
         }
+    }
+
+    fn json(status: u16, value: &serde_json::Value) -> Reply {
+        Reply::new(status, "application/json", value.to_string().into_bytes())
+    }
+
+    fn with_header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn login_page(status: u16, why: &str) -> Reply {
+        let page = LOGIN_PAGE.replace("This robot needs its viewer password.", why);
+        Reply::new(status, "text/html; charset=utf-8", page.into_bytes())
     }
 
     fn refusal(r: Refusal) -> Reply {
@@ -73,22 +113,18 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    pub fn start(
-        addr: SocketAddr,
-        robot: LoopHandle,
-        video: Arc<VideoShared>,
-    ) -> std::io::Result<HttpServer> {
+    pub fn start(addr: SocketAddr, context: Arc<Context>) -> std::io::Result<HttpServer> {
         let server = Arc::new(
             Server::http(addr).map_err(|e| std::io::Error::other(format!("http {addr}: {e}")))?,
         );
         let workers = (0..WORKERS)
             .map(|i| {
-                let (server, robot, video) = (server.clone(), robot.clone(), video.clone());
+                let (server, context) = (server.clone(), context.clone());
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .spawn(move || {
                         for request in server.incoming_requests() {
-                            serve(request, &robot, &video);
+                            serve(request, &context);
                         }
                     })
                     .expect("spawning an http worker")
@@ -112,7 +148,11 @@ impl HttpServer {
     }
 }
 
-fn serve(mut request: Request, robot: &LoopHandle, video: &VideoShared) {
+fn serve(mut request: Request, context: &Context) {
+    let via = Via {
+        secure: request.secure(),
+        client: request.remote_addr().copied(),
+    };
     let url = request.url().to_string();
     let (path, query) = url
         .split_once('?')
@@ -126,6 +166,7 @@ fn serve(mut request: Request, robot: &LoopHandle, video: &VideoShared) {
     };
     let content_type = header("Content-Type");
     let authorization = header("Authorization");
+    let cookie = header("Cookie");
     let method = request.method().clone();
     let reply = match read_body(&mut request) {
         Err(r) => Reply::refusal(r),
@@ -136,9 +177,11 @@ fn serve(mut request: Request, robot: &LoopHandle, video: &VideoShared) {
                 query,
                 content_type: content_type.as_deref(),
                 authorization: authorization.as_deref(),
+                cookie: cookie.as_deref(),
                 body: &body,
+                via,
             };
-            route(&incoming, robot, video).unwrap_or_else(Reply::refusal)
+            guarded(&incoming, context).unwrap_or_else(Reply::refusal)
         }
     };
     let mut response = Response::from_data(reply.body)
@@ -148,8 +191,8 @@ fn serve(mut request: Request, robot: &LoopHandle, video: &VideoShared) {
         // Signaling from other origins (e.g. a WHEP player page) is fine: it grants nothing the page doesn't.
         .with_header(header_line("Access-Control-Allow-Origin", "*"))
         .with_header(header_line("Access-Control-Expose-Headers", "Location"));
-    if let Some(location) = reply.location {
-        response = response.with_header(header_line("Location", &location));
+    for (name, value) in &reply.headers {
+        response = response.with_header(header_line(name, value));
     }
     if method == Method::Options {
         response = response
@@ -196,10 +239,83 @@ struct Incoming<'a> {
     query: Option<&'a str>,
     content_type: Option<&'a str>,
     authorization: Option<&'a str>,
+    cookie: Option<&'a str>,
     body: &'a [u8],
+    via: Via,
 }
 
-fn route(req: &Incoming, robot: &LoopHandle, video: &VideoShared) -> Result<Reply, Refusal> {
+/// The viewer password's gate in front of [`route`]: the page shows a login
+/// form, everything else answers 401/403/429 with a reason.
+fn guarded(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
+    let now = Instant::now();
+    let access = &context.access;
+    let client = req.via.client.map(|c| c.ip());
+    if *req.method == Method::Options || PUBLIC_PATHS.contains(&req.path) {
+        if (req.method, req.path) == (&Method::Post, "/login") {
+            return Ok(login(req, access, now));
+        }
+        return route(req, context);
+    }
+    let presented = Credentials {
+        bearer: signaling::bearer(req.authorization),
+        cookie: access::cookie_value(req.cookie),
+        query: signaling::form_value(req.query, "token")
+            .or_else(|| signaling::form_value(req.query, "secret")),
+    };
+    match access.check(now, client, &presented) {
+        Ok(grant) => {
+            let reply = route(req, context)?;
+            Ok(match (grant, access.session_cookie(req.via.secure)) {
+                (Grant::Password, Some(cookie)) => reply.with_header("Set-Cookie", cookie),
+                _ => reply,
+            })
+        }
+        Err(refusal) if *req.method == Method::Get && is_page(req.path) => {
+            tracing::info!(status = refusal.status, "page refused: {}", refusal.reason);
+            let why = if refusal.status == 401 {
+                "This robot needs its viewer password."
+            } else {
+                &refusal.reason
+            };
+            Ok(Reply::login_page(refusal.status, why))
+        }
+        Err(refusal) => Err(refusal),
+    }
+}
+
+fn is_page(path: &str) -> bool {
+    matches!(path, "/" | "/index.html")
+}
+
+/// `POST /login` from the form: the session cookie and back to the page, or the form again.
+fn login(req: &Incoming, access: &Access, now: Instant) -> Reply {
+    let form = std::str::from_utf8(req.body).ok();
+    let presented = Credentials {
+        bearer: signaling::form_value(form, "password"),
+        ..Credentials::default()
+    };
+    match access.check(now, req.via.client.map(|c| c.ip()), &presented) {
+        Ok(_) => {
+            let reply = Reply::new(303, "text/plain", b"logged in".to_vec())
+                .with_header("Location", "/".into());
+            match access.session_cookie(req.via.secure) {
+                Some(cookie) => reply.with_header("Set-Cookie", cookie),
+                None => reply,
+            }
+        }
+        Err(refusal) => {
+            tracing::info!(status = refusal.status, "login refused: {}", refusal.reason);
+            let why = if refusal.status == 401 {
+                "Enter the password."
+            } else {
+                &refusal.reason
+            };
+            Reply::login_page(refusal.status, why)
+        }
+    }
+}
+
+fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
     let Incoming {
         method,
         path,
@@ -207,30 +323,45 @@ fn route(req: &Incoming, robot: &LoopHandle, video: &VideoShared) -> Result<Repl
         content_type,
         authorization,
         body,
+        via,
+        ..
     } = *req;
+    let (robot, video) = (&context.robot, &context.video);
+    let client = via.client.map(|c| c.ip());
     let unavailable = || Refusal::new(503, "the robot is shutting down");
+    // A wrong operator secret counts against the client like a wrong password.
+    let operator_secret = |now: Instant| {
+        let secret = signaling::presented_secret(query, authorization);
+        context
+            .access
+            .note_operator_secret(now, client, secret.as_deref());
+        secret
+    };
     match (method, path) {
-        (Method::Options, _) => Ok(Reply {
-            status: 204,
-            content_type: "text/plain",
-            body: vec![],
-            location: None,
-        }),
+        (Method::Options, _) => Ok(Reply::new(204, "text/plain", vec![])),
         (Method::Get, _) if ASSETS.iter().any(|(p, ..)| *p == path) => {
             let (_, content_type, text) = ASSETS
                 .iter()
                 .find(|(p, ..)| *p == path)
                 .expect("checked above");
-            Ok(Reply {
-                status: 200,
-                content_type,
-                body: text.as_bytes().to_vec(),
-                location: None,
-            })
+            Ok(Reply::new(200, content_type, text.as_bytes().to_vec()))
+        }
+        (Method::Get, "/login") => Ok(Reply::login_page(
+            200,
+            "This robot needs its viewer password.",
+        )),
+        (Method::Get, "/api/ice-servers") => {
+            let unix_now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Ok(Reply::json(
+                200,
+                &serde_json::json!({ "iceServers": ice::for_page(&context.rtc, unix_now) }),
+            ))
         }
         (Method::Post, "/connect") => {
             let sdp = signaling::offer_from_json(content_type, body)?;
-            let secret = signaling::presented_secret(query, authorization);
+            let secret = operator_secret(Instant::now());
             let (_, answer) = robot
                 .connect(sdp, secret)
                 .map_err(|e| Refusal::new(400, e.to_string()))?;
@@ -241,16 +372,12 @@ fn route(req: &Incoming, robot: &LoopHandle, video: &VideoShared) -> Result<Repl
         }
         (Method::Post, "/whep") => {
             let sdp = signaling::offer_from_sdp(content_type, body)?;
-            let secret = signaling::presented_secret(query, authorization);
+            let secret = operator_secret(Instant::now());
             let (peer, answer) = robot
                 .connect(sdp, secret)
                 .map_err(|e| Refusal::new(400, e.to_string()))?;
-            Ok(Reply {
-                status: 201,
-                content_type: "application/sdp",
-                body: answer.into_bytes(),
-                location: Some(format!("/whep/{peer}")),
-            })
+            Ok(Reply::new(201, "application/sdp", answer.into_bytes())
+                .with_header("Location", format!("/whep/{peer}")))
         }
         (Method::Delete, p) if p.starts_with("/whep/") => {
             let peer = parse_peer(&p["/whep/".len()..])?;
@@ -266,8 +393,7 @@ fn route(req: &Incoming, robot: &LoopHandle, video: &VideoShared) -> Result<Repl
             .ok_or_else(unavailable),
         (Method::Post, p) if p.starts_with("/api/peers/") && p.ends_with("/eject") => {
             let peer = parse_peer(&p["/api/peers/".len()..p.len() - "/eject".len()])?;
-            let secret = signaling::presented_secret(query, authorization);
-            match robot.eject(peer, secret) {
+            match robot.eject(peer, operator_secret(Instant::now())) {
                 Ok(()) => Ok(Reply::json(200, &serde_json::json!({ "ejected": peer }))),
                 Err(EjectError::Forbidden) => Err(Refusal::new(
                     403,
@@ -284,16 +410,13 @@ fn route(req: &Incoming, robot: &LoopHandle, video: &VideoShared) -> Result<Repl
                 )
             })?;
             let jpeg = i420_to_jpeg(&frame, 85).map_err(|e| Refusal::new(500, e.to_string()))?;
-            Ok(Reply {
-                status: 200,
-                content_type: "image/jpeg",
-                body: jpeg,
-                location: None,
-            })
+            Ok(Reply::new(200, "image/jpeg", jpeg))
         }
-        (_, "/connect" | "/whep" | "/api/status" | "/api/snapshot.jpg") => {
-            Err(Refusal::new(405, format!("{method} not allowed on {path}")))
-        }
+        (
+            _,
+            "/connect" | "/whep" | "/api/status" | "/api/snapshot.jpg" | "/api/ice-servers"
+            | "/login",
+        ) => Err(Refusal::new(405, format!("{method} not allowed on {path}"))),
         _ => Err(Refusal::new(404, format!("no such resource: {path}"))),
     }
 }

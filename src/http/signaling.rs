@@ -72,20 +72,26 @@ pub fn offer_from_sdp(content_type: Option<&str>, body: &[u8]) -> Result<String,
 
 /// The operator secret a client presents: `?secret=` wins over `Authorization: Bearer`.
 pub fn presented_secret(query: Option<&str>, authorization: Option<&str>) -> Option<String> {
-    let from_query = query.and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "secret")
-            .map(|(_, v)| percent_decode(v))
-    });
-    from_query.or_else(|| {
-        authorization
-            .and_then(|a| {
-                a.strip_prefix("Bearer ")
-                    .or_else(|| a.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_string())
-    })
+    form_value(query, "secret").or_else(|| bearer(authorization))
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(authorization: Option<&str>) -> Option<String> {
+    authorization
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string())
+}
+
+/// One field of a query string or `application/x-www-form-urlencoded` body, decoded.
+pub fn form_value(form: Option<&str>, name: &str) -> Option<String> {
+    form?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
 }
 
 fn media_type(content_type: Option<&str>) -> Option<String> {

@@ -156,12 +156,13 @@ impl Hub {
     }
 
     /// Accepts a (non-trickle) SDP offer and returns the peer's id and the SDP answer.
-    /// `candidates` are the local addresses the browser may reach us on.
+    /// `candidates` are where the browser may reach us: local addresses and,
+    /// behind a NAT, the public one.
     pub fn connect(
         &mut self,
         now: Instant,
         offer_sdp: &str,
-        candidates: &[SocketAddr],
+        candidates: &[Candidate],
         secret: Option<String>,
     ) -> Result<(PeerId, String), ConnectError> {
         if self.peers.len() >= self.config.max_peers {
@@ -172,26 +173,20 @@ impl Hub {
         if !video_sections_have_h264(offer_sdp) {
             return Err(ConnectError::NoUsableVideoCodec);
         }
+        // Full ICE, not ICE-lite: behind a NAT the robot's own checks open the
+        // path (towards the browser's TURN relay, or through a port forward).
         let mut rtc = RtcConfig::new()
-            .set_ice_lite(true)
             .set_dtls_cert(self.cert.clone())
             .clear_codecs()
             .enable_h264(true)
             .enable_pcmu(true, false)
             .enable_bwe(Some(Bitrate::bps(u64::from(self.config.max_bitrate) / 2)))
             .build(now);
-        let mut added = 0;
-        for addr in candidates {
-            match Candidate::host(*addr, "udp") {
-                Ok(c) => {
-                    rtc.add_local_candidate(c);
-                    added += 1;
-                }
-                Err(e) => tracing::debug!("skipping candidate {addr}: {e}"),
-            }
-        }
-        if added == 0 {
+        if candidates.is_empty() {
             return Err(ConnectError::NoCandidates);
+        }
+        for candidate in candidates {
+            rtc.add_local_candidate(candidate.clone());
         }
         let answer = rtc
             .sdp_api()

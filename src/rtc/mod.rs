@@ -7,6 +7,7 @@ pub mod net;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod stun;
 
 /// A peer connection's id, unique for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

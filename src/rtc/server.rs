@@ -11,8 +11,10 @@ use smol::future::FutureExt;
 use smol::{Async, Timer};
 
 use super::hub::{ConnectError, Hub, HubEvent};
+use super::ice;
 use super::net::{self, RtcSocket};
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
+use super::stun::StunClient;
 use super::PeerId;
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
@@ -39,6 +41,8 @@ pub enum Command {
     Status {
         reply: Sender<serde_json::Value>,
     },
+    /// The `stun:` servers, resolved afresh off the loop.
+    StunServers(Vec<SocketAddr>),
     Shutdown,
 }
 
@@ -82,6 +86,13 @@ impl LoopHandle {
         self.ask(|reply| Command::Status { reply })
     }
 
+    /// False once the loop is gone.
+    pub fn set_stun_servers(&self, servers: Vec<SocketAddr>) -> bool {
+        self.commands
+            .send_blocking(Command::StunServers(servers))
+            .is_ok()
+    }
+
     pub fn shutdown(&self) {
         let _ = self.commands.send_blocking(Command::Shutdown);
     }
@@ -106,6 +117,9 @@ pub struct MediaLinks {
 pub struct RtcServer {
     socket: Async<RtcSocket>,
     local: SocketAddr,
+    /// A port forward's or 1:1 NAT's outside address, offered besides ours.
+    public_addr: Option<SocketAddr>,
+    stun: StunClient,
     hub: Hub,
     session: Session,
     media: MediaLinks,
@@ -125,6 +139,7 @@ enum Wake {
 impl RtcServer {
     pub fn new(
         socket: RtcSocket,
+        public_addr: Option<SocketAddr>,
         hub: Hub,
         session: Session,
         media: MediaLinks,
@@ -134,6 +149,8 @@ impl RtcServer {
         let server = RtcServer {
             socket: Async::new(socket)?,
             local,
+            public_addr,
+            stun: StunClient::new(Instant::now()),
             hub,
             session,
             media,
@@ -177,7 +194,10 @@ impl RtcServer {
                 let now = Instant::now();
                 match wake {
                     Wake::Datagram(Ok((n, source, destination))) => {
-                        if !self.hub.receive(now, source, destination, &buf[..n]) {
+                        let data = &buf[..n];
+                        if !self.stun.receive(now, source, destination, data)
+                            && !self.hub.receive(now, source, destination, data)
+                        {
                             tracing::trace!("unclaimed datagram from {source}");
                         }
                     }
@@ -190,6 +210,7 @@ impl RtcServer {
                     Wake::Timer => {}
                 }
                 self.hub.handle_timeout(now);
+                self.stun.handle_timeout(now);
                 self.read_temperature(now);
                 self.session.tick(now);
                 self.adapt_bitrate(now);
@@ -210,10 +231,14 @@ impl RtcServer {
     fn next_deadline(&self) -> Instant {
         // Even with nothing scheduled, wake now and then so a stale clock can't stall us.
         let idle = Instant::now() + Duration::from_secs(1);
-        [self.hub.next_timeout(), self.session.next_deadline()]
-            .into_iter()
-            .flatten()
-            .fold(idle, Instant::min)
+        [
+            self.hub.next_timeout(),
+            self.session.next_deadline(),
+            self.stun.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(idle, Instant::min)
     }
 
     /// The SoC temperature for telemetry, read once a second (a sysfs read, not worth a thread).
@@ -234,9 +259,14 @@ impl RtcServer {
     fn command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::Connect { sdp, secret, reply } => {
-                let candidates = net::candidate_addrs(self.local);
+                let candidates = ice::local_candidates(
+                    &net::candidate_addrs(self.local),
+                    self.stun.reflexive(),
+                    self.public_addr,
+                );
                 let _ = reply.try_send(self.hub.connect(now, &sdp, &candidates, secret));
             }
+            Command::StunServers(servers) => self.stun.set_servers(now, servers),
             Command::Disconnect { peer, reply } => {
                 let _ = reply.try_send(self.hub.disconnect(peer, now));
             }
@@ -287,6 +317,12 @@ impl RtcServer {
             self.drain_session();
         }
         self.drain_session();
+        while let Some((server, request)) = self.stun.poll_transmit() {
+            // From the wildcard address: the kernel picks the source the route to the server needs.
+            if let Err(e) = self.socket.get_ref().send(self.local, server, &request) {
+                tracing::debug!("STUN request to {server}: {e}");
+            }
+        }
         while let Some(t) = self.hub.poll_transmit() {
             if let Err(e) = self
                 .socket
@@ -334,6 +370,10 @@ impl RtcServer {
             "drive_backend": session.backend,
             "rejected_messages": session.rejected_messages,
             "peers": peers,
+            "ice": {
+                "public_addr": self.public_addr,
+                "stun_mapped": self.stun.reflexive().map(|r| r.mapped),
+            },
             "video": {
                 "source": source.name,
                 "width": source.width,

@@ -1,7 +1,6 @@
 //! The hub against a real str0m client, wired back to back in memory: no
 //! sockets, and time is a value we advance.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
@@ -44,9 +43,14 @@ fn offer(video: bool) -> (Client, String, str0m::change::SdpPendingOffer) {
 
 fn connect(hub: &mut Hub, now: Instant) -> (PeerId, Client) {
     let (mut client, sdp, pending) = offer(true);
-    let robot: SocketAddr = ROBOT.parse().unwrap();
+    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
     let (id, answer) = hub
-        .connect(now, &sdp, &[robot], Some("s3cret".into()))
+        .connect(
+            now,
+            &sdp,
+            std::slice::from_ref(&robot),
+            Some("s3cret".into()),
+        )
         .unwrap();
     client
         .rtc
@@ -248,15 +252,18 @@ fn bad_offers_are_refused_with_reasons() {
         max_peers: 1,
         ..HubConfig::default()
     });
-    let robot: SocketAddr = ROBOT.parse().unwrap();
+    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
     let now = Instant::now();
-    let err = hub.connect(now, "v=0 garbage", &[robot], None).unwrap_err();
+    let err = hub
+        .connect(now, "v=0 garbage", std::slice::from_ref(&robot), None)
+        .unwrap_err();
     assert!(matches!(err, ConnectError::BadSdp(_)), "{err:?}");
 
     let (_, sdp, _) = offer(true);
     let vp8_only = sdp.replace("H264/90000", "VP8/90000");
     assert_eq!(
-        hub.connect(now, &vp8_only, &[robot], None).unwrap_err(),
+        hub.connect(now, &vp8_only, std::slice::from_ref(&robot), None)
+            .unwrap_err(),
         ConnectError::NoUsableVideoCodec
     );
     assert_eq!(
@@ -265,9 +272,11 @@ fn bad_offers_are_refused_with_reasons() {
     );
 
     let (_, data_only, _) = offer(false);
-    hub.connect(now, &data_only, &[robot], None).unwrap();
+    hub.connect(now, &data_only, std::slice::from_ref(&robot), None)
+        .unwrap();
     assert_eq!(
-        hub.connect(now, &sdp, &[robot], None).unwrap_err(),
+        hub.connect(now, &sdp, std::slice::from_ref(&robot), None)
+            .unwrap_err(),
         ConnectError::TooManyPeers(1)
     );
     assert_eq!(hub.viewers(), 0, "a data-channel-only peer is not a viewer");

@@ -1,0 +1,385 @@
+//! The robot's public address, learned by asking the configured STUN servers
+//! from the one RTC socket (RFC 8489 Binding). Sans-IO like the hub: datagrams
+//! and time in, datagrams and the server-reflexive address out.
+//!
+//! Behind a NAT the browser's TURN relay only lets the robot's packets through
+//! from an IP it was told about in the answer (coturn's permissions are per
+//! IP), so the answer must carry the robot's public address.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// First retransmission; doubled on each try (RFC 8489 §6.2.1).
+const FIRST_RTO: Duration = Duration::from_millis(500);
+/// Tries per server before moving on to the next one.
+const TRIES: u32 = 4;
+/// Asking again now and then notices a new public address (DHCP, a new
+/// uplink) and keeps the NAT's mapping for the socket alive.
+const REFRESH: Duration = Duration::from_secs(60);
+/// After every server failed, wait this long before the next round.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
+const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
+const BINDING_SUCCESS: [u8; 2] = [0x01, 0x01];
+const BINDING_ERROR: [u8; 2] = [0x01, 0x11];
+const MAPPED_ADDRESS: u16 = 0x0001;
+const ERROR_CODE: u16 = 0x0009;
+const XOR_MAPPED_ADDRESS: u16 = 0x0020;
+
+/// What the robot learned: `mapped` is how the STUN server saw the socket,
+/// `base` the local address the answer arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reflexive {
+    pub mapped: SocketAddr,
+    pub base: SocketAddr,
+}
+
+struct Pending {
+    transaction: [u8; 12],
+    server: SocketAddr,
+    tries: u32,
+    resend_at: Instant,
+}
+
+pub struct StunClient {
+    servers: Vec<SocketAddr>,
+    /// Index of the server the current (or next) request goes to.
+    current: usize,
+    pending: Option<Pending>,
+    next_round: Instant,
+    reflexive: Option<Reflexive>,
+    /// A request that is due but not yet taken by `poll_transmit`.
+    outgoing: Option<(SocketAddr, [u8; 20])>,
+    /// So a server that stays unreachable is reported once, not every round.
+    failure_logged: bool,
+}
+
+impl StunClient {
+    pub fn new(now: Instant) -> StunClient {
+        StunClient {
+            servers: Vec::new(),
+            current: 0,
+            pending: None,
+            next_round: now,
+            reflexive: None,
+            outgoing: None,
+            failure_logged: false,
+        }
+    }
+
+    /// The servers to ask, freshly resolved (IPv4 only: the socket is IPv4).
+    /// A new list starts a round at once.
+    pub fn set_servers(&mut self, now: Instant, servers: Vec<SocketAddr>) {
+        let servers: Vec<SocketAddr> = servers.into_iter().filter(|s| s.is_ipv4()).collect();
+        if servers == self.servers {
+            return;
+        }
+        self.servers = servers;
+        self.current = 0;
+        self.pending = None;
+        self.next_round = now;
+    }
+
+    /// The public address, once a server answered.
+    pub fn reflexive(&self) -> Option<Reflexive> {
+        self.reflexive
+    }
+
+    /// Takes a datagram if it is the answer to our request; false leaves it for the peers.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let Some(pending) = &self.pending else {
+            return false;
+        };
+        if source != pending.server || data.get(8..20) != Some(&pending.transaction[..]) {
+            return false;
+        }
+        let answer = match parse_answer(data) {
+            Some(answer) => answer,
+            None => return false,
+        };
+        let server = pending.server;
+        self.pending = None;
+        let mapped = match answer {
+            Answer::Mapped(mapped) => mapped,
+            Answer::Refused(code) => {
+                tracing::warn!(%server, code, "STUN server refused the binding request");
+                self.next_server(now);
+                return true;
+            }
+            Answer::NoAddress => {
+                tracing::warn!(%server, "STUN answer without an IPv4 mapped address");
+                self.next_server(now);
+                return true;
+            }
+        };
+        let learned = Reflexive {
+            mapped,
+            base: destination,
+        };
+        if self.reflexive != Some(learned) {
+            tracing::info!(%server, public = %mapped, local = %destination, "public address learned by STUN");
+        }
+        self.reflexive = Some(learned);
+        self.failure_logged = false;
+        self.next_round = now + REFRESH;
+        true
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.servers.is_empty() {
+            return;
+        }
+        match &mut self.pending {
+            Some(p) if now >= p.resend_at => {
+                if p.tries >= TRIES {
+                    self.pending = None;
+                    self.next_server(now);
+                    return self.handle_timeout(now);
+                }
+                p.tries += 1;
+                p.resend_at = now + FIRST_RTO * (1 << (p.tries - 1));
+                self.outgoing = Some((p.server, request(p.transaction)));
+            }
+            Some(_) => {}
+            None if now >= self.next_round => {
+                let server = self.servers[self.current % self.servers.len()];
+                let transaction = transaction_id();
+                self.pending = Some(Pending {
+                    transaction,
+                    server,
+                    tries: 1,
+                    resend_at: now + FIRST_RTO,
+                });
+                self.outgoing = Some((server, request(transaction)));
+            }
+            None => {}
+        }
+    }
+
+    /// A request to send from the RTC socket: (destination, bytes).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, [u8; 20])> {
+        self.outgoing.take()
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        if self.servers.is_empty() {
+            return None;
+        }
+        Some(
+            self.pending
+                .as_ref()
+                .map_or(self.next_round, |p| p.resend_at),
+        )
+    }
+
+    /// The current server did not answer: try the next, or after a full round wait.
+    fn next_server(&mut self, now: Instant) {
+        self.current += 1;
+        if self.current.is_multiple_of(self.servers.len()) {
+            if !self.failure_logged {
+                tracing::warn!(
+                    servers = ?self.servers,
+                    "no STUN server answered; browsers get the local addresses only (retrying every {} s)",
+                    RETRY_AFTER_FAILURE.as_secs()
+                );
+                self.failure_logged = true;
+            }
+            self.next_round = now + RETRY_AFTER_FAILURE;
+        }
+    }
+}
+
+/// A Binding request without attributes: 20 bytes of header.
+fn request(transaction: [u8; 12]) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[0..2].copy_from_slice(&BINDING_REQUEST);
+    out[4..8].copy_from_slice(&MAGIC_COOKIE);
+    out[8..20].copy_from_slice(&transaction);
+    out
+}
+
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Mapped(SocketAddr),
+    Refused(u16),
+    NoAddress,
+}
+
+/// Reads a Binding answer: (XOR-)MAPPED-ADDRESS or ERROR-CODE. None if it is
+/// not a well-formed Binding answer at all. (str0m's own STUN parser insists on
+/// MESSAGE-INTEGRITY, which a plain STUN server does not send.)
+fn parse_answer(data: &[u8]) -> Option<Answer> {
+    let kind = data.get(0..2)?;
+    let length = usize::from(u16::from_be_bytes([*data.get(2)?, *data.get(3)?]));
+    if data.get(4..8)? != MAGIC_COOKIE || data.len() != 20 + length {
+        return None;
+    }
+    let success = match kind {
+        k if k == BINDING_SUCCESS => true,
+        k if k == BINDING_ERROR => false,
+        _ => return None,
+    };
+    let mut attributes = &data[20..];
+    let (mut mapped, mut xor_mapped, mut error) = (None, None, None);
+    while attributes.len() >= 4 {
+        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
+        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
+        let value = attributes.get(4..4 + len)?;
+        match kind {
+            MAPPED_ADDRESS => mapped = ipv4_address(value, [0; 4]),
+            XOR_MAPPED_ADDRESS => xor_mapped = ipv4_address(value, MAGIC_COOKIE),
+            ERROR_CODE if len >= 4 => error = Some(u16::from(value[2]) * 100 + u16::from(value[3])),
+            _ => {}
+        }
+        // Attributes are padded to 4 bytes.
+        attributes = attributes
+            .get((4 + len).next_multiple_of(4)..)
+            .unwrap_or(&[]);
+    }
+    Some(match (success, xor_mapped.or(mapped)) {
+        (true, Some(addr)) => Answer::Mapped(addr),
+        (true, None) => Answer::NoAddress,
+        (false, _) => Answer::Refused(error.unwrap_or(0)),
+    })
+}
+
+/// An IPv4 (XOR-)MAPPED-ADDRESS value; `mask` is the magic cookie for the XOR form.
+fn ipv4_address(value: &[u8], mask: [u8; 4]) -> Option<SocketAddr> {
+    if value.len() != 8 || value[1] != 0x01 {
+        return None;
+    }
+    let port = u16::from_be_bytes([value[2] ^ mask[0], value[3] ^ mask[1]]);
+    let ip = Ipv4Addr::new(
+        value[4] ^ mask[0],
+        value[5] ^ mask[1],
+        value[6] ^ mask[2],
+        value[7] ^ mask[3],
+    );
+    Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+}
+
+fn transaction_id() -> [u8; 12] {
+    let mut id = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut id).expect("the system random source works");
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: &str = "192.168.1.20:50000";
+    const PUBLIC: &str = "203.0.113.7:61000";
+
+    fn server(n: u8) -> SocketAddr {
+        format!("198.51.100.{n}:3478").parse().unwrap()
+    }
+
+    /// What a STUN server answers to `request` (RFC 8489 §14.2, written out by hand).
+    fn answer(request: &[u8], mapped: &str) -> Vec<u8> {
+        assert_eq!(&request[0..2], &[0x00, 0x01], "a Binding request");
+        assert_eq!(&request[2..4], &[0, 0], "no attributes");
+        let SocketAddr::V4(mapped) = mapped.parse().unwrap() else {
+            unreachable!()
+        };
+        let mut out = vec![0x01, 0x01, 0x00, 12];
+        out.extend_from_slice(&request[4..20]);
+        out.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
+        out.extend_from_slice(&(mapped.port() ^ 0x2112).to_be_bytes());
+        let cookie = u32::from_be_bytes(MAGIC_COOKIE);
+        out.extend_from_slice(&(u32::from(*mapped.ip()) ^ cookie).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn reads_errors_and_plain_mapped_addresses() {
+        let error = [
+            0x01, 0x11, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+            0x00, 0x09, 0x00, 0x04, 0, 0, 4, 1,
+        ];
+        assert_eq!(parse_answer(&error), Some(Answer::Refused(401)));
+        let plain = [
+            0x01, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+            0x00, 0x01, 0x00, 0x08, 0, 1, 0x1f, 0x90, 10, 0, 0, 1,
+        ];
+        assert_eq!(
+            parse_answer(&plain),
+            Some(Answer::Mapped("10.0.0.1:8080".parse().unwrap()))
+        );
+        assert_eq!(parse_answer(&plain[..30]), None, "truncated");
+    }
+
+    #[test]
+    fn learns_the_public_address_and_refreshes_it() {
+        let t0 = Instant::now();
+        let mut stun = StunClient::new(t0);
+        stun.handle_timeout(t0);
+        assert!(stun.poll_transmit().is_none(), "no servers, no traffic");
+        stun.set_servers(t0, vec![server(1)]);
+        stun.handle_timeout(t0);
+        let (to, req) = stun.poll_transmit().unwrap();
+        assert_eq!(to, server(1));
+        let reply = answer(&req, PUBLIC);
+        assert!(
+            !stun.receive(t0, server(2), LOCAL.parse().unwrap(), &reply),
+            "wrong source"
+        );
+        assert!(stun.receive(t0, server(1), LOCAL.parse().unwrap(), &reply));
+        assert_eq!(
+            stun.reflexive(),
+            Some(Reflexive {
+                mapped: PUBLIC.parse().unwrap(),
+                base: LOCAL.parse().unwrap()
+            })
+        );
+        assert!(
+            !stun.receive(t0, server(1), LOCAL.parse().unwrap(), &reply),
+            "answered once"
+        );
+        assert_eq!(stun.next_timeout(), Some(t0 + REFRESH));
+        stun.handle_timeout(t0 + REFRESH);
+        assert!(stun.poll_transmit().is_some(), "asks again later");
+    }
+
+    #[test]
+    fn retransmits_then_moves_to_the_next_server_and_keeps_what_it_knew() {
+        let t0 = Instant::now();
+        let mut stun = StunClient::new(t0);
+        stun.set_servers(t0, vec![server(1), server(2)]);
+        let mut now = t0;
+        let mut sent_to = Vec::new();
+        for _ in 0..20 {
+            stun.handle_timeout(now);
+            if let Some((to, _)) = stun.poll_transmit() {
+                sent_to.push(to);
+            }
+            now = stun.next_timeout().unwrap();
+        }
+        let first_tries = sent_to.iter().take_while(|s| **s == server(1)).count();
+        assert_eq!(first_tries, TRIES as usize, "{sent_to:?}");
+        assert_eq!(sent_to[TRIES as usize], server(2));
+        assert!(stun.reflexive().is_none());
+    }
+
+    #[test]
+    fn ignores_datagrams_that_are_not_its_answer() {
+        let t0 = Instant::now();
+        let mut stun = StunClient::new(t0);
+        stun.set_servers(t0, vec![server(1)]);
+        stun.handle_timeout(t0);
+        let (_, req) = stun.poll_transmit().unwrap();
+        let mut other = answer(&req, PUBLIC);
+        other[10] ^= 0xff; // another transaction
+        assert!(!stun.receive(t0, server(1), LOCAL.parse().unwrap(), &other));
+        assert!(!stun.receive(t0, server(1), LOCAL.parse().unwrap(), b"\x80\x60rtp"));
+        assert!(!stun.receive(t0, server(1), LOCAL.parse().unwrap(), &[]));
+        assert!(stun.reflexive().is_none());
+    }
+}
