@@ -105,7 +105,15 @@ wan() { # wan NS PORT-ON-BRIDGE ADDR
   link inet "$2" "$1" wan
   inns inet ip link set "$2" master br0
   inns "$1" ip addr add "$3/10" dev wan
+  inns "$1" ip neigh add 100.64.0.1 lladdr 02:00:00:00:00:01 dev wan nud permanent
+  inns "$1" ip route add default via 100.64.0.1 dev wan
 }
+# Like the real internet, the hosts on it send what is addressed to private
+# networks into the void: a default route through a "backbone" 100.64.0.1
+# whose MAC nobody has. Without it, sending to such an address fails at once
+# (ENETUNREACH), and coturn closes an allocation when a relayed send fails
+# that way: Chromium sends through TURN to every remote candidate, including
+# the robot's private 192.168.10.2, and lost its relay within a second.
 wan srv p-srv 100.64.0.2
 wan rrouter p-rrouter 100.64.0.10
 wan brouter p-brouter 100.64.0.20
@@ -132,7 +140,6 @@ inns rrouter iptables -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully
 # The browser's router: an ordinary home NAT (ports kept where free).
 inns brouter iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
 
-# Nothing can leave: no namespace has a route beyond 100.64.0.0/10 and the two LANs.
 
 # ---- coturn ----------------------------------------------------------------------
 turn_secret="nat-test-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
