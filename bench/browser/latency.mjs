@@ -8,7 +8,11 @@
 // time with Date.now() ("presented") and with the callback's receiveTime
 // ("received": last packet of the frame received by Chromium).
 //
-//   node bench/browser/latency.mjs [--servers telepi,baseline] [--seconds 10]
+// Each server is viewed twice: with the browser's default jitter buffer, and
+// with `jitterBufferTarget = 0` on the receiver as telepi's own page asks
+// ("--playout default,min" picks).
+//
+//   node bench/browser/latency.mjs [--servers telepi,baseline] [--seconds 10] [--playout default,min]
 //        [--telepi target/release/telepi] [--python bench/.venv/bin/python]
 //        [--baseline bench/baseline/server.py] [--out bench/results/chromium.json]
 import { spawn, execFileSync } from 'node:child_process';
@@ -24,6 +28,7 @@ const HOST = '127.0.0.1';
 
 const opts = {
   servers: 'telepi,baseline',
+  playout: 'default,min',
   seconds: '10',
   warmup: '2',
   telepi: 'target/release/telepi',
@@ -104,7 +109,8 @@ window.bench = { samples: [], bad: 0, first: null, error: null, frames: 0 };
   const v = document.getElementById('v');
   const ctx = document.getElementById('c').getContext('2d', { willReadFrequently: true });
   const pc = new RTCPeerConnection();
-  pc.addTransceiver('video', { direction: 'recvonly' });
+  const { receiver } = pc.addTransceiver('video', { direction: 'recvonly' });
+  if (__MIN_PLAYOUT__) receiver.jitterBufferTarget = 0;
   pc.createDataChannel('default');
   pc.ontrack = (e) => { v.srcObject = e.streams[0] || new MediaStream([e.track]); };
   await pc.setLocalDescription(await pc.createOffer());
@@ -158,12 +164,13 @@ function summary(values) {
   return { n: v.length, p50: pct(50), p90: pct(90), p99: pct(99), max: v.length ? v[v.length - 1] : null };
 }
 
-async function measure(context, name) {
+async function measure(context, name, playout) {
   const server = await startServer(name);
   const page = await context.newPage();
+  const body = PAGE.replace('__MIN_PLAYOUT__', String(playout === 'min'));
   try {
     await page.route(`${server.base}/__bench__.html`, (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html', body: PAGE }));
+      route.fulfill({ status: 200, contentType: 'text/html', body }));
     await page.goto(`${server.base}/__bench__.html`, { waitUntil: 'load' });
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -181,7 +188,7 @@ async function measure(context, name) {
     const window_ = b.samples.filter((s) => s[0] >= t0 && s[0] <= t1);
     const presentedFrames = window_.length > 1 ? window_[window_.length - 1][3] - window_[0][3] : 0;
     return {
-      server: name,
+      server: playout === 'min' ? `${name}, jitterBufferTarget 0` : name,
       viewers: 1,
       seconds: (t1 - t0) / 1000,
       fps: window_.length / ((t1 - t0) / 1000),
@@ -209,10 +216,11 @@ try {
     viewport: { width: 1280, height: 720 },
     timeout: 30_000,
   });
-  for (const name of opts.servers.split(',')) {
-    process.stderr.write(`bench: chromium viewing ${name}\n`);
+  const variants = opts.servers.split(',').flatMap((name) => opts.playout.split(',').map((playout) => [name, playout]));
+  for (const [name, playout] of variants) {
+    process.stderr.write(`bench: chromium viewing ${name} (playout ${playout})\n`);
     try {
-      const r = await measure(context, name);
+      const r = await measure(context, name, playout);
       process.stderr.write(`bench:   ${r.fps.toFixed(1)} fps, capture->presented p50 ${r.presented_ms.p50?.toFixed(1)} p99 ${r.presented_ms.p99?.toFixed(1)} ms, capture->received p50 ${r.received_ms.p50?.toFixed(1)} ms\n`);
       runs.push(r);
     } catch (e) {

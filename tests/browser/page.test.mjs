@@ -77,19 +77,21 @@ async function waitFor(what, probe, { until = Boolean, timeoutMs = 10_000, inter
 }
 
 async function status() {
-  const res = await fetch(`${server.base}/api/status`, { signal: AbortSignal.timeout(2000) });
+  const headers = server.password ? { Authorization: `Bearer ${server.password}` } : {};
+  const res = await fetch(`${server.base}/api/status`, { headers, signal: AbortSignal.timeout(2000) });
   assert.equal(res.status, 200, 'GET /api/status');
   return res.json();
 }
 
-async function startServer() {
+// `password`: the viewer password the server's config sets, for status().
+async function startServer(configArgs = [], password = null) {
   await fs.access(BIN).catch(() => {
     throw new Error(`server binary not found at ${BIN} (run cargo build or set TELEPI_BIN)`);
   });
   const httpPort = await freeTcpPort();
   const rtcPort = await freeUdpPort();
   const extra = (process.env.TELEPI_ARGS || '').split(/\s+/).filter(Boolean);
-  const args = ['--http', `${HOST}:${httpPort}`, '--rtc', `${HOST}:${rtcPort}`, ...extra];
+  const args = ['--http', `${HOST}:${httpPort}`, '--rtc', `${HOST}:${rtcPort}`, ...configArgs, ...extra];
   const proc = spawn(BIN, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];
   let exited = null;
@@ -102,7 +104,7 @@ async function startServer() {
       if (process.env.TELEPI_TEST_LOG) process.stderr.write(chunk);
     });
   }
-  server = { proc, base: `http://${HOST}:${httpPort}`, log };
+  server = { proc, base: `http://${HOST}:${httpPort}`, log, password };
   await waitFor('GET /api/status to answer', () => {
     if (exited !== null) throw new Error(`server exited early (${exited}) with ${args.join(' ')}`);
     return status();
@@ -246,4 +248,20 @@ test('teleop: holding w drives forward, releasing stops', async (t) => {
   } finally {
     if (!released) await page.keyboard.up('w').catch(() => {});
   }
+});
+
+test('viewer password: the login form lets the page in, and it plays', async (t) => {
+  await stopServer();
+  const password = "look but don't touch"; // tests/fixtures/viewer-password.toml
+  await startServer(['--config', 'tests/fixtures/viewer-password.toml'], password);
+  const page = await openPage(t);
+  assert.ok(await page.isVisible('#password'), 'the robot shows its login form first');
+  await page.fill('#password', 'wrong');
+  await page.click('#login');
+  await waitFor('the wrong password to be refused', () => page.textContent('body'), { until: (text) => text.includes('wrong password') });
+  await page.fill('#password', password);
+  await page.click('#login');
+  await assertVideoPlays(page);
+  await page.reload({ waitUntil: 'load' });
+  await assertVideoPlays(page); // the cookie keeps it logged in
 });

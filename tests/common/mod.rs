@@ -4,9 +4,10 @@
 
 pub mod guest;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openh264::formats::YUVSource;
@@ -21,6 +22,8 @@ pub struct Server {
     child: Option<Child>,
     pub http: SocketAddr,
     pub rtc: SocketAddr,
+    /// What telepi wrote to stderr so far, when started by [`Server::start_logged`].
+    log: Option<Arc<Mutex<String>>>,
 }
 
 fn free_port() -> u16 {
@@ -41,6 +44,15 @@ impl Server {
 
     /// Like [`start`](Self::start) with the UDP socket bound to `rtc_ip`.
     pub fn start_on(rtc_ip: &str, extra: &[&str]) -> Server {
+        Server::spawn(rtc_ip, extra, false)
+    }
+
+    /// Like [`start`](Self::start), keeping the log for [`log`](Self::log) (and echoing it).
+    pub fn start_logged(extra: &[&str]) -> Server {
+        Server::spawn("127.0.0.1", extra, true)
+    }
+
+    fn spawn(rtc_ip: &str, extra: &[&str], keep_log: bool) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let rtc: SocketAddr = format!("{rtc_ip}:{}", free_port()).parse().unwrap();
         let bin = std::env::var_os("TELEPI_TEST_BIN")
@@ -53,16 +65,38 @@ impl Server {
             }
             None => Command::new(&bin),
         };
-        let child = command
+        let mut child = command
             .args(["--http", &http.to_string(), "--rtc", &rtc.to_string()])
             .args(extra)
             .stdin(Stdio::null())
+            .stderr(if keep_log {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("telepi starts");
+        let log = child.stderr.take().map(|stderr| {
+            let log = Arc::new(Mutex::new(String::new()));
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    eprintln!("{line}");
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+            log
+        });
         let server = Server {
             child: Some(child),
             http,
             rtc,
+            log,
         };
         server.wait_until_up(Duration::from_secs(20));
         server
@@ -75,6 +109,7 @@ impl Server {
             child: None,
             http,
             rtc,
+            log: None,
         };
         server.wait_until_up(Duration::from_secs(60));
         server
@@ -83,7 +118,8 @@ impl Server {
     fn wait_until_up(&self, timeout: Duration) {
         let http = self.http;
         let deadline = Instant::now() + timeout;
-        while request(http, "GET", "/api/status", &[], b"").map(|r| r.0) != Some(200) {
+        // Any answer will do: a password-guarded robot answers 401.
+        while request(http, "GET", "/api/status", &[], b"").is_none() {
             assert!(Instant::now() < deadline, "telepi did not answer on {http}");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -105,6 +141,26 @@ impl Server {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if check(&self.status()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The log so far (empty unless started by [`start_logged`](Self::start_logged)).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .map(|l| l.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the log has a line containing `needle`.
+    pub fn wait_for_log(&self, timeout: Duration, needle: &str) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -321,25 +377,25 @@ impl Peer {
     }
 
     pub fn connect_at(server: &Server, path: &str) -> Peer {
-        Peer::connect_with(server, path, true)
+        Peer::connect_with(server, path, true, &[])
+    }
+
+    /// Connects with video, sending `headers` (e.g. `Authorization`) with the offer.
+    pub fn connect_sending(server: &Server, headers: &[(&str, &str)]) -> Peer {
+        Peer::connect_with(server, "/connect", true, headers)
     }
 
     /// A remote control without video (the robot encodes nothing for it).
     pub fn connect_control_only(server: &Server) -> Peer {
-        Peer::connect_with(server, "/connect", false)
+        Peer::connect_with(server, "/connect", false, &[])
     }
 
-    fn connect_with(server: &Server, path: &str, video: bool) -> Peer {
+    fn connect_with(server: &Server, path: &str, video: bool, headers: &[(&str, &str)]) -> Peer {
         let (mut peer, sdp, pending) = Peer::offer_from(&local_ip_towards(server.rtc), video);
         let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
-        let (code, answer) = request(
-            server.http,
-            "POST",
-            path,
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        )
-        .unwrap();
+        let mut headers = headers.to_vec();
+        headers.push(("Content-Type", "application/json"));
+        let (code, answer) = request(server.http, "POST", path, &headers, body.as_bytes()).unwrap();
         assert_eq!(code, 200, "{answer}");
         let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
         assert_eq!(answer["type"], "answer");
