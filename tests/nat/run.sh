@@ -20,11 +20,12 @@
 # Env: TELEPI_BIN (default target/debug/telepi), TELEPI_NAT_KEEP=1 (leave the
 #      logs folder), TELEPI_NAT_LOG=debug (telepi's log level, default info).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+self=$(realpath "$0")
+cd "$(dirname "$self")/../.."
 repo=$PWD
 
 if [ "$(id -u)" -ne 0 ]; then
-  exec sudo --preserve-env=TELEPI_BIN,TELEPI_NAT_KEEP,TELEPI_NAT_LOG,TELEPI_NAT_SCHEME,PATH "$0" "$@"
+  exec sudo --preserve-env=TELEPI_BIN,TELEPI_NAT_KEEP,TELEPI_NAT_LOG,TELEPI_NAT_SCHEME,PATH "$self" "$@"
 fi
 
 log() { echo "nat: $*" >&2; }
