@@ -4,7 +4,8 @@
 # network, torn down on exit, error and SIGTERM.
 #
 #   inet     bridge "internet" 100.64.0.0/10
-#   srv      100.64.0.2   coturn: TURN REST secret on :3478, static user on :3479
+#   srv      100.64.0.2   coturn, TURN REST secret, :3478
+#            100.64.0.3   coturn, static user, :3479
 #   rrouter  100.64.0.10  robot's NAT: MASQUERADE --random-fully (symmetric);
 #                         TCP 8443-8446 forwarded to the robot (signaling, page);
 #                         UDP 50001 forwarded 1:1 (both ways) for the direct path
@@ -13,12 +14,15 @@
 #   browser  192.168.20.2 headless Chromium driven by tests/nat/nat.test.mjs
 #
 # Paths tested: turn-relay (robot behind the symmetric NAT, TURN with REST
-# credentials), direct (forwarded UDP port + [rtc] public_addr, no TURN),
-# and a control: symmetric NAT with STUN only must fail.
+# credentials), turn-static (the same with a static TURN user), direct
+# (forwarded UDP port + [rtc] public_addr, no TURN), and a control: symmetric
+# NAT with STUN only must fail.
 #
 #   tests/nat/run.sh                   (as root; uses sudo otherwise)
 # Env: TELEPI_BIN (default target/debug/telepi), TELEPI_NAT_KEEP=1 (leave the
-#      logs folder), TELEPI_NAT_LOG=debug (telepi's log level, default info).
+#      logs folder), TELEPI_NAT_LOG=debug (telepi's log level, default info),
+#      TELEPI_NAT_SCHEME=http (serve the page over plain HTTP: only to debug a
+#      telepi without --https; the secure-context checks then fail).
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$self")/../.."
