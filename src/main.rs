@@ -14,7 +14,7 @@ use telepi::media::{audio, devices, select};
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::server::{MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
-use telepi::rtc::{ice, net};
+use telepi::rtc::{ice, net, turn_check};
 
 fn main() -> ExitCode {
     init_logging();
@@ -76,6 +76,7 @@ fn run(config: &Config) -> Result<(), String> {
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, media)
         .map_err(|e| e.to_string())?;
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
+    turn_check::spawn(&config.rtc);
     let context = Arc::new(Context {
         robot: robot.clone(),
         video: pipeline.shared.clone(),

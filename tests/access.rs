@@ -185,8 +185,11 @@ fn repeated_failures_lock_the_address_out_and_secrets_stay_out_of_the_log() {
     let (code, page) = request(server.http, "GET", "/", &[], b"").unwrap();
     assert_eq!(code, 429);
     assert!(page.contains("too many failed attempts"), "{page}");
-    assert!(server.wait_for_log(Duration::from_secs(2), "locked out"));
-    let log = server.log();
+    assert!(server
+        .log
+        .wait_for(Duration::from_secs(2), &["locked out"])
+        .is_some());
+    let log = server.log.text();
     for secret in [PASSWORD, OPERATOR, "guess"] {
         assert!(
             !log.contains(secret),

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libasound2-dev libclang-dev cmake nasm pkg-config ffmpeg chromium)
+# coturn: tests/ice.rs runs its own turnserver instances on 127.0.0.1.
+packages=(libasound2-dev libclang-dev cmake nasm pkg-config ffmpeg chromium coturn)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -19,6 +20,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The package may start Debian's coturn service: the tests start their own,
+  # and nobody asked for a TURN server on this machine.
+  # Quietly: without systemd (containers) there is nothing to disable.
+  if [[ " ${missing[*]} " == *" coturn "* ]]; then
+    $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
 fi
 
 cargo build --locked

@@ -14,27 +14,60 @@ use crate::config::{IceServer, RtcConfig};
 /// The user name part after the expiry time in minted TURN credentials.
 const TURN_USER: &str = "telepi";
 
-/// The ICE servers as the page's `RTCPeerConnection` gets them. With a TURN
-/// REST secret every server with a `turn:` URL gets fresh credentials valid for
-/// `turn_ttl_s` from `unix_now` (the scheme coturn's `use-auth-secret`
-/// checks: user `<expiry>:<name>`, password base64(HMAC-SHA1(secret, user))).
+/// The ICE servers as the page's `RTCPeerConnection` gets them: each with
+/// its [`turn_credentials`] if it has any.
 pub fn for_page(rtc: &RtcConfig, unix_now: u64) -> Vec<IceServer> {
     rtc.ice_servers
         .iter()
         .map(|server| {
             let mut server = server.clone();
-            let has_turn = server
-                .urls
-                .iter()
-                .any(|u| parse_url(u).is_ok_and(|u| u.scheme.is_turn()));
-            if let (true, Some(secret)) = (has_turn, &rtc.turn_secret) {
-                let user = format!("{}:{TURN_USER}", unix_now + rtc.turn_ttl_s);
-                server.credential = Some(turn_password(secret, &user));
-                server.username = Some(user);
+            if let Some(c) = turn_credentials(rtc, &server, unix_now) {
+                server.username = Some(c.username);
+                server.credential = Some(c.password);
             }
             server
         })
         .collect()
+}
+
+/// What browsers authenticate to a TURN server with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnCredentials {
+    pub username: String,
+    pub password: String,
+    /// From `turn_secret` rather than the entry's own username/credential.
+    pub minted: bool,
+}
+
+/// The credentials browsers get for `server` if it has a `turn:` URL. With a
+/// TURN REST secret they are minted, valid for `turn_ttl_s` from `unix_now`
+/// (the scheme coturn's `use-auth-secret` checks: user `<expiry>:<name>`,
+/// password base64(HMAC-SHA1(secret, user))); else the static ones.
+pub fn turn_credentials(
+    rtc: &RtcConfig,
+    server: &IceServer,
+    unix_now: u64,
+) -> Option<TurnCredentials> {
+    let has_turn = server
+        .urls
+        .iter()
+        .any(|u| parse_url(u).is_ok_and(|u| u.scheme.is_turn()));
+    if !has_turn {
+        return None;
+    }
+    if let Some(secret) = &rtc.turn_secret {
+        let username = format!("{}:{TURN_USER}", unix_now + rtc.turn_ttl_s);
+        return Some(TurnCredentials {
+            password: turn_password(secret, &username),
+            username,
+            minted: true,
+        });
+    }
+    Some(TurnCredentials {
+        username: server.username.clone()?,
+        password: server.credential.clone()?,
+        minted: false,
+    })
 }
 
 /// Where browsers may reach the robot: every local address (`hosts`), then the
@@ -181,6 +214,8 @@ pub struct IceUrl {
     pub scheme: Scheme,
     pub host: String,
     pub port: u16,
+    /// `?transport=tcp`: the browser reaches the TURN server over TCP.
+    pub tcp: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,15 +250,14 @@ pub fn parse_url(url: &str) -> Result<IceUrl, String> {
     if authority.starts_with("//") || authority.contains('@') || authority.contains('/') {
         return Err(bad("write scheme:host:port, without // or user@"));
     }
-    if !query.is_empty() {
-        if !scheme.is_turn() {
-            return Err(bad("only turn: URLs take ?transport="));
-        }
-        match query.to_ascii_lowercase().as_str() {
-            "transport=udp" | "transport=tcp" => {}
-            _ => return Err(bad("the only query is ?transport=udp or ?transport=tcp")),
-        }
+    if !query.is_empty() && !scheme.is_turn() {
+        return Err(bad("only turn: URLs take ?transport="));
     }
+    let tcp = match query.to_ascii_lowercase().as_str() {
+        "" | "transport=udp" => false,
+        "transport=tcp" => true,
+        _ => return Err(bad("the only query is ?transport=udp or ?transport=tcp")),
+    };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
@@ -250,6 +284,7 @@ pub fn parse_url(url: &str) -> Result<IceUrl, String> {
         scheme,
         host: host.to_string(),
         port,
+        tcp,
     })
 }
 
@@ -353,9 +388,12 @@ mod tests {
             (Scheme::Stun, "stun.example.org", 3478)
         );
         let u = parse_url("turns:turn.example.org?transport=tcp").unwrap();
-        assert_eq!((u.scheme, u.port), (Scheme::Turns, 5349));
+        assert_eq!((u.scheme, u.port, u.tcp), (Scheme::Turns, 5349, true));
         let u = parse_url("turn:100.64.0.2:3479?transport=udp").unwrap();
-        assert_eq!((u.host.as_str(), u.port), ("100.64.0.2", 3479));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tcp),
+            ("100.64.0.2", 3479, false)
+        );
         let u = parse_url("stun:[2001:db8::1]:19302").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("2001:db8::1", 19302));
     }

@@ -3,11 +3,14 @@
 
 pub mod hub;
 pub mod ice;
+pub mod md5;
 pub mod net;
 pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod stun;
+pub mod stun_message;
+pub mod turn_check;
 
 /// A peer connection's id, unique for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

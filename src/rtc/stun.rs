@@ -9,6 +9,11 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use super::stun_message::{
+    new_transaction_id, Message, MessageBuilder, BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS,
+    MAGIC_COOKIE, MAPPED_ADDRESS, XOR_MAPPED_ADDRESS,
+};
+
 /// First retransmission; doubled on each try (RFC 8489 §6.2.1).
 const FIRST_RTO: Duration = Duration::from_millis(500);
 /// Tries per server before moving on to the next one.
@@ -18,14 +23,6 @@ const TRIES: u32 = 4;
 const REFRESH: Duration = Duration::from_secs(60);
 /// After every server failed, wait this long before the next round.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
-
-const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
-const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
-const BINDING_SUCCESS: [u8; 2] = [0x01, 0x01];
-const BINDING_ERROR: [u8; 2] = [0x01, 0x11];
-const MAPPED_ADDRESS: u16 = 0x0001;
-const ERROR_CODE: u16 = 0x0009;
-const XOR_MAPPED_ADDRESS: u16 = 0x0020;
 
 /// What the robot learned: `mapped` is how the STUN server saw the socket,
 /// `base` the local address the answer arrived on.
@@ -50,7 +47,7 @@ pub struct StunClient {
     next_round: Instant,
     reflexive: Option<Reflexive>,
     /// A request that is due but not yet taken by `poll_transmit`.
-    outgoing: Option<(SocketAddr, [u8; 20])>,
+    outgoing: Option<(SocketAddr, Vec<u8>)>,
     /// So a server that stays unreachable is reported once, not every round.
     failure_logged: bool,
 }
@@ -150,7 +147,7 @@ impl StunClient {
             Some(_) => {}
             None if now >= self.next_round => {
                 let server = self.servers[self.current % self.servers.len()];
-                let transaction = transaction_id();
+                let transaction = new_transaction_id();
                 self.pending = Some(Pending {
                     transaction,
                     server,
@@ -164,7 +161,7 @@ impl StunClient {
     }
 
     /// A request to send from the RTC socket: (destination, bytes).
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, [u8; 20])> {
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.outgoing.take()
     }
 
@@ -197,12 +194,8 @@ impl StunClient {
 }
 
 /// A Binding request without attributes: 20 bytes of header.
-fn request(transaction: [u8; 12]) -> [u8; 20] {
-    let mut out = [0u8; 20];
-    out[0..2].copy_from_slice(&BINDING_REQUEST);
-    out[4..8].copy_from_slice(&MAGIC_COOKIE);
-    out[8..20].copy_from_slice(&transaction);
-    out
+fn request(transaction: [u8; 12]) -> Vec<u8> {
+    MessageBuilder::new(BINDING_REQUEST, transaction).finish()
 }
 
 #[derive(Debug, PartialEq)]
@@ -213,40 +206,24 @@ enum Answer {
 }
 
 /// Reads a Binding answer: (XOR-)MAPPED-ADDRESS or ERROR-CODE. None if it is
-/// not a well-formed Binding answer at all. (str0m's own STUN parser insists on
-/// MESSAGE-INTEGRITY, which a plain STUN server does not send.)
+/// not a well-formed Binding answer at all.
 fn parse_answer(data: &[u8]) -> Option<Answer> {
-    let kind = data.get(0..2)?;
-    let length = usize::from(u16::from_be_bytes([*data.get(2)?, *data.get(3)?]));
-    if data.get(4..8)? != MAGIC_COOKIE || data.len() != 20 + length {
-        return None;
-    }
-    let success = match kind {
-        k if k == BINDING_SUCCESS => true,
-        k if k == BINDING_ERROR => false,
+    let message = Message::parse(data)?;
+    let success = match message.kind {
+        BINDING_SUCCESS => true,
+        BINDING_ERROR => false,
         _ => return None,
     };
-    let mut attributes = &data[20..];
-    let (mut mapped, mut xor_mapped, mut error) = (None, None, None);
-    while attributes.len() >= 4 {
-        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
-        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
-        let value = attributes.get(4..4 + len)?;
-        match kind {
-            MAPPED_ADDRESS => mapped = ipv4_address(value, [0; 4]),
-            XOR_MAPPED_ADDRESS => xor_mapped = ipv4_address(value, MAGIC_COOKIE),
-            ERROR_CODE if len >= 4 => error = Some(u16::from(value[2]) * 100 + u16::from(value[3])),
-            _ => {}
-        }
-        // Attributes are padded to 4 bytes.
-        attributes = attributes
-            .get((4 + len).next_multiple_of(4)..)
-            .unwrap_or(&[]);
-    }
+    let xor_mapped = message
+        .attribute(XOR_MAPPED_ADDRESS)
+        .and_then(|v| ipv4_address(v, MAGIC_COOKIE));
+    let mapped = message
+        .attribute(MAPPED_ADDRESS)
+        .and_then(|v| ipv4_address(v, [0; 4]));
     Some(match (success, xor_mapped.or(mapped)) {
         (true, Some(addr)) => Answer::Mapped(addr),
         (true, None) => Answer::NoAddress,
-        (false, _) => Answer::Refused(error.unwrap_or(0)),
+        (false, _) => Answer::Refused(message.error().map_or(0, |(code, _)| code)),
     })
 }
 
@@ -263,12 +240,6 @@ fn ipv4_address(value: &[u8], mask: [u8; 4]) -> Option<SocketAddr> {
         value[7] ^ mask[3],
     );
     Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
-}
-
-fn transaction_id() -> [u8; 12] {
-    let mut id = [0u8; 12];
-    aws_lc_rs::rand::fill(&mut id).expect("the system random source works");
-    id
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 pub mod guest;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,47 @@ pub struct Server {
     child: Option<Child>,
     pub http: SocketAddr,
     pub rtc: SocketAddr,
-    /// What telepi wrote to stderr so far, when started by [`Server::start_logged`].
-    log: Option<Arc<Mutex<String>>>,
+    /// telepi's stderr, when started with [`Server::start_logged`].
+    pub log: Log,
+}
+
+/// A process's stderr, collected line by line (and passed on to the test's).
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn collect(&self, stderr: impl Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    /// Everything so far, one line per line.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    /// The first line containing every one of `parts`, waiting up to `timeout` for it.
+    pub fn wait_for(&self, timeout: Duration, parts: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|line| parts.iter().all(|p| line.contains(p)))
+                .cloned();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -47,12 +86,12 @@ impl Server {
         Server::spawn(rtc_ip, extra, false)
     }
 
-    /// Like [`start`](Self::start), keeping the log for [`log`](Self::log) (and echoing it).
+    /// Like [`start`](Self::start), collecting telepi's log in `log`.
     pub fn start_logged(extra: &[&str]) -> Server {
         Server::spawn("127.0.0.1", extra, true)
     }
 
-    fn spawn(rtc_ip: &str, extra: &[&str], keep_log: bool) -> Server {
+    fn spawn(rtc_ip: &str, extra: &[&str], logged: bool) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let rtc: SocketAddr = format!("{rtc_ip}:{}", free_port()).parse().unwrap();
         let bin = std::env::var_os("TELEPI_TEST_BIN")
@@ -69,29 +108,17 @@ impl Server {
             .args(["--http", &http.to_string(), "--rtc", &rtc.to_string()])
             .args(extra)
             .stdin(Stdio::null())
-            .stderr(if keep_log {
+            .stderr(if logged {
                 Stdio::piped()
             } else {
                 Stdio::inherit()
             })
             .spawn()
             .expect("telepi starts");
-        let log = child.stderr.take().map(|stderr| {
-            let log = Arc::new(Mutex::new(String::new()));
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stderr)
-                    .lines()
-                    .map_while(Result::ok)
-                {
-                    eprintln!("{line}");
-                    let mut log = sink.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-            log
-        });
+        let log = Log::default();
+        if let Some(stderr) = child.stderr.take() {
+            log.collect(stderr);
+        }
         let server = Server {
             child: Some(child),
             http,
@@ -109,7 +136,7 @@ impl Server {
             child: None,
             http,
             rtc,
-            log: None,
+            log: Log::default(),
         };
         server.wait_until_up(Duration::from_secs(60));
         server
@@ -141,26 +168,6 @@ impl Server {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if check(&self.status()) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// The log so far (empty unless started by [`start_logged`](Self::start_logged)).
-    pub fn log(&self) -> String {
-        self.log
-            .as_ref()
-            .map(|l| l.lock().unwrap().clone())
-            .unwrap_or_default()
-    }
-
-    /// Waits until the log has a line containing `needle`.
-    pub fn wait_for_log(&self, timeout: Duration, needle: &str) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
