@@ -37,6 +37,15 @@ cargo test --locked --all-targets
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
 
+# ---- Through NATs (tests/nat/run.sh; README "Through NATs") ------------------
+# Network namespaces only: coturn on an "internet" bridge, the robot behind a
+# symmetric NAT, headless Chromium behind another NAT opening the page over
+# HTTPS: video and driving through the TURN relay, a direct path through a
+# forwarded UDP port, and STUN-only failing as it must. TELEPI_SKIP_NAT=1 skips it.
+if [ "${TELEPI_SKIP_NAT:-0}" != 1 ]; then
+  TELEPI_BIN="$PWD/target/debug/telepi" tests/nat/run.sh
+fi
+
 # The benchmark tool, briefly (telepi only, 1 viewer, 2 s), so it keeps working;
 # the full comparison is bench/run.sh (docs/benchmarks.md).
 bench/run.sh --smoke
