@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
-use telepi::http::HttpServer;
+use telepi::http::cert::Identity;
+use telepi::http::{Https, HttpServer};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
 use telepi::media::{audio, devices, select};
@@ -50,6 +51,16 @@ fn main() -> ExitCode {
 
 fn run(config: &Config) -> Result<(), String> {
     let v = &config.video;
+    // First, so a bad certificate stops us before anything else starts.
+    let https = match config.https.listen {
+        None => None,
+        Some(listen) => {
+            let (cert, key) = (config.https.cert.as_deref(), config.https.key.as_deref());
+            let identity =
+                Identity::load(cert, key, || config.state_dir()).map_err(|e| format!("https: {e}"))?;
+            Some(Https { listen, identity })
+        }
+    };
     let socket =
         net::bind(config.rtc.listen).map_err(|e| format!("udp {}: {e}", config.rtc.listen))?;
     let (source, encoder) = select::open(v)?;
@@ -73,13 +84,33 @@ fn run(config: &Config) -> Result<(), String> {
         talkback: audio.talkback.clone(),
     };
     let (server, robot) = RtcServer::new(socket, hub, session, media).map_err(|e| e.to_string())?;
-    let http = HttpServer::start(config.http.listen, robot.clone(), pipeline.shared.clone())
-        .map_err(|e| e.to_string())?;
+    if let Some(https) = &https {
+        let origin = if https.identity.self_signed {
+            "self-signed, kept in"
+        } else {
+            "from"
+        };
+        tracing::info!(
+            "https://{} (certificate SHA-256 {}; {origin} {})",
+            https.listen,
+            https.identity.fingerprint,
+            https.identity.cert_path.display()
+        );
+    }
+    let http = HttpServer::start(
+        config.http.listen,
+        config.http.plain,
+        https,
+        robot.clone(),
+        pipeline.shared.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let source = &pipeline.shared.source;
     tracing::info!(
-        "telepi {} serving http://{} (rtc udp {}), video {}x{}@{} from {} via {}",
+        "telepi {} serving http://{} (plain: {:?}; rtc udp {}), video {}x{}@{} from {} via {}",
         env!("CARGO_PKG_VERSION"),
         config.http.listen,
+        config.http.plain,
         config.rtc.listen,
         source.width,
         source.height,

@@ -46,7 +46,7 @@ fn connect(hub: &mut Hub, now: Instant) -> (PeerId, Client) {
     let (mut client, sdp, pending) = offer(true);
     let robot: SocketAddr = ROBOT.parse().unwrap();
     let (id, answer) = hub
-        .connect(now, &sdp, &[robot], Some("s3cret".into()))
+        .connect(now, &sdp, &[robot], Some("s3cret".into()), false)
         .unwrap();
     client
         .rtc
@@ -139,7 +139,8 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
         .unwrap();
     assert!(events.contains(&HubEvent::Joined {
         peer: id,
-        secret: Some("s3cret".into())
+        secret: Some("s3cret".into()),
+        view_only: false
     }));
 
     // Frames: first a P-frame (must be held back), then IDRs and P-frames.
@@ -250,24 +251,24 @@ fn bad_offers_are_refused_with_reasons() {
     });
     let robot: SocketAddr = ROBOT.parse().unwrap();
     let now = Instant::now();
-    let err = hub.connect(now, "v=0 garbage", &[robot], None).unwrap_err();
+    let err = hub.connect(now, "v=0 garbage", &[robot], None, false).unwrap_err();
     assert!(matches!(err, ConnectError::BadSdp(_)), "{err:?}");
 
     let (_, sdp, _) = offer(true);
     let vp8_only = sdp.replace("H264/90000", "VP8/90000");
     assert_eq!(
-        hub.connect(now, &vp8_only, &[robot], None).unwrap_err(),
+        hub.connect(now, &vp8_only, &[robot], None, false).unwrap_err(),
         ConnectError::NoUsableVideoCodec
     );
     assert_eq!(
-        hub.connect(now, &sdp, &[], None).unwrap_err(),
+        hub.connect(now, &sdp, &[], None, false).unwrap_err(),
         ConnectError::NoCandidates
     );
 
     let (_, data_only, _) = offer(false);
-    hub.connect(now, &data_only, &[robot], None).unwrap();
+    hub.connect(now, &data_only, &[robot], None, false).unwrap();
     assert_eq!(
-        hub.connect(now, &sdp, &[robot], None).unwrap_err(),
+        hub.connect(now, &sdp, &[robot], None, false).unwrap_err(),
         ConnectError::TooManyPeers(1)
     );
     assert_eq!(hub.viewers(), 0, "a data-channel-only peer is not a viewer");
