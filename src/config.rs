@@ -331,6 +331,25 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 }
 
 impl Config {
+    /// The state directory: `state_dir`, else `$STATE_DIRECTORY` (systemd; the
+    /// first if it lists several), else `$XDG_STATE_HOME/telepi`, else
+    /// `~/.local/state/telepi`.
+    pub fn state_dir(&self) -> Result<PathBuf, String> {
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(dir) = &self.state_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(dirs) = env("STATE_DIRECTORY") {
+            let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+            return first.ok_or_else(|| "STATE_DIRECTORY is malformed".into());
+        }
+        if let Some(xdg) = env("XDG_STATE_HOME") {
+            return Ok(PathBuf::from(xdg).join("telepi"));
+        }
+        let home = env("HOME").ok_or("no state directory: set state_dir, or HOME")?;
+        Ok(PathBuf::from(home).join(".local/state/telepi"))
+    }
+
     fn validate(&self) -> Result<(), String> {
         let v = &self.video;
         if !v.width.is_multiple_of(2)

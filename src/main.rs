@@ -8,7 +8,8 @@ use telepi::broker::client::BrokerClient;
 use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
 use telepi::http::access::Access;
-use telepi::http::{Context, HttpServer};
+use telepi::http::cert::Identity;
+use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
 use telepi::media::{audio, devices, select};
@@ -61,6 +62,16 @@ fn main() -> ExitCode {
 
 fn run(config: &Config) -> Result<(), String> {
     let v = &config.video;
+    // First, so a bad certificate stops us before anything else starts.
+    let https = match config.https.listen {
+        None => None,
+        Some(listen) => {
+            let (cert, key) = (config.https.cert.as_deref(), config.https.key.as_deref());
+            let identity = Identity::load(cert, key, || config.state_dir())
+                .map_err(|e| format!("https: {e}"))?;
+            Some(Https { listen, identity })
+        }
+    };
     let socket =
         net::bind(config.rtc.listen).map_err(|e| format!("udp {}: {e}", config.rtc.listen))?;
     let (source, encoder) = select::open(v)?;
@@ -99,12 +110,27 @@ fn run(config: &Config) -> Result<(), String> {
         access,
         broker: broker.as_ref().map(|b| b.stats.clone()),
     });
-    let http = HttpServer::start(config.http.listen, context).map_err(|e| e.to_string())?;
+    if let Some(https) = &https {
+        let origin = if https.identity.self_signed {
+            "self-signed, kept in"
+        } else {
+            "from"
+        };
+        tracing::info!(
+            "https://{} (certificate SHA-256 {}; {origin} {})",
+            https.listen,
+            https.identity.fingerprint,
+            https.identity.cert_path.display()
+        );
+    }
+    let http = HttpServer::start(config.http.listen, config.http.plain, https, context)
+        .map_err(|e| e.to_string())?;
     let source = &pipeline.shared.source;
     tracing::info!(
-        "telepi {} serving http://{} (rtc udp {}), video {}x{}@{} from {} via {}",
+        "telepi {} serving http://{} (plain: {:?}; rtc udp {}), video {}x{}@{} from {} via {}",
         env!("CARGO_PKG_VERSION"),
         config.http.listen,
+        config.http.plain,
         config.rtc.listen,
         source.width,
         source.height,

@@ -111,7 +111,7 @@ fn the_login_form_and_token_links_set_a_cookie_the_page_then_uses() {
 
     let (code, page) = request(server.http, "GET", "/", &[("Cookie", &cookie)], b"").unwrap();
     assert_eq!(code, 200);
-    assert!(page.contains("/app.js"), "the real page: {page}");
+    assert!(page.contains("app.js"), "the real page: {page}");
     let (code, ice) = request(
         server.http,
         "GET",

@@ -295,7 +295,7 @@ impl Context {
                     .map_or(0, |d| d.as_secs());
                 signaling::ice_servers(&request.id, &ice::for_page(&self.rtc, unix_now))
             }
-            Wanted::Offer(sdp) => match self.robot.connect(sdp, request.secret) {
+            Wanted::Offer(sdp) => match self.robot.connect(sdp, request.secret, false) {
                 Ok((peer, answer)) => {
                     self.stats.offers_answered.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%peer, "offer through the broker answered");

@@ -5,10 +5,9 @@
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Header, Method, Request, Response};
 
 use crate::broker::client::BrokerStats;
 use crate::config::RtcConfig;
@@ -21,7 +20,13 @@ use access::{Access, Credentials, Grant};
 use signaling::{Refusal, MAX_BODY_BYTES};
 
 pub mod access;
+pub mod cert;
+mod listen;
 pub mod signaling;
+pub mod tls;
+
+pub use listen::{HttpServer, Https};
+use listen::{Listener, Site};
 
 /// Shown instead of the page until the viewer password is given.
 const LOGIN_PAGE: &str = include_str!("../../web/login.html");
@@ -65,8 +70,6 @@ pub fn export_page(dir: &std::path::Path) -> std::io::Result<()> {
     }
     Ok(())
 }
-
-const WORKERS: usize = 2;
 
 /// What every request handler shares.
 pub struct Context {
@@ -124,52 +127,7 @@ impl Reply {
     }
 }
 
-pub struct HttpServer {
-    server: Arc<Server>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-impl HttpServer {
-    pub fn start(addr: SocketAddr, context: Arc<Context>) -> std::io::Result<HttpServer> {
-        let server = Arc::new(
-            Server::http(addr).map_err(|e| std::io::Error::other(format!("http {addr}: {e}")))?,
-        );
-        let workers = (0..WORKERS)
-            .map(|i| {
-                let (server, context) = (server.clone(), context.clone());
-                std::thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .spawn(move || {
-                        for request in server.incoming_requests() {
-                            serve(request, &context);
-                        }
-                    })
-                    .expect("spawning an http worker")
-            })
-            .collect();
-        Ok(HttpServer { server, workers })
-    }
-
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.server.server_addr().to_ip()
-    }
-
-    /// Stops accepting and waits for the workers to finish their request.
-    pub fn stop(self) {
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers {
-            let _ = worker.join();
-        }
-    }
-}
-
-fn serve(mut request: Request, context: &Context) {
-    let via = Via {
-        secure: request.secure(),
-        client: request.remote_addr().copied(),
-    };
+fn serve(mut request: Request, site: &Site, listener: &Listener) {
     let url = request.url().to_string();
     let (path, query) = url
         .split_once('?')
@@ -184,10 +142,15 @@ fn serve(mut request: Request, context: &Context) {
     let content_type = header("Content-Type");
     let authorization = header("Authorization");
     let cookie = header("Cookie");
+    let host = header("Host");
     let method = request.method().clone();
-    let reply = match read_body(&mut request) {
-        Err(r) => Reply::refusal(r),
-        Ok(body) => {
+    let reply = listener
+        .via(&request)
+        .and_then(|via| {
+            if let Some(redirect) = site.redirect(&via, host.as_deref(), &url) {
+                return redirect;
+            }
+            let body = read_body(&mut request)?;
             let incoming = Incoming {
                 method: &method,
                 path,
@@ -198,9 +161,9 @@ fn serve(mut request: Request, context: &Context) {
                 body: &body,
                 via,
             };
-            guarded(&incoming, context).unwrap_or_else(Reply::refusal)
-        }
-    };
+            guarded(&incoming, site)
+        })
+        .unwrap_or_else(Reply::refusal);
     let mut response = Response::from_data(reply.body)
         .with_status_code(reply.status)
         .with_header(header_line("Content-Type", reply.content_type))
@@ -263,15 +226,15 @@ struct Incoming<'a> {
 
 /// The viewer password's gate in front of [`route`]: the page shows a login
 /// form, everything else answers 401/403/429 with a reason.
-fn guarded(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
+fn guarded(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
     let now = Instant::now();
-    let access = &context.access;
+    let access = &site.context.access;
     let client = req.via.client.map(|c| c.ip());
     if *req.method == Method::Options || PUBLIC_PATHS.contains(&req.path) {
         if (req.method, req.path) == (&Method::Post, "/login") {
             return Ok(login(req, access, now));
         }
-        return route(req, context);
+        return route(req, site);
     }
     let presented = Credentials {
         bearer: signaling::bearer(req.authorization),
@@ -281,7 +244,7 @@ fn guarded(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
     };
     match access.check(now, client, &presented) {
         Ok(grant) => {
-            let reply = route(req, context)?;
+            let reply = route(req, site)?;
             Ok(match (grant, access.session_cookie(req.via.secure)) {
                 (Grant::Password, Some(cookie)) => reply.with_header("Set-Cookie", cookie),
                 _ => reply,
@@ -332,7 +295,8 @@ fn login(req: &Incoming, access: &Access, now: Instant) -> Reply {
     }
 }
 
-fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
+fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
+    let context = &site.context;
     let Incoming {
         method,
         path,
@@ -347,7 +311,14 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
     let client = via.client.map(|c| c.ip());
     let unavailable = || Refusal::new(503, "the robot is shutting down");
     // A wrong operator secret counts against the client like a wrong password.
+    // Over view-only plain HTTP no secret is taken (it crossed the network in
+    // clear) and the peer stays a viewer; a wrong secret counts against the
+    // client like a wrong password.
+    let view_only = site.view_only(&via);
     let operator_secret = |now: Instant| {
+        if view_only {
+            return None;
+        }
         let secret = signaling::presented_secret(query, authorization);
         context
             .access
@@ -377,7 +348,7 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
             let sdp = signaling::offer_from_json(content_type, body)?;
             let secret = operator_secret(Instant::now());
             let (_, answer) = robot
-                .connect(sdp, secret)
+                .connect(sdp, secret, view_only)
                 .map_err(|e| Refusal::new(400, e.to_string()))?;
             Ok(Reply::json(
                 200,
@@ -388,7 +359,7 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
             let sdp = signaling::offer_from_sdp(content_type, body)?;
             let secret = operator_secret(Instant::now());
             let (peer, answer) = robot
-                .connect(sdp, secret)
+                .connect(sdp, secret, view_only)
                 .map_err(|e| Refusal::new(400, e.to_string()))?;
             Ok(Reply::new(201, "application/sdp", answer.into_bytes())
                 .with_header("Location", format!("/whep/{peer}")))
@@ -403,6 +374,7 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
         }
         (Method::Get, "/api/status") => {
             let mut status = robot.status().ok_or_else(unavailable)?;
+            status["https"] = site.https_status.clone();
             status["broker"] = context
                 .broker
                 .as_ref()
@@ -411,6 +383,12 @@ fn route(req: &Incoming, context: &Context) -> Result<Reply, Refusal> {
         }
         (Method::Post, p) if p.starts_with("/api/peers/") && p.ends_with("/eject") => {
             let peer = parse_peer(&p["/api/peers/".len()..p.len() - "/eject".len()])?;
+            if view_only {
+                return Err(Refusal::new(
+                    403,
+                    "plain HTTP is view-only here: eject over HTTPS",
+                ));
+            }
             match robot.eject(peer, operator_secret(Instant::now())) {
                 Ok(()) => Ok(Reply::json(200, &serde_json::json!({ "ejected": peer }))),
                 Err(EjectError::Forbidden) => Err(Refusal::new(

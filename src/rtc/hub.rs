@@ -79,10 +79,12 @@ impl std::fmt::Display for ConnectError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HubEvent {
     /// The peer can now exchange data-channel messages (or, without a data
-    /// channel, is connected). `secret` is what it presented at `/connect`.
+    /// channel, is connected). `secret` is what it presented at `/connect`;
+    /// `view_only` peers may watch but never operate.
     Joined {
         peer: PeerId,
         secret: Option<String>,
+        view_only: bool,
     },
     Left(PeerId),
     Text {
@@ -123,6 +125,7 @@ struct Peer {
     joined: bool,
     awaiting_keyframe: bool,
     secret: Option<String>,
+    view_only: bool,
     estimate: Option<u64>,
     frames_sent: u64,
 }
@@ -158,12 +161,14 @@ impl Hub {
     /// Accepts a (non-trickle) SDP offer and returns the peer's id and the SDP answer.
     /// `candidates` are where the browser may reach us: local addresses and,
     /// behind a NAT, the public one.
+    /// A `view_only` peer (it came over plain HTTP in view-only mode) may never operate.
     pub fn connect(
         &mut self,
         now: Instant,
         offer_sdp: &str,
         candidates: &[Candidate],
         secret: Option<String>,
+        view_only: bool,
     ) -> Result<(PeerId, String), ConnectError> {
         if self.peers.len() >= self.config.max_peers {
             return Err(ConnectError::TooManyPeers(self.config.max_peers));
@@ -213,6 +218,7 @@ impl Hub {
             joined: false,
             awaiting_keyframe: true,
             secret,
+            view_only,
             estimate: None,
             frames_sent: 0,
         };
@@ -532,6 +538,7 @@ impl Peer {
             events.push_back(HubEvent::Joined {
                 peer: self.id,
                 secret: self.secret.take(),
+                view_only: self.view_only,
             });
         }
     }

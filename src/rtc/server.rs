@@ -26,6 +26,8 @@ pub enum Command {
     Connect {
         sdp: String,
         secret: Option<String>,
+        /// Watching only, whatever the secret (plain HTTP in view-only mode).
+        view_only: bool,
         reply: Sender<Result<(PeerId, String), ConnectError>>,
     },
     Disconnect {
@@ -63,9 +65,15 @@ impl LoopHandle {
         &self,
         sdp: String,
         secret: Option<String>,
+        view_only: bool,
     ) -> Result<(PeerId, String), ConnectError> {
-        self.ask(|reply| Command::Connect { sdp, secret, reply })
-            .unwrap_or_else(|| Err(ConnectError::Rejected("the robot is shutting down".into())))
+        self.ask(|reply| Command::Connect {
+            sdp,
+            secret,
+            view_only,
+            reply,
+        })
+        .unwrap_or_else(|| Err(ConnectError::Rejected("the robot is shutting down".into())))
     }
 
     pub fn disconnect(&self, peer: PeerId) -> bool {
@@ -269,13 +277,19 @@ impl RtcServer {
 
     fn command(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Connect { sdp, secret, reply } => {
+            Command::Connect {
+                sdp,
+                secret,
+                view_only,
+                reply,
+            } => {
                 let candidates = ice::local_candidates(
                     &self.local_addrs,
                     self.stun.reflexive(),
                     self.public_addr,
                 );
-                let _ = reply.try_send(self.hub.connect(now, &sdp, &candidates, secret));
+                let connected = self.hub.connect(now, &sdp, &candidates, secret, view_only);
+                let _ = reply.try_send(connected);
             }
             Command::StunServers(servers) => self.stun.set_servers(now, servers),
             Command::Disconnect { peer, reply } => {
@@ -312,9 +326,13 @@ impl RtcServer {
     fn flush(&mut self, now: Instant) {
         while let Some(event) = self.hub.poll_event() {
             match event {
-                HubEvent::Joined { peer, secret } => {
-                    self.session.peer_joined(now, peer, secret.as_deref())
-                }
+                HubEvent::Joined {
+                    peer,
+                    secret,
+                    view_only,
+                } => self
+                    .session
+                    .peer_joined(now, peer, secret.as_deref(), view_only),
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
                 HubEvent::KeyframeWanted(reason) => self.media.video.request_keyframe(reason),

@@ -6,7 +6,8 @@
 //! secret the role goes to the first peer that sends `claim` or a `drive`
 //! while it is free; with one, `claim` (or joining) with the right secret
 //! takes it, even from the current operator. Losing the operator, for any
-//! reason, stops the motors. `stop` is honoured from everybody.
+//! reason, stops the motors. `stop` is honoured from everybody. A peer that
+//! joined view-only (plain HTTP in view-only mode) never operates.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -19,6 +20,9 @@ use crate::drive::{Drive, Motors, ServoValues};
 
 /// Most peers the session tracks; later ones get an error and can only `stop`.
 pub const MAX_PEERS: usize = 32;
+/// Why a view-only peer may not operate.
+const VIEW_ONLY: &str =
+    "you joined over plain HTTP, which is view-only here: open the HTTPS page to drive";
 /// Telemetry goes to every peer this often (5 Hz).
 pub const TELEMETRY_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -56,6 +60,7 @@ struct Peer {
     id: PeerId,
     /// Highest `drive` seq accepted from this peer.
     last_seq: Option<u64>,
+    view_only: bool,
 }
 
 pub struct Session {
@@ -102,14 +107,22 @@ impl Session {
     }
 
     /// A peer's data channel is open. `secret` is what it presented to
-    /// `/connect`; the right one makes it the operator straight away.
-    pub fn peer_joined(&mut self, now: Instant, peer: PeerId, secret: Option<&str>) {
+    /// `/connect`; the right one makes it the operator straight away, unless
+    /// the peer is `view_only`.
+    pub fn peer_joined(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        secret: Option<&str>,
+        view_only: bool,
+    ) {
         if self.peer(peer).is_some() {
             return;
         }
         let joined = Peer {
             id: peer,
             last_seq: None,
+            view_only,
         };
         if self.peers.push(joined).is_err() {
             let full = format!("too many peers (limit {MAX_PEERS})");
@@ -118,7 +131,7 @@ impl Session {
         if self.telemetry_at.is_none() {
             self.telemetry_at = Some(now + TELEMETRY_INTERVAL);
         }
-        if secret.is_some() && self.secret.is_some() {
+        if secret.is_some() && self.secret.is_some() && !view_only {
             if self.authorize(secret) {
                 self.set_operator(now, Some(peer));
                 return;
@@ -264,6 +277,9 @@ impl Session {
         seq: Option<u64>,
     ) {
         if self.operator != Some(peer) {
+            if self.is_view_only(peer) {
+                return self.reject(peer, VIEW_ONLY.into());
+            }
             if self.secret.is_some() || self.operator.is_some() {
                 return self.reject(peer, self.not_operator());
             }
@@ -296,6 +312,7 @@ impl Session {
             );
         }
         match (&self.secret, self.operator) {
+            _ if self.is_view_only(peer) => self.reject(peer, format!("claim: {VIEW_ONLY}")),
             (Some(_), _) if !self.authorize(secret) => {
                 self.reject(peer, "claim: wrong operator secret".into())
             }
@@ -333,6 +350,10 @@ impl Session {
             (None, Some(_)) => "you are a viewer: claim with the operator secret".into(),
             (None, None) => "you are a viewer: send claim first".into(),
         }
+    }
+
+    fn is_view_only(&self, id: PeerId) -> bool {
+        self.peers.iter().any(|p| p.id == id && p.view_only)
     }
 
     fn peer(&mut self, id: PeerId) -> Option<&mut Peer> {
@@ -438,7 +459,7 @@ mod tests {
             self.t + Duration::from_millis(ms)
         }
         fn join(&mut self, peer: PeerId) {
-            self.s.peer_joined(self.t, peer, None);
+            self.s.peer_joined(self.t, peer, None, false);
         }
         fn say(&mut self, peer: PeerId, text: &str) {
             self.s.message(self.t, peer, text);
@@ -613,23 +634,51 @@ mod tests {
         assert!(h.s.authorize(Some("s3cret")));
         assert!(!h.s.authorize(Some("s3cre")));
         assert!(!h.s.authorize(None));
-        h.s.peer_joined(h.t, A, Some("nope"));
+        h.s.peer_joined(h.t, A, Some("nope"), false);
         assert_eq!(h.operator(), None);
         let out = h.sent_to(A);
         assert!(
             error(&out[0]) && out[1] == json!({"type":"role","role":"viewer"}),
             "{out:?}"
         );
-        h.s.peer_joined(h.t, B, Some("s3cret"));
+        h.s.peer_joined(h.t, B, Some("s3cret"), false);
         assert_eq!(h.operator(), Some(B));
         assert_eq!(h.sent_to(B)[0], json!({"type":"role","role":"operator"}));
+    }
+
+    #[test]
+    fn a_view_only_peer_never_operates_even_with_the_secret_or_a_free_role() {
+        for secret in [None, Some("s3cret")] {
+            let mut h = harness(secret);
+            h.s.peer_joined(h.t, A, secret, true);
+            h.say(A, GO);
+            h.say(
+                A,
+                &format!(r#"{{"type":"claim","secret":"{}"}}"#, secret.unwrap_or("")),
+            );
+            assert_eq!(h.operator(), None, "secret {secret:?}");
+            assert!(!h.moved());
+            let out = h.sent_to(A);
+            assert_eq!(out[0], json!({"type":"role","role":"viewer"}));
+            assert!(out
+                .iter()
+                .filter(|v| error(v))
+                .all(|v| v["reason"].as_str().unwrap().contains("view-only")));
+            h.join(B);
+            h.say(B, r#"{"type":"claim","secret":"s3cret"}"#);
+            assert_eq!(h.operator(), Some(B), "others still can");
+            h.say(B, GO);
+            assert_eq!(h.motors(), FULL);
+            h.say(A, r#"{"type":"stop"}"#);
+            assert_eq!(h.motors(), Motors::default(), "and its stop still counts");
+        }
     }
 
     #[test]
     fn no_secret_authorizes_everyone_and_an_empty_secret_is_none() {
         let mut h = harness(None);
         assert!(h.s.authorize(None));
-        h.s.peer_joined(h.t, A, Some("whatever"));
+        h.s.peer_joined(h.t, A, Some("whatever"), false);
         assert_eq!(
             h.operator(),
             None,

@@ -50,6 +50,7 @@ fn connect(hub: &mut Hub, now: Instant) -> (PeerId, Client) {
             &sdp,
             std::slice::from_ref(&robot),
             Some("s3cret".into()),
+            false,
         )
         .unwrap();
     client
@@ -143,7 +144,8 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
         .unwrap();
     assert!(events.contains(&HubEvent::Joined {
         peer: id,
-        secret: Some("s3cret".into())
+        secret: Some("s3cret".into()),
+        view_only: false
     }));
 
     // Frames: first a P-frame (must be held back), then IDRs and P-frames.
@@ -255,27 +257,33 @@ fn bad_offers_are_refused_with_reasons() {
     let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
     let now = Instant::now();
     let err = hub
-        .connect(now, "v=0 garbage", std::slice::from_ref(&robot), None)
+        .connect(
+            now,
+            "v=0 garbage",
+            std::slice::from_ref(&robot),
+            None,
+            false,
+        )
         .unwrap_err();
     assert!(matches!(err, ConnectError::BadSdp(_)), "{err:?}");
 
     let (_, sdp, _) = offer(true);
     let vp8_only = sdp.replace("H264/90000", "VP8/90000");
     assert_eq!(
-        hub.connect(now, &vp8_only, std::slice::from_ref(&robot), None)
+        hub.connect(now, &vp8_only, std::slice::from_ref(&robot), None, false)
             .unwrap_err(),
         ConnectError::NoUsableVideoCodec
     );
     assert_eq!(
-        hub.connect(now, &sdp, &[], None).unwrap_err(),
+        hub.connect(now, &sdp, &[], None, false).unwrap_err(),
         ConnectError::NoCandidates
     );
 
     let (_, data_only, _) = offer(false);
-    hub.connect(now, &data_only, std::slice::from_ref(&robot), None)
+    hub.connect(now, &data_only, std::slice::from_ref(&robot), None, false)
         .unwrap();
     assert_eq!(
-        hub.connect(now, &sdp, std::slice::from_ref(&robot), None)
+        hub.connect(now, &sdp, std::slice::from_ref(&robot), None, false)
             .unwrap_err(),
         ConnectError::TooManyPeers(1)
     );
