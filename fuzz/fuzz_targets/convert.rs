@@ -98,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let (w, h) = (layout.width as usize, layout.height as usize);
     assert!(w > 0 && h > 0 && w % 2 == 0 && h % 2 == 0, "{layout:?}");
-    assert_eq!(Ok(out.len()), i420_len(layout.width, layout.height).map_err(|_| ()));
+    assert_eq!(
+        Ok(out.len()),
+        i420_len(layout.width, layout.height).map_err(|_| ())
+    );
     assert_eq!(out.len(), w * h * 3 / 2);
     for row in 0..h {
         let line = &src[row * layout.stride..];

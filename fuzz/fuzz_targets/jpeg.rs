@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let len = i420_len(image.width, image.height).expect("decoded size is I420-able");
     assert_eq!(image.data.len(), len);
     let luma = &image.data[..(image.width * image.height) as usize];
-    assert!(luma.iter().all(|y| (16..=235).contains(y)), "luma out of range");
+    assert!(
+        luma.iter().all(|y| (16..=235).contains(y)),
+        "luma out of range"
+    );
 
     // Keep runs fast: the snapshot round trip only for small pictures.
     if u64::from(image.width) * u64::from(image.height) <= 256 * 256 {

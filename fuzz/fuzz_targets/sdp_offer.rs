@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         let now = Instant::now();
         if let Ok((id, answer)) = hub.connect(now, &offer, &candidates, Some("s".into())) {
             assert!(answer.starts_with("v=0"), "{answer}");
-            assert!(answer.contains("192.0.2.10 50000"), "no candidate in {answer}");
+            assert!(
+                answer.contains("192.0.2.10 50000"),
+                "no candidate in {answer}"
+            );
             assert!(hub.disconnect(id, now));
         }
         hub.handle_timeout(now);

@@ -150,7 +150,8 @@ fuzz_target!(|data: &[u8]| {
                     .unwrap_or(20);
                 now += Duration::from_millis(ms.min(5_000));
                 s.tick(now);
-                let stale = last_drive.is_none_or(|at| now >= at + Duration::from_millis(DEADMAN_MS));
+                let stale =
+                    last_drive.is_none_or(|at| now >= at + Duration::from_millis(DEADMAN_MS));
                 if stale {
                     assert!(still(s.status().motors), "deadman did not stop the motors");
                 }

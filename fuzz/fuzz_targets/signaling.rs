@@ -21,14 +21,23 @@ use telepi::http::signaling::{
 use telepi::rtc::ice::parse_url;
 
 fn media_type(content_type: Option<&str>) -> Option<String> {
-    content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    content_type.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
 }
 
 fn check_refusal(r: &Refusal) {
     assert!(r.status == 400 || r.status == 415, "{r:?}");
     assert!(!r.reason.is_empty());
     assert!(!r.reason.contains(char::is_control), "{r:?}");
-    assert!(!r.reason.contains("  ") && r.reason.trim() == r.reason, "{r:?}");
+    assert!(
+        !r.reason.contains("  ") && r.reason.trim() == r.reason,
+        "{r:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -95,7 +104,10 @@ fuzz_target!(|data: &[u8]| {
     match access.check(std::time::Instant::now(), None, &presented) {
         Ok(Grant::Password) => {
             let right = |p: &Option<String>| matches!(p.as_deref(), Some("pw" | "op"));
-            assert!(right(&presented.bearer) || right(&presented.query), "{presented:?}");
+            assert!(
+                right(&presented.bearer) || right(&presented.query),
+                "{presented:?}"
+            );
         }
         Ok(Grant::Cookie) => {
             let set = access.session_cookie(false).unwrap();
@@ -106,7 +118,10 @@ fuzz_target!(|data: &[u8]| {
         Err(r) => assert!(matches!(r.status, 401 | 403), "{r:?}"),
     }
 
-    for url in [content_type, query, authorization, cookie].into_iter().flatten() {
+    for url in [content_type, query, authorization, cookie]
+        .into_iter()
+        .flatten()
+    {
         if let Ok(u) = parse_url(url) {
             assert!(!u.host.is_empty() && u.port != 0, "{u:?}");
         }

@@ -46,7 +46,10 @@ fuzz_target!(|data: &[u8]| {
             pending = Some((to, request[8..20].try_into().unwrap()));
         }
         if let Some(at) = stun.next_timeout() {
-            assert!(at > now, "handle_timeout left a timeout that is already due");
+            assert!(
+                at > now,
+                "handle_timeout left a timeout that is already due"
+            );
         }
 
         let mut datagram = datagram.to_vec();
@@ -55,7 +58,13 @@ fuzz_target!(|data: &[u8]| {
         }
         let source = match (flags >> 1) & 3 {
             0 | 3 => pending.map_or(servers[0], |(s, _)| s),
-            1 => pending.map_or(servers[1], |(s, _)| if s == servers[0] { servers[1] } else { servers[0] }),
+            1 => pending.map_or(servers[1], |(s, _)| {
+                if s == servers[0] {
+                    servers[1]
+                } else {
+                    servers[0]
+                }
+            }),
             _ => stranger,
         };
         let taken = stun.receive(now, source, local, &datagram);
