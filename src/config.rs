@@ -306,6 +306,15 @@ pub fn parse(text: &str) -> Result<Config, String> {
     toml::from_str(text).map_err(|e| e.to_string())
 }
 
+/// What `--board` and `--config` load: each (origin, TOML text) layer laid
+/// over the earlier ones, key by key, then checked as a whole (ranges, pins,
+/// sources, ICE URLs). Command-line addresses are not applied.
+pub fn load(layers: &[(String, String)]) -> Result<Config, String> {
+    let config = parse_layers(layers)?;
+    config.validate()?;
+    Ok(config)
+}
+
 /// Parses each (origin, TOML text) layer and lays later ones over earlier ones, key by key.
 fn parse_layers(layers: &[(String, String)]) -> Result<Config, String> {
     let mut merged = toml::Table::new();

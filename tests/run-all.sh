@@ -50,6 +50,17 @@ fi
 # the full comparison is bench/run.sh (docs/benchmarks.md).
 bench/run.sh --smoke
 
+# ---- Fuzzing (fuzz/, README "Fuzzing") ---------------------------------------
+# Every cargo-fuzz target briefly from its seed corpus (nightly and cargo-fuzz
+# are installed by fuzz/run.sh when missing); a crash fails the run and leaves
+# its input in fuzz/artifacts/. TELEPI_FUZZ_SECONDS sets the time per target,
+# TELEPI_SKIP_FUZZ=1 skips it.
+if [ "${TELEPI_SKIP_FUZZ:-0}" != 1 ]; then
+  fuzz_start=$(date +%s)
+  fuzz/run.sh "${TELEPI_FUZZ_SECONDS:-20}"
+  echo "Fuzzing: $(($(date +%s) - fuzz_start))s"
+fi
+
 # ---- Real kernel drivers in an emulated PC (tests/vm/pc.sh) ------------------
 # QEMU (TCG) boots Debian's own kernel; the host-built telepi runs in it
 # against vivid (camera), snd-aloop (sound card) and vicodec (M2M encoder,

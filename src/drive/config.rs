@@ -157,7 +157,7 @@ impl ServoConfig {
     }
 
     fn center(&self) -> u32 {
-        self.center_us.unwrap_or((self.min_us + self.max_us) / 2)
+        self.center_us.unwrap_or(self.min_us.midpoint(self.max_us))
     }
 }
 
@@ -333,6 +333,18 @@ mod tests {
         assert!(bad(|c| c.servos = vec![servo(1000, 2000, None); 2]).contains("used twice"));
         assert!(bad(|c| c.servos = vec![servo(400, 2000, None)]).contains("outside"));
         assert!(bad(|c| c.servos = vec![servo(1000, 2000, Some(2100))]).contains("center_us"));
+    }
+
+    /// Seen while writing the config fuzz target: the default center
+    /// (min_us + max_us) / 2 overflowed before the range check could refuse
+    /// the pulse widths.
+    #[test]
+    fn huge_pulse_widths_are_refused_not_overflowed() {
+        let text =
+            "[[servos]]\nname = \"pan\"\npin = 18\nmin_us = 4294967295\nmax_us = 4294967295\n";
+        let c: DriveConfig = toml::from_str(text).unwrap();
+        assert!(c.validate().unwrap_err().contains("outside"));
+        assert_eq!(servo(u32::MAX, u32::MAX - 2, None).center(), u32::MAX - 1);
     }
 }
 

@@ -14,11 +14,26 @@ pub struct Refusal {
 
 impl Refusal {
     /// The reason is folded onto one line: clients show it, logs grep it.
+    /// Control characters it quotes from the request (a NUL or an escape
+    /// sequence in a header) are written out as escapes, not passed on.
     pub fn new(status: u16, reason: impl Into<String>) -> Refusal {
         let reason: String = reason.into();
+        let mut one_line = String::with_capacity(reason.len());
+        for word in reason.split_whitespace() {
+            if !one_line.is_empty() {
+                one_line.push(' ');
+            }
+            for c in word.chars() {
+                if c.is_control() {
+                    one_line.extend(c.escape_default());
+                } else {
+                    one_line.push(c);
+                }
+            }
+        }
         Refusal {
             status,
-            reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+            reason: one_line,
         }
     }
 }
@@ -204,5 +219,16 @@ mod tests {
             presented_secret(Some("secret=%zz%4"), None).as_deref(),
             Some("%zz%4")
         );
+    }
+
+    /// Found by `fuzz/run.sh` (signaling): a NUL-laden content type was
+    /// quoted into the reason, raw, and so into the log.
+    #[test]
+    fn refusals_escape_control_characters_from_the_request() {
+        let r = offer_from_json(Some("application/x-www\0\x1b[31m"), b"{}").unwrap_err();
+        assert_eq!(r.status, 415);
+        assert!(!r.reason.contains(char::is_control), "{r:?}");
+        assert!(r.reason.contains("x-www\\u{0}\\u{1b}[31m"), "{r:?}");
+        assert_eq!(Refusal::new(400, " a\n\tb  c ").reason, "a b c");
     }
 }

@@ -54,10 +54,12 @@ pub fn i420_len(width: u32, height: u32) -> io::Result<usize> {
             "I420 needs an even, non-zero width and height, got {width}x{height}"
         )));
     }
-    let luma = (width as usize)
+    // Driver and JPEG header sizes: the chroma half can overflow too (and on
+    // 32-bit Pis a usize is 32 bits).
+    (width as usize)
         .checked_mul(height as usize)
-        .ok_or_else(|| invalid_input(format!("frame size {width}x{height} overflows")))?;
-    Ok(luma + luma / 2)
+        .and_then(|luma| luma.checked_add(luma / 2))
+        .ok_or_else(|| invalid_input(format!("frame size {width}x{height} overflows")))
 }
 
 /// Checks that `src` holds a frame of layout `l` whose first plane has
@@ -744,5 +746,25 @@ mod tests {
             pos += 17 + n;
         }
         assert_eq!(pos, DEFAULT_DHT.len());
+    }
+
+    /// Found by `fuzz/run.sh` (convert): a driver's 4294967294x4294967294
+    /// frame overflowed the I420 size (luma + chroma) instead of being refused.
+    #[test]
+    fn huge_sizes_are_refused_not_overflowed() {
+        let huge = u32::MAX - 1;
+        assert_eq!(
+            i420_len(huge, huge).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let layout = Layout {
+            width: huge,
+            height: huge,
+            stride: usize::MAX - 1,
+            luma_rows: u32::MAX,
+        };
+        assert!(yuyv_to_i420(&[0; 16], &layout).is_err());
+        assert!(nv12_to_i420(&[0; 16], &layout).is_err());
+        assert!(yu12_to_i420(&[0; 16], &layout).is_err());
     }
 }

@@ -196,7 +196,15 @@ impl Hub {
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
-            .map_err(|e| ConnectError::Rejected(e.to_string()))?;
+            .map_err(|e| ConnectError::Rejected(e.to_string()))?
+            .to_sdp_string();
+        // str0m skips media sections it can't read; with none left the peer
+        // could never connect and would hold a slot until the connect timeout.
+        if !answer.contains("\nm=") {
+            return Err(ConnectError::Rejected(
+                "no media section the robot can answer (video, audio or data channel)".into(),
+            ));
+        }
         rtc.bwe().set_bitrate(
             Bitrate::bps(u64::from(self.config.min_bitrate)),
             Bitrate::bps(u64::from(self.config.max_bitrate)),
@@ -225,7 +233,7 @@ impl Hub {
         peer.drain(&mut self.transmits, &mut self.events);
         tracing::info!(peer = %id, "offer accepted");
         self.peers.push(peer);
-        Ok((id, answer.to_sdp_string()))
+        Ok((id, answer))
     }
 
     /// Feeds one received datagram to the peer it belongs to. False if nobody claims it.

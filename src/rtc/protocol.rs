@@ -220,4 +220,19 @@ mod tests {
             r#"{"type":"role","role":"viewer"}"#
         );
     }
+
+    /// Found by `fuzz/run.sh` (datachannel): without serde_json's
+    /// `float_roundtrip` a long ping number came back 1 ulp off in the pong.
+    #[test]
+    fn pong_numbers_survive_a_round_trip_exactly() {
+        let ping =
+            r#"{"type":"ping","t":126666666666666666666666666666666666666666666666666634.5}"#;
+        let Ok(Inbound::Ping { t }) = parse(ping) else {
+            panic!()
+        };
+        let pong: serde_json::Value =
+            serde_json::from_str(&Outbound::Pong { t: t.clone() }.to_json()).unwrap();
+        assert_eq!(pong["t"], serde_json::Value::Number(t));
+        assert_eq!(pong["t"].as_f64(), Some(1.2666666666666667e53));
+    }
 }

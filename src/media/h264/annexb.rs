@@ -221,19 +221,24 @@ impl AccessUnitSplitter {
                 self.waiting_for_header = true;
                 break;
             };
+            if !self.synced {
+                // Whatever preceded the first start code is not H.264. Synced
+                // as soon as the NAL header is here, so a stream that ends
+                // before the slice header still gives its last NAL unit.
+                let cut = self.cut_point(sc);
+                self.buf.drain(..cut);
+                self.synced = true;
+                sc -= cut;
+            }
             let t = header & 0x1F;
             let Some(boundary) = starts_access_unit(t, self.buf.get(sc + 4).copied()) else {
                 self.scanned = sc;
                 self.waiting_for_header = true;
                 break;
             };
-            let cut = self.cut_point(sc);
-            if !self.synced {
-                // Whatever preceded the first start code is not H.264.
-                self.buf.drain(..cut);
-                self.synced = true;
-                sc -= cut;
-            } else if boundary && self.has_picture {
+            // Just synced: nothing assembled yet, so no picture to emit.
+            if boundary && self.has_picture {
+                let cut = self.cut_point(sc);
                 self.emit(cut);
                 sc -= cut;
             }
@@ -502,5 +507,25 @@ mod tests {
         assert_eq!(next_nals(&mut s), Some(vec![P0.to_vec()]));
         assert_eq!(next_nals(&mut s), Some(vec![P1.to_vec()]));
         assert_eq!(s.next_access_unit(), None);
+    }
+
+    /// Found by `fuzz/run.sh` (h264): a stream whose only NAL unit ends right
+    /// after its header byte was never synced to, and `finish` dropped it.
+    #[test]
+    fn a_stream_ending_after_its_first_nal_header_keeps_that_nal() {
+        let stream = [
+            0x00, 0x00, 0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x67, 0x01, 0x67,
+            0x42, 0x00, 0x00, 0x01, 0x65,
+        ];
+        let mut s = AccessUnitSplitter::new(1 << 20);
+        s.push(&stream);
+        s.finish();
+        assert_eq!(next_nals(&mut s), Some(vec![vec![0x65]]));
+        assert_eq!(s.next_access_unit(), None);
+        // Byte by byte, the same.
+        let mut s = AccessUnitSplitter::new(1 << 20);
+        stream.iter().for_each(|b| s.push(&[*b]));
+        s.finish();
+        assert_eq!(next_nals(&mut s), Some(vec![vec![0x65]]));
     }
 }

@@ -301,3 +301,37 @@ fn h264_check_looks_only_at_video_sections() {
         "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
     ));
 }
+
+/// Found by `fuzz/run.sh` (sdp_offer): an offer whose only media line is
+/// garbled got an answer without media, so a peer that could never connect.
+#[test]
+fn an_offer_without_a_usable_media_section_is_rejected() {
+    let offer = concat!(
+        "v=0\r\n",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n",
+        "s=-\r\n",
+        "t=0 0\r\n",
+        "a=group:BUNDLE 2\r\n",
+        "a=extmap-allow-mixed\r\n",
+        "a=msid-semantic: WMS\r\n",
+        "m=applicati-on ) UDP/DTLS/SCTP webrtc-datachannel\r\n",
+        "c=IN IP4 0.0.0.0\r\n",
+        "a=candidate:1109849234 1 udp 2a=rtpmap:122260223 192.168.1.50 40000 typ host generation 0 network-id 1\r\n",
+        "a=ice-ufrag:q9Xr\r\n",
+        "a=ice-pwd:5yH1z8n2t3LrQ0pWm4dKsV7b\r\n",
+        "a=ice-options:trickle\r\n",
+        "a=fingerprint:sha-255 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n",
+        "a=setup:actpass\r\n",
+        "a=mid:2\r\n",
+        "a=sctp-port:5000\r\n",
+        "a=max-message-size:262144\r\n",
+    );
+    let mut hub = Hub::new(HubConfig::default());
+    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
+    let result = hub.connect(Instant::now(), offer, &[robot], None);
+    assert!(
+        matches!(&result, Err(ConnectError::Rejected(e)) if e.contains("no media section")),
+        "{result:?}"
+    );
+    assert!(hub.is_empty());
+}
