@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let candidates = local_candidates(&[robot], None, None);
     HUB.with_borrow_mut(|hub| {
         let now = Instant::now();
-        if let Ok((id, answer)) = hub.connect(now, &offer, &candidates, Some("s".into())) {
+        if let Ok((id, answer)) = hub.connect(now, &offer, &candidates, Some("s".into()), false) {
             assert!(answer.starts_with("v=0"), "{answer}");
             assert!(
                 answer.contains("192.0.2.10 50000"),
