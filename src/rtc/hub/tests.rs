@@ -328,7 +328,7 @@ fn an_offer_without_a_usable_media_section_is_rejected() {
     );
     let mut hub = Hub::new(HubConfig::default());
     let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
-    let result = hub.connect(Instant::now(), offer, &[robot], None);
+    let result = hub.connect(Instant::now(), offer, &[robot], None, false);
     assert!(
         matches!(&result, Err(ConnectError::Rejected(e)) if e.contains("no media section")),
         "{result:?}"
