@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::{self, Inbound, Outbound, PeerRole, Role};
 use super::PeerId;
-use crate::drive::{Drive, Motors, ServoValues};
+use crate::drive::{Drive, LinkState, Motors, ServoValues};
 
 /// Most peers the session tracks; later ones get an error and can only `stop`.
 pub const MAX_PEERS: usize = 32;
@@ -50,6 +50,8 @@ pub struct SessionStatus<'a> {
     pub peers: Vec<PeerRole>,
     pub rejected_messages: u64,
     pub backend: &'static str,
+    /// `None` for backends without a link that can fail (sim, gpio).
+    pub link: Option<LinkState>,
 }
 
 struct Peer {
@@ -252,6 +254,7 @@ impl Session {
             peers: self.roles().to_vec(),
             rejected_messages: self.rejected_messages,
             backend: self.drive.backend_name(),
+            link: self.drive.link(),
         }
     }
 
