@@ -35,12 +35,12 @@
 //! initial = 0.0         # value set at start, -1..1
 //! ```
 //!
-//! `[drive.pca9685]` and `[drive.serial]` are described in [`super::pca9685`]
+//! `[drive.pca9685]` and `[drive.serial]` are described in [`super::hat`]
 //! and [`super::serial`].
 
 use serde::Deserialize;
 
-use super::pca9685::Pca9685Config;
+use super::hat::Pca9685Config;
 use super::serial::SerialConfig;
 use super::MAX_SERVOS;
 
@@ -471,8 +471,32 @@ mod profile_tests {
         let count = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(
             count,
-            MODELS.len() * DRIVERS.len(),
+            MODELS.len() * DRIVERS.len() + CONTROLLERS.len(),
             "unexpected files in board/profiles"
         );
+    }
+
+    /// Profiles for motor controllers that fit any Pi.
+    const CONTROLLERS: [(&str, BackendKind); 3] = [
+        ("adafruit-motor-hat", BackendKind::Pca9685),
+        ("waveshare-motor-hat", BackendKind::Pca9685),
+        ("arduino-serial", BackendKind::Serial),
+    ];
+
+    #[test]
+    fn every_controller_profile_is_a_valid_config_for_any_pi() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board/profiles");
+        for (name, backend) in CONTROLLERS {
+            let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect(name);
+            let profile: toml::Table = toml::from_str(&text).expect(name);
+            let keys: Vec<_> = profile.keys().map(String::as_str).collect();
+            assert_eq!(keys, ["control", "drive", "video"], "{name}");
+            let drive = DriveConfig::deserialize(table(&profile, "drive")).expect(name);
+            drive.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(drive.backend, backend, "{name}");
+            SessionConfig::deserialize(table(&profile, "control")).expect(name);
+            let video = table(&profile, "video");
+            assert_eq!(video["encoder"].as_str(), Some("auto"), "{name}: any Pi");
+        }
     }
 }

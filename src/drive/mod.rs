@@ -12,6 +12,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 mod config;
 pub mod gpio;
+pub mod hat;
 pub mod mixer;
 pub mod pca9685;
 pub mod serial;
@@ -108,7 +109,7 @@ impl Drive {
         let backend: Box<dyn Backend> = match config.backend {
             BackendKind::Sim => Box::new(sim::Sim),
             BackendKind::Gpio => Box::new(gpio::Gpio::open(config)?),
-            BackendKind::Pca9685 => Box::new(pca9685::MotorHat::open(config)?),
+            BackendKind::Pca9685 => Box::new(hat::MotorHat::open(config)?),
             BackendKind::Serial => Box::new(serial::Serial::open(config)?),
             BackendKind::Auto if gpio::access().is_some() => Box::new(gpio::Gpio::open(config)?),
             BackendKind::Auto => {
