@@ -215,6 +215,9 @@ pub const BOARDS: &[(&str, &str)] = &[
     board!("pi5-l298n"),
     board!("pi5-tb6612"),
     board!("pi5-drv8833"),
+    board!("adafruit-motor-hat"),
+    board!("waveshare-motor-hat"),
+    board!("arduino-serial"),
 ];
 
 /// What the command line asks for.

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [drive]
-//! backend = "auto"      # auto | sim | gpio  (auto: gpio on a Raspberry Pi)
+//! backend = "auto"      # auto | sim | gpio | pca9685 | serial  (auto: gpio on a Raspberry Pi)
 //! driver = "l298n"      # l298n | tb6612 | drv8833
 //! pwm_hz = 1000         # hardware PWM frequency of the motor outputs
 //! deadman_ms = 300      # motors stop this long after the operator's last `drive`
@@ -25,17 +25,23 @@
 //! in2 = 26
 //! pwm = 13
 //!
-//! [[drive.servos]]      # up to 8; name and pin are required
+//! [[drive.servos]]      # up to 8; name is required, and where the pulses go:
 //! name = "pan"
-//! pin = 18
+//! pin = 18              # gpio: a BCM GPIO number
+//! # channel = 14        # pca9685: a channel of the chip; serial: neither (servo N = Nth in this list)
 //! min_us = 1000         # pulse at value -1 (swap with max_us to reverse)
 //! max_us = 2000         # pulse at value +1
 //! center_us = 1500      # pulse at value 0; default: halfway
 //! initial = 0.0         # value set at start, -1..1
 //! ```
+//!
+//! `[drive.pca9685]` and `[drive.serial]` are described in [`super::hat`]
+//! and [`super::serial`].
 
 use serde::Deserialize;
 
+use super::hat::Pca9685Config;
+use super::serial::SerialConfig;
 use super::MAX_SERVOS;
 
 /// Highest BCM GPIO number on the 40-pin header.
@@ -60,6 +66,8 @@ pub struct DriveConfig {
     pub right: MotorPins,
     pub stby: Option<u8>,
     pub servos: Vec<ServoConfig>,
+    pub pca9685: Pca9685Config,
+    pub serial: SerialConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -68,6 +76,10 @@ pub enum BackendKind {
     Auto,
     Sim,
     Gpio,
+    /// A PCA9685 PWM chip over I2C, e.g. a motor HAT.
+    Pca9685,
+    /// A microcontroller speaking telepi's line protocol on a serial port.
+    Serial,
 }
 
 /// The H-bridge between the Pi and the motors.
@@ -97,7 +109,12 @@ pub struct MotorPins {
 #[serde(deny_unknown_fields)]
 pub struct ServoConfig {
     pub name: String,
-    pub pin: u8,
+    /// BCM GPIO number (`gpio` backend).
+    #[serde(default)]
+    pub pin: Option<u8>,
+    /// PCA9685 channel (`pca9685` backend).
+    #[serde(default)]
+    pub channel: Option<u8>,
     #[serde(default = "default_min_us")]
     pub min_us: u32,
     #[serde(default = "default_max_us")]
@@ -142,6 +159,8 @@ impl Default for DriveConfig {
             },
             stby: None,
             servos: Vec::new(),
+            pca9685: Pca9685Config::default(),
+            serial: SerialConfig::default(),
         }
     }
 }
@@ -200,11 +219,38 @@ impl DriveConfig {
         }
         for (i, servo) in self.servos.iter().enumerate() {
             validate_servo(servo)?;
+            self.validate_servo_output(servo)?;
             if self.servos[..i].iter().any(|s| s.name == servo.name) {
                 return Err(format!("servo name {:?} is used twice", servo.name));
             }
         }
+        match self.backend {
+            BackendKind::Pca9685 => self.pca9685.validate(&self.servos)?,
+            BackendKind::Serial => self.serial.validate()?,
+            BackendKind::Auto | BackendKind::Sim | BackendKind::Gpio => {}
+        }
         self.validate_pins()
+    }
+
+    /// Each backend addresses servos its own way; `sim` takes any.
+    fn validate_servo_output(&self, s: &ServoConfig) -> Result<(), String> {
+        let name = &s.name;
+        match (self.backend, s.pin, s.channel) {
+            (BackendKind::Sim, ..)
+            | (BackendKind::Auto | BackendKind::Gpio, Some(_), None)
+            | (BackendKind::Pca9685, None, Some(_))
+            | (BackendKind::Serial, None, None) => Ok(()),
+            (BackendKind::Auto | BackendKind::Gpio, ..) => Err(format!(
+                "servo {name:?}: the gpio backend needs `pin` (a BCM GPIO number), not `channel`"
+            )),
+            (BackendKind::Pca9685, ..) => Err(format!(
+                "servo {name:?}: the pca9685 backend needs `channel` (0..=15 on the chip), not `pin`"
+            )),
+            (BackendKind::Serial, ..) => Err(format!(
+                "servo {name:?}: the serial backend numbers servos by their order in the list \
+                 (`S <index> <pulse_us>`); drop `pin` and `channel`"
+            )),
+        }
     }
 
     /// Every configured pin, with what it is for (for error messages).
@@ -220,7 +266,7 @@ impl DriveConfig {
         let servos = self
             .servos
             .iter()
-            .map(|s| (s.pin, format!("servo {:?}", s.name)));
+            .filter_map(|s| Some((s.pin?, format!("servo {:?}", s.name))));
         motors.chain(stby).chain(servos)
     }
 
@@ -275,7 +321,8 @@ mod tests {
     fn servo(min_us: u32, max_us: u32, center_us: Option<u32>) -> ServoConfig {
         ServoConfig {
             name: "pan".into(),
-            pin: 18,
+            pin: Some(18),
+            channel: None,
             min_us,
             max_us,
             center_us,
@@ -346,6 +393,34 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("outside"));
         assert_eq!(servo(u32::MAX, u32::MAX - 2, None).center(), u32::MAX - 1);
     }
+
+    #[test]
+    fn each_backend_wants_its_own_servo_address() {
+        let with = |backend, pin, channel| DriveConfig {
+            backend,
+            pca9685: Pca9685Config {
+                frequency_hz: 50,
+                ..Pca9685Config::default()
+            },
+            servos: vec![ServoConfig {
+                pin,
+                channel,
+                ..servo(1000, 2000, None)
+            }],
+            ..DriveConfig::default()
+        };
+        with(BackendKind::Gpio, Some(18), None).validate().unwrap();
+        with(BackendKind::Pca9685, None, Some(0))
+            .validate()
+            .unwrap();
+        with(BackendKind::Serial, None, None).validate().unwrap();
+        with(BackendKind::Sim, None, Some(0)).validate().unwrap();
+        let err = |backend, pin, channel| with(backend, pin, channel).validate().unwrap_err();
+        assert!(err(BackendKind::Auto, None, Some(3)).contains("needs `pin`"));
+        assert!(err(BackendKind::Gpio, None, None).contains("needs `pin`"));
+        assert!(err(BackendKind::Pca9685, Some(18), None).contains("needs `channel`"));
+        assert!(err(BackendKind::Serial, Some(18), None).contains("by their order"));
+    }
 }
 
 #[cfg(test)]
@@ -408,8 +483,32 @@ mod profile_tests {
         let count = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(
             count,
-            MODELS.len() * DRIVERS.len(),
+            MODELS.len() * DRIVERS.len() + CONTROLLERS.len(),
             "unexpected files in board/profiles"
         );
+    }
+
+    /// Profiles for motor controllers that fit any Pi.
+    const CONTROLLERS: [(&str, BackendKind); 3] = [
+        ("adafruit-motor-hat", BackendKind::Pca9685),
+        ("waveshare-motor-hat", BackendKind::Pca9685),
+        ("arduino-serial", BackendKind::Serial),
+    ];
+
+    #[test]
+    fn every_controller_profile_is_a_valid_config_for_any_pi() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("board/profiles");
+        for (name, backend) in CONTROLLERS {
+            let text = std::fs::read_to_string(dir.join(format!("{name}.toml"))).expect(name);
+            let profile: toml::Table = toml::from_str(&text).expect(name);
+            let keys: Vec<_> = profile.keys().map(String::as_str).collect();
+            assert_eq!(keys, ["control", "drive", "video"], "{name}");
+            let drive = DriveConfig::deserialize(table(&profile, "drive")).expect(name);
+            drive.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(drive.backend, backend, "{name}");
+            SessionConfig::deserialize(table(&profile, "control")).expect(name);
+            let video = table(&profile, "video");
+            assert_eq!(video["encoder"].as_str(), Some("auto"), "{name}: any Pi");
+        }
     }
 }

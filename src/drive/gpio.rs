@@ -216,8 +216,9 @@ impl Gpio {
         };
         let (left, right) = (motor(&config.left)?, motor(&config.right)?);
         let mut servos = heapless::Vec::new();
-        for s in &config.servos {
-            let out = pins.pwm(s.pin, SERVO_HZ, SERVO_HZ)?;
+        // validate() gives every servo a pin on this backend.
+        for pin in config.servos.iter().filter_map(|s| s.pin) {
+            let out = pins.pwm(pin, SERVO_HZ, SERVO_HZ)?;
             // validate() allows at most MAX_SERVOS.
             assert!(servos.push(out).is_ok(), "validated servo count");
         }

@@ -1,5 +1,6 @@
 //! Motors and servos: mixer, acceleration ramp, deadman watchdog, and the
-//! backends that move real pins ([`gpio`]) or nothing ([`sim`]).
+//! backends that move real pins ([`gpio`]), a PCA9685 PWM chip over I2C
+//! ([`pca9685`]), a microcontroller on a serial port ([`serial`]) or nothing ([`sim`]).
 //!
 //! [`Drive`] is sans-IO apart from its backend: time is always passed in,
 //! and [`Drive::next_deadline`] says when the owner must call [`Drive::tick`].
@@ -11,7 +12,10 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 mod config;
 pub mod gpio;
+pub mod hat;
 pub mod mixer;
+pub mod pca9685;
+pub mod serial;
 pub mod sim;
 
 pub use config::{BackendKind, DriveConfig, Driver, MotorPins, ServoConfig};
@@ -36,12 +40,29 @@ pub trait Backend: Send {
     fn set_motors(&mut self, motors: Motors);
     /// `index` is the servo's position in [`DriveConfig::servos`].
     fn set_servo(&mut self, index: usize, pulse_us: u32);
+    /// The state of the link to the motor hardware, for backends that have
+    /// one that can fail at run time (a bus, a cable).
+    fn link(&self) -> Option<LinkState> {
+        None
+    }
+}
+
+/// Whether the motor hardware is answering; `drive_link` in `/api/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// Opened, not heard from yet (a microcontroller may still be booting).
+    Connecting,
+    Ok,
+    Lost,
 }
 
 #[derive(Debug)]
 pub enum DriveError {
     Config(String),
     Gpio(String),
+    I2c(String),
+    Serial(String),
 }
 
 impl fmt::Display for DriveError {
@@ -49,6 +70,8 @@ impl fmt::Display for DriveError {
         match self {
             DriveError::Config(e) => write!(f, "bad [drive] config: {e}"),
             DriveError::Gpio(e) => write!(f, "gpio: {e}"),
+            DriveError::I2c(e) => write!(f, "i2c: {e}"),
+            DriveError::Serial(e) => write!(f, "serial: {e}"),
         }
     }
 }
@@ -86,6 +109,8 @@ impl Drive {
         let backend: Box<dyn Backend> = match config.backend {
             BackendKind::Sim => Box::new(sim::Sim),
             BackendKind::Gpio => Box::new(gpio::Gpio::open(config)?),
+            BackendKind::Pca9685 => Box::new(hat::MotorHat::open(config)?),
+            BackendKind::Serial => Box::new(serial::Serial::open(config)?),
             BackendKind::Auto if gpio::access().is_some() => Box::new(gpio::Gpio::open(config)?),
             BackendKind::Auto => {
                 tracing::info!("not a Raspberry Pi (no /dev/gpiomem, no Pi in the device tree): motors are simulated");
@@ -190,6 +215,10 @@ impl Drive {
         self.backend.name()
     }
 
+    pub fn link(&self) -> Option<LinkState> {
+        self.backend.link()
+    }
+
     fn advance(&mut self, now: Instant) {
         let elapsed = self
             .ramped_at
@@ -245,7 +274,8 @@ pub(crate) mod testing {
             deadband: 0.0,
             servos: vec![ServoConfig {
                 name: "pan".into(),
-                pin: 18,
+                pin: Some(18),
+                channel: None,
                 min_us: 1000,
                 max_us: 2000,
                 center_us: None,

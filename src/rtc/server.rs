@@ -397,6 +397,7 @@ impl RtcServer {
             "motors": session.motors,
             "servos": session.servos,
             "drive_backend": session.backend,
+            "drive_link": session.link,
             "rejected_messages": session.rejected_messages,
             "peers": peers,
             "ice": {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::protocol::{self, Inbound, Outbound, PeerRole, Role};
 use super::PeerId;
-use crate::drive::{Drive, Motors, ServoValues};
+use crate::drive::{Drive, LinkState, Motors, ServoValues};
 
 /// Most peers the session tracks; later ones get an error and can only `stop`.
 pub const MAX_PEERS: usize = 32;
@@ -54,6 +54,8 @@ pub struct SessionStatus<'a> {
     pub peers: Vec<PeerRole>,
     pub rejected_messages: u64,
     pub backend: &'static str,
+    /// `None` for backends without a link that can fail (sim, gpio).
+    pub link: Option<LinkState>,
 }
 
 struct Peer {
@@ -265,6 +267,7 @@ impl Session {
             peers: self.roles().to_vec(),
             rejected_messages: self.rejected_messages,
             backend: self.drive.backend_name(),
+            link: self.drive.link(),
         }
     }
 
@@ -920,7 +923,7 @@ mod tests {
             status,
             json!({"operator":2,"motors":{"left":1.0,"right":1.0},"servos":{"pan":0.0},
                    "peers":[{"id":1,"role":"viewer"},{"id":2,"role":"operator"}],
-                   "rejected_messages":0,"backend":"recorder"})
+                   "rejected_messages":0,"backend":"recorder","link":null})
         );
     }
 }
