@@ -1,5 +1,5 @@
 //! A microcontroller drives the motors (e.g. an Arduino with an L298N or
-//! TB6612; reference sketch in `board/arduino/telepi_motors/`); telepi
+//! TB6612, running a sketch that speaks the protocol below); telepi
 //! talks to it over a serial port, one ASCII line per command, `\n`-ended:
 //!
 //! | telepi sends | meaning | controller answers |
