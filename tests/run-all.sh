@@ -31,11 +31,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 
+# Each part prints how long it took, so CI's time budget is easy to follow.
+run_start=$(date +%s)
+part_start=$run_start
+took() {
+  local now; now=$(date +%s)
+  echo "== $1: $((now - part_start)) s (total $((now - run_start)) s)"
+  part_start=$now
+}
+
 cargo build --locked
 cargo test --locked --all-targets
+took "cargo test"
 
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
 TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
+took "browser tests"
 
 # ---- Through NATs (tests/nat/run.sh; README "Through NATs") ------------------
 # Network namespaces only: coturn on an "internet" bridge, the robot behind a
@@ -44,11 +55,13 @@ TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
 # forwarded UDP port, and STUN-only failing as it must. TELEPI_SKIP_NAT=1 skips it.
 if [ "${TELEPI_SKIP_NAT:-0}" != 1 ]; then
   TELEPI_BIN="$PWD/target/debug/telepi" tests/nat/run.sh
+  took "NAT tests"
 fi
 
 # The benchmark tool, briefly (telepi only, 1 viewer, 2 s), so it keeps working;
 # the full comparison is bench/run.sh (docs/benchmarks.md).
 bench/run.sh --smoke
+took "bench smoke"
 
 # ---- Fuzzing (fuzz/, README "Fuzzing") ---------------------------------------
 # Every cargo-fuzz target briefly from its seed corpus (nightly and cargo-fuzz
@@ -56,9 +69,8 @@ bench/run.sh --smoke
 # its input in fuzz/artifacts/. TELEPI_FUZZ_SECONDS sets the time per target,
 # TELEPI_SKIP_FUZZ=1 skips it.
 if [ "${TELEPI_SKIP_FUZZ:-0}" != 1 ]; then
-  fuzz_start=$(date +%s)
   fuzz/run.sh "${TELEPI_FUZZ_SECONDS:-20}"
-  echo "Fuzzing: $(($(date +%s) - fuzz_start))s"
+  took "fuzzing"
 fi
 
 # ---- Real kernel drivers in an emulated PC (tests/vm/pc.sh) ------------------
@@ -68,6 +80,7 @@ fi
 # link inside a private network namespace. TELEPI_SKIP_VM=1 skips it.
 if [ "${TELEPI_SKIP_VM:-0}" != 1 ]; then
   tests/vm/pc.sh
+  took "emulated PC"
 fi
 
 # ---- Raspberry Pi (board/, tests/pi/; README "Put it on a Pi") -------------
@@ -77,14 +90,14 @@ fi
 # host, drive/deadman, pipe source, audio), and writes a synthetic Raspberry
 # Pi OS image with board/make-image.sh. TELEPI_SKIP_CROSS=1 skips all of it.
 if [ "${TELEPI_SKIP_CROSS:-0}" != 1 ]; then
-  pi_start=$(date +%s)
   board/build-cross.sh all
+  took "cross builds"
   tests/pi/deb.test.sh
   tests/pi/cross-smoke.sh all
   tests/pi/image.test.sh
   # The aarch64 binary on emulated Pi 3 B and 4 B (QEMU raspi3b/raspi4b):
   # GPIO follows drive, the deadman, stop and SIGTERM (~2 min).
   tests/vm/pi.sh --model all
-  echo "Raspberry Pi checks: $(($(date +%s) - pi_start))s"
+  took "Raspberry Pi checks"
 fi
 # ---- end Raspberry Pi --------------------------------------------------------

@@ -82,7 +82,8 @@ fuzz_target!(|data: &[u8]| {
         deadman_ms: DEADMAN_MS,
         servos: vec![ServoConfig {
             name: "pan".into(),
-            pin: 18,
+            pin: Some(18),
+            channel: None,
             min_us: 1000,
             max_us: 2000,
             center_us: None,
@@ -112,7 +113,7 @@ fuzz_target!(|data: &[u8]| {
         match op {
             b'j' => {
                 let secret = (!payload.is_empty()).then_some(&*payload);
-                s.peer_joined(now, peer, secret);
+                s.peer_joined(now, peer, secret, false);
             }
             b'l' => {
                 s.peer_left(now, peer);
