@@ -46,7 +46,7 @@ fn two_clients_share_the_stream_and_the_count_returns_to_zero_when_they_vanish()
     drop(a);
     drop(b);
     assert!(
-        server.wait_for(Duration::from_secs(5), |s| s["peers"]
+        server.wait_for(Duration::from_secs(15), |s| s["peers"]
             .as_array()
             .unwrap()
             .is_empty()),

@@ -5,7 +5,7 @@
 //! TCP, TLS or a slow broker, and no second async runtime is needed.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,6 +17,7 @@ use super::{parse_url, BrokerConfig, BrokerUrl};
 use crate::config::RtcConfig;
 use crate::http::access::{Access, Credentials};
 use crate::rtc::ice;
+use crate::rtc::net::is_host_address;
 use crate::rtc::server::LoopHandle;
 
 /// How often presence is compared with the robot's state.
@@ -134,7 +135,7 @@ impl Context {
         let mut last_problem = String::new();
         while !self.stopped() {
             let end = match self.open() {
-                Ok(stream) => self.session(stream),
+                Ok((stream, local_ip)) => self.session(stream, local_ip),
                 Err(e) => SessionEnd::Lost(e),
             };
             if self.stats.connected.swap(false, Ordering::Relaxed) {
@@ -176,7 +177,8 @@ impl Context {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn open(&self) -> Result<Box<dyn Stream>, String> {
+    /// The connection, and the robot's address it leaves from.
+    fn open(&self) -> Result<(Box<dyn Stream>, IpAddr), String> {
         let addr = (self.url.host.as_str(), self.url.port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {}: {e}", self.url.host))?
@@ -187,13 +189,17 @@ impl Context {
         tcp.set_read_timeout(Some(READ_SLICE))
             .and_then(|()| tcp.set_nodelay(true))
             .map_err(|e| format!("socket: {e}"))?;
+        let local_ip = tcp
+            .local_addr()
+            .map_err(|e| format!("socket: {e}"))?
+            .ip();
         if self.url.tls {
             return Err("mqtts:// is not supported yet: use mqtt://".into());
         }
-        Ok(Box::new(tcp))
+        Ok((Box::new(tcp), local_ip))
     }
 
-    fn session(&self, mut stream: Box<dyn Stream>) -> SessionEnd {
+    fn session(&self, mut stream: Box<dyn Stream>, local_ip: IpAddr) -> SessionEnd {
         let now = Instant::now();
         let mut link = Link::new(now, &self.identity);
         let mut limit = OfferLimit::new(now);
@@ -256,9 +262,18 @@ impl Context {
                     }
                 }
             }
-            if link.is_up() && now >= next_presence_check {
+            if now >= next_presence_check {
                 next_presence_check = now + PRESENCE_CHECK;
-                self.publish_presence(&mut link, now, &mut presence);
+                // TCP would notice only after its retransmissions give up
+                // (minutes): reconnect now, from the new address.
+                if !is_host_address(local_ip) {
+                    return SessionEnd::Lost(format!(
+                        "the robot's address {local_ip} went away (network change)"
+                    ));
+                }
+                if link.is_up() {
+                    self.publish_presence(&mut link, now, &mut presence);
+                }
             }
         }
     }

@@ -194,6 +194,17 @@ pub fn candidate_addrs(bound: SocketAddr) -> Vec<SocketAddr> {
     addrs
 }
 
+/// Whether `ip` is still an address of this host: a connection from an
+/// address that went away (Wi-Fi rejoined, DHCP gave another one) is dead
+/// even though its socket does not say so yet.
+pub fn is_host_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || interface_ipv4s().contains(&v4),
+        // Not listed by interface_ipv4s: assume it stays.
+        IpAddr::V6(_) => true,
+    }
+}
+
 fn interface_ipv4s() -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
