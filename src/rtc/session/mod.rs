@@ -8,15 +8,28 @@
 //! takes it, even from the current operator. Losing the operator, for any
 //! reason, stops the motors. `stop` is honoured from everybody. A peer that
 //! joined view-only (plain HTTP in view-only mode) never operates.
+//!
+//! What peers do that programs on the local API may want to know comes out
+//! as [`SessionOutput::Event`]; what those programs publish comes in through
+//! [`Session::set_reading`], [`Session::send_custom`] and
+//! [`Session::motor_link`].
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::protocol::{self, Inbound, Outbound, PeerRole, Role};
 use super::PeerId;
-use crate::drive::{Drive, LinkState, Motors, ServoValues};
+use crate::api::{Audience, Event};
+use crate::controls::Controls;
+use crate::drive::{Drive, LinkState};
+
+mod telemetry;
+
+pub use telemetry::{read_cpu_temp_c, SessionStatus};
 
 /// Most peers the session tracks; later ones get an error and can only `stop`.
 pub const MAX_PEERS: usize = 32;
@@ -43,19 +56,8 @@ pub struct SessionConfig {
 pub enum SessionOutput {
     /// Send this JSON text to one peer.
     Send { peer: PeerId, text: String },
-}
-
-/// For `/api/status`.
-#[derive(Serialize)]
-pub struct SessionStatus<'a> {
-    pub operator: Option<PeerId>,
-    pub motors: Motors,
-    pub servos: ServoValues<'a>,
-    pub peers: Vec<PeerRole>,
-    pub rejected_messages: u64,
-    pub backend: &'static str,
-    /// `None` for backends without a link that can fail (sim, gpio).
-    pub link: Option<LinkState>,
+    /// Tell the programs on the local API (those subscribed to it).
+    Event(Event),
 }
 
 struct Peer {
@@ -80,6 +82,10 @@ pub struct Session {
     /// A bystander pressed stop: the operator's drives are ignored until they
     /// let go of the controls (a zero drive), so a held joystick can't undo it.
     stop_latched: bool,
+    /// The page's custom controls and readings (`[[controls]]`, `[[readings]]`).
+    controls: Arc<Controls>,
+    /// What programs on the local API published, for telemetry.
+    readings: BTreeMap<String, Value>,
 }
 
 impl Session {
@@ -96,7 +102,15 @@ impl Session {
             cpu_temp_c: None,
             rejected_messages: 0,
             stop_latched: false,
+            controls: Arc::default(),
+            readings: BTreeMap::new(),
         }
+    }
+
+    /// The custom controls peers may use and the readings the page shows.
+    pub fn with_controls(mut self, controls: Arc<Controls>) -> Session {
+        self.controls = controls;
+        self
     }
 
     /// Whether `secret` grants the operator role (always, when none is configured).
@@ -132,6 +146,15 @@ impl Session {
         }
         if self.telemetry_at.is_none() {
             self.telemetry_at = Some(now + TELEMETRY_INTERVAL);
+        }
+        if !self.controls.is_empty() {
+            let controls = self.controls.clone();
+            self.send(
+                peer,
+                &Outbound::Controls {
+                    controls: &controls,
+                },
+            );
         }
         if secret.is_some() && self.secret.is_some() && !view_only {
             if self.authorize(secret) {
@@ -171,6 +194,8 @@ impl Session {
             Inbound::Stop => {
                 tracing::info!("stop from peer {peer}");
                 self.drive.stop(now);
+                let role = self.role(peer);
+                self.emit(Event::Stop { peer, role });
                 if let Some(operator) = self.operator.filter(|op| *op != peer) {
                     self.stop_latched = true;
                     let reason = format!(
@@ -190,10 +215,19 @@ impl Session {
                 if self.operator != Some(peer) {
                     return self.reject(peer, self.not_operator());
                 }
-                if self.drive.set_servo(&name, value as f32).is_err() {
-                    self.reject(peer, format!("unknown servo {name:?}"));
+                let value = (value as f32).clamp(-1.0, 1.0);
+                if self.drive.set_servo(&name, value).is_err() {
+                    return self.reject(peer, format!("unknown servo {name:?}"));
                 }
+                let role = Role::Operator;
+                self.emit(Event::Servo {
+                    peer,
+                    role,
+                    name,
+                    value,
+                });
             }
+            Inbound::Custom { name, value } => self.on_custom(peer, name, &value),
             Inbound::Claim { secret } => self.on_claim(now, peer, secret.as_deref()),
             Inbound::Release if self.operator == Some(peer) => self.set_operator(now, None),
             Inbound::Release => self.reject(peer, "release: you are not the operator".into()),
@@ -254,23 +288,6 @@ impl Session {
         }
     }
 
-    /// The CPU temperature for telemetry; the loop reads it (see [`read_cpu_temp_c`]).
-    pub fn set_cpu_temp(&mut self, celsius: Option<f32>) {
-        self.cpu_temp_c = celsius;
-    }
-
-    pub fn status(&self) -> SessionStatus<'_> {
-        SessionStatus {
-            operator: self.operator,
-            motors: self.drive.motors(),
-            servos: self.drive.servos(),
-            peers: self.roles().to_vec(),
-            rejected_messages: self.rejected_messages,
-            backend: self.drive.backend_name(),
-            link: self.drive.link(),
-        }
-    }
-
     fn on_drive(
         &mut self,
         now: Instant,
@@ -303,6 +320,61 @@ impl Session {
             self.stop_latched = false;
         }
         self.drive.drive(now, linear, angular);
+        self.emit(Event::Drive {
+            peer,
+            role: Role::Operator,
+            linear: linear.clamp(-1.0, 1.0),
+            angular: angular.clamp(-1.0, 1.0),
+        });
+    }
+
+    /// A custom control: the operator's, and one the config declares.
+    fn on_custom(&mut self, peer: PeerId, name: String, value: &Value) {
+        if self.operator != Some(peer) {
+            return self.reject(peer, format!("custom: {}", self.not_operator()));
+        }
+        match self.controls.check_value(&name, value) {
+            Ok(value) => self.emit(Event::Custom {
+                peer,
+                role: Role::Operator,
+                name,
+                value,
+            }),
+            Err(reason) => self.reject(peer, reason),
+        }
+    }
+
+    /// A program's message for the pages; how many pages it went to.
+    pub fn send_custom(&mut self, to: Audience, name: &str, value: &Value) -> usize {
+        let text = Outbound::Custom { name, value }.to_json();
+        let peers: Vec<PeerId> = match to {
+            Audience::All => self.peers.iter().map(|p| p.id).collect(),
+            Audience::Operator => self.operator.into_iter().collect(),
+        };
+        for peer in &peers {
+            self.outputs.push_back(SessionOutput::Send {
+                peer: *peer,
+                text: text.clone(),
+            });
+        }
+        peers.len()
+    }
+
+    /// Whether a program on the local API drives the motors (`external`
+    /// backend). When none does any more the motors are stopped (so nothing
+    /// picks up a stale speed when one comes back) and the operator is told.
+    pub fn motor_link(&mut self, now: Instant, state: LinkState, why: &str) {
+        match state {
+            LinkState::Lost => {
+                tracing::warn!("motors: {why}: motors stopped");
+                self.drive.stop(now);
+                if let Some(operator) = self.operator {
+                    let reason = format!("{why}: the motors are stopped and may not respond");
+                    self.send(operator, &Outbound::error(reason));
+                }
+            }
+            LinkState::Ok | LinkState::Connecting => tracing::info!("motors: {why}"),
+        }
     }
 
     fn on_claim(&mut self, now: Instant, peer: PeerId, secret: Option<&str>) {
@@ -387,19 +459,14 @@ impl Session {
     fn broadcast_presence(&mut self) {
         let roles = self.roles();
         self.broadcast(Outbound::Presence { peers: &roles }.to_json());
+        self.emit(Event::Presence {
+            peers: roles.to_vec(),
+            operator: self.operator,
+        });
     }
 
-    fn broadcast_telemetry(&mut self, now: Instant) {
-        let text = Outbound::Telemetry {
-            motors: self.drive.motors(),
-            servos: self.drive.servos(),
-            operator: self.operator,
-            uptime_s: now.saturating_duration_since(self.started).as_millis() as f64 / 1000.0,
-            cpu_temp_c: self.cpu_temp_c,
-            rejected_messages: self.rejected_messages,
-        }
-        .to_json();
-        self.broadcast(text);
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(SessionOutput::Event(event));
     }
 
     fn broadcast(&mut self, text: String) {
@@ -417,12 +484,6 @@ impl Session {
             text: msg.to_json(),
         });
     }
-}
-
-/// Reads the SoC temperature (I/O: for the loop, about once a second, not for the core).
-pub fn read_cpu_temp_c() -> Option<f32> {
-    let milli = std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp").ok()?;
-    Some(milli.trim().parse::<f32>().ok()? / 1000.0)
 }
 
 #[cfg(test)]
