@@ -64,15 +64,25 @@ impl Program {
         Program { child, out }
     }
 
-    /// The first line printed after the first `skip` containing all `parts`.
-    fn printed_from(&self, skip: usize, parts: &[&str]) -> String {
-        self.out
-            .wait_for_from(skip, WAIT, parts)
-            .unwrap_or_else(|| panic!("never printed {parts:?}:\n{}", self.out.text()))
+    /// The first line printed after the first `skip` containing all `parts`,
+    /// keeping `peer`'s connection going meanwhile (its sends leave only then).
+    fn printed_from(&self, skip: usize, peer: &mut Peer, parts: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.out.wait_for_from(skip, Duration::ZERO, parts) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never printed {parts:?}:\n{}",
+                self.out.text()
+            );
+            peer.run_for(Duration::from_millis(20));
+        }
     }
 
-    fn printed(&self, parts: &[&str]) -> String {
-        self.printed_from(0, parts)
+    fn printed(&self, peer: &mut Peer, parts: &[&str]) -> String {
+        self.printed_from(0, peer, parts)
     }
 }
 
@@ -201,17 +211,17 @@ fn controls_readings_and_the_operators_commands_reach_the_programs_and_back() {
         json!({"name":"horn","kind":"button","label":"horn","key":"h"})
     );
     assert_eq!(layout["readings"][0]["label"], "Load");
-    logger.printed(&["presence: 1 operator"]);
+    logger.printed(&mut op, &["presence: 1 operator"]);
 
     // Round trip: the page's control reaches the program, which answers the pages.
     op.send(r#"{"type":"custom","name":"horn","value":true}"#);
-    logger.printed(&["custom from peer 1 (operator): horn = true"]);
+    logger.printed(&mut op, &["custom from peer 1 (operator): horn = true"]);
     assert!(receives(
         &mut op,
         &json!({"type":"custom","name":"horn","value":true})
     ));
     op.send(r#"{"type":"custom","name":"speed","value":7}"#);
-    logger.printed(&["custom from peer 1 (operator): speed = 1.0"]);
+    logger.printed(&mut op, &["custom from peer 1 (operator): speed = 1.0"]);
 
     // The program's reading is in the telemetry and the status.
     assert!(op.run_until(WAIT, |p| p
@@ -220,7 +230,10 @@ fn controls_readings_and_the_operators_commands_reach_the_programs_and_back() {
     assert!(server.status()["readings"]["load"].is_number());
 
     drive(&mut op, 0.5);
-    logger.printed(&["drive from peer 1 (operator): linear +0.50 angular +0.00"]);
+    logger.printed(
+        &mut op,
+        &["drive from peer 1 (operator): linear +0.50 angular +0.00"],
+    );
     op.send(r#"{"type":"servo","name":"pan","value":0.3}"#);
     assert!(
         error_containing(&mut op, "unknown servo"),
@@ -228,11 +241,11 @@ fn controls_readings_and_the_operators_commands_reach_the_programs_and_back() {
     );
 
     let mut viewer = Peer::connect_control_only(&server);
-    logger.printed(&["presence: 1 operator, 2 viewer"]);
+    logger.printed(&mut viewer, &["presence: 1 operator, 2 viewer"]);
     viewer.send(r#"{"type":"custom","name":"horn","value":true}"#);
     assert!(error_containing(&mut viewer, "you are a viewer"));
     viewer.send(r#"{"type":"stop"}"#);
-    logger.printed(&["stop from peer 2 (viewer)"]);
+    logger.printed(&mut viewer, &["stop from peer 2 (viewer)"]);
     op.send(r#"{"type":"custom","name":"siren","value":true}"#);
     assert!(error_containing(&mut op, r#"unknown control "siren""#));
     assert_eq!(
@@ -290,7 +303,7 @@ fn the_external_backend_gets_the_drives_and_telepi_keeps_the_deadman() {
     }
     // The operator goes silent: the deadman sends the program a stop.
     let moving = motors.out.line_count();
-    motors.printed_from(moving, &["motors stop"]);
+    motors.printed_from(moving, &mut op, &["motors stop"]);
     assert!(op.run_until(WAIT, |p| p
         .last_message("telemetry")
         .is_some_and(|t| t["drive_link"] == "ok" && t["motors"]["left"] == 0.0)));
@@ -313,9 +326,11 @@ fn the_external_backend_gets_the_drives_and_telepi_keeps_the_deadman() {
     );
     assert!(server.wait_for(WAIT, |s| s["drive_link"] == "ok"));
     drive(&mut op, 0.5);
-    assert_eq!(
-        silent.next_of("motors"),
-        json!({"type":"motors","left":0.5,"right":0.5})
+    op.run_for(Duration::from_millis(100));
+    let half = silent.next_of("motors"); // after the deadband's rescaling
+    assert!(
+        half["left"].as_f64() > Some(0.4) && half["left"] == half["right"],
+        "{half}"
     );
     assert!(error_containing(
         &mut op,
@@ -348,7 +363,11 @@ fn a_stuck_program_delays_neither_the_video_nor_the_peers_nor_other_programs() {
     // Generous: under qemu-user (tests/pi/cross-smoke.sh) telepi is slow.
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut sent = 0;
-    while !api_client(&server.status(), "stuck").is_some_and(|c| c["dropped"].as_u64() > Some(0)) {
+    // (Queued lines move on into the socket at every step unless it is full.)
+    let stuck_and_full = |s: &Value| {
+        api_client(s, "stuck").is_some_and(|c| c["queued"] == 16 && c["dropped"].as_u64() > Some(0))
+    };
+    while !stuck_and_full(&server.status()) {
         assert!(
             Instant::now() < deadline,
             "nothing dropped after {sent} drives"
@@ -361,9 +380,7 @@ fn a_stuck_program_delays_neither_the_video_nor_the_peers_nor_other_programs() {
         viewer.run_for(Duration::from_millis(5));
     }
     let status = server.status();
-    let stuck_status = api_client(&status, "stuck").unwrap();
-    assert_eq!(stuck_status["queued"], 16, "{stuck_status}");
-    assert_eq!(api_client(&status, "logger").unwrap()["dropped"], 0);
+    assert!(status["api"]["dropped"].as_u64() > Some(0));
 
     // With it still stuck: the video plays on, pings come back, the other
     // program hears the newest command, and the motors follow the operator.
@@ -371,7 +388,7 @@ fn a_stuck_program_delays_neither_the_video_nor_the_peers_nor_other_programs() {
     assert!(viewer.run_until(WAIT, |p| p.frames_decoded >= frames + 30));
     assert!(viewer.ping(42.0));
     op.send(r#"{"type":"custom","name":"speed","value":0.37}"#);
-    logger.printed(&["speed = 0.37"]);
+    logger.printed(&mut op, &["speed = 0.37"]);
     drive(&mut op, 1.0);
     op.run_for(Duration::from_millis(50));
     assert!(server.wait_for(WAIT, |s| s["motors"]["left"].as_f64() > Some(0.3)));

@@ -38,11 +38,15 @@
     leaving: false,
   };
 
-  const robot = { rtt: null, heardAt: 0, role: null, peers: [], telemetry: null, customs: [] };
+  const robot = { rtt: null, heardAt: 0, role: null, peers: [], telemetry: null };
 
-  // The robot's [[controls]] and [[readings]] (its `controls` message), and
-  // what this page last sent or was told for each control.
-  const custom = { controls: [], readings: [], values: new Map(), pending: new Map(), keysHeld: new Set() };
+  // The robot's [[controls]] and [[readings]] (web/controls.js).
+  const custom = window.telepiControls({
+    send,
+    toast,
+    isTyping,
+    isOperator: () => robot.role === 'operator',
+  });
 
   const fps = { frames: 0, at: 0, value: null };
 
@@ -94,8 +98,8 @@
       case 'role': robot.role = msg.role; break;
       case 'presence': robot.peers = msg.peers || []; break;
       case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
-      case 'controls': setControls(msg); break;
-      case 'custom': onCustom(msg); break;
+      case 'controls': custom.setControls(msg); break;
+      case 'custom': custom.onCustom(msg); break;
       case 'error': toast(msg.reason); break;
       case 'bye': return onBye(msg);
       default: return;
@@ -349,7 +353,7 @@
   function driveTick() {
     if (document.hidden) return;
     flushServos();
-    flushCustom();
+    custom.flush();
     const cmd = currentCommand();
     if (!cmd) {
       drive.viewerPressSeen = false;
@@ -404,7 +408,7 @@
       emergencyStop();
       return;
     }
-    if (controlKey(e, true)) return;
+    if (custom.onKey(e, true)) return;
     if (!(e.code in KEY_AXES) || isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
     e.preventDefault();
     if (e.repeat || input.keys.has(e.code)) return;
@@ -413,7 +417,7 @@
   }
 
   function onKeyUp(e) {
-    if (controlKey(e, false)) return;
+    if (custom.onKey(e, false)) return;
     if (!input.keys.delete(e.code)) return;
     driveTick();
   }
@@ -477,139 +481,6 @@
     input.servoPending.clear();
   }
 
-  // ---- custom controls and readings ([[controls]], [[readings]]) ----------
-
-  const isOperator = () => robot.role === 'operator';
-
-  // Only the operator's controls act (the robot refuses a viewer's), so a
-  // viewer sees them greyed out.
-  function sendCustom(name, value) {
-    if (!isOperator()) return;
-    custom.values.set(name, value);
-    send({ type: 'custom', name, value });
-    renderControlStates();
-  }
-
-  function flushCustom() {
-    for (const [name, value] of custom.pending) sendCustom(name, value);
-    custom.pending.clear();
-  }
-
-  function controlKey(e, down) {
-    if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return false;
-    const control = custom.controls.find((c) => c.key && c.key.toLowerCase() === e.key.toLowerCase());
-    if (!control) return false;
-    e.preventDefault();
-    const held = custom.keysHeld.has(control.name);
-    if (down === held) return true; // auto-repeat, or a release we never saw pressed
-    if (down) custom.keysHeld.add(control.name);
-    else custom.keysHeld.delete(control.name);
-    if (control.kind === 'button') sendCustom(control.name, down);
-    else if (down) sendCustom(control.name, !custom.values.get(control.name));
-    return true;
-  }
-
-  function element(tag, props = {}, ...children) {
-    const el = Object.assign(document.createElement(tag), props);
-    el.append(...children);
-    return el;
-  }
-
-  function controlElement(c) {
-    const label = c.label || c.name;
-    if (c.kind === 'slider') {
-      const slider = element('input', { type: 'range', min: c.min, max: c.max, step: c.step, value: c.min });
-      slider.dataset.control = c.name;
-      const shown = element('output', { value: String(c.min) });
-      slider.addEventListener('input', () => {
-        custom.pending.set(c.name, Number(slider.value));
-        shown.value = slider.value;
-      });
-      return element('label', { className: 'custom-slider' }, element('span', { textContent: label }), slider, shown);
-    }
-    const button = element('button', { type: 'button', textContent: label });
-    button.dataset.control = c.name;
-    if (c.key) button.append(element('kbd', { textContent: c.key }));
-    if (c.kind === 'toggle') {
-      button.setAttribute('aria-pressed', 'false');
-      button.addEventListener('click', () => sendCustom(c.name, !custom.values.get(c.name)));
-      return button;
-    }
-    // A button is true while held.
-    const release = () => {
-      if (custom.values.get(c.name) === true) sendCustom(c.name, false);
-    };
-    button.addEventListener('pointerdown', () => sendCustom(c.name, true));
-    for (const end of ['pointerup', 'pointerleave', 'pointercancel']) button.addEventListener(end, release);
-    return button;
-  }
-
-  function setControls(msg) {
-    custom.controls = msg.controls || [];
-    custom.readings = msg.readings || [];
-    const box = $('custom-controls');
-    box.replaceChildren(...custom.controls.map(controlElement));
-    box.hidden = custom.controls.length === 0;
-    renderControlStates();
-    renderReadings();
-  }
-
-  // The robot's programs may send a control's state back (the toggle they
-  // actually switched); anything else they send is shown.
-  function onCustom(msg) {
-    robot.customs = [...robot.customs.slice(-19), { name: msg.name, value: msg.value }];
-    const control = custom.controls.find((c) => c.name === msg.name);
-    if (!control) {
-      toast(`${msg.name}: ${typeof msg.value === 'string' ? msg.value : JSON.stringify(msg.value)}`);
-      return;
-    }
-    if (control.kind !== 'button') custom.values.set(msg.name, msg.value);
-    renderControlStates();
-  }
-
-  function renderControlStates() {
-    for (const el of $('custom-controls').querySelectorAll('[data-control]')) {
-      el.disabled = !isOperator();
-      el.title = isOperator() ? '' : 'Only the operator can use this';
-      const value = custom.values.get(el.dataset.control);
-      if (el.hasAttribute('aria-pressed')) el.setAttribute('aria-pressed', String(value === true));
-      else if (el.tagName === 'BUTTON') el.classList.toggle('held', value === true);
-      else if (typeof value === 'number' && document.activeElement !== el) {
-        el.value = value;
-        el.nextElementSibling.value = String(value);
-      }
-    }
-  }
-
-  function formatReading(value, unit) {
-    if (value === undefined || value === null) return '–';
-    const text = typeof value === 'number' ? String(Math.round(value * 100) / 100) : typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value);
-    return unit ? `${text} ${unit}` : text;
-  }
-
-  // Declared readings first, in the config's order, then whatever else programs publish.
-  function renderReadings() {
-    const values = (robot.telemetry && robot.telemetry.readings) || {};
-    const declared = new Set(custom.readings.map((r) => r.name));
-    const rows = [...custom.readings, ...Object.keys(values).filter((n) => !declared.has(n)).map((name) => ({ name }))];
-    const cells = rows.flatMap((r) => {
-      const value = values[r.name];
-      const dd = element('dd', { textContent: formatReading(value, r.unit) });
-      dd.dataset.reading = r.name;
-      const gauge = typeof r.min === 'number' && typeof value === 'number';
-      if (!gauge) dd.className = 'no-gauge';
-      const dt = element('dt', { textContent: r.label || r.name });
-      return gauge ? [dt, element('meter', { min: r.min, max: r.max, value }), dd] : [dt, dd];
-    });
-    $('readings').replaceChildren(...cells);
-    $('readings').hidden = rows.length === 0;
-  }
-
-  const LINK_TEXT = {
-    connecting: 'Motors: waiting for the motor controller or program',
-    lost: 'Motors: no link — they are stopped and may not respond',
-  };
-
   // ---- rendering ----------------------------------------------------------
 
   let toastTimer = null;
@@ -654,9 +525,7 @@
     renderMotor('right', motors.right);
     for (const name of SERVOS) renderServo(name, (t.servos || {})[name]);
     $('temp').textContent = typeof t.cpu_temp_c === 'number' ? `${t.cpu_temp_c.toFixed(0)} °C` : '–';
-    $('drive-link').textContent = LINK_TEXT[t.drive_link] || '';
-    $('drive-link').hidden = !LINK_TEXT[t.drive_link];
-    renderReadings();
+    custom.renderTelemetry(t);
     $('uptime').textContent = typeof t.uptime_s === 'number' ? formatUptime(t.uptime_s) : '–';
   }
 
@@ -668,7 +537,7 @@
     $('claim').hidden = !open || robot.role === 'operator';
     $('release').hidden = !open || robot.role !== 'operator';
     $('talk').hidden = !audio.canTalk || !open || robot.role !== 'operator';
-    renderControlStates();
+    custom.renderStates();
 
     const operator = robot.telemetry ? robot.telemetry.operator : null;
     const items = robot.peers.map((p) => {
@@ -848,8 +717,8 @@
       path: { local: link.localType, remote: link.remoteType, rttMs: link.rttMs },
       playoutDelayMs: link.playoutMs,
       robot: robotName,
-      controls: custom.controls,
-      customs: robot.customs,
+      controls: custom.controls(),
+      customs: custom.received(),
       fleet: broker ? broker.fleet() : null,
       fps: fps.value,
       videoWidth: video.videoWidth,

@@ -534,7 +534,7 @@ impl Api {
             self.dropped += 1;
             if c.dropped == 1 {
                 tracing::warn!(
-                    "api: {} is not reading: dropping its oldest messages ([api] queue = {limit})",
+                    "api: {} falls behind: dropping its oldest messages ([api] queue = {limit})",
                     c.label()
                 );
             }

@@ -117,7 +117,7 @@ impl ApiSocket {
         for conn in &mut self.conns {
             let mut budget = READ_BUDGET;
             while budget > 0 && !conn.closed {
-                match (&*conn.stream.get_ref()).read(&mut buf) {
+                match conn.stream.get_ref().read(&mut buf) {
                     Ok(0) => conn.closed = true,
                     Ok(n) => {
                         api.receive(now, conn.id, &buf[..n]);
@@ -147,7 +147,7 @@ impl ApiSocket {
                 conn.unsent.push(b'\n');
             }
             while !conn.unsent.is_empty() && !conn.closed {
-                match (&*conn.stream.get_ref()).write(&conn.unsent) {
+                match conn.stream.get_ref().write(&conn.unsent) {
                     Ok(n) => {
                         conn.unsent.drain(..n);
                     }

@@ -41,6 +41,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("/index.html", HTML, include_str!("../../web/index.html")),
     ("/app.js", JS, include_str!("../../web/app.js")),
     ("/broker.js", JS, include_str!("../../web/broker.js")),
+    ("/controls.js", JS, include_str!("../../web/controls.js")),
     (
         "/style.css",
         "text/css; charset=utf-8",
