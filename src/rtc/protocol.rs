@@ -196,6 +196,16 @@ mod tests {
         );
         assert_eq!(parse(r#"{"type":"release"}"#), Ok(Inbound::Release));
         assert_eq!(
+            parse(r#"{"type":"custom","name":"horn","value":true}"#),
+            Ok(Inbound::Custom {
+                name: "horn".into(),
+                value: Value::Bool(true)
+            })
+        );
+        assert!(parse(r#"{"type":"custom","name":"horn"}"#)
+            .unwrap_err()
+            .contains("missing field `value`"));
+        assert_eq!(
             parse(r#"{"type":"servo","name":"pan","value":-1}"#),
             Ok(Inbound::Servo {
                 name: "pan".into(),
