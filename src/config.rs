@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::drive::DriveConfig;
+use crate::api::ApiConfig;
+use crate::controls::{ControlConfig, Controls, ReadingConfig};
+use crate::drive::{BackendKind, DriveConfig};
 use crate::media::audio::AudioConfig;
 use crate::rtc::session::SessionConfig;
 
@@ -27,6 +29,11 @@ pub struct Config {
     pub audio: AudioConfig,
     pub drive: DriveConfig,
     pub control: SessionConfig,
+    pub api: ApiConfig,
+    /// `[[controls]]`: buttons, toggles and sliders on the page (see [`crate::controls`]).
+    pub controls: Vec<ControlConfig>,
+    /// `[[readings]]`: how the page shows what programs publish.
+    pub readings: Vec<ReadingConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -362,6 +369,11 @@ impl Config {
         Ok(PathBuf::from(home).join(".local/state/telepi"))
     }
 
+    /// `[[controls]]` and `[[readings]]`, checked, with their defaults filled in.
+    pub fn checked_controls(&self) -> Result<Controls, String> {
+        Controls::new(&self.controls, &self.readings)
+    }
+
     fn validate(&self) -> Result<(), String> {
         let v = &self.video;
         if !v.width.is_multiple_of(2)
@@ -407,6 +419,14 @@ impl Config {
         }
         self.broker.validate()?;
         self.drive.validate()?;
+        self.api.validate()?;
+        if self.drive.backend == BackendKind::External && self.api.socket.is_none() {
+            return Err(
+                "drive backend \"external\" needs the local API: set [api] socket (e.g. \"/run/telepi/api.sock\")"
+                    .into(),
+            );
+        }
+        self.checked_controls()?;
         crate::media::select::parse_source(&v.source)?;
         crate::media::select::parse_encoder(&v.encoder)?;
         Ok(())
@@ -499,6 +519,33 @@ mod tests {
             Some(25),
             "the rest of [drive] still comes from the profile"
         );
+    }
+
+    #[test]
+    fn the_external_backend_needs_the_api_and_controls_are_checked_at_start() {
+        let layer = |text: &str| vec![("t.toml".to_string(), text.to_string())];
+        let external = "[drive]\nbackend = \"external\"\n";
+        assert!(load(&layer(external))
+            .unwrap_err()
+            .contains("set [api] socket"));
+        let with_api = format!("{external}[api]\nsocket = \"/tmp/x.sock\"\nmode = 0o600\n");
+        let c = load(&layer(&with_api)).unwrap();
+        assert_eq!(c.api.mode, 0o600);
+        assert_eq!(
+            c.api.socket.as_deref(),
+            Some(std::path::Path::new("/tmp/x.sock"))
+        );
+        assert!(load(&layer("[api]\nmode = 0o1777"))
+            .unwrap_err()
+            .contains("file mode"));
+        assert!(load(&layer("[api]\nqueue = 1"))
+            .unwrap_err()
+            .contains("queue"));
+        let twice = "[[controls]]\nname = \"horn\"\nkind = \"button\"\n".repeat(2);
+        assert!(load(&layer(&twice)).unwrap_err().contains("used twice"));
+        assert!(load(&layer("[[readings]]\nname = \"v\"\nmin = 1.0"))
+            .unwrap_err()
+            .contains("go together"));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! `main.rs` only wires these modules together; each one is usable (and
 //! tested) on its own.
 
+pub mod api;
 pub mod broker;
 pub mod config;
+pub mod controls;
 pub mod drive;
 pub mod hostport;
 pub mod http;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use telepi::api::LocalApi;
 use telepi::broker::client::BrokerClient;
 use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
@@ -83,8 +84,16 @@ fn run(config: &Config) -> Result<(), String> {
         max_bitrate: v.bitrate,
         ..HubConfig::default()
     });
-    let drive = Drive::open(&config.drive).map_err(|e| format!("motors: {e}"))?;
-    let session = Session::new(Instant::now(), &config.control, drive);
+    let (drive, motor_port) = Drive::open(&config.drive).map_err(|e| format!("motors: {e}"))?;
+    let controls = Arc::new(config.checked_controls()?);
+    let api = LocalApi::open(
+        &config.api,
+        drive.backend_name(),
+        controls.clone(),
+        motor_port,
+    )?;
+    let session =
+        Session::new(Instant::now(), &config.control, drive).with_controls(controls.clone());
     let audio = audio::open(&config.audio)?;
     let media = MediaLinks {
         video: pipeline.shared.clone(),
@@ -94,7 +103,7 @@ fn run(config: &Config) -> Result<(), String> {
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
     };
-    let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, media)
+    let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
     turn_check::spawn(&config.rtc);
@@ -109,6 +118,7 @@ fn run(config: &Config) -> Result<(), String> {
         rtc: config.rtc.clone(),
         access,
         broker: broker.as_ref().map(|b| b.stats.clone()),
+        controls,
     });
     if let Some(https) = &https {
         let origin = if https.identity.self_signed {

@@ -40,6 +40,14 @@
 
   const robot = { rtt: null, heardAt: 0, role: null, peers: [], telemetry: null };
 
+  // The robot's [[controls]] and [[readings]] (web/controls.js).
+  const custom = window.telepiControls({
+    send,
+    toast,
+    isTyping,
+    isOperator: () => robot.role === 'operator',
+  });
+
   const fps = { frames: 0, at: 0, value: null };
 
   // From getStats once a second: the path ICE chose and what the browser's
@@ -90,6 +98,8 @@
       case 'role': robot.role = msg.role; break;
       case 'presence': robot.peers = msg.peers || []; break;
       case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
+      case 'controls': custom.setControls(msg); break;
+      case 'custom': custom.onCustom(msg); break;
       case 'error': toast(msg.reason); break;
       case 'bye': return onBye(msg);
       default: return;
@@ -343,6 +353,7 @@
   function driveTick() {
     if (document.hidden) return;
     flushServos();
+    custom.flush();
     const cmd = currentCommand();
     if (!cmd) {
       drive.viewerPressSeen = false;
@@ -397,6 +408,7 @@
       emergencyStop();
       return;
     }
+    if (custom.onKey(e, true)) return;
     if (!(e.code in KEY_AXES) || isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
     e.preventDefault();
     if (e.repeat || input.keys.has(e.code)) return;
@@ -405,6 +417,7 @@
   }
 
   function onKeyUp(e) {
+    if (custom.onKey(e, false)) return;
     if (!input.keys.delete(e.code)) return;
     driveTick();
   }
@@ -512,6 +525,7 @@
     renderMotor('right', motors.right);
     for (const name of SERVOS) renderServo(name, (t.servos || {})[name]);
     $('temp').textContent = typeof t.cpu_temp_c === 'number' ? `${t.cpu_temp_c.toFixed(0)} °C` : '–';
+    custom.renderTelemetry(t);
     $('uptime').textContent = typeof t.uptime_s === 'number' ? formatUptime(t.uptime_s) : '–';
   }
 
@@ -523,6 +537,7 @@
     $('claim').hidden = !open || robot.role === 'operator';
     $('release').hidden = !open || robot.role !== 'operator';
     $('talk').hidden = !audio.canTalk || !open || robot.role !== 'operator';
+    custom.renderStates();
 
     const operator = robot.telemetry ? robot.telemetry.operator : null;
     const items = robot.peers.map((p) => {
@@ -702,6 +717,8 @@
       path: { local: link.localType, remote: link.remoteType, rttMs: link.rttMs },
       playoutDelayMs: link.playoutMs,
       robot: robotName,
+      controls: custom.controls(),
+      customs: custom.received(),
       fleet: broker ? broker.fleet() : null,
       fps: fps.value,
       videoWidth: video.videoWidth,

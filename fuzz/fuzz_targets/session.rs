@@ -67,7 +67,12 @@ fn sane(m: Motors) -> bool {
 }
 
 fn drain_outputs(s: &mut Session) {
-    while let Some(SessionOutput::Send { text, .. }) = s.poll_output() {
+    while let Some(output) = s.poll_output() {
+        let text = match output {
+            SessionOutput::Send { text, .. } => text,
+            // What programs on the local API would be told.
+            SessionOutput::Event(event) => event.to_json(),
+        };
         serde_json::from_str::<serde_json::Value>(&text).expect("the session sends JSON");
     }
 }

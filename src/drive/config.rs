@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [drive]
-//! backend = "auto"      # auto | sim | gpio | pca9685 | serial  (auto: gpio on a Raspberry Pi)
+//! backend = "auto"      # auto | sim | gpio | pca9685 | serial | external  (auto: gpio on a Raspberry Pi)
 //! driver = "l298n"      # l298n | tb6612 | drv8833
 //! pwm_hz = 1000         # hardware PWM frequency of the motor outputs
 //! deadman_ms = 300      # motors stop this long after the operator's last `drive`
@@ -80,6 +80,8 @@ pub enum BackendKind {
     Pca9685,
     /// A microcontroller speaking telepi's line protocol on a serial port.
     Serial,
+    /// A program on the local API (`[api] socket`).
+    External,
 }
 
 /// The H-bridge between the Pi and the motors.
@@ -227,16 +229,16 @@ impl DriveConfig {
         match self.backend {
             BackendKind::Pca9685 => self.pca9685.validate(&self.servos)?,
             BackendKind::Serial => self.serial.validate()?,
-            BackendKind::Auto | BackendKind::Sim | BackendKind::Gpio => {}
+            BackendKind::Auto | BackendKind::Sim | BackendKind::Gpio | BackendKind::External => {}
         }
         self.validate_pins()
     }
 
-    /// Each backend addresses servos its own way; `sim` takes any.
+    /// Each backend addresses servos its own way; `sim` and `external` take any.
     fn validate_servo_output(&self, s: &ServoConfig) -> Result<(), String> {
         let name = &s.name;
         match (self.backend, s.pin, s.channel) {
-            (BackendKind::Sim, ..)
+            (BackendKind::Sim | BackendKind::External, ..)
             | (BackendKind::Auto | BackendKind::Gpio, Some(_), None)
             | (BackendKind::Pca9685, None, Some(_))
             | (BackendKind::Serial, None, None) => Ok(()),

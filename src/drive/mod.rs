@@ -1,6 +1,7 @@
 //! Motors and servos: mixer, acceleration ramp, deadman watchdog, and the
 //! backends that move real pins ([`gpio`]), a PCA9685 PWM chip over I2C
-//! ([`pca9685`]), a microcontroller on a serial port ([`serial`]) or nothing ([`sim`]).
+//! ([`pca9685`]), a microcontroller on a serial port ([`serial`]), a program
+//! on the local API ([`external`]) or nothing ([`sim`]).
 //!
 //! [`Drive`] is sans-IO apart from its backend: time is always passed in,
 //! and [`Drive::next_deadline`] says when the owner must call [`Drive::tick`].
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 mod config;
+pub mod external;
 pub mod gpio;
 pub mod hat;
 pub mod mixer;
@@ -104,9 +106,15 @@ pub struct Drive {
 }
 
 impl Drive {
-    /// Validates `config`, picks the backend it names and centres the servos.
-    pub fn open(config: &DriveConfig) -> Result<Drive, DriveError> {
+    /// Validates `config`, picks the backend it names and centres the
+    /// servos. The `external` backend comes with the port the local API
+    /// serves it through.
+    pub fn open(config: &DriveConfig) -> Result<(Drive, Option<external::MotorPort>), DriveError> {
         let backend: Box<dyn Backend> = match config.backend {
+            BackendKind::External => {
+                let (backend, port) = external::external(config);
+                return Ok((Drive::new(config, Box::new(backend))?, Some(port)));
+            }
             BackendKind::Sim => Box::new(sim::Sim),
             BackendKind::Gpio => Box::new(gpio::Gpio::open(config)?),
             BackendKind::Pca9685 => Box::new(hat::MotorHat::open(config)?),
@@ -117,7 +125,7 @@ impl Drive {
                 Box::new(sim::Sim)
             }
         };
-        Drive::new(config, backend)
+        Ok((Drive::new(config, backend)?, None))
     }
 
     /// A drive on the given backend (tests, or a backend of your own).
@@ -446,7 +454,8 @@ mod tests {
         if gpio::access().is_some() {
             return; // a real Pi: don't grab its pins from a unit test
         }
-        let d = Drive::open(&DriveConfig::default()).unwrap();
+        let (d, port) = Drive::open(&DriveConfig::default()).unwrap();
+        assert!(port.is_none());
         assert_eq!(d.backend_name(), "sim");
         let gpio = DriveConfig {
             backend: BackendKind::Gpio,

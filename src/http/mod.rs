@@ -11,6 +11,7 @@ use tiny_http::{Header, Method, Request, Response};
 
 use crate::broker::client::BrokerStats;
 use crate::config::RtcConfig;
+use crate::controls::Controls;
 use crate::media::convert::i420_to_jpeg;
 use crate::media::pipeline::VideoShared;
 use crate::rtc::ice;
@@ -40,6 +41,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("/index.html", HTML, include_str!("../../web/index.html")),
     ("/app.js", JS, include_str!("../../web/app.js")),
     ("/broker.js", JS, include_str!("../../web/broker.js")),
+    ("/controls.js", JS, include_str!("../../web/controls.js")),
     (
         "/style.css",
         "text/css; charset=utf-8",
@@ -80,6 +82,8 @@ pub struct Context {
     pub access: Arc<Access>,
     /// The broker link's counters, for `/api/status`.
     pub broker: Option<Arc<BrokerStats>>,
+    /// `[[controls]]` and `[[readings]]`, for `/api/controls`.
+    pub controls: Arc<Controls>,
 }
 
 /// How a request reached us.
@@ -381,6 +385,10 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
                 .map_or(serde_json::Value::Null, |b| b.to_json());
             Ok(Reply::json(200, &status))
         }
+        (Method::Get, "/api/controls") => Ok(Reply::json(
+            200,
+            &serde_json::to_value(&*context.controls).expect("controls serialize"),
+        )),
         (Method::Post, p) if p.starts_with("/api/peers/") && p.ends_with("/eject") => {
             let peer = parse_peer(&p["/api/peers/".len()..p.len() - "/eject".len()])?;
             if view_only {
@@ -411,7 +419,7 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
         (
             _,
             "/connect" | "/whep" | "/api/status" | "/api/snapshot.jpg" | "/api/ice-servers"
-            | "/login",
+            | "/api/controls" | "/login",
         ) => Err(Refusal::new(405, format!("{method} not allowed on {path}"))),
         _ => Err(Refusal::new(404, format!("no such resource: {path}"))),
     }

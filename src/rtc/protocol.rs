@@ -2,14 +2,20 @@
 //!
 //! Browser → robot: `ping {t}`, `drive {linear, angular, seq?}` (both in
 //! [-1, 1], clamped), `stop`, `servo {name, value}` (value in [-1, 1],
-//! clamped), `claim {secret?}`, `release`.
+//! clamped), `claim {secret?}`, `release`, `custom {name, value}` (a
+//! control declared in `[[controls]]`).
 //! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
-//! `presence {peers: [{id, role}]}`, `telemetry {...}`.
+//! `presence {peers: [{id, role}]}`, `telemetry {...}`, `controls {...}`,
+//! `custom {name, value}` (from a program on the local API).
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use super::PeerId;
-use crate::drive::{Motors, ServoValues};
+use crate::controls::Controls;
+use crate::drive::{LinkState, Motors, ServoValues};
 
 /// Largest data-channel message we parse; anything bigger is refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -39,6 +45,18 @@ pub enum Inbound {
         secret: Option<String>,
     },
     Release,
+    /// A custom control on the page (`[[controls]]`).
+    Custom {
+        name: String,
+        #[serde(deserialize_with = "required")]
+        value: Value,
+    },
+}
+
+/// A present field, `null` included (a plain `Value` field would take a
+/// missing one as `null`).
+pub(crate) fn required<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    Value::deserialize(d)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,6 +96,22 @@ pub enum Outbound<'a> {
         uptime_s: f64,
         cpu_temp_c: Option<f32>,
         rejected_messages: u64,
+        /// What programs on the local API published.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        readings: &'a BTreeMap<String, Value>,
+        /// For backends with a link that can fail (serial, external).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        drive_link: Option<LinkState>,
+    },
+    /// The custom controls and readings to show; sent on joining.
+    Controls {
+        #[serde(flatten)]
+        controls: &'a Controls,
+    },
+    /// A program's message (local API).
+    Custom {
+        name: &'a str,
+        value: &'a Value,
     },
     /// The robot is closing this connection; sent just before. `reconnect`
     /// is false when the peer was ejected and should not come straight back.
@@ -161,6 +195,16 @@ mod tests {
             Ok(Inbound::Claim { secret: None })
         );
         assert_eq!(parse(r#"{"type":"release"}"#), Ok(Inbound::Release));
+        assert_eq!(
+            parse(r#"{"type":"custom","name":"horn","value":true}"#),
+            Ok(Inbound::Custom {
+                name: "horn".into(),
+                value: Value::Bool(true)
+            })
+        );
+        assert!(parse(r#"{"type":"custom","name":"horn"}"#)
+            .unwrap_err()
+            .contains("missing field `value`"));
         assert_eq!(
             parse(r#"{"type":"servo","name":"pan","value":-1}"#),
             Ok(Inbound::Servo {

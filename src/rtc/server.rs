@@ -1,6 +1,7 @@
 //! The network loop: one smol task on one thread owns the UDP socket, the
-//! [`Hub`] of peers and the [`Session`]. Everything else talks to it through
-//! [`LoopHandle`] commands, so no locks guard any peer or motor state.
+//! [`Hub`] of peers, the [`Session`] and the local API's socket. Everything
+//! else talks to it through [`LoopHandle`] commands, so no locks guard any
+//! peer or motor state.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::net::{self, RtcSocket};
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
 use super::stun::StunClient;
 use super::PeerId;
+use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
 use crate::media::pipeline::VideoShared;
@@ -130,6 +132,8 @@ pub struct RtcServer {
     stun: StunClient,
     hub: Hub,
     session: Session,
+    /// Programs on the Unix socket (`[api] socket`), if configured.
+    api: Option<LocalApi>,
     media: MediaLinks,
     commands: Receiver<Command>,
     started: Instant,
@@ -144,6 +148,7 @@ enum Wake {
     Command(Option<Command>),
     Frame(EncodedFrame),
     Audio(EncodedAudio),
+    Api,
     Timer,
 }
 
@@ -153,6 +158,7 @@ impl RtcServer {
         public_addr: Option<SocketAddr>,
         hub: Hub,
         session: Session,
+        api: Option<LocalApi>,
         media: MediaLinks,
     ) -> std::io::Result<(RtcServer, LoopHandle)> {
         let local = socket.local_addr();
@@ -164,6 +170,7 @@ impl RtcServer {
             stun: StunClient::new(Instant::now()),
             hub,
             session,
+            api,
             media,
             commands: rx,
             started: Instant::now(),
@@ -184,6 +191,15 @@ impl RtcServer {
                     let datagram =
                         async { Wake::Datagram(self.socket.read_with(|s| s.recv(&mut buf)).await) };
                     let command = async { Wake::Command(self.commands.recv().await.ok()) };
+                    let api = async {
+                        match &self.api {
+                            Some(api) => {
+                                api.ready().await;
+                                Wake::Api
+                            }
+                            None => smol::future::pending().await,
+                        }
+                    };
                     // A media thread that is gone (or never started) just stops waking us.
                     let frame = async {
                         match self.media.frames.recv().await {
@@ -201,7 +217,13 @@ impl RtcServer {
                         Timer::at(deadline).await;
                         Wake::Timer
                     };
-                    datagram.or(command).or(frame).or(audio).or(timer).await
+                    datagram
+                        .or(command)
+                        .or(api)
+                        .or(frame)
+                        .or(audio)
+                        .or(timer)
+                        .await
                 };
                 let now = Instant::now();
                 match wake {
@@ -219,12 +241,20 @@ impl RtcServer {
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
                     Wake::Frame(frame) => self.hub.send_video(&frame),
                     Wake::Audio(packet) => self.hub.send_audio(&packet),
+                    Wake::Api => {
+                        if let Some(api) = &mut self.api {
+                            api.service(now);
+                        }
+                    }
                     Wake::Timer => {}
                 }
                 self.hub.handle_timeout(now);
                 self.stun.handle_timeout(now);
                 self.check_host(now);
                 self.session.tick(now);
+                if let Some(api) = &mut self.api {
+                    api.tick(now);
+                }
                 self.adapt_bitrate(now);
                 self.flush(now);
             }
@@ -233,6 +263,7 @@ impl RtcServer {
             self.session.farewell_all("the robot is shutting down");
             self.drain_session();
             self.hub.disconnect_all(now);
+            // Also hands the motor programs the final stop.
             self.flush(now);
             tracing::info!("rtc loop stopped");
         });
@@ -247,6 +278,7 @@ impl RtcServer {
             self.hub.next_timeout(),
             self.session.next_deadline(),
             self.stun.next_timeout(),
+            self.api.as_ref().and_then(LocalApi::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -321,9 +353,11 @@ impl RtcServer {
         }
     }
 
-    /// Moves hub events into the session, session output onto data channels,
-    /// and every pending datagram onto the socket.
+    /// Moves what the programs published and hub events into the session,
+    /// session output onto data channels and to the programs, and every
+    /// pending datagram and line onto its socket.
     fn flush(&mut self, now: Instant) {
+        self.apply_api(now);
         while let Some(event) = self.hub.poll_event() {
             match event {
                 HubEvent::Joined {
@@ -364,6 +398,9 @@ impl RtcServer {
         }
         self.media.video.set_viewers(self.hub.viewers());
         self.media.audio.set_listeners(self.hub.listeners());
+        if let Some(api) = &mut self.api {
+            api.flush();
+        }
     }
 
     fn drain_session(&mut self) {
@@ -372,6 +409,33 @@ impl RtcServer {
                 SessionOutput::Send { peer, text } => {
                     self.hub.send_text(peer, &text);
                 }
+                SessionOutput::Event(event) => {
+                    if let Some(api) = &mut self.api {
+                        api.publish(&event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the programs on the local API asked of the session.
+    fn apply_api(&mut self, now: Instant) {
+        let Some(api) = &mut self.api else { return };
+        while let Some(output) = api.poll_output() {
+            match output {
+                ApiOutput::Reading { name, value } => self.session.set_reading(name, value),
+                ApiOutput::Custom {
+                    client,
+                    to,
+                    name,
+                    value,
+                } => {
+                    let reached = self.session.send_custom(to, &name, &value);
+                    if reached == 0 && to == Audience::Operator {
+                        api.reply_error(client, "custom: no operator is connected");
+                    }
+                }
+                ApiOutput::MotorLink { state, why } => self.session.motor_link(now, state, &why),
             }
         }
     }
@@ -399,6 +463,8 @@ impl RtcServer {
             "drive_backend": session.backend,
             "drive_link": session.link,
             "rejected_messages": session.rejected_messages,
+            "readings": session.readings,
+            "api": self.api.as_ref().map(LocalApi::status),
             "peers": peers,
             "ice": {
                 "public_addr": self.public_addr,

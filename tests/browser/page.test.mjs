@@ -171,6 +171,15 @@ async function waitForDataChannel(page) {
   await waitFor('the data channel to open', () => stats(page), { until: (s) => s.dataChannel === 'open', timeoutMs: 15_000 });
 }
 
+// The first peer normally is the operator; otherwise claim the robot.
+async function becomeOperator(page) {
+  await waitFor('the operator role', async () => {
+    const { role } = await stats(page);
+    if (role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
+    return role;
+  }, { until: (role) => role === 'operator', timeoutMs: 10_000, intervalMs: 500 });
+}
+
 // ---- lifecycle --------------------------------------------------------------
 
 before(async () => {
@@ -218,12 +227,7 @@ test('teleop: holding w drives forward, releasing stops', async (t) => {
   const page = await openPage(t);
   await waitForDataChannel(page);
 
-  // Become operator: the first peer normally is; otherwise claim the robot.
-  await waitFor('the operator role', async () => {
-    const { role } = await stats(page);
-    if (role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
-    return role;
-  }, { until: (role) => role === 'operator', timeoutMs: 10_000, intervalMs: 500 });
+  await becomeOperator(page);
 
   const idle = await status();
   assert.deepEqual(idle.motors, { left: 0, right: 0 }, 'motors idle before driving');
@@ -264,6 +268,45 @@ test('viewer password: the login form lets the page in, and it plays', async (t)
   await assertVideoPlays(page);
   await page.reload({ waitUntil: 'load' });
   await assertVideoPlays(page); // the cookie keeps it logged in
+});
+
+test('custom controls: a configured button renders, the operator\'s click reaches a program on the local API, its reading shows', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-controls-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const socketPath = path.join(dir, 'api.sock');
+  const config = path.join(dir, 'robot.toml');
+  await fs.writeFile(config, [
+    '[api]', `socket = "${socketPath}"`,
+    '[[controls]]', 'name = "horn"', 'kind = "button"', 'label = "Horn"', 'key = "h"',
+    '[[readings]]', 'name = "battery"', 'label = "Battery"', 'unit = "V"', 'min = 6.0', 'max = 8.4', '',
+  ].join('\n'));
+  await stopServer();
+  await startServer(['--config', config]);
+
+  // A program on the local API: hears custom controls, publishes a reading.
+  const heard = [];
+  let partial = '';
+  const program = net.createConnection(socketPath);
+  t.after(() => program.destroy());
+  program.setEncoding('utf8');
+  program.on('data', (chunk) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop();
+    heard.push(...lines.map((line) => JSON.parse(line)));
+  });
+  program.write('{"type":"subscribe","events":["custom"]}\n{"type":"reading","name":"battery","value":7.4}\n');
+
+  const page = await openPage(t);
+  await waitForDataChannel(page);
+  await becomeOperator(page);
+  const horn = '#custom-controls button[data-control="horn"]';
+  await waitFor('the horn button to be enabled', () => page.isEnabled(horn));
+  await page.click(horn);
+  const pressed = await waitFor('the program to hear the horn', () => heard.find((m) => m.type === 'custom' && m.name === 'horn' && m.value === true));
+  assert.equal(pressed.role, 'operator');
+  await waitFor('the horn let go', () => heard.find((m) => m.type === 'custom' && m.name === 'horn' && m.value === false));
+  await waitFor('the reading on the page', () => page.textContent('#readings dd[data-reading="battery"]'), { until: (text) => text === '7.4 V' });
+  assert.equal(await page.getAttribute('#readings meter', 'value'), '7.4', 'a gauge for a reading with min and max');
 });
 
 // Broker mode: the exported page opened as a file, a real Mosquitto with a
@@ -309,11 +352,7 @@ test('broker mode: the exported page lists the robot, connects through Mosquitto
   await assertVideoPlays(page);
   assert.equal((await status()).broker.offers_answered, 1);
 
-  await waitFor('the operator role', async () => {
-    const { role } = await stats(page);
-    if (role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
-    return role;
-  }, { until: (role) => role === 'operator', timeoutMs: 10_000, intervalMs: 500 });
+  await becomeOperator(page);
   await page.keyboard.down('w');
   await waitFor('driving through a broker-signalled peer', status, { until: (s) => s.motors.left > 0, timeoutMs: 5000 });
   await page.keyboard.up('w');

@@ -26,15 +26,15 @@ pub struct Server {
     pub log: Log,
 }
 
-/// A process's stderr, collected line by line (and passed on to the test's).
+/// A process's output, collected line by line (and passed on to the test's stderr).
 #[derive(Clone, Default)]
 pub struct Log(Arc<Mutex<Vec<String>>>);
 
 impl Log {
-    fn collect(&self, stderr: impl Read + Send + 'static) {
+    pub fn collect(&self, output: impl Read + Send + 'static) {
         let lines = self.0.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
                 eprintln!("{line}");
                 lines.lock().unwrap().push(line);
             }
@@ -46,8 +46,18 @@ impl Log {
         self.0.lock().unwrap().join("\n")
     }
 
+    /// How many lines so far.
+    pub fn line_count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
     /// The first line containing every one of `parts`, waiting up to `timeout` for it.
     pub fn wait_for(&self, timeout: Duration, parts: &[&str]) -> Option<String> {
+        self.wait_for_from(0, timeout, parts)
+    }
+
+    /// Like [`wait_for`](Self::wait_for), among the lines after the first `skip`.
+    pub fn wait_for_from(&self, skip: usize, timeout: Duration, parts: &[&str]) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let found = self
@@ -55,6 +65,7 @@ impl Log {
                 .lock()
                 .unwrap()
                 .iter()
+                .skip(skip)
                 .find(|line| parts.iter().all(|p| line.contains(p)))
                 .cloned();
             if found.is_some() || Instant::now() >= deadline {

@@ -1,0 +1,77 @@
+//! What the session reports: telemetry to every peer at 5 Hz, and its part
+//! of `/api/status`; with the readings programs publish and the CPU
+//! temperature the loop reads.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Session;
+use crate::drive::{LinkState, Motors, ServoValues};
+use crate::rtc::protocol::{Outbound, PeerRole};
+use crate::rtc::PeerId;
+
+/// For `/api/status`.
+#[derive(Serialize)]
+pub struct SessionStatus<'a> {
+    pub operator: Option<PeerId>,
+    pub motors: Motors,
+    pub servos: ServoValues<'a>,
+    pub peers: Vec<PeerRole>,
+    pub rejected_messages: u64,
+    pub backend: &'static str,
+    /// `None` for backends without a link that can fail (sim, gpio).
+    pub link: Option<LinkState>,
+    pub readings: &'a BTreeMap<String, Value>,
+}
+
+impl Session {
+    /// The CPU temperature for telemetry; the loop reads it (see [`read_cpu_temp_c`]).
+    pub fn set_cpu_temp(&mut self, celsius: Option<f32>) {
+        self.cpu_temp_c = celsius;
+    }
+
+    /// A reading from a program on the local API (checked there); `None` removes it.
+    pub fn set_reading(&mut self, name: String, value: Option<Value>) {
+        match value {
+            Some(value) => self.readings.insert(name, value),
+            None => self.readings.remove(&name),
+        };
+    }
+
+    pub fn status(&self) -> SessionStatus<'_> {
+        SessionStatus {
+            operator: self.operator,
+            motors: self.drive.motors(),
+            servos: self.drive.servos(),
+            peers: self.roles().to_vec(),
+            rejected_messages: self.rejected_messages,
+            backend: self.drive.backend_name(),
+            link: self.drive.link(),
+            readings: &self.readings,
+        }
+    }
+
+    pub(super) fn broadcast_telemetry(&mut self, now: Instant) {
+        let text = Outbound::Telemetry {
+            motors: self.drive.motors(),
+            servos: self.drive.servos(),
+            operator: self.operator,
+            uptime_s: now.saturating_duration_since(self.started).as_millis() as f64 / 1000.0,
+            cpu_temp_c: self.cpu_temp_c,
+            rejected_messages: self.rejected_messages,
+            readings: &self.readings,
+            drive_link: self.drive.link(),
+        }
+        .to_json();
+        self.broadcast(text);
+    }
+}
+
+/// Reads the SoC temperature (I/O: for the loop, about once a second, not for the core).
+pub fn read_cpu_temp_c() -> Option<f32> {
+    let milli = std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp").ok()?;
+    Some(milli.trim().parse::<f32>().ok()? / 1000.0)
+}
