@@ -4,12 +4,13 @@
 //! [-1, 1], clamped), `stop`, `servo {name, value}` (value in [-1, 1],
 //! clamped), `claim {secret?}`, `release`.
 //! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
-//! `presence {peers: [{id, role}]}`, `telemetry {...}`.
+//! `presence {peers: [{id, role}]}`, `telemetry {...}` (with `drive_link`
+//! when the motors are behind a link that can fail: a serial cable, an I2C bus).
 
 use serde::{Deserialize, Serialize};
 
 use super::PeerId;
-use crate::drive::{Motors, ServoValues};
+use crate::drive::{LinkState, Motors, ServoValues};
 
 /// Largest data-channel message we parse; anything bigger is refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -78,6 +79,10 @@ pub enum Outbound<'a> {
         uptime_s: f64,
         cpu_temp_c: Option<f32>,
         rejected_messages: u64,
+        /// The link to a motor controller or HAT (`ok`, `lost`...), so the
+        /// operator sees a dead cable; absent for backends without one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        drive_link: Option<LinkState>,
     },
     /// The robot is closing this connection; sent just before. `reconnect`
     /// is false when the peer was ejected and should not come straight back.

@@ -397,6 +397,7 @@ impl Session {
             uptime_s: now.saturating_duration_since(self.started).as_millis() as f64 / 1000.0,
             cpu_temp_c: self.cpu_temp_c,
             rejected_messages: self.rejected_messages,
+            drive_link: self.drive.link(),
         }
         .to_json();
         self.broadcast(text);
