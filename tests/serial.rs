@@ -88,6 +88,22 @@ impl Pty {
         // SAFETY: both fds were just opened by openpty and are owned here only.
         let (master, slave) =
             unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // Close-on-exec, as std opens files: a telepi started later must not
+        // inherit the master, or pulling the cable could never hang it up.
+        for fd in [&master, &slave] {
+            // SAFETY: fcntl on an fd owned here.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        // Raw, as a serial line is: the terminal's default echo would bounce
+        // the controller's banner back at it until telepi opens the port
+        // (and sets raw mode itself).
+        // SAFETY: termios of an fd owned here, into a zeroed struct it fills.
+        unsafe {
+            let mut termios: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut termios), 0);
+            libc::cfmakeraw(&mut termios);
+            assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &termios), 0);
+        }
         let tty = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
         let _ = std::fs::remove_file(port);
         std::os::unix::fs::symlink(&tty, port).unwrap();
