@@ -102,7 +102,10 @@ impl Pty {
             let mut termios: libc::termios = std::mem::zeroed();
             assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut termios), 0);
             libc::cfmakeraw(&mut termios);
-            assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &termios), 0);
+            assert_eq!(
+                libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &termios),
+                0
+            );
         }
         let tty = std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).unwrap();
         let _ = std::fs::remove_file(port);
@@ -250,16 +253,24 @@ fn drive(peer: &mut Peer, linear: f64, angular: f64) {
     );
 }
 
-/// Drives every 50 ms (a held stick) until the controller gets `want`.
-fn drive_until(peer: &mut Peer, mcu: &Controller, linear: f64, angular: f64, want: Line) {
+/// Drives every 50 ms (a held stick) until the controller gets `want`;
+/// returns when the last drive was sent.
+fn drive_until(
+    peer: &mut Peer,
+    mcu: &Controller,
+    linear: f64,
+    angular: f64,
+    want: Line,
+) -> Instant {
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     while Instant::now() < deadline {
+        let sent = Instant::now();
         drive(peer, linear, angular);
         peer.run_for(Duration::from_millis(50));
         let lines = mcu.collect(Duration::ZERO);
         if lines.iter().any(|(_, l)| *l == want) {
-            return;
+            return sent;
         }
         seen.extend(lines.into_iter().map(|(_, l)| l));
     }
@@ -314,20 +325,22 @@ fn drives_stops_and_a_dead_link_over_a_pseudo_terminal() {
     let mut op = Peer::connect_control_only(&server);
     drive_until(&mut op, &mcu, 0.5, 0.0, Line::Motors(500, 500));
     // Positive angular turns left: the left wheel backwards.
-    drive_until(&mut op, &mcu, 0.0, 0.25, Line::Motors(-250, 250));
+    let last_drive = drive_until(&mut op, &mcu, 0.0, 0.25, Line::Motors(-250, 250));
     operator_told(&mut op, "ok");
 
-    // The deadman: once the drives stop, X comes and no M after it.
+    // The deadman (300 ms): once the drives stop, X comes and no M after it.
     let (stopped, _) = mcu.wait_for("the deadman's X", |l| l == Line::Stop);
+    let deadman = stopped - last_drive;
+    eprintln!("deadman: X reached the controller {deadman:?} after the last drive was sent");
+    assert!(
+        deadman >= Duration::from_millis(300),
+        "X came before the deadman: {deadman:?}"
+    );
     op.run_for(Duration::from_millis(600));
     let after = mcu.collect(Duration::ZERO);
     assert!(
         after.iter().all(|(_, l)| *l == Line::Ping),
         "after the deadman's X only pings may follow: {after:?}"
-    );
-    eprintln!(
-        "deadman: X {:?} after the controller saw the last M",
-        stopped.elapsed()
     );
 
     // An explicit stop while moving, and a servo.
