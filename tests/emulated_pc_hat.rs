@@ -7,8 +7,10 @@
 //! operator drives, after the deadman stops the motors, and after SIGTERM.
 //!
 //! i2c-stub stores what is written and nothing more: it does not clear
-//! MODE1's RESTART bit as the chip does, nor apply ALL_LED_* to the
-//! channels, so those registers are checked as written. Run through
+//! MODE1's RESTART bit as the chip does, so MODE1 is checked as written, and
+//! it does not apply ALL_LED_* to the channels, so after checking telepi's
+//! ALL_LED full-off write at start the test does that part (for the
+//! channels still holding what the test put there). Run through
 //! tests/vm/pc.sh, never alone.
 
 mod common;
@@ -215,20 +217,56 @@ fn hold<T: Send>(
     (reached, done)
 }
 
+/// Four bytes telepi never writes to a channel (its outputs are full on,
+/// full off, or on at 0 and off at a step below 4096).
+const NEVER_WRITTEN: u8 = 0xAA;
+
+/// One guest command writing `bytes` from `register` in I2C block writes
+/// of at most 32 bytes (what i2cset's `i` mode takes).
+fn block_writes(bus: u8, address: u8, register: usize, bytes: &[u8]) -> String {
+    bytes
+        .chunks(32)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let values: Vec<String> = chunk.iter().map(|b| format!("{b:#04x}")).collect();
+            format!(
+                "i2cset -y {bus} {address:#04x} {:#04x} {} i",
+                register + 32 * i,
+                values.join(" ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
 /// Sets the registers telepi must write to values it never writes (the
-/// chip's power-on MODE1 and PRE_SCALE, MODE2 and ALL_LED_OFF_H zero), so
-/// what is read back afterwards is telepi's.
+/// chip's power-on MODE1 and PRE_SCALE, MODE2 and ALL_LED_OFF_H zero, every
+/// channel [`NEVER_WRITTEN`]), so what is read back afterwards is telepi's.
 fn scribble(guest: &mut Guest, bus: u8, address: u8) {
+    let mut commands = vec![block_writes(bus, address, LED0_ON_L, &[NEVER_WRITTEN; 64])];
     for (register, value) in [
         (MODE1, 0x11),
         (MODE2, 0x00),
         (PRE_SCALE, 0x1E),
         (ALL_LED_ON_L + 3, 0x00),
     ] {
-        guest.sh(&format!(
+        commands.push(format!(
             "i2cset -y {bus} {address:#04x} {register:#04x} {value:#04x}"
         ));
     }
+    guest.sh(&commands.join(" && "));
+}
+
+/// What the chip does with telepi's ALL_LED full-off write at start and
+/// i2c-stub does not: every channel off. Only the channels telepi has not
+/// written since (still [`NEVER_WRITTEN`]), so a servo set after it keeps
+/// its pulse.
+fn apply_all_led_off(guest: &mut Guest, bus: u8, address: u8, regs: &[u8; 256]) {
+    let commands: Vec<String> = (0..16)
+        .filter(|&n| channel(regs, n) == [NEVER_WRITTEN; 4])
+        .map(|n| block_writes(bus, address, LED0_ON_L + 4 * n, &FULL_OFF))
+        .collect();
+    guest.sh(&commands.join(" && "));
 }
 
 /// A hobby servo on a spare channel: its pulse at 50 Hz (prescale 121, one
@@ -274,6 +312,7 @@ fn run_hat(guest: &mut Guest, bus: u8, hat: &Hat, extra: &str, prescale: u8, ser
             "{what}: servo on LED{n} centred"
         );
     }
+    apply_all_led_off(guest, bus, hat.address, &regs);
 
     let mut op = Peer::connect_control_only(&server);
     // Full speed ahead: the PWM channels fully on, IN1 high, IN2 low.
@@ -316,7 +355,9 @@ fn run_hat(guest: &mut Guest, bus: u8, hat: &Hat, extra: &str, prescale: u8, ser
     if let Some(n) = servo {
         op.send(r#"{"type":"servo","name":"pan","value":1.0}"#);
         assert!(
-            server.wait_for(PATIENCE, |s| s["servos"]["pan"] == 1.0),
+            op.run_until(PATIENCE, |p| p
+                .last_message("telemetry")
+                .is_some_and(|t| t["servos"]["pan"] == 1.0)),
             "the servo message was not taken"
         );
         let regs = registers(guest, bus, hat.address);
