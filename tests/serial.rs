@@ -6,7 +6,9 @@
 //! (deadman, `stop`, SIGTERM) sends `X`, a controller that goes silent or a
 //! cable that is pulled shows as `drive_link: "lost"` in /api/status and in
 //! the operator's telemetry, and telepi picks the port up again when it
-//! comes back.
+//! comes back. Then the reference Arduino sketch (board/arduino/telepi-motors)
+//! takes the test's place, twice: its protocol code built for the host, and
+//! its firmware built for an Uno running on an emulated ATmega328P (simavr).
 
 mod common;
 
