@@ -8,16 +8,15 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::guest::Guest;
-use common::{request, Luma, Peer, Server};
+use common::{Luma, Peer, Server};
 
 const TELEPI: &str = env!("CARGO_BIN_EXE_telepi");
 const HTTP: &str = "10.0.2.2:8080";
 const RTC: &str = "10.0.2.2:50000";
-/// TCG runs telepi ~30× slower than the host: generous, but finite.
-const PATIENCE: Duration = Duration::from_secs(60);
+const PATIENCE: Duration = common::guest::TELEPI_PATIENCE;
 
 fn addr(a: &str) -> SocketAddr {
     a.parse().unwrap()
@@ -26,29 +25,7 @@ fn addr(a: &str) -> SocketAddr {
 /// Starts telepi in the guest with `config` and waits until it answers.
 fn start(guest: &mut Guest, config: &str) -> Server {
     guest.write_file("/tmp/telepi.toml", config);
-    guest.sh(&format!(
-        "TELEPI_LOG=debug {TELEPI} --config /tmp/telepi.toml --http {HTTP} --rtc {RTC} \
-         >/tmp/telepi.log 2>&1 & echo $! >/tmp/telepi.pid"
-    ));
-    let deadline = Instant::now() + PATIENCE;
-    while request(addr(HTTP), "GET", "/api/status", &[], b"").map(|r| r.0) != Some(200) {
-        let (alive, _) = guest.run("kill -0 $(cat /tmp/telepi.pid)", PATIENCE);
-        if alive != 0 || Instant::now() > deadline {
-            let log = guest.sh("cat /tmp/telepi.log");
-            panic!("telepi did not come up in the guest:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    Server::remote(addr(HTTP), addr(RTC))
-}
-
-/// SIGTERM; returns telepi's exit status and its log.
-fn stop(guest: &mut Guest) -> (i32, String) {
-    let (status, _) = guest.run(
-        "kill -TERM $(cat /tmp/telepi.pid); wait $(cat /tmp/telepi.pid)",
-        PATIENCE,
-    );
-    (status, guest.sh("cat /tmp/telepi.log"))
+    guest.start_telepi("--config /tmp/telepi.toml", addr(HTTP), addr(RTC))
 }
 
 fn camera_config(format: &str, width: u32, height: u32, fps: u32) -> String {
@@ -109,7 +86,7 @@ fn vivid_streams_to_a_viewer_in_every_format_telepi_reads() {
             "vivid must run at the asked rate: {video}"
         );
         drop(viewer);
-        let (status, log) = stop(&mut guest);
+        let (status, log) = guest.stop_telepi();
         assert_eq!(status, 0, "{log}");
         let capturing = log
             .lines()
@@ -136,7 +113,7 @@ fn a_size_the_camera_lacks_becomes_the_nearest_and_the_log_says_so() {
     assert_eq!(viewer.last_size, Some((320, 180)));
     assert_colour_bars(viewer.last_luma.as_ref().unwrap());
     assert_eq!(server.status()["video"]["fps"], 30);
-    let (status, log) = stop(&mut guest);
+    let (status, log) = guest.stop_telepi();
     assert_eq!(status, 0, "{log}");
     assert!(
         log.lines()
@@ -209,7 +186,7 @@ fn a_camera_unplugged_mid_stream_comes_back_and_errors_recover() {
     );
     assert_eq!(server.status()["video"]["source"], "v4l2:/dev/video0");
 
-    let (status, log) = stop(&mut guest);
+    let (status, log) = guest.stop_telepi();
     assert_eq!(status, 0, "{log}");
     for said in ["camera lost", "camera back"] {
         assert!(log.contains(said), "the log must say {said:?}:\n{log}");
@@ -310,7 +287,7 @@ fn alsa_loopback_carries_the_microphone_and_push_to_talk() {
     assert!(peak > 0.5, "the speaker stayed quiet: {out}");
     assert!((heard - 400.0).abs() < 40.0, "heard {heard:.0} Hz");
     drop(operator);
-    let (status, log) = stop(&mut guest);
+    let (status, log) = guest.stop_telepi();
     assert_eq!(status, 0, "{log}");
 
     // A busy device (another program holds the speaker) and a missing card are clear errors.

@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # coturn: tests/ice.rs runs its own turnserver instances on 127.0.0.1;
-# mosquitto: tests/broker.rs runs its own broker there, and talks to it with mosquitto-clients.
-packages=(libasound2-dev libclang-dev cmake nasm pkg-config ffmpeg chromium coturn mosquitto mosquitto-clients)
+# mosquitto: tests/broker.rs runs its own broker there, and talks to it with mosquitto-clients;
+# g++, gcc-avr, avr-libc, arduino-core-avr, libsimavr-dev: tests/serial.rs builds the
+# reference Arduino sketch for the host and for an Uno, and runs the latter on an emulated ATmega328P.
+packages=(libasound2-dev libclang-dev cmake nasm pkg-config ffmpeg chromium coturn mosquitto mosquitto-clients
+  g++ gcc-avr binutils-avr avr-libc arduino-core-avr libsimavr-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

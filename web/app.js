@@ -518,8 +518,20 @@
     return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
   }
 
+  // The motor controller's link (serial cable, I2C bus): said once when it
+  // changes, and the motor readouts dimmed while it is lost.
+  let driveLink = null;
+  function renderDriveLink(state) {
+    if (state === driveLink) return;
+    if (state === 'lost') toast('Motor controller not answering: its own watchdog stops the motors');
+    else if (state === 'ok' && driveLink === 'lost') toast('Motor controller answers again');
+    driveLink = state;
+    $('readouts').dataset.link = state || 'none';
+  }
+
   function renderTelemetry() {
     const t = robot.telemetry;
+    renderDriveLink(t.drive_link || null);
     const motors = t.motors || {};
     renderMotor('left', motors.left);
     renderMotor('right', motors.right);

@@ -420,15 +420,17 @@ impl Worker {
     }
 
     fn fail(&mut self, now: Instant, what: &str, e: rppal::uart::Error) {
+        let lost = if self.link.closed() {
+            ": link lost (motors stop on its own watchdog)"
+        } else {
+            ""
+        };
         tracing::warn!(
-            "serial: {what} {}: {e}; reopening it every {REOPEN_EVERY:?}",
+            "serial: {what} {}: {e}{lost}; reopening it every {REOPEN_EVERY:?}",
             self.port_name()
         );
         self.port = None;
         self.reopen_at = now + REOPEN_EVERY;
-        if self.link.closed() {
-            self.warn_lost();
-        }
     }
 
     fn send(&mut self, now: Instant, bytes: &[u8]) {

@@ -6,7 +6,8 @@
 //! control declared in `[[controls]]`).
 //! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
 //! `presence {peers: [{id, role}]}`, `telemetry {...}`, `controls {...}`,
-//! `custom {name, value}` (from a program on the local API).
+//! `custom {name, value}` (from a program on the local API); telemetry has
+//! `drive_link` when the motors are behind a link that can fail.
 
 use std::collections::BTreeMap;
 

@@ -5,9 +5,12 @@
 //! initramfs and pass the QEMU command line in `TELEPI_VM_QEMU`.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+
+use super::{request, Server};
 
 pub struct Guest {
     qemu: Child,
@@ -141,7 +144,41 @@ impl Guest {
         assert_eq!(status, 0, "guest: `{command}` failed:\n{output}");
         output
     }
+
+    /// Starts the host-built `telepi ARGS` in the background (its log in
+    /// /tmp/telepi.log) listening on `http` and `rtc`, and waits until it
+    /// answers; panics with its log if it exits first.
+    pub fn start_telepi(&mut self, args: &str, http: SocketAddr, rtc: SocketAddr) -> Server {
+        let telepi = env!("CARGO_BIN_EXE_telepi");
+        self.sh(&format!(
+            "TELEPI_LOG=debug {telepi} {args} --http {http} --rtc {rtc} \
+             >/tmp/telepi.log 2>&1 & echo $! >/tmp/telepi.pid"
+        ));
+        let deadline = Instant::now() + TELEPI_PATIENCE;
+        while request(http, "GET", "/api/status", &[], b"").map(|r| r.0) != Some(200) {
+            let (alive, _) = self.run("kill -0 $(cat /tmp/telepi.pid)", TELEPI_PATIENCE);
+            if alive != 0 || Instant::now() > deadline {
+                let log = self.sh("cat /tmp/telepi.log");
+                panic!("telepi did not come up in the guest:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Server::remote(http, rtc)
+    }
+
+    /// SIGTERM to the telepi [`start_telepi`](Self::start_telepi) started;
+    /// returns its exit status and its log.
+    pub fn stop_telepi(&mut self) -> (i32, String) {
+        let (status, _) = self.run(
+            "kill -TERM $(cat /tmp/telepi.pid); wait $(cat /tmp/telepi.pid)",
+            TELEPI_PATIENCE,
+        );
+        (status, self.sh("cat /tmp/telepi.log"))
+    }
 }
+
+/// TCG runs telepi ~30× slower than the host: generous, but finite.
+pub const TELEPI_PATIENCE: Duration = Duration::from_secs(60);
 
 impl Drop for Guest {
     fn drop(&mut self) {

@@ -31,6 +31,7 @@ pub struct Server {
 pub struct Log(Arc<Mutex<Vec<String>>>);
 
 impl Log {
+    /// Collects `output` line by line on a thread of its own.
     pub fn collect(&self, output: impl Read + Send + 'static) {
         let lines = self.0.clone();
         std::thread::spawn(move || {
@@ -471,14 +472,16 @@ impl Peer {
 
     /// Sends a text message on the data channel.
     pub fn send(&mut self, text: &str) {
-        let cid = self.channel.expect("channel open");
-        let written = self
-            .rtc
+        assert!(self.try_send(text), "channel closed or its buffer full");
+    }
+
+    /// Sends a text message if the data channel is still open; false if the
+    /// robot has closed it (or its buffer is full).
+    pub fn try_send(&mut self, text: &str) -> bool {
+        let cid = self.channel.expect("channel opened");
+        self.rtc
             .channel(cid)
-            .unwrap()
-            .write(false, text.as_bytes())
-            .unwrap();
-        assert!(written, "channel buffer full");
+            .is_some_and(|mut c| c.write(false, text.as_bytes()).unwrap_or(false))
     }
 
     /// Runs the client until `done` holds or `timeout` passes; returns `done`'s last value.

@@ -27,6 +27,7 @@ vm_need_qemu() {
   command -v v4l2-ctl >/dev/null || need+=(v4l-utils)
   command -v arecord >/dev/null || need+=(alsa-utils)
   dpkg -s libsox-fmt-alsa >/dev/null 2>&1 || need+=(sox libsox-fmt-alsa)
+  command -v i2cdump >/dev/null || need+=(i2c-tools)
   command -v depmod >/dev/null || need+=(kmod)
   command -v cpio >/dev/null || need+=(cpio)
   command -v ip >/dev/null || need+=(iproute2)

@@ -4,7 +4,9 @@
 # shared read-only over 9p, and runs tests/emulated_pc*.rs against it. The
 # telepi binary under test is the host's target/debug/telepi, run inside the
 # guest against the kernel's `vivid` camera, `snd-aloop` sound card and
-# (built here out of tree) `vicodec` memory-to-memory encoder; viewers are
+# (built here out of tree) `vicodec` memory-to-memory encoder, and with
+# the motor HAT profiles against `i2c-stub` (a register chip on an I2C bus,
+# read back with i2c-tools); viewers and operators are
 # real WebRTC clients on the host side of a tap link (10.0.2.1 <-> guest
 # 10.0.2.2) inside a network namespace of this script's own.
 #
@@ -27,7 +29,7 @@ trap 'rm -rf "$stage"' EXIT
 cp tests/vm/pc/init "$stage/init"
 initrd="$vm_cache/pc.cpio.gz"
 {
-  vm_module_paths "$kernel" 9pnet_virtio 9p virtio_pci virtio_net overlay vivid snd-aloop
+  vm_module_paths "$kernel" 9pnet_virtio 9p virtio_pci virtio_net overlay vivid snd-aloop i2c-dev i2c-stub
   printf '%s\n' "${extra_modules[@]}"
 } | vm_initramfs "$initrd" "$stage" "$(vm_busybox amd64)"
 
