@@ -8,128 +8,38 @@
 // [rtc] public_addr, no TURN) and control (symmetric NAT, STUN only: must fail).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
+import {
+  NAT, sleep, logTail as logFileTail, waitFor as waitForLogged, launchBrowser,
+  assertVideoPlays as assertVideoPlaysLogged,
+} from './lib.mjs';
 
-// playwright-core lives in tests/browser/node_modules (one npm project for both tests).
-const { chromium } = createRequire(new URL('../browser/package.json', import.meta.url))('playwright-core');
-
-const NAT = JSON.parse(process.env.TELEPI_NAT || 'null');
-if (!NAT) throw new Error('TELEPI_NAT is not set: run tests/nat/run.sh, which builds the namespaces this test needs');
 const CONTROL_WATCH_MS = 15_000; // the control must stay unconnected this long
 
-let context;
-let profileDir;
+let browser;
 const figures = [];
 let control = null; // { page, openedAt }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function logTail(name, lines = 40) {
-  const file = NAT.paths[name]?.log;
-  if (!file) return '(no log)';
-  const text = await fs.readFile(file, 'utf8').catch((e) => `(cannot read ${file}: ${e.message})`);
-  return text.split('\n').filter((l) => !l.startsWith('ALSA lib')).slice(-lines).join('\n');
-}
-
-// Polls `probe` until `until(value)` holds; fails after `timeoutMs` with the
-// last value seen and the tail of that path's telepi log.
-async function waitFor(name, what, probe, { until = Boolean, timeoutMs = 10_000, intervalMs = 100 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await probe();
-      if (until(last)) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const seen = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`${name}: timed out after ${timeoutMs} ms waiting for ${what} (last: ${seen})\n` +
-        `--- telepi (${name}) log tail ---\n${await logTail(name)}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
-// Runs in every page before its own scripts: records each RTCPeerConnection
-// (its configuration, ICE states, the answer), the first decoded frame, and
-// lets the test silence the data channel (an operator whose packets vanish).
-function instrument() {
-  const nat = { pcs: [], firstFrameAt: null, firstFramePc: null, mute: false };
-  window.__nat = nat;
-  const Original = window.RTCPeerConnection;
-  window.RTCPeerConnection = class extends Original {
-    constructor(config, ...rest) {
-      super(config, ...rest);
-      const rec = { pc: this, config: JSON.parse(JSON.stringify(config || {})), createdAt: performance.now(),
-        connectedAt: null, states: [], remoteSdp: null, localTypes: [] };
-      nat.pcs.push(rec);
-      this.addEventListener('icecandidate', (e) => e.candidate && e.candidate.type && rec.localTypes.push(e.candidate.type));
-      this.addEventListener('iceconnectionstatechange', () => {
-        rec.states.push(this.iceConnectionState);
-        if (['connected', 'completed'].includes(this.iceConnectionState) && rec.connectedAt === null) {
-          rec.connectedAt = performance.now();
-        }
-      });
-    }
-
-    setRemoteDescription(desc, ...rest) {
-      const rec = nat.pcs.find((r) => r.pc === this);
-      if (rec && desc) rec.remoteSdp = desc.sdp;
-      return super.setRemoteDescription(desc, ...rest);
-    }
-  };
-  const send = RTCDataChannel.prototype.send;
-  RTCDataChannel.prototype.send = function (data) {
-    if (nat.mute) return undefined;
-    return send.call(this, data);
-  };
-  const poll = setInterval(() => {
-    const video = document.getElementById('video');
-    if (video && video.getVideoPlaybackQuality && video.getVideoPlaybackQuality().totalVideoFrames > 0) {
-      nat.firstFrameAt = performance.now();
-      nat.firstFramePc = nat.pcs.length - 1;
-      clearInterval(poll);
-    }
-  }, 5);
-}
+const logTail = (name, lines) => logFileTail(NAT.paths[name]?.log, lines);
+const waitFor = (name, what, probe, options = {}) => waitForLogged(name, what, probe, { ...options, log: NAT.paths[name]?.log });
+const assertVideoPlays = (name, page) => assertVideoPlaysLogged(assert, name, page, NAT.paths[name]?.log);
 
 before(async () => {
-  profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-nat-chromium-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreDefaultArgs: true,
-    // Not loopback: every peer here is on a real (namespaced) interface. The
-    // robot's certificate is self-signed.
-    args: [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'),
-      '--ignore-certificate-errors', `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
-    ignoreHTTPSErrors: true,
-    viewport: { width: 1280, height: 720 },
-    timeout: 30_000,
-  });
-  await context.addInitScript(instrument);
+  browser = await launchBrowser();
   // The control starts first and is judged last, so its wait overlaps the other paths.
   if (NAT.paths.control) {
-    const page = await context.newPage();
+    const page = await browser.context.newPage();
     await page.goto(`${NAT.paths.control.url}/?secret=${encodeURIComponent(NAT.secret)}`, { waitUntil: 'load' });
     control = { page, openedAt: Date.now() };
   }
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
-  if (profileDir) await fs.rm(profileDir, { recursive: true, force: true });
+  await browser?.close();
   if (figures.length) console.log(figures.join('\n'));
 });
 
 async function openPage(t, name) {
-  const page = await context.newPage();
+  const page = await browser.context.newPage();
   const problems = [];
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && problems.push(`console: ${msg.text()}`));
@@ -145,61 +55,12 @@ async function openPage(t, name) {
   return page;
 }
 
-const videoQuality = (page) => page.evaluate(() => {
-  const v = document.getElementById('video');
-  return { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, height: v.videoHeight, paused: v.paused };
-});
-
 // /api/status fetched by the page: over HTTPS, from the browser's namespace, through both NATs.
 const status = (page) => page.evaluate(async () => {
   const res = await fetch('/api/status', { signal: AbortSignal.timeout(2000) });
   if (!res.ok) throw new Error(`GET /api/status: HTTP ${res.status}`);
   return res.json();
 });
-
-// The newest peer connection's selected candidate pair and inbound video, from getStats.
-const selectedPair = (page) => page.evaluate(async () => {
-  const rec = window.__nat.pcs.at(-1);
-  if (!rec) return null;
-  const stats = await rec.pc.getStats();
-  let pair = null;
-  let video = null;
-  const locals = [];
-  stats.forEach((s) => {
-    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-    if (s.type === 'inbound-rtp' && s.kind === 'video') video = { framesDecoded: s.framesDecoded };
-    if (s.type === 'local-candidate') locals.push(s.candidateType);
-  });
-  const cand = (id) => {
-    const c = id && stats.get(id);
-    return c ? { type: c.candidateType, address: c.address, port: c.port, relayProtocol: c.relayProtocol, url: c.url } : null;
-  };
-  return {
-    ice: rec.pc.iceConnectionState,
-    states: rec.states,
-    pair: pair && { state: pair.state, nominated: pair.nominated, rtt: pair.currentRoundTripTime,
-      local: cand(pair.localCandidateId), remote: cand(pair.remoteCandidateId) },
-    video,
-    localTypes: [...new Set(locals)],
-  };
-});
-
-// Video plays: a 640-wide picture and decoded frames rising over 2 s; then
-// the pair that carries it.
-async function assertVideoPlays(name, page) {
-  await waitFor(name, 'the first decoded video frame', () => videoQuality(page),
-    { until: (q) => q.frames > 0 && q.width > 0, timeoutMs: 20_000 });
-  const before = await videoQuality(page);
-  await sleep(2000);
-  const later = await videoQuality(page);
-  assert.ok(later.frames > before.frames + 10, `${name}: frames should rise over 2 s: ${before.frames} -> ${later.frames}`);
-  assert.equal(later.width, 640, `${name}: videoWidth (${JSON.stringify(later)})`);
-  assert.equal(later.paused, false, `${name}: video element is playing`);
-  const sel = await waitFor(name, 'a selected, succeeded candidate pair with an RTT', () => selectedPair(page),
-    { until: (s) => s?.pair?.state === 'succeeded' && typeof s.pair.rtt === 'number', timeoutMs: 5000 });
-  assert.ok(sel.video && sel.video.framesDecoded > 0, `${name}: getStats framesDecoded ${JSON.stringify(sel.video)}`);
-  return sel;
-}
 
 // One line per path for README: connect → first frame and RTT.
 async function report(name, page, sel) {

@@ -4,21 +4,27 @@
 # network, torn down on exit, error and SIGTERM.
 #
 #   inet     bridge "internet" 100.64.0.0/10
-#   srv      100.64.0.2   coturn, TURN REST secret, :3478
+#   srv      100.64.0.2   coturn, TURN REST secret, :3478;
+#                         Mosquitto :1883 (robots) and :9001 (websockets, pages)
 #            100.64.0.3   coturn, static user, :3479
 #   rrouter  100.64.0.10  robot's NAT: MASQUERADE --random-fully (symmetric);
 #                         TCP 8443-8446 forwarded to the robot (signaling, page);
 #                         UDP 50001 forwarded 1:1 (both ways) for the direct path
 #   robot    192.168.10.2 four telepi instances (one per path, own ports/config)
+#   rrouter2 100.64.0.11  a second robot's NAT: symmetric, nothing forwarded at all
+#   robot2   192.168.11.2 telepi reached only through the broker (tests/nat/broker.test.mjs)
 #   brouter  100.64.0.20  browser's NAT: plain MASQUERADE
 #   browser  192.168.20.2 headless Chromium driven by tests/nat/nat.test.mjs
 #
 # Paths tested: turn-relay (robot behind the symmetric NAT, TURN with REST
 # credentials), turn-static (the same with a static TURN user), direct
 # (forwarded UDP port + [rtc] public_addr, no TURN), and a control: symmetric
-# NAT with STUN only must fail.
+# NAT with STUN only must fail. Then through the broker: the exported page
+# opened as a file finds robot2 in the fleet view, connects, drives, survives
+# a 10 s cut of robot2's uplink, and sees it go offline when it is killed.
 #
-#   tests/nat/run.sh                   (as root; uses sudo otherwise)
+#   tests/nat/run.sh [FILE...]         (as root; uses sudo otherwise)
+# FILE: only these of tests/nat/*.test.mjs (default: all).
 # Env: TELEPI_BIN (default target/debug/telepi), TELEPI_NAT_KEEP=1 (leave the
 #      logs folder), TELEPI_NAT_LOG=debug (telepi's log level, default info),
 #      TELEPI_NAT_SCHEME=http (serve the page over plain HTTP: only to debug a
@@ -38,6 +44,8 @@ die() { echo "nat: FAIL: $*" >&2; exit 1; }
 # ---- packages ------------------------------------------------------------------
 need=()
 command -v turnserver >/dev/null || need+=(coturn)
+[ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_passwd >/dev/null || need+=(mosquitto)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
@@ -51,9 +59,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # Debian's coturn service must not run: the test starts its own instances.
-if command -v systemctl >/dev/null && systemctl is-enabled coturn >/dev/null 2>&1; then
-  systemctl disable --now coturn >/dev/null 2>&1 || true
-fi
+# Nor Debian's mosquitto service.
+for service in coturn mosquitto; do
+  if command -v systemctl >/dev/null && systemctl is-enabled "$service" >/dev/null 2>&1; then
+    systemctl disable --now "$service" >/dev/null 2>&1 || true
+  fi
+done
 
 bin=$(realpath -m "${TELEPI_BIN:-target/debug/telepi}")
 [ -x "$bin" ] || die "telepi binary not found at $bin (cargo build, or set TELEPI_BIN)"
@@ -62,7 +73,7 @@ bin=$(realpath -m "${TELEPI_BIN:-target/debug/telepi}")
 
 # ---- cleanup -------------------------------------------------------------------
 id=tpnat$$
-namespaces=(inet srv rrouter robot brouter browser)
+namespaces=(inet srv rrouter robot rrouter2 robot2 brouter browser)
 ns() { echo "$id-$1"; }
 work=$(mktemp -d /tmp/telepi-nat.XXXXXX)
 pids=()
@@ -121,6 +132,7 @@ wan() { # wan NS PORT-ON-BRIDGE ADDR
 # the robot's private 192.168.10.2, and lost its relay within a second.
 wan srv p-srv 100.64.0.2
 wan rrouter p-rrouter 100.64.0.10
+wan rrouter2 p-rrouter2 100.64.0.11
 wan brouter p-brouter 100.64.0.20
 inns srv ip addr add 100.64.0.3/10 dev wan # the static-credentials coturn
 
@@ -132,6 +144,7 @@ lan() { # lan ROUTER HOST SUBNET-PREFIX
   inns "$1" sysctl -qw net.ipv4.ip_forward=1
 }
 lan rrouter robot 192.168.10
+lan rrouter2 robot2 192.168.11
 lan brouter browser 192.168.20
 
 robot_pub=100.64.0.10
@@ -142,6 +155,8 @@ inns rrouter iptables -t nat -A PREROUTING -i wan -p tcp --dport 8443:8446 -j DN
 inns rrouter iptables -t nat -A PREROUTING -i wan -p udp --dport 50001 -j DNAT --to-destination 192.168.10.2:50001
 inns rrouter iptables -t nat -A POSTROUTING -o wan -p udp -s 192.168.10.2 --sport 50001 -j SNAT --to-source $robot_pub:50001
 inns rrouter iptables -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully
+# robot2's router: symmetric NAT and no forward of any kind (a phone hotspot, CGNAT).
+inns rrouter2 iptables -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully
 # The browser's router: an ordinary home NAT (ports kept where free).
 inns brouter iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
 
@@ -177,6 +192,24 @@ turn_check 100.64.0.3 3479 robot static-pass & check_static=$!
 wait $check_rest || die "no TURN relay with REST credentials: $(tail -5 "$work/uclient-3478.log"; tail -5 "$work/coturn-rest.log")"
 wait $check_static || die "no TURN relay with the static user: $(tail -5 "$work/uclient-3479.log"; tail -5 "$work/coturn-static.log")"
 log "topology up: coturn answers allocations from behind the browser's NAT"
+
+# ---- Mosquitto ---------------------------------------------------------------------
+# Robots connect over TCP, pages over websockets; both need the password.
+broker_user=fleet
+broker_pass="fleet-$(od -An -N6 -tx8 /dev/urandom | tr -d ' ')"
+mosquitto_passwd -b -c "$work/mosquitto.passwd" "$broker_user" "$broker_pass"
+cat >"$work/mosquitto.conf" <<EOF
+listener 1883 100.64.0.2
+listener 9001 100.64.0.2
+protocol websockets
+allow_anonymous false
+password_file $work/mosquitto.passwd
+persistence false
+user root
+log_dest file $work/mosquitto.log
+EOF
+inns srv /usr/sbin/mosquitto -c "$work/mosquitto.conf" >/dev/null 2>&1 &
+pids+=($!)
 
 # ---- telepi: one instance per path, in the robot's namespace ----------------------
 # path https-port rtc-port: config lines for [rtc]
@@ -224,17 +257,43 @@ for p in turn-relay direct control turn-static; do
 done
 log "telepi answers on $scheme://$robot_pub:8443-8446 through the port forward"
 
+# robot2: no inbound port, signalling through the broker, video through TURN.
+# Its HTTP listener is on its own loopback, only for the test to read its status.
+mkdir -p "$work/broker"
+cat >"$work/broker/telepi.toml" <<EOF
+state_dir = "$work/broker/state"
+[rtc]
+listen = "0.0.0.0:50010"
+ice_servers = [{ urls = ["turn:100.64.0.2:3478"] }, { urls = ["stun:100.64.0.2:3478"] }]
+turn_secret = "$turn_secret"
+[control]
+operator_secret = "$secret"
+[broker]
+url = "mqtt://100.64.0.2:1883"
+name = "rover"
+username = "$broker_user"
+password = "$broker_pass"
+EOF
+(cd "$work/broker" && TELEPI_LOG=${TELEPI_NAT_LOG:-info} exec ip netns exec "$(ns robot2)" "$bin" --config telepi.toml --http 127.0.0.1:8090) \
+  >"$work/broker/telepi.log" 2>&1 &
+broker_robot=$!
+pids+=($broker_robot)
+"$bin" export-page "$work/page" >/dev/null
+broker_json="{\"page\":\"file://$work/page/index.html\",\"ws\":\"ws://100.64.0.2:9001\",\"username\":\"$broker_user\",\"password\":\"$broker_pass\",\"robot\":\"rover\",\"robotNs\":\"$(ns robot2)\",\"routerNs\":\"$(ns rrouter2)\",\"status\":\"http://127.0.0.1:8090/api/status\",\"pid\":$broker_robot,\"log\":\"$work/broker/telepi.log\"}"
+
 # ---- the browser side ---------------------------------------------------------------
-export TELEPI_NAT="{\"secret\":\"$secret\",\"paths\":{$paths_json}}"
+export TELEPI_NAT="{\"secret\":\"$secret\",\"paths\":{$paths_json},\"broker\":$broker_json}"
 started=$(date +%s)
-inns browser node --test --test-reporter=spec tests/nat/ &
+# One file at a time: each drives its own Chromium and the machine has few cores.
+tests=("$@"); [ ${#tests[@]} -gt 0 ] || tests=(tests/nat/)
+inns browser node --test --test-concurrency=1 --test-reporter=spec "${tests[@]}" &
 node_pid=$!
 pids+=($node_pid)
 status=0
 wait $node_pid || status=$?
 log "browser test: $(($(date +%s) - started))s, exit $status"
 if [ $status -ne 0 ]; then
-  for p in turn-relay direct control turn-static; do
+  for p in turn-relay direct control turn-static broker; do
     echo "--- telepi ($p) log tail ---" >&2
     grep -v '^ALSA lib' "$work/$p/telepi.log" | tail -15 >&2
   done

@@ -1,0 +1,161 @@
+// What the tests in tests/nat/ share: Chromium on a namespaced network,
+// polling with a useful failure, and the page instrumentation that records
+// each RTCPeerConnection and the first decoded frame.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
+
+// playwright-core lives in tests/browser/node_modules (one npm project for both tests).
+const { chromium } = createRequire(new URL('../browser/package.json', import.meta.url))('playwright-core');
+
+export const NAT = JSON.parse(process.env.TELEPI_NAT || 'null');
+if (!NAT) throw new Error('TELEPI_NAT is not set: run tests/nat/run.sh, which builds the namespaces this test needs');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The last lines of a telepi log, without ALSA's chatter.
+export async function logTail(file, lines = 40) {
+  if (!file) return '(no log)';
+  const text = await fs.readFile(file, 'utf8').catch((e) => `(cannot read ${file}: ${e.message})`);
+  return text.split('\n').filter((l) => !l.startsWith('ALSA lib')).slice(-lines).join('\n');
+}
+
+// Polls `probe` until `until(value)` holds; fails after `timeoutMs` with the
+// last value seen and the tail of `log` (a telepi log file).
+export async function waitFor(name, what, probe, { until = Boolean, timeoutMs = 10_000, intervalMs = 100, log } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (until(last)) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const seen = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`${name}: timed out after ${timeoutMs} ms waiting for ${what} (last: ${seen})\n` +
+        `--- telepi (${name}) log tail ---\n${await logTail(log)}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// Runs in every page before its own scripts: records each RTCPeerConnection
+// (its configuration, ICE states, the answer), the first decoded frame, and
+// lets the test silence the data channel (an operator whose packets vanish).
+function instrument() {
+  const nat = { pcs: [], firstFrameAt: null, firstFramePc: null, mute: false };
+  window.__nat = nat;
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Original {
+    constructor(config, ...rest) {
+      super(config, ...rest);
+      const rec = { pc: this, config: JSON.parse(JSON.stringify(config || {})), createdAt: performance.now(),
+        connectedAt: null, states: [], remoteSdp: null, localTypes: [] };
+      nat.pcs.push(rec);
+      this.addEventListener('icecandidate', (e) => e.candidate && e.candidate.type && rec.localTypes.push(e.candidate.type));
+      this.addEventListener('iceconnectionstatechange', () => {
+        rec.states.push(this.iceConnectionState);
+        if (['connected', 'completed'].includes(this.iceConnectionState) && rec.connectedAt === null) {
+          rec.connectedAt = performance.now();
+        }
+      });
+    }
+
+    setRemoteDescription(desc, ...rest) {
+      const rec = nat.pcs.find((r) => r.pc === this);
+      if (rec && desc) rec.remoteSdp = desc.sdp;
+      return super.setRemoteDescription(desc, ...rest);
+    }
+  };
+  const send = RTCDataChannel.prototype.send;
+  RTCDataChannel.prototype.send = function (data) {
+    if (nat.mute) return undefined;
+    return send.call(this, data);
+  };
+  const poll = setInterval(() => {
+    const video = document.getElementById('video');
+    if (video && video.getVideoPlaybackQuality && video.getVideoPlaybackQuality().totalVideoFrames > 0) {
+      nat.firstFrameAt = performance.now();
+      nat.firstFramePc = nat.pcs.length - 1;
+      clearInterval(poll);
+    }
+  }, 5);
+}
+
+// Headless Chromium with the instrumentation in every page. Not loopback:
+// every peer here is on a real (namespaced) interface; the robots'
+// certificates are self-signed. Returns { context, close }.
+export async function launchBrowser() {
+  const profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-nat-chromium-'));
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreDefaultArgs: true,
+    args: [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'),
+      '--ignore-certificate-errors', `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 720 },
+    timeout: 30_000,
+  });
+  await context.addInitScript(instrument);
+  return {
+    context,
+    close: async () => {
+      await context.close().catch(() => {});
+      await fs.rm(profileDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const videoQuality = (page) => page.evaluate(() => {
+  const v = document.getElementById('video');
+  return { frames: v.getVideoPlaybackQuality().totalVideoFrames, width: v.videoWidth, height: v.videoHeight, paused: v.paused };
+});
+
+// The newest peer connection's selected candidate pair and inbound video, from getStats.
+export const selectedPair = (page) => page.evaluate(async () => {
+  const rec = window.__nat.pcs.at(-1);
+  if (!rec) return null;
+  const stats = await rec.pc.getStats();
+  let pair = null;
+  let video = null;
+  const locals = [];
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+    if (s.type === 'inbound-rtp' && s.kind === 'video') video = { framesDecoded: s.framesDecoded };
+    if (s.type === 'local-candidate') locals.push(s.candidateType);
+  });
+  const cand = (id) => {
+    const c = id && stats.get(id);
+    return c ? { type: c.candidateType, address: c.address, port: c.port, relayProtocol: c.relayProtocol, url: c.url } : null;
+  };
+  return {
+    ice: rec.pc.iceConnectionState,
+    states: rec.states,
+    pair: pair && { state: pair.state, nominated: pair.nominated, rtt: pair.currentRoundTripTime,
+      local: cand(pair.localCandidateId), remote: cand(pair.remoteCandidateId) },
+    video,
+    localTypes: [...new Set(locals)],
+  };
+});
+
+// Video plays: a 640-wide picture and decoded frames rising over 2 s; then
+// the pair that carries it.
+export async function assertVideoPlays(assert, name, page, log) {
+  await waitFor(name, 'the first decoded video frame', () => videoQuality(page),
+    { until: (q) => q.frames > 0 && q.width > 0, timeoutMs: 20_000, log });
+  const before = await videoQuality(page);
+  await sleep(2000);
+  const later = await videoQuality(page);
+  assert.ok(later.frames > before.frames + 10, `${name}: frames should rise over 2 s: ${before.frames} -> ${later.frames}`);
+  assert.equal(later.width, 640, `${name}: videoWidth (${JSON.stringify(later)})`);
+  assert.equal(later.paused, false, `${name}: video element is playing`);
+  const sel = await waitFor(name, 'a selected, succeeded candidate pair with an RTT', () => selectedPair(page),
+    { until: (s) => s?.pair?.state === 'succeeded' && typeof s.pair.rtt === 'number', timeoutMs: 5000, log });
+  assert.ok(sel.video && sel.video.framesDecoded > 0, `${name}: getStats framesDecoded ${JSON.stringify(sel.video)}`);
+  return sel;
+}
