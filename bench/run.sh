@@ -26,10 +26,12 @@ esac
 
 BENCH=bench/target/release/telepi-bench
 if [ "$smoke" = 1 ]; then
-  # The debug build CI has anyway; only the tool itself is built here.
+  # The debug build CI has anyway, and the tool built as a debug build in the
+  # same target directory: the dependencies they share (str0m, aws-lc,
+  # openh264) are compiled once, not again in release.
   cargo build --locked --bin telepi
-  cargo build --release --locked --manifest-path bench/Cargo.toml
-  exec "$BENCH" smoke --telepi target/debug/telepi --logs bench/results/smoke-logs
+  cargo build --locked --manifest-path bench/Cargo.toml --target-dir target
+  exec target/debug/telepi-bench smoke --telepi target/debug/telepi --logs bench/results/smoke-logs
 fi
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then

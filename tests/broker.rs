@@ -1,7 +1,8 @@
 //! Signaling and presence through a real Mosquitto on 127.0.0.1, with
 //! mosquitto_pub/mosquitto_sub playing the browser's side: presence (and the
 //! will when telepi is killed), an offer answered on the asker's topic with
-//! video flowing, the viewer password, and bad input.
+//! video flowing, the viewer password, bad input, and `mqtts://` through
+//! Mosquitto's TLS listener (a certificate from a test CA).
 
 mod common;
 
@@ -18,20 +19,61 @@ const PASS: &str = "broker-pw";
 struct Mosquitto {
     child: Child,
     port: u16,
+    /// The TLS listener's port and the CA its certificate chains to.
+    tls: Option<(u16, PathBuf)>,
     dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A test CA and a certificate for 127.0.0.1 it signed, as Mosquitto's
+/// `listener` lines; the CA's PEM is written to `dir/ca.pem`.
+fn tls_listener(dir: &Path, port: u16) -> String {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "telepi test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.display().to_string()
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let cert_file = write("server.pem", cert.pem());
+    let key_file = write("server.key", key.serialize_pem());
+    format!("listener {port} 127.0.0.1\ncafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}\n")
 }
 
 impl Mosquitto {
     fn start() -> Mosquitto {
+        Self::start_with(false)
+    }
+
+    /// With a second listener speaking MQTT over TLS.
+    fn start_with_tls() -> Mosquitto {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Mosquitto {
         assert!(
             Path::new("/usr/sbin/mosquitto").exists(),
             "install mosquitto and mosquitto-clients (tests/run-all.sh does)"
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("telepi-mosquitto-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -41,11 +83,16 @@ impl Mosquitto {
             .status()
             .unwrap();
         assert!(made.success());
+        let tls = tls.then(|| (free_port(), dir.join("ca.pem")));
+        let tls_lines = tls
+            .as_ref()
+            .map(|(port, _)| tls_listener(&dir, *port))
+            .unwrap_or_default();
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nuser root\npersistence false\n",
+                "listener {port} 127.0.0.1\n{tls_lines}allow_anonymous false\npassword_file {}\nuser root\npersistence false\n",
                 passwords.display()
             ),
         )
@@ -57,21 +104,32 @@ impl Mosquitto {
             .spawn()
             .expect("mosquitto starts");
         let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
-            std::thread::sleep(Duration::from_millis(20));
+        let ports = [Some(port), tls.as_ref().map(|(port, _)| *port)];
+        for port in ports.into_iter().flatten() {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "mosquitto did not listen");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Mosquitto { child, port, dir }
+        Mosquitto {
+            child,
+            port,
+            tls,
+            dir,
+        }
     }
 
     /// A telepi config pointing at this broker, with `extra` TOML appended.
     fn config(&self, name: &str, extra: &str) -> PathBuf {
+        self.config_at(&format!("mqtt://127.0.0.1:{}", self.port), name, extra)
+    }
+
+    fn config_at(&self, url: &str, name: &str, extra: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.toml"));
         std::fs::write(
             &path,
             format!(
-                "[broker]\nurl = \"mqtt://127.0.0.1:{}\"\nname = \"{name}\"\nusername = \"{USER}\"\npassword = \"{PASS}\"\nkeepalive_s = 4\n{extra}",
-                self.port
+                "[broker]\nurl = \"{url}\"\nname = \"{name}\"\nusername = \"{USER}\"\npassword = \"{PASS}\"\nkeepalive_s = 4\n{extra}"
             ),
         )
         .unwrap();
@@ -334,4 +392,36 @@ fn an_unreachable_broker_or_wrong_credentials_leave_the_lan_working() {
         let status: serde_json::Value = serde_json::from_str(&status).unwrap();
         assert_eq!(status["broker"]["connected"], false);
     }
+}
+
+#[test]
+fn mqtts_checks_the_brokers_certificate_and_signals_over_tls() {
+    let broker = Mosquitto::start_with_tls();
+    let (tls_port, ca) = broker.tls.clone().unwrap();
+    let url = format!("mqtts://127.0.0.1:{tls_port}");
+
+    // Trusted through [broker] ca: online, and an offer answered over TLS.
+    let config = broker.config_at(&url, "r7", &format!("ca = \"{}\"\n", ca.display()));
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(presence(&broker, "r7")["online"], true);
+    let (mut peer, reply, pending) = offer_through_broker(&broker, "r7", "");
+    assert_eq!(reply["type"], "answer", "{reply}");
+    peer.accept(pending, reply["sdp"].as_str().unwrap());
+    assert!(peer.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 5));
+    drop(server);
+
+    // A certificate nothing vouches for (the test CA not given): refused, said why.
+    let untrusted = broker.config_at(&url, "r8", "");
+    let server = Server::start_logged(&["--config", untrusted.to_str().unwrap()]);
+    assert!(
+        server
+            .log
+            .wait_for(Duration::from_secs(10), &["broker", "certificate"])
+            .is_some(),
+        "expected a log line about the broker's certificate"
+    );
+    let (code, status) = request(server.http, "GET", "/api/status", &[], b"").unwrap();
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["broker"]["connected"], false);
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::link::{Identity, Link, LinkEvent};
 use super::signaling::{self, OfferLimit, Topics, Wanted};
-use super::{parse_url, BrokerConfig, BrokerUrl};
+use super::{parse_url, tls, BrokerConfig, BrokerUrl};
 use crate::config::RtcConfig;
 use crate::http::access::{Access, Credentials};
 use crate::rtc::ice;
@@ -60,6 +60,8 @@ impl<T: Read + Write + Send> Stream for T {}
 
 struct Context {
     url: BrokerUrl,
+    /// Set for `mqtts://`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     identity: Identity,
     topics: Topics,
     name: String,
@@ -89,6 +91,10 @@ impl BrokerClient {
             return Ok(None);
         };
         let url = parse_url(url)?;
+        let tls = match url.tls {
+            true => Some(tls::client_config(config.ca.as_deref())?),
+            false => None,
+        };
         let name = config.robot_name()?;
         let topics = Topics::new(&config.topic_prefix, &name);
         let identity = Identity {
@@ -102,6 +108,7 @@ impl BrokerClient {
         let stats = Arc::new(BrokerStats::default());
         let context = Context {
             url,
+            tls,
             identity,
             topics,
             name,
@@ -193,10 +200,13 @@ impl Context {
             .local_addr()
             .map_err(|e| format!("socket: {e}"))?
             .ip();
-        if self.url.tls {
-            return Err("mqtts:// is not supported yet: use mqtt://".into());
+        match &self.tls {
+            Some(config) => {
+                let stream = tls::handshake(config, &self.url.host, tcp, CONNECT_TIMEOUT)?;
+                Ok((Box::new(stream), local_ip))
+            }
+            None => Ok((Box::new(tcp), local_ip)),
         }
-        Ok((Box::new(tcp), local_ip))
     }
 
     fn session(&self, mut stream: Box<dyn Stream>, local_ip: IpAddr) -> SessionEnd {

@@ -4,7 +4,8 @@
 //! keeps a retained presence message there with a will that marks it offline.
 //!
 //! `link.rs` is the MQTT session and `signaling.rs` what telepi says on it,
-//! both sans-IO; `client.rs` is the thread that owns the socket.
+//! both sans-IO; `client.rs` is the thread that owns the socket, `tls.rs`
+//! its `mqtts://` layer.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 pub mod client;
 pub mod link;
 pub mod signaling;
+mod tls;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,0 +1,121 @@
+//! `mqtts://`: the broker connection over TLS, with rustls on aws-lc-rs (the
+//! crypto provider str0m and the HTTPS listener already use). The broker's
+//! certificate is checked against the system's CA bundle (what certbot-issued
+//! and hosted brokers chain to) plus `[broker] ca` (a private CA), and its
+//! name against the URL's host.
+
+use std::io;
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// Debian, Ubuntu and Raspberry Pi OS keep every trusted CA in this one file
+/// (package ca-certificates).
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS settings for every (re)connection: built once at start, so a
+/// missing or broken `ca` file is a start-up error, not a retry loop.
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
+        // Unparsable entries in the system bundle are skipped, not fatal.
+        let certs = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok);
+        roots.add_parsable_certificates(certs);
+    }
+    if let Some(path) = ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("broker ca {}: {e}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("broker ca {}: not a PEM certificate: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("broker ca {}: no PEM certificate in it", path.display()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("broker ca {}: {e}", path.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "mqtts:// needs trusted CAs: {SYSTEM_BUNDLE} is missing (install ca-certificates) and [broker] ca is not set"
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Runs the handshake on a connected socket within `timeout`, so a broker
+/// that accepts TCP but never speaks TLS is an error here and not a session
+/// that stalls; the certificate error, if any, says what was wrong.
+pub fn handshake(
+    config: &Arc<ClientConfig>,
+    host: &str,
+    mut tcp: TcpStream,
+    timeout: Duration,
+) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| format!("broker host {host:?} as a TLS name: {e}"))?;
+    let mut conn =
+        ClientConnection::new(config.clone(), name).map_err(|e| format!("TLS setup: {e}"))?;
+    let slice = tcp.read_timeout().map_err(|e| format!("socket: {e}"))?;
+    tcp.set_read_timeout(Some(timeout))
+        .map_err(|e| format!("socket: {e}"))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| tls_error(&e))?;
+    }
+    tcp.set_read_timeout(slice)
+        .map_err(|e| format!("socket: {e}"))?;
+    Ok(StreamOwned::new(conn, tcp))
+}
+
+fn tls_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            "TLS handshake timed out (is the port really mqtts://?)".into()
+        }
+        io::ErrorKind::UnexpectedEof => "the broker closed the connection during the TLS handshake".into(),
+        _ => format!("TLS handshake: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_clear_error() {
+        let err = client_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        let empty = std::env::temp_dir().join(format!("telepi-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = client_config(Some(&empty)).unwrap_err();
+        let _ = std::fs::remove_file(&empty);
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_is_trusted() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["test ca".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = std::env::temp_dir().join(format!("telepi-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, ca.pem()).unwrap();
+        let config = client_config(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        assert!(config.is_ok(), "{:?}", config.err());
+    }
+}
