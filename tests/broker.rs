@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{request, Peer, Server};
+use common::{free_port, request, Peer, Server};
 
 const USER: &str = "robot";
 const PASS: &str = "broker-pw";
@@ -22,14 +22,6 @@ struct Mosquitto {
     /// The TLS listener's port and the CA its certificate chains to.
     tls: Option<(u16, PathBuf)>,
     dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A test CA and a certificate for 127.0.0.1 it signed, as Mosquitto's
@@ -55,7 +47,9 @@ fn tls_listener(dir: &Path, port: u16) -> String {
     let ca_file = write("ca.pem", ca.pem());
     let cert_file = write("server.pem", cert.pem());
     let key_file = write("server.key", key.serialize_pem());
-    format!("listener {port} 127.0.0.1\ncafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}\n")
+    format!(
+        "listener {port} 127.0.0.1\ncafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}\n"
+    )
 }
 
 impl Mosquitto {

@@ -196,10 +196,7 @@ impl Context {
         tcp.set_read_timeout(Some(READ_SLICE))
             .and_then(|()| tcp.set_nodelay(true))
             .map_err(|e| format!("socket: {e}"))?;
-        let local_ip = tcp
-            .local_addr()
-            .map_err(|e| format!("socket: {e}"))?
-            .ip();
+        let local_ip = tcp.local_addr().map_err(|e| format!("socket: {e}"))?.ip();
         match &self.tls {
             Some(config) => {
                 let stream = tls::handshake(config, &self.url.host, tcp, CONNECT_TIMEOUT)?;

@@ -28,13 +28,15 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
         roots.add_parsable_certificates(certs);
     }
     if let Some(path) = ca {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("broker ca {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|e| format!("broker ca {}: {e}", path.display()))?;
         let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("broker ca {}: not a PEM certificate: {e}", path.display()))?;
         if certs.is_empty() {
-            return Err(format!("broker ca {}: no PEM certificate in it", path.display()));
+            return Err(format!(
+                "broker ca {}: no PEM certificate in it",
+                path.display()
+            ));
         }
         for cert in certs {
             roots
@@ -85,7 +87,9 @@ fn tls_error(e: &io::Error) -> String {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
             "TLS handshake timed out (is the port really mqtts://?)".into()
         }
-        io::ErrorKind::UnexpectedEof => "the broker closed the connection during the TLS handshake".into(),
+        io::ErrorKind::UnexpectedEof => {
+            "the broker closed the connection during the TLS handshake".into()
+        }
         _ => format!("TLS handshake: {e}"),
     }
 }
@@ -98,7 +102,8 @@ mod tests {
     fn a_missing_or_empty_ca_file_is_a_clear_error() {
         let err = client_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
-        let empty = std::env::temp_dir().join(format!("telepi-empty-ca-{}.pem", std::process::id()));
+        let empty =
+            std::env::temp_dir().join(format!("telepi-empty-ca-{}.pem", std::process::id()));
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = client_config(Some(&empty)).unwrap_err();
         let _ = std::fs::remove_file(&empty);

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+import { sleep, waitFor as poll } from './wait.mjs';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.resolve(REPO, process.env.TELEPI_BIN || 'target/debug/telepi');
@@ -28,7 +29,6 @@ let profileDir;
 
 // ---- helpers ----------------------------------------------------------------
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function freeTcpPort() {
   return new Promise((resolve, reject) => {
@@ -56,25 +56,9 @@ function serverLogTail(lines = 40) {
   return server ? server.log.join('').split('\n').slice(-lines).join('\n') : '(no server)';
 }
 
-// Polls `probe` until `until(value)` holds and returns that value, or fails
-// after `timeoutMs` showing the last value seen.
-async function waitFor(what, probe, { until = Boolean, timeoutMs = 10_000, intervalMs = 100 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await probe();
-      if (until(last)) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const seen = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${seen})\n--- server log tail ---\n${serverLogTail()}`);
-    }
-    await sleep(intervalMs);
-  }
-}
+// waitFor with the server's log tail in its failure.
+const waitFor = (what, probe, options = {}) =>
+  poll(what, probe, { ...options, tail: async () => `--- server log tail ---\n${serverLogTail()}` });
 
 async function status() {
   const headers = server.password ? { Authorization: `Bearer ${server.password}` } : {};

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
+import { sleep, waitFor as poll } from '../browser/wait.mjs';
 
 // playwright-core lives in tests/browser/node_modules (one npm project for both tests).
 const { chromium } = createRequire(new URL('../browser/package.json', import.meta.url))('playwright-core');
@@ -13,7 +14,7 @@ const { chromium } = createRequire(new URL('../browser/package.json', import.met
 export const NAT = JSON.parse(process.env.TELEPI_NAT || 'null');
 if (!NAT) throw new Error('TELEPI_NAT is not set: run tests/nat/run.sh, which builds the namespaces this test needs');
 
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 // The last lines of a telepi log, without ALSA's chatter.
 export async function logTail(file, lines = 40) {
@@ -22,26 +23,10 @@ export async function logTail(file, lines = 40) {
   return text.split('\n').filter((l) => !l.startsWith('ALSA lib')).slice(-lines).join('\n');
 }
 
-// Polls `probe` until `until(value)` holds; fails after `timeoutMs` with the
-// last value seen and the tail of `log` (a telepi log file).
-export async function waitFor(name, what, probe, { until = Boolean, timeoutMs = 10_000, intervalMs = 100, log } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await probe();
-      if (until(last)) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const seen = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`${name}: timed out after ${timeoutMs} ms waiting for ${what} (last: ${seen})\n` +
-        `--- telepi (${name}) log tail ---\n${await logTail(log)}`);
-    }
-    await sleep(intervalMs);
-  }
-}
+// waitFor for one of the test's robots (`name`), with the tail of its log
+// file `log` in the failure.
+export const waitFor = (name, what, probe, { log, ...options } = {}) =>
+  poll(`${name}: ${what}`, probe, { ...options, tail: async () => `--- telepi (${name}) log tail ---\n${await logTail(log)}` });
 
 // Runs in every page before its own scripts: records each RTCPeerConnection
 // (its configuration, ICE states, the answer), the first decoded frame, and
