@@ -11,5 +11,6 @@ pub mod drive;
 pub mod hostport;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod rtc;
 pub mod secret;

@@ -14,6 +14,7 @@ use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
 use telepi::media::{audio, devices, select};
+use telepi::metrics::HttpCounts;
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::server::{MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
@@ -119,6 +120,7 @@ fn run(config: &Config) -> Result<(), String> {
         access,
         broker: broker.as_ref().map(|b| b.stats.clone()),
         controls,
+        http_counts: HttpCounts::default(),
     });
     if let Some(https) = &https {
         let origin = if https.identity.self_signed {

@@ -31,6 +31,7 @@ fn every_endpoint_needs_the_password_and_says_how_to_give_it() {
         ("GET", "/api/status"),
         ("GET", "/api/snapshot.jpg"),
         ("GET", "/api/ice-servers"),
+        ("GET", "/metrics"),
         ("GET", "/app.js"),
         ("POST", "/connect"),
         ("POST", "/whep"),

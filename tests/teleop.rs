@@ -3,38 +3,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{request, Peer, Server};
+use common::{drive, drive_until_moving, motors, request, Peer, Server};
 use serde_json::Value;
-
-fn motors(server: &Server) -> (f64, f64) {
-    let s = server.status();
-    (
-        s["motors"]["left"].as_f64().unwrap(),
-        s["motors"]["right"].as_f64().unwrap(),
-    )
-}
-
-fn drive(peer: &mut Peer, linear: f64, angular: f64) {
-    peer.send(
-        &serde_json::json!({ "type": "drive", "linear": linear, "angular": angular }).to_string(),
-    );
-}
-
-/// Keeps driving (as a held joystick does, every 50 ms) until the motors move.
-fn drive_until_moving(server: &Server, peer: &mut Peer) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        drive(peer, 1.0, 0.0);
-        peer.run_for(Duration::from_millis(50));
-        let (l, r) = motors(server);
-        if l > 0.5 && r > 0.5 {
-            return;
-        }
-    }
-    panic!("motors never moved: {:?}", motors(server));
-}
 
 fn is_stopped(s: &Value) -> bool {
     s["motors"]["left"] == 0.0 && s["motors"]["right"] == 0.0

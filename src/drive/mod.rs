@@ -102,6 +102,8 @@ pub struct Drive {
     ramped_at: Option<Instant>,
     /// Motors stop at this instant unless another `drive` comes first.
     deadman_at: Option<Instant>,
+    /// Times the deadman stopped moving motors (for metrics).
+    deadman_trips: u64,
     servos: heapless::Vec<Servo, MAX_SERVOS>,
 }
 
@@ -151,6 +153,7 @@ impl Drive {
             output: Motors::default(),
             ramped_at: None,
             deadman_at: None,
+            deadman_trips: 0,
             servos,
         })
     }
@@ -177,6 +180,7 @@ impl Drive {
         if self.deadman_at.is_some_and(|at| now >= at) {
             if self.output != Motors::default() {
                 tracing::info!("deadman: no drive for {:?}, motors stopped", self.deadman);
+                self.deadman_trips += 1;
             }
             self.stop(now);
         } else {
@@ -207,6 +211,10 @@ impl Drive {
         self.backend
             .set_servo(i, servo.config.pulse_us(servo.value));
         Ok(())
+    }
+
+    pub fn deadman_trips(&self) -> u64 {
+        self.deadman_trips
     }
 
     /// What the motors are doing now (after ramp, trim, inversion).
@@ -358,9 +366,15 @@ mod tests {
             }
         );
         assert_eq!(d.next_deadline(), Some(ms(t, 500)));
+        assert_eq!(d.deadman_trips(), 0);
         d.tick(ms(t, 500));
         assert_eq!(d.motors(), Motors::default());
         assert_eq!(d.next_deadline(), None);
+        assert_eq!(d.deadman_trips(), 1);
+        // Silence after a zero drive stops nothing: not a trip.
+        d.drive(ms(t, 600), 0.0, 0.0);
+        d.tick(ms(t, 900));
+        assert_eq!(d.deadman_trips(), 1);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::config::RtcConfig;
 use crate::controls::Controls;
 use crate::media::convert::i420_to_jpeg;
 use crate::media::pipeline::VideoShared;
+use crate::metrics::{self, HttpCounts};
 use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
@@ -84,6 +85,8 @@ pub struct Context {
     pub broker: Option<Arc<BrokerStats>>,
     /// `[[controls]]` and `[[readings]]`, for `/api/controls`.
     pub controls: Arc<Controls>,
+    /// Responses by status code, for `/metrics`.
+    pub http_counts: HttpCounts,
 }
 
 /// How a request reached us.
@@ -168,6 +171,7 @@ fn serve(mut request: Request, site: &Site, listener: &Listener) {
             guarded(&incoming, site)
         })
         .unwrap_or_else(Reply::refusal);
+    site.context.http_counts.count(reply.status);
     let mut response = Response::from_data(reply.body)
         .with_status_code(reply.status)
         .with_header(header_line("Content-Type", reply.content_type))
@@ -313,7 +317,6 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
     } = *req;
     let (robot, video) = (&context.robot, &context.video);
     let client = via.client.map(|c| c.ip());
-    let unavailable = || Refusal::new(503, "the robot is shutting down");
     // A wrong operator secret counts against the client like a wrong password.
     // Over view-only plain HTTP no secret is taken (it crossed the network in
     // clear) and the peer stays a viewer; a wrong secret counts against the
@@ -376,14 +379,11 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
                 Err(Refusal::new(404, format!("no session {peer}")))
             }
         }
-        (Method::Get, "/api/status") => {
-            let mut status = robot.status().ok_or_else(unavailable)?;
-            status["https"] = site.https_status.clone();
-            status["broker"] = context
-                .broker
-                .as_ref()
-                .map_or(serde_json::Value::Null, |b| b.to_json());
-            Ok(Reply::json(200, &status))
+        (Method::Get, "/api/status") => Ok(Reply::json(200, &status(site)?)),
+        (Method::Get, "/metrics") => {
+            let system = metrics::system::Snapshot::read();
+            let text = metrics::render(&status(site)?, &context.http_counts, &system);
+            Ok(Reply::new(200, metrics::CONTENT_TYPE, text.into_bytes()))
         }
         (Method::Get, "/api/controls") => Ok(Reply::json(
             200,
@@ -419,10 +419,25 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
         (
             _,
             "/connect" | "/whep" | "/api/status" | "/api/snapshot.jpg" | "/api/ice-servers"
-            | "/api/controls" | "/login",
+            | "/api/controls" | "/login" | "/metrics",
         ) => Err(Refusal::new(405, format!("{method} not allowed on {path}"))),
         _ => Err(Refusal::new(404, format!("no such resource: {path}"))),
     }
+}
+
+/// `/api/status`'s document: the loop's snapshot with the HTTPS and broker parts.
+fn status(site: &Site) -> Result<serde_json::Value, Refusal> {
+    let context = &site.context;
+    let mut status = context
+        .robot
+        .status()
+        .ok_or_else(|| Refusal::new(503, "the robot is shutting down"))?;
+    status["https"] = site.https_status.clone();
+    status["broker"] = context
+        .broker
+        .as_ref()
+        .map_or(serde_json::Value::Null, |b| b.to_json());
+    Ok(status)
 }
 
 fn asset(path: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {

@@ -67,6 +67,22 @@ impl KeyframeThrottle {
     }
 }
 
+/// Monotonic counts of the pipeline thread's work.
+#[derive(Debug, Default)]
+struct VideoCounters {
+    captured: AtomicU64,
+    /// Encoded, or passed through (H.264 sources).
+    encoded: AtomicU64,
+    keyframes: AtomicU64,
+    /// Keyframes asked for by the network loop, by reason (the throttle may merge them).
+    keyframe_requests_new_peer: AtomicU64,
+    keyframe_requests_loss: AtomicU64,
+    /// The encoder skipped the frame (rate control) or failed on it.
+    dropped_by_encoder: AtomicU64,
+    /// Encoded, but the network loop's queue was full: a newer frame wins.
+    dropped_loop_behind: AtomicU64,
+}
+
 /// State shared between the network loop and the pipeline thread.
 #[derive(Debug)]
 pub struct VideoShared {
@@ -76,7 +92,7 @@ pub struct VideoShared {
     /// Bit set of pending [`KeyframeReason`]s.
     keyframe_wanted: AtomicU8,
     target_bitrate: AtomicU64,
-    frames_encoded: AtomicU64,
+    counters: VideoCounters,
     /// The newest raw frame, for snapshots; moved in after encoding, never copied.
     latest_raw: Mutex<Option<Frame>>,
 }
@@ -88,6 +104,11 @@ impl VideoShared {
     }
 
     pub fn request_keyframe(&self, reason: KeyframeReason) {
+        let count = match reason {
+            KeyframeReason::NewPeer => &self.counters.keyframe_requests_new_peer,
+            KeyframeReason::Loss => &self.counters.keyframe_requests_loss,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
         self.keyframe_wanted
             .fetch_or(reason_bit(reason), Ordering::SeqCst);
     }
@@ -105,8 +126,21 @@ impl VideoShared {
             .clone()
     }
 
-    pub fn frames_encoded(&self) -> u64 {
-        self.frames_encoded.load(Ordering::Relaxed)
+    /// Frames and keyframes through the pipeline since start, for status and metrics.
+    pub fn counters(&self) -> serde_json::Value {
+        let c = &self.counters;
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        serde_json::json!({
+            "frames_captured": get(&c.captured),
+            "frames_encoded": get(&c.encoded),
+            "keyframes_encoded": get(&c.keyframes),
+            "keyframe_requests": {
+                "new_peer": get(&c.keyframe_requests_new_peer),
+                "loss": get(&c.keyframe_requests_loss),
+            },
+            "frames_dropped_by_encoder": get(&c.dropped_by_encoder),
+            "frames_dropped_loop_behind": get(&c.dropped_loop_behind),
+        })
     }
 
     pub fn shutdown(&self) {
@@ -133,7 +167,7 @@ impl Pipeline {
             viewers: Demand::default(),
             keyframe_wanted: AtomicU8::new(0),
             target_bitrate: AtomicU64::new(0),
-            frames_encoded: AtomicU64::new(0),
+            counters: VideoCounters::default(),
             latest_raw: Mutex::new(None),
         });
         // Two frames of slack: if the loop is behind, newer frames win over queued ones.
@@ -174,10 +208,12 @@ fn run(
     // A source that keeps failing the same way (a camera that is gone) is
     // logged once, not twice a second.
     let mut last_error = String::new();
+    let counters = &shared.counters;
     while shared.viewers.wait() {
         let frame = match source.next_frame() {
             Ok(frame) => {
                 last_error.clear();
+                counters.captured.fetch_add(1, Ordering::Relaxed);
                 frame
             }
             Err(e) => {
@@ -208,8 +244,12 @@ fn run(
                 *shared.latest_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
                 match encoded {
                     Ok(Some(au)) => (au, captured),
-                    Ok(None) => continue,
+                    Ok(None) => {
+                        counters.dropped_by_encoder.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     Err(e) => {
+                        counters.dropped_by_encoder.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!("encoder {}: {e}", enc.name());
                         continue;
                     }
@@ -221,7 +261,7 @@ fn run(
                 return;
             }
         };
-        shared.frames_encoded.fetch_add(1, Ordering::Relaxed);
+        counters.encoded.fetch_add(1, Ordering::Relaxed);
         let since = captured.saturating_duration_since(epoch);
         let encoded = EncodedFrame {
             keyframe: is_idr(&data),
@@ -229,8 +269,14 @@ fn run(
             captured,
             rtp_time: (since.as_micros() * 9 / 100) as u64,
         };
-        if tx.try_send(encoded).is_err() && tx.is_closed() {
-            return;
+        if encoded.keyframe {
+            counters.keyframes.fetch_add(1, Ordering::Relaxed);
+        }
+        if tx.try_send(encoded).is_err() {
+            if tx.is_closed() {
+                return;
+            }
+            counters.dropped_loop_behind.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

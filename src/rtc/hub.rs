@@ -106,7 +106,11 @@ pub struct PeerStatus {
     pub state: &'static str,
     pub remote: Option<SocketAddr>,
     pub bitrate_estimate: Option<u64>,
+    /// Round trip from str0m's once-a-second stats (RTCP and ICE), in ms.
+    pub rtt_ms: Option<f64>,
     pub frames_sent: u64,
+    /// Frames not written: waiting for its first keyframe, or the write failed.
+    pub frames_skipped: u64,
 }
 
 struct Peer {
@@ -127,7 +131,9 @@ struct Peer {
     secret: Option<String>,
     view_only: bool,
     estimate: Option<u64>,
+    rtt: Option<Duration>,
     frames_sent: u64,
+    frames_skipped: u64,
 }
 
 pub struct Hub {
@@ -137,6 +143,15 @@ pub struct Hub {
     next_id: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<HubEvent>,
+    /// Every peer's frames_sent and frames_skipped since start, departed peers included.
+    totals: VideoTotals,
+}
+
+/// Frames written to peers since start (one frame to three peers counts three).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct VideoTotals {
+    pub frames_sent: u64,
+    pub frames_skipped: u64,
 }
 
 impl Hub {
@@ -155,6 +170,7 @@ impl Hub {
             next_id: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            totals: VideoTotals::default(),
         }
     }
 
@@ -186,6 +202,8 @@ impl Hub {
             .enable_h264(true)
             .enable_pcmu(true, false)
             .enable_bwe(Some(Bitrate::bps(u64::from(self.config.max_bitrate) / 2)))
+            // For each peer's RTT in /api/status and /metrics.
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         if candidates.is_empty() {
             return Err(ConnectError::NoCandidates);
@@ -228,7 +246,9 @@ impl Hub {
             secret,
             view_only,
             estimate: None,
+            rtt: None,
             frames_sent: 0,
+            frames_skipped: 0,
         };
         peer.drain(&mut self.transmits, &mut self.events);
         tracing::info!(peer = %id, "offer accepted");
@@ -292,11 +312,17 @@ impl Hub {
             };
             // Until a peer has an IDR, P-frames only make its decoder show garbage.
             if peer.awaiting_keyframe && !frame.keyframe {
+                peer.frames_skipped += 1;
+                self.totals.frames_skipped += 1;
                 continue;
             }
             if peer.write(mid, pt, frame.captured, rtp_time, &frame.data) {
                 peer.awaiting_keyframe = false;
                 peer.frames_sent += 1;
+                self.totals.frames_sent += 1;
+            } else {
+                peer.frames_skipped += 1;
+                self.totals.frames_skipped += 1;
             }
             peer.drain(&mut self.transmits, &mut self.events);
         }
@@ -389,6 +415,10 @@ impl Hub {
             .min()
     }
 
+    pub fn video_totals(&self) -> VideoTotals {
+        self.totals
+    }
+
     pub fn status(&self) -> Vec<PeerStatus> {
         self.peers
             .iter()
@@ -401,7 +431,9 @@ impl Hub {
                 },
                 remote: p.remote,
                 bitrate_estimate: p.estimate,
+                rtt_ms: p.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
                 frames_sent: p.frames_sent,
+                frames_skipped: p.frames_skipped,
             })
             .collect()
     }
@@ -535,6 +567,10 @@ impl Peer {
             ) => {
                 self.estimate = Some(estimate.as_u64());
             }
+            // TWCC feedback gives PeerStats an RTT; RTCP receiver reports give
+            // the video stream's. Either is the peer's latest round trip.
+            Event::PeerStats(stats) => self.rtt = stats.rtt.or(self.rtt),
+            Event::MediaEgressStats(stats) => self.rtt = stats.rtt.or(self.rtt),
             Event::Closed => self.rtc.disconnect(),
             _ => {}
         }

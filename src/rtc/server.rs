@@ -455,6 +455,25 @@ impl RtcServer {
                 value
             })
             .collect();
+        let mut video = serde_json::json!({
+            "source": source.name,
+            "width": source.width,
+            "height": source.height,
+            "fps": source.fps,
+            "encoder": self.media.video.encoder,
+            "bitrate": self.media.bitrate.current(),
+        });
+        let totals = self.hub.video_totals();
+        if let (Some(video), serde_json::Value::Object(counters)) =
+            (video.as_object_mut(), self.media.video.counters())
+        {
+            video.extend(counters);
+            video.insert("frames_sent_to_peers".into(), totals.frames_sent.into());
+            video.insert(
+                "frames_skipped_for_peers".into(),
+                totals.frames_skipped.into(),
+            );
+        }
         serde_json::json!({
             "uptime_s": now.duration_since(self.started).as_secs_f64(),
             "operator": session.operator,
@@ -463,6 +482,9 @@ impl RtcServer {
             "drive_backend": session.backend,
             "drive_link": session.link,
             "rejected_messages": session.rejected_messages,
+            "messages_received": session.messages_received,
+            "rejections": session.rejections,
+            "deadman_trips": session.deadman_trips,
             "readings": session.readings,
             "api": self.api.as_ref().map(LocalApi::status),
             "peers": peers,
@@ -470,15 +492,7 @@ impl RtcServer {
                 "public_addr": self.public_addr,
                 "stun_mapped": self.stun.reflexive().map(|r| r.mapped),
             },
-            "video": {
-                "source": source.name,
-                "width": source.width,
-                "height": source.height,
-                "fps": source.fps,
-                "encoder": self.media.video.encoder,
-                "frames_encoded": self.media.video.frames_encoded(),
-                "bitrate": self.media.bitrate.current(),
-            },
+            "video": video,
             "audio": self.media.audio.status(),
         })
     }

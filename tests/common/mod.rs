@@ -216,6 +216,35 @@ impl Drop for Server {
     }
 }
 
+/// The sim motors' (left, right) from `/api/status`.
+pub fn motors(server: &Server) -> (f64, f64) {
+    let s = server.status();
+    (
+        s["motors"]["left"].as_f64().unwrap(),
+        s["motors"]["right"].as_f64().unwrap(),
+    )
+}
+
+pub fn drive(peer: &mut Peer, linear: f64, angular: f64) {
+    peer.send(
+        &serde_json::json!({ "type": "drive", "linear": linear, "angular": angular }).to_string(),
+    );
+}
+
+/// Keeps driving (as a held joystick does, every 50 ms) until the motors move.
+pub fn drive_until_moving(server: &Server, peer: &mut Peer) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        drive(peer, 1.0, 0.0);
+        peer.run_for(Duration::from_millis(50));
+        let (l, r) = motors(server);
+        if l > 0.5 && r > 0.5 {
+            return;
+        }
+    }
+    panic!("motors never moved: {:?}", motors(server));
+}
+
 /// One HTTP/1.1 request with `Connection: close`; returns (status, body).
 pub fn request(
     addr: SocketAddr,

@@ -30,6 +30,7 @@ use crate::drive::{Drive, LinkState};
 mod telemetry;
 
 pub use telemetry::{read_cpu_temp_c, SessionStatus};
+use telemetry::{Rejection, Rejections};
 
 /// Most peers the session tracks; later ones get an error and can only `stop`.
 pub const MAX_PEERS: usize = 32;
@@ -77,8 +78,9 @@ pub struct Session {
     /// Due time of the next telemetry broadcast; `None` while nobody listens.
     telemetry_at: Option<Instant>,
     cpu_temp_c: Option<f32>,
-    /// Messages refused (malformed, unknown, oversize, not allowed).
-    rejected_messages: u64,
+    /// Data-channel messages taken in, and those refused by reason.
+    messages_received: u64,
+    rejections: Rejections,
     /// A bystander pressed stop: the operator's drives are ignored until they
     /// let go of the controls (a zero drive), so a held joystick can't undo it.
     stop_latched: bool,
@@ -100,7 +102,8 @@ impl Session {
             started: now,
             telemetry_at: None,
             cpu_temp_c: None,
-            rejected_messages: 0,
+            messages_received: 0,
+            rejections: Rejections::default(),
             stop_latched: false,
             controls: Arc::default(),
             readings: BTreeMap::new(),
@@ -186,9 +189,10 @@ impl Session {
 
     /// One text message from a peer's data channel.
     pub fn message(&mut self, now: Instant, peer: PeerId, text: &str) {
+        self.messages_received += 1;
         let msg = match protocol::parse(text) {
             Ok(msg) => msg,
-            Err(reason) => return self.reject(peer, reason),
+            Err(reason) => return self.reject(peer, Rejection::Malformed, reason),
         };
         match msg {
             Inbound::Stop => {
@@ -205,7 +209,9 @@ impl Session {
                 }
             }
             Inbound::Ping { t } => self.send(peer, &Outbound::Pong { t }),
-            _ if self.peer(peer).is_none() => self.reject(peer, "not joined".into()),
+            _ if self.peer(peer).is_none() => {
+                self.reject(peer, Rejection::NotJoined, "not joined".into())
+            }
             Inbound::Drive {
                 linear,
                 angular,
@@ -213,11 +219,15 @@ impl Session {
             } => self.on_drive(now, peer, linear as f32, angular as f32, seq),
             Inbound::Servo { name, value } => {
                 if self.operator != Some(peer) {
-                    return self.reject(peer, self.not_operator());
+                    return self.reject(peer, Rejection::NotOperator, self.not_operator());
                 }
                 let value = (value as f32).clamp(-1.0, 1.0);
                 if self.drive.set_servo(&name, value).is_err() {
-                    return self.reject(peer, format!("unknown servo {name:?}"));
+                    return self.reject(
+                        peer,
+                        Rejection::Invalid,
+                        format!("unknown servo {name:?}"),
+                    );
                 }
                 let role = Role::Operator;
                 self.emit(Event::Servo {
@@ -230,7 +240,11 @@ impl Session {
             Inbound::Custom { name, value } => self.on_custom(peer, name, &value),
             Inbound::Claim { secret } => self.on_claim(now, peer, secret.as_deref()),
             Inbound::Release if self.operator == Some(peer) => self.set_operator(now, None),
-            Inbound::Release => self.reject(peer, "release: you are not the operator".into()),
+            Inbound::Release => self.reject(
+                peer,
+                Rejection::NotOperator,
+                "release: you are not the operator".into(),
+            ),
         }
     }
 
@@ -298,10 +312,10 @@ impl Session {
     ) {
         if self.operator != Some(peer) {
             if self.is_view_only(peer) {
-                return self.reject(peer, VIEW_ONLY.into());
+                return self.reject(peer, Rejection::ViewOnly, VIEW_ONLY.into());
             }
             if self.secret.is_some() || self.operator.is_some() {
-                return self.reject(peer, self.not_operator());
+                return self.reject(peer, Rejection::NotOperator, self.not_operator());
             }
             self.set_operator(now, Some(peer));
         }
@@ -331,7 +345,8 @@ impl Session {
     /// A custom control: the operator's, and one the config declares.
     fn on_custom(&mut self, peer: PeerId, name: String, value: &Value) {
         if self.operator != Some(peer) {
-            return self.reject(peer, format!("custom: {}", self.not_operator()));
+            let reason = format!("custom: {}", self.not_operator());
+            return self.reject(peer, Rejection::NotOperator, reason);
         }
         match self.controls.check_value(&name, value) {
             Ok(value) => self.emit(Event::Custom {
@@ -340,7 +355,7 @@ impl Session {
                 name,
                 value,
             }),
-            Err(reason) => self.reject(peer, reason),
+            Err(reason) => self.reject(peer, Rejection::Invalid, reason),
         }
     }
 
@@ -387,13 +402,19 @@ impl Session {
             );
         }
         match (&self.secret, self.operator) {
-            _ if self.is_view_only(peer) => self.reject(peer, format!("claim: {VIEW_ONLY}")),
-            (Some(_), _) if !self.authorize(secret) => {
-                self.reject(peer, "claim: wrong operator secret".into())
+            _ if self.is_view_only(peer) => {
+                self.reject(peer, Rejection::ViewOnly, format!("claim: {VIEW_ONLY}"))
             }
-            (None, Some(holder)) => {
-                self.reject(peer, format!("claim: peer {holder} is the operator"))
-            }
+            (Some(_), _) if !self.authorize(secret) => self.reject(
+                peer,
+                Rejection::WrongSecret,
+                "claim: wrong operator secret".into(),
+            ),
+            (None, Some(holder)) => self.reject(
+                peer,
+                Rejection::NotOperator,
+                format!("claim: peer {holder} is the operator"),
+            ),
             _ => self.set_operator(now, Some(peer)),
         }
     }
@@ -451,8 +472,8 @@ impl Session {
         self.peers.iter().map(role).collect()
     }
 
-    fn reject(&mut self, peer: PeerId, reason: String) {
-        self.rejected_messages += 1;
+    fn reject(&mut self, peer: PeerId, kind: Rejection, reason: String) {
+        self.rejections.count(kind);
         self.send(peer, &Outbound::error(reason));
     }
 

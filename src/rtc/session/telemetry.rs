@@ -13,6 +13,56 @@ use crate::drive::{LinkState, Motors, ServoValues};
 use crate::rtc::protocol::{Outbound, PeerRole};
 use crate::rtc::PeerId;
 
+/// Why a data-channel message was refused: a label in `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Rejection {
+    /// Not JSON, an unknown type, a missing or out-of-range field, too long.
+    Malformed,
+    /// Before the peer's channel joined the session.
+    NotJoined,
+    /// A command only the operator may give.
+    NotOperator,
+    /// The peer came over view-only plain HTTP.
+    ViewOnly,
+    WrongSecret,
+    /// Well-formed, but names a servo or control (or value) the robot lacks.
+    Invalid,
+}
+
+/// Refused messages by [`Rejection`].
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Rejections {
+    malformed: u64,
+    not_joined: u64,
+    not_operator: u64,
+    view_only: u64,
+    wrong_secret: u64,
+    invalid: u64,
+}
+
+impl Rejections {
+    pub(super) fn count(&mut self, kind: Rejection) {
+        let n = match kind {
+            Rejection::Malformed => &mut self.malformed,
+            Rejection::NotJoined => &mut self.not_joined,
+            Rejection::NotOperator => &mut self.not_operator,
+            Rejection::ViewOnly => &mut self.view_only,
+            Rejection::WrongSecret => &mut self.wrong_secret,
+            Rejection::Invalid => &mut self.invalid,
+        };
+        *n += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.malformed
+            + self.not_joined
+            + self.not_operator
+            + self.view_only
+            + self.wrong_secret
+            + self.invalid
+    }
+}
+
 /// For `/api/status`.
 #[derive(Serialize)]
 pub struct SessionStatus<'a> {
@@ -20,7 +70,12 @@ pub struct SessionStatus<'a> {
     pub motors: Motors,
     pub servos: ServoValues<'a>,
     pub peers: Vec<PeerRole>,
+    /// All refused messages, for the page; `rejections` splits them by reason.
     pub rejected_messages: u64,
+    pub messages_received: u64,
+    pub rejections: Rejections,
+    /// Times the deadman stopped moving motors.
+    pub deadman_trips: u64,
     pub backend: &'static str,
     /// `None` for backends without a link that can fail (sim, gpio).
     pub link: Option<LinkState>,
@@ -47,7 +102,10 @@ impl Session {
             motors: self.drive.motors(),
             servos: self.drive.servos(),
             peers: self.roles().to_vec(),
-            rejected_messages: self.rejected_messages,
+            rejected_messages: self.rejections.total(),
+            messages_received: self.messages_received,
+            rejections: self.rejections,
+            deadman_trips: self.drive.deadman_trips(),
             backend: self.drive.backend_name(),
             link: self.drive.link(),
             readings: &self.readings,
@@ -61,7 +119,7 @@ impl Session {
             operator: self.operator,
             uptime_s: now.saturating_duration_since(self.started).as_millis() as f64 / 1000.0,
             cpu_temp_c: self.cpu_temp_c,
-            rejected_messages: self.rejected_messages,
+            rejected_messages: self.rejections.total(),
             readings: &self.readings,
             drive_link: self.drive.link(),
         }

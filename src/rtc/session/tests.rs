@@ -513,12 +513,17 @@ fn status_serializes_for_the_api() {
     h.join(A);
     h.join(B);
     h.say(B, GO);
+    h.say(A, GO);
+    h.say(A, "{nope");
     let status = serde_json::to_value(h.s.status()).unwrap();
     assert_eq!(
         status,
         json!({"operator":2,"motors":{"left":1.0,"right":1.0},"servos":{"pan":0.0},
                "peers":[{"id":1,"role":"viewer"},{"id":2,"role":"operator"}],
-               "rejected_messages":0,"backend":"recorder","link":null,"readings":{}})
+               "rejected_messages":2,"messages_received":3,
+               "rejections":{"malformed":1,"not_joined":0,"not_operator":1,"view_only":0,
+                             "wrong_secret":0,"invalid":0},
+               "deadman_trips":0,"backend":"recorder","link":null,"readings":{}})
     );
 }
 

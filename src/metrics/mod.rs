@@ -1,0 +1,381 @@
+//! `GET /metrics`: the robot's figures in Prometheus' text exposition format
+//! (version 0.0.4). A view, not a second bookkeeping: everything comes from
+//! the same snapshot as `/api/status` (the network loop's counters), the HTTP
+//! layer's response counts and the process's own `/proc` and `/sys` files,
+//! rendered off the loop by the HTTP worker. Rendering is pure (`render`), so
+//! it is tested with a status document and no running robot.
+//!
+//! Names follow Prometheus' conventions: `telepi_` prefix, `_total` for
+//! counters, base units (seconds, bytes, bits per second); the process
+//! figures use the standard `process_` names so existing dashboards work.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+pub mod system;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// HTTP responses by status code, counted by the HTTP workers.
+#[derive(Debug, Default)]
+pub struct HttpCounts(Mutex<BTreeMap<u16, u64>>);
+
+impl HttpCounts {
+    pub fn count(&self, status: u16) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    fn snapshot(&self) -> BTreeMap<u16, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// One metric family being written: `# HELP`, `# TYPE`, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl Family<'_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
+        self.out.push_str(self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (key, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{key}=\"{}\"", escape_label(val));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", format_value(value));
+        self
+    }
+}
+
+/// The exposition being built.
+#[derive(Default)]
+struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &'static str, kind: &str, help: &str) -> Family<'_> {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        Family {
+            out: &mut self.out,
+            name,
+        }
+    }
+
+    fn counter(&mut self, name: &'static str, help: &str, value: f64) {
+        self.family(name, "counter", help).sample(&[], value);
+    }
+
+    fn gauge(&mut self, name: &'static str, help: &str, value: f64) {
+        self.family(name, "gauge", help).sample(&[], value);
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{value}")
+    }
+}
+
+/// A number from the status document; absent or null is 0 (a counter that
+/// has not started, a peer without an estimate yet).
+fn num(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(0.0)
+}
+
+/// Everything `/metrics` shows: `status` is `/api/status`'s document.
+pub fn render(status: &Value, http: &HttpCounts, system: &system::Snapshot) -> String {
+    let mut e = Exposition::default();
+    e.gauge(
+        "telepi_uptime_seconds",
+        "Seconds since telepi started.",
+        num(&status["uptime_s"]),
+    );
+    peers(&mut e, status);
+    video(&mut e, &status["video"]);
+    control(&mut e, status);
+    audio(&mut e, &status["audio"]);
+    broker(&mut e, &status["broker"]);
+    let mut f = e.family(
+        "telepi_http_responses_total",
+        "counter",
+        "HTTP responses sent, by status code.",
+    );
+    for (code, n) in http.snapshot() {
+        f.sample(&[("code", &code.to_string())], n as f64);
+    }
+    system::render(&mut e, system);
+    e.out
+}
+
+fn peers(e: &mut Exposition, status: &Value) {
+    let list = status["peers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    // Every role/state pair appears, at 0 too, so alerts see a drop to none.
+    let mut by_kind: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for role in ["operator", "viewer", "none"] {
+        for state in ["connecting", "connected"] {
+            by_kind.insert((role, state), 0);
+        }
+    }
+    for peer in list {
+        let role = peer["role"].as_str().unwrap_or("none");
+        let state = peer["state"].as_str().unwrap_or("connecting");
+        *by_kind.entry((role, state)).or_default() += 1;
+    }
+    let mut f = e.family(
+        "telepi_peers",
+        "gauge",
+        "Peers by role (none: its data channel has not joined yet) and transport state.",
+    );
+    for ((role, state), n) in by_kind {
+        f.sample(&[("role", role), ("state", state)], n as f64);
+    }
+    type PeerFigure = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&Value) -> Option<f64>,
+    );
+    let figures: [PeerFigure; 4] = [
+        (
+            "telepi_peer_rtt_seconds",
+            "gauge",
+            "Each peer's round-trip time (str0m's stats, once a second).",
+            |p| p["rtt_ms"].as_f64().map(|ms| ms / 1000.0),
+        ),
+        (
+            "telepi_peer_bitrate_estimate_bits_per_second",
+            "gauge",
+            "Each peer's bandwidth estimate (TWCC/REMB).",
+            |p| p["bitrate_estimate"].as_f64(),
+        ),
+        (
+            "telepi_peer_video_frames_sent_total",
+            "counter",
+            "Video frames written to each peer.",
+            |p| p["frames_sent"].as_f64(),
+        ),
+        (
+            "telepi_peer_video_frames_skipped_total",
+            "counter",
+            "Video frames not written to each peer (before its first keyframe, or a failed write).",
+            |p| p["frames_skipped"].as_f64(),
+        ),
+    ];
+    for (name, kind, help, figure) in figures {
+        let mut f = e.family(name, kind, help);
+        for peer in list {
+            if let Some(value) = figure(peer) {
+                let id = peer["id"].to_string();
+                let role = peer["role"].as_str().unwrap_or("none");
+                f.sample(&[("peer", &id), ("role", role)], value);
+            }
+        }
+    }
+}
+
+fn video(e: &mut Exposition, video: &Value) {
+    let source = video["source"].as_str().unwrap_or("");
+    let encoder = video["encoder"].as_str().unwrap_or("");
+    let (width, height, fps) = (
+        video["width"].to_string(),
+        video["height"].to_string(),
+        video["fps"].to_string(),
+    );
+    e.family(
+        "telepi_video_info",
+        "gauge",
+        "The camera and encoder in use (always 1; the facts are labels).",
+    )
+    .sample(
+        &[
+            ("source", source),
+            ("encoder", encoder),
+            ("width", &width),
+            ("height", &height),
+            ("fps", &fps),
+        ],
+        1.0,
+    );
+    let counters = [
+        (
+            "telepi_video_frames_captured_total",
+            "Frames read from the camera.",
+            "frames_captured",
+        ),
+        (
+            "telepi_video_frames_encoded_total",
+            "Frames encoded once for every peer (or passed through).",
+            "frames_encoded",
+        ),
+        (
+            "telepi_video_keyframes_encoded_total",
+            "Keyframes (IDR) among the encoded frames.",
+            "keyframes_encoded",
+        ),
+        (
+            "telepi_video_frames_sent_total",
+            "Frames written to peers (one frame to three peers counts three).",
+            "frames_sent_to_peers",
+        ),
+        (
+            "telepi_video_frames_skipped_total",
+            "Frames not written to a peer (before its first keyframe, or a failed write).",
+            "frames_skipped_for_peers",
+        ),
+    ];
+    for (name, help, field) in counters {
+        e.counter(name, help, num(&video[field]));
+    }
+    e.family(
+        "telepi_video_frames_dropped_total",
+        "counter",
+        "Captured frames that never reached the peers, by where they were dropped.",
+    )
+    .sample(
+        &[("stage", "encoder")],
+        num(&video["frames_dropped_by_encoder"]),
+    )
+    .sample(
+        &[("stage", "loop_behind")],
+        num(&video["frames_dropped_loop_behind"]),
+    );
+    let requests = &video["keyframe_requests"];
+    e.family(
+        "telepi_video_keyframe_requests_total",
+        "counter",
+        "Keyframes asked of the encoder, by reason (a new peer, or loss reported by PLI/FIR).",
+    )
+    .sample(&[("reason", "new_peer")], num(&requests["new_peer"]))
+    .sample(&[("reason", "loss")], num(&requests["loss"]));
+    e.gauge(
+        "telepi_video_target_bitrate_bits_per_second",
+        "The encoder's target bitrate (follows the slowest peer's estimate).",
+        num(&video["bitrate"]),
+    );
+}
+
+fn control(e: &mut Exposition, status: &Value) {
+    let received = num(&status["messages_received"]);
+    let rejected = num(&status["rejected_messages"]);
+    e.counter(
+        "telepi_datachannel_messages_accepted_total",
+        "Data-channel messages from the pages that were acted on.",
+        (received - rejected).max(0.0),
+    );
+    let mut f = e.family(
+        "telepi_datachannel_messages_rejected_total",
+        "counter",
+        "Data-channel messages refused, by reason.",
+    );
+    if let Some(reasons) = status["rejections"].as_object() {
+        for (reason, n) in reasons {
+            f.sample(&[("reason", reason)], num(n));
+        }
+    }
+    e.counter(
+        "telepi_deadman_trips_total",
+        "Times the deadman stopped moving motors because the operator went silent.",
+        num(&status["deadman_trips"]),
+    );
+    e.gauge(
+        "telepi_operator_connected",
+        "1 while a peer holds the operator role.",
+        if status["operator"].is_null() {
+            0.0
+        } else {
+            1.0
+        },
+    );
+    let mut f = e.family(
+        "telepi_motor_output",
+        "gauge",
+        "What each motor is driven at now, -1 (full reverse) to 1 (full forward).",
+    );
+    for motor in ["left", "right"] {
+        f.sample(&[("motor", motor)], num(&status["motors"][motor]));
+    }
+    let mut f = e.family(
+        "telepi_servo_position",
+        "gauge",
+        "Each servo's position, -1 to 1.",
+    );
+    if let Some(servos) = status["servos"].as_object() {
+        for (name, value) in servos {
+            f.sample(&[("servo", name)], num(value));
+        }
+    }
+}
+
+fn audio(e: &mut Exposition, audio: &Value) {
+    e.counter(
+        "telepi_audio_packets_sent_total",
+        "Microphone packets encoded for the listeners (each once, whatever their number).",
+        num(&audio["packets_sent"]),
+    );
+    e.counter(
+        "telepi_talkback_packets_total",
+        "Push-to-talk packets received from the operator.",
+        num(&audio["talkback_packets"]),
+    );
+}
+
+fn broker(e: &mut Exposition, broker: &Value) {
+    if broker.is_null() {
+        return;
+    }
+    e.gauge(
+        "telepi_broker_connected",
+        "1 while the MQTT broker link is up.",
+        if broker["connected"] == true {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    e.counter(
+        "telepi_broker_offers_answered_total",
+        "Offers answered through the broker.",
+        num(&broker["offers_answered"]),
+    );
+    e.counter(
+        "telepi_broker_requests_rejected_total",
+        "Requests through the broker refused (malformed, unauthorised, flood).",
+        num(&broker["requests_rejected"]),
+    );
+    e.counter(
+        "telepi_broker_reconnects_total",
+        "Times the broker link was lost or refused and retried.",
+        num(&broker["reconnects"]),
+    );
+}
+
+#[cfg(test)]
+mod tests;

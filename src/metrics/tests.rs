@@ -1,0 +1,144 @@
+use serde_json::json;
+
+use super::*;
+
+fn status() -> Value {
+    json!({
+        "uptime_s": 12.5,
+        "operator": 2,
+        "motors": {"left": 0.5, "right": -0.25},
+        "servos": {"pan": 0.1},
+        "messages_received": 40,
+        "rejected_messages": 3,
+        "rejections": {"malformed": 1, "not_joined": 0, "not_operator": 2, "view_only": 0,
+                       "wrong_secret": 0, "invalid": 0},
+        "deadman_trips": 4,
+        "peers": [
+            {"id": 1, "state": "connected", "role": "viewer", "rtt_ms": 12.0,
+             "bitrate_estimate": 800000, "frames_sent": 300, "frames_skipped": 2},
+            {"id": 2, "state": "connected", "role": "operator", "rtt_ms": null,
+             "bitrate_estimate": null, "frames_sent": 100, "frames_skipped": 0},
+            {"id": 3, "state": "connecting", "role": null, "rtt_ms": null,
+             "bitrate_estimate": null, "frames_sent": 0, "frames_skipped": 0}
+        ],
+        "video": {"source": "pattern \"a\"", "encoder": "openh264", "width": 640, "height": 480,
+                  "fps": 30, "bitrate": 1500000, "frames_captured": 410, "frames_encoded": 400,
+                  "keyframes_encoded": 5, "frames_dropped_by_encoder": 10,
+                  "frames_dropped_loop_behind": 0,
+                  "keyframe_requests": {"new_peer": 3, "loss": 1},
+                  "frames_sent_to_peers": 700, "frames_skipped_for_peers": 6},
+        "audio": {"packets_sent": 600, "talkback_packets": 0},
+        "broker": null
+    })
+}
+
+fn render_default() -> String {
+    let http = HttpCounts::default();
+    http.count(200);
+    http.count(200);
+    http.count(401);
+    render(&status(), &http, &system::Snapshot::default())
+}
+
+#[test]
+fn figures_from_the_status_document() {
+    let text = render_default();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    for line in [
+        "telepi_uptime_seconds 12.5",
+        r#"telepi_peers{role="operator",state="connected"} 1"#,
+        r#"telepi_peers{role="viewer",state="connected"} 1"#,
+        r#"telepi_peers{role="none",state="connecting"} 1"#,
+        r#"telepi_peers{role="viewer",state="connecting"} 0"#,
+        r#"telepi_peer_rtt_seconds{peer="1",role="viewer"} 0.012"#,
+        r#"telepi_peer_bitrate_estimate_bits_per_second{peer="1",role="viewer"} 800000"#,
+        r#"telepi_peer_video_frames_sent_total{peer="2",role="operator"} 100"#,
+        r#"telepi_video_info{source="pattern \"a\"",encoder="openh264",width="640",height="480",fps="30"} 1"#,
+        "telepi_video_frames_captured_total 410",
+        "telepi_video_frames_encoded_total 400",
+        "telepi_video_keyframes_encoded_total 5",
+        "telepi_video_frames_sent_total 700",
+        r#"telepi_video_frames_dropped_total{stage="encoder"} 10"#,
+        r#"telepi_video_keyframe_requests_total{reason="new_peer"} 3"#,
+        "telepi_video_target_bitrate_bits_per_second 1500000",
+        "telepi_datachannel_messages_accepted_total 37",
+        r#"telepi_datachannel_messages_rejected_total{reason="not_operator"} 2"#,
+        "telepi_deadman_trips_total 4",
+        "telepi_operator_connected 1",
+        r#"telepi_motor_output{motor="right"} -0.25"#,
+        r#"telepi_servo_position{servo="pan"} 0.1"#,
+        "telepi_audio_packets_sent_total 600",
+        r#"telepi_http_responses_total{code="200"} 2"#,
+        r#"telepi_http_responses_total{code="401"} 1"#,
+    ] {
+        assert!(has(line), "missing {line:?} in\n{text}");
+    }
+    // Peers without an RTT or estimate yet have no sample, not a fake 0.
+    assert!(!text.contains(r#"telepi_peer_rtt_seconds{peer="2""#));
+    // No broker configured: no broker figures.
+    assert!(!text.contains("telepi_broker_"));
+    // No /proc figures given: none invented.
+    assert!(!text.contains("process_"));
+}
+
+/// Every sample belongs to a family announced just before with HELP and a
+/// TYPE Prometheus knows, counters end in `_total`, and each family appears once.
+#[test]
+fn the_exposition_is_well_formed() {
+    let text = render_default();
+    let mut current: Option<(String, String)> = None;
+    let mut seen = std::collections::HashSet::new();
+    let mut pending_help: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap().to_string();
+            assert!(seen.insert(name.clone()), "{name} twice");
+            pending_help = Some(name);
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert_eq!(
+                pending_help.take().as_deref(),
+                Some(name),
+                "TYPE without HELP"
+            );
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "{name}");
+            }
+            current = Some((name.into(), kind.into()));
+        } else {
+            let (name, _) = current.as_ref().expect("a sample before any TYPE");
+            let sample_name = line.split(['{', ' ']).next().unwrap();
+            assert_eq!(sample_name, name, "{line}");
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            let ok_name = |n: &str| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            assert!(ok_name(sample_name), "{line}");
+        }
+    }
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn label_values_are_escaped_and_odd_numbers_spelled_out() {
+    assert_eq!(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    assert_eq!(format_value(f64::NAN), "NaN");
+    assert_eq!(format_value(f64::INFINITY), "+Inf");
+    assert_eq!(format_value(3.0), "3");
+}
+
+#[test]
+fn a_broker_shows_its_link() {
+    let mut status = status();
+    status["broker"] = json!({"connected": true, "offers_answered": 2, "requests_rejected": 1,
+                              "reconnects": 0});
+    let text = render(
+        &status,
+        &HttpCounts::default(),
+        &system::Snapshot::default(),
+    );
+    assert!(text.lines().any(|l| l == "telepi_broker_connected 1"));
+    assert!(text
+        .lines()
+        .any(|l| l == "telepi_broker_offers_answered_total 2"));
+}

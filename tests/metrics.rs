@@ -1,0 +1,104 @@
+//! `GET /metrics` against the real binary: Prometheus' text format, and
+//! figures that move as a WebRTC client (str0m on loopback) watches and
+//! drives the sim motors, sends a bad message and goes silent (the deadman).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{drive_until_moving, request_full, Peer, Server};
+
+/// Sample (`name{labels}`) → value, after checking the response's type.
+fn scrape(server: &Server) -> HashMap<String, f64> {
+    let (code, headers, body) =
+        request_full(server.http, "GET", "/metrics", &[], b"").expect("/metrics answers");
+    assert_eq!(code, 200, "{body}");
+    let content_type = headers
+        .iter()
+        .find(|(name, _)| name == "content-type")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        content_type,
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (key, value) = l.rsplit_once(' ').expect("sample value");
+            let value = value.parse().unwrap_or_else(|_| panic!("{l}"));
+            (key.to_string(), value)
+        })
+        .collect()
+}
+
+/// Scrapes until `check` holds, running the peer meanwhile (it must keep
+/// answering to stay connected); the last scrape on failure.
+fn scrape_until(
+    server: &Server,
+    peer: &mut Peer,
+    what: &str,
+    check: impl Fn(&HashMap<String, f64>) -> bool,
+) -> HashMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let figures = scrape(server);
+        if check(&figures) {
+            return figures;
+        }
+        assert!(Instant::now() < deadline, "{what}: {figures:#?}");
+        peer.run_for(Duration::from_millis(100));
+    }
+}
+
+const OPERATOR: &str = r#"telepi_peers{role="operator",state="connected"}"#;
+
+#[test]
+fn figures_move_as_a_client_watches_and_drives() {
+    let server = Server::start(&[]);
+    let idle = scrape(&server);
+    assert_eq!(idle[OPERATOR], 0.0);
+    assert_eq!(idle["telepi_deadman_trips_total"], 0.0);
+    assert_eq!(idle["telepi_video_frames_sent_total"], 0.0);
+    assert!(idle["process_resident_memory_bytes"] > 1e6);
+    assert!(idle["process_threads"] >= 2.0);
+    assert!(idle["telepi_uptime_seconds"] > 0.0);
+
+    let mut op = Peer::connect(&server);
+    assert!(op.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 30));
+    drive_until_moving(&server, &mut op);
+    op.send("{nope");
+    let driving = scrape(&server);
+    assert_eq!(driving[OPERATOR], 1.0);
+    assert_eq!(driving["telepi_operator_connected"], 1.0);
+    assert!(driving[r#"telepi_motor_output{motor="left"}"#] > 0.5);
+    assert!(driving["telepi_video_frames_encoded_total"] >= 30.0);
+    assert!(
+        driving["telepi_video_frames_captured_total"]
+            >= driving["telepi_video_frames_encoded_total"]
+    );
+    assert!(driving["telepi_video_frames_sent_total"] >= 30.0);
+    assert!(driving["telepi_video_keyframes_encoded_total"] >= 1.0);
+    assert!(driving[r#"telepi_video_keyframe_requests_total{reason="new_peer"}"#] >= 1.0);
+    assert!(driving[r#"telepi_peer_video_frames_sent_total{peer="1",role="operator"}"#] >= 30.0);
+    assert!(driving["telepi_datachannel_messages_accepted_total"] >= 1.0);
+    assert!(driving["telepi_video_target_bitrate_bits_per_second"] > 0.0);
+
+    // The operator goes silent: the deadman trips, once; the bad message was counted.
+    let after = scrape_until(&server, &mut op, "a deadman trip", |f| {
+        f["telepi_deadman_trips_total"] == 1.0
+    });
+    assert_eq!(after[r#"telepi_motor_output{motor="left"}"#], 0.0);
+    assert_eq!(
+        after[r#"telepi_datachannel_messages_rejected_total{reason="malformed"}"#],
+        1.0
+    );
+    assert!(after[r#"telepi_http_responses_total{code="200"}"#] >= 3.0);
+    assert!(after["process_cpu_seconds_total"] > 0.0);
+    // str0m's stats come once a second: the peer's round trip shows up.
+    let rtt = scrape_until(&server, &mut op, "the peer's RTT", |f| {
+        f.contains_key(r#"telepi_peer_rtt_seconds{peer="1",role="operator"}"#)
+    });
+    let rtt = rtt[r#"telepi_peer_rtt_seconds{peer="1",role="operator"}"#];
+    assert!((0.0..1.0).contains(&rtt), "loopback RTT {rtt} s");
+}
