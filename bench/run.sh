@@ -13,6 +13,9 @@
 #      BENCH_PIN=0     don't pin the server to CPU 0 and the viewers to the others
 #      BENCH_CHROMIUM=0  skip the headless-Chromium part
 #      BENCH_REPORT=0  leave docs/ alone (results stay in bench/results/)
+#      BENCH_CONTENT=camera  both servers' cameras show a panning scene with
+#                    sensor noise instead of colour bars; the report goes to
+#                    docs/benchmarks-camera.md (the Chromium part is skipped)
 # Everything listens and sends on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,20 +70,28 @@ if [ "${BENCH_PIN:-1}" != 0 ] && [ "$ncpu" -ge 2 ]; then
   pin=(--server-cpus 0 --viewer-cpus "1-$((ncpu - 1))")
 fi
 
-mkdir -p bench/results
+content="${BENCH_CONTENT:-bars}"
+case "$content" in
+  bars) report=docs/benchmarks.md; plots=docs; results=bench/results/run.json ;;
+  camera) report=docs/benchmarks-camera.md; plots=docs/camera; results=bench/results/run-camera.json ;;
+  *) echo "BENCH_CONTENT: bars or camera" >&2; exit 2 ;;
+esac
+
+mkdir -p bench/results "$plots"
 wait_quiet
 "$BENCH" run "${pin[@]}" \
+  --content "$content" \
   --servers telepi,baseline \
   --viewers "${BENCH_VIEWERS:-1,4,10}" \
   --seconds "${BENCH_SECONDS:-12}" \
   --repeat "${BENCH_REPEAT:-3}" \
   --telepi target/release/telepi \
   --python bench/.venv/bin/python \
-  --out bench/results/run.json
+  --out "$results"
 
 chromium_json=bench/results/chromium.json
 rm -f "$chromium_json"
-if [ "${BENCH_CHROMIUM:-1}" != 0 ]; then
+if [ "${BENCH_CHROMIUM:-1}" != 0 ] && [ "$content" = bars ]; then
   if [ -x /usr/bin/chromium ] && command -v node >/dev/null; then
     (cd bench/browser && npm ci --no-audit --no-fund --silent)
     wait_quiet
@@ -91,7 +102,9 @@ if [ "${BENCH_CHROMIUM:-1}" != 0 ]; then
 fi
 
 if [ "${BENCH_REPORT:-1}" != 0 ]; then
-  "$BENCH" report --run bench/results/run.json --chromium "$chromium_json" \
-    --out docs/benchmarks.md --plots docs --command "bench/run.sh" \
+  command="bench/run.sh"
+  [ "$content" = bars ] || command="BENCH_CONTENT=$content bench/run.sh"
+  "$BENCH" report --run "$results" --chromium "$chromium_json" \
+    --out "$report" --plots "$plots" --command "$command" \
     --telepi target/release/telepi --venv bench/.venv
 fi

@@ -139,6 +139,9 @@ pub struct VideoConfig {
     pub keyframe_interval_ms: u64,
     /// `auto` (first camera, else the test pattern), `pattern`, `v4l2`, `/dev/videoN` or `pipe`.
     pub source: String,
+    /// What the test pattern shows: `bars` (easy to compress) or `camera`
+    /// (a panning scene with sensor noise, for honest encoder figures).
+    pub pattern: String,
     /// Camera pixel format: `auto`, `yuyv`, `nv12`, `yu12`, `mjpeg` or `h264`.
     pub format: Option<String>,
     /// For `source = "pipe"`: a command writing Annex-B H.264 to stdout.
@@ -180,6 +183,7 @@ impl Default for VideoConfig {
             min_bitrate: 150_000,
             keyframe_interval_ms: 500,
             source: "auto".into(),
+            pattern: "bars".into(),
             format: None,
             pipe_command: None,
             encoder: "auto".into(),
@@ -391,6 +395,9 @@ impl Config {
         if !(1..=120).contains(&v.fps) {
             return Err(format!("video fps {} must be 1..=120", v.fps));
         }
+        if !["bars", "camera"].contains(&v.pattern.as_str()) {
+            return Err(format!("video pattern {:?}: use bars or camera", v.pattern));
+        }
         if v.min_bitrate == 0 || v.min_bitrate > v.bitrate {
             return Err(format!(
                 "video min_bitrate {} must be >0 and <= bitrate {}",
@@ -485,6 +492,11 @@ mod tests {
         assert!(parse("[video]\nwidht = 3")
             .unwrap_err()
             .contains("unknown field"));
+        assert!(parse("[video]\npattern = \"stripes\"")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .contains("bars or camera"));
         assert!(parse("[video]\nwidth = 641")
             .unwrap()
             .validate()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that the baseline's numpy pattern (pattern.py) is byte-identical to
-# telepi's (src/media/source/pattern.rs): compiles pattern.rs alone with rustc behind
+# telepi's (src/media/source/pattern.rs and scene.rs, bars and camera-like): compiles pattern.rs alone with rustc behind
 # a small shim of its parent module, dumps I420 frames, compares in Python.
 #   bench/baseline/check-pattern.sh [python]
 set -euo pipefail
@@ -32,14 +32,20 @@ mod media {
     pub mod source {
         #[path = "$PWD/src/media/source/pattern.rs"]
         pub mod pattern;
+        #[path = "$PWD/src/media/source/scene.rs"]
+        pub mod scene;
     }
 }
 fn main() {
-    let p = media::source::pattern::TestPattern::new(640, 480, 30).unwrap();
-    for (n, ms) in [(0u64, 0u64), (123, 1_700_000_123_456), (1000, 1_795_221_349_205)] {
-        let mut f = media::Frame::black_i420(640, 480);
-        p.draw(n, ms, &mut f);
-        std::fs::write(format!("$tmp/rust-{n}.yuv"), &f.data).unwrap();
+    use media::source::pattern::TestPattern;
+    let bars = TestPattern::new(640, 480, 30).unwrap();
+    let camera = TestPattern::new(640, 480, 30).unwrap().camera_like();
+    for (kind, p) in [("bars", bars), ("camera", camera)] {
+        for (n, ms) in [(0u64, 0u64), (123, 1_700_000_123_456), (1000, 1_795_221_349_205)] {
+            let mut f = media::Frame::black_i420(640, 480);
+            p.draw(n, ms, &mut f);
+            std::fs::write(format!("$tmp/rust-{kind}-{n}.yuv"), &f.data).unwrap();
+        }
     }
 }
 EOF
@@ -50,10 +56,11 @@ import sys
 import numpy as np
 import pattern
 tmp = sys.argv[1]
-p = pattern.TestPattern(640, 480)
-for n, ms in [(0, 0), (123, 1_700_000_123_456), (1000, 1_795_221_349_205)]:
-    rust = np.fromfile(f"{tmp}/rust-{n}.yuv", dtype=np.uint8).reshape(720, 640)
-    if not np.array_equal(rust, p.draw(n, ms)):
-        sys.exit(f"pattern.py differs from src/media/source/pattern.rs at frame {n}: {(rust != p.draw(n, ms)).sum()} bytes")
-print("pattern.py is byte-identical to src/media/source/pattern.rs")
+for kind in ("bars", "camera"):
+    p = pattern.TestPattern(640, 480, camera=kind == "camera")
+    for n, ms in [(0, 0), (123, 1_700_000_123_456), (1000, 1_795_221_349_205)]:
+        rust = np.fromfile(f"{tmp}/rust-{kind}-{n}.yuv", dtype=np.uint8).reshape(720, 640)
+        if not np.array_equal(rust, p.draw(n, ms)):
+            sys.exit(f"pattern.py ({kind}) differs from src/media/source/ at frame {n}: {(rust != p.draw(n, ms)).sum()} bytes")
+print("pattern.py is byte-identical to src/media/source/pattern.rs and scene.rs (bars and camera)")
 EOF

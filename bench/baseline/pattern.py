@@ -1,5 +1,6 @@
 """telepi's test pattern (src/media/source/pattern.rs) in numpy: scrolling colour
-bars, a bouncing grey square, the frame number and capture time as digits, and
+bars and a bouncing grey square (or, with camera=True, the panning noisy scene
+of src/media/source/scene.rs), the frame number and capture time as digits, and
 the machine-readable stamp -- the top 16 rows hold 32 black/white cells with
 the capture time in ms since the Unix epoch modulo 2^32, most significant bit
 first -- so the baseline's frames carry the same content and the same stamp."""
@@ -39,12 +40,68 @@ BARS = np.array(
 )
 
 
-class TestPattern:
+def _hash(x, y, k):
+    """scene.rs's hash on uint32 arrays (wrapping arithmetic)."""
+    x, y, k = (np.asarray(a, dtype=np.uint32) for a in (x, y, k))
+    with np.errstate(over="ignore"):
+        h = (x * np.uint32(0x9E3779B1)) ^ (y * np.uint32(0x85EBCA77)) ^ (k * np.uint32(0xC2B2AE3D))
+        h ^= h >> np.uint32(15)
+        h = h * np.uint32(0x2C1B3C6D)
+    return h ^ (h >> np.uint32(12))
+
+
+class Scene:
+    """src/media/source/scene.rs: a 1024-pixel tile the view pans across (4 right,
+    2 down per frame) with 8 cycled 256-pixel noise tiles (±8) on the luma."""
+
+    TILE = 1024
+    NOISE_TILE = 256
+    NOISE_FRAMES = 8
+
     def __init__(self, width: int, height: int):
+        t = self.TILE
+        y, x = np.mgrid[0:t, 0:t].astype(np.uint32)
+        blocks = _hash(x >> 5, y >> 5, 1) & 0xFF
+        ramp = ((x + y) & 0xFF) >> 2
+        texture = _hash(x >> 2, y >> 2, 2) & 0x1F
+        self.luma = (20 + (blocks >> 1) + ramp + (texture >> 1)).astype(np.int16)
+        cy, cx = np.mgrid[0 : t // 2, 0 : t // 2].astype(np.uint32)
+        self.u = (96 + (_hash(cx >> 4, cy >> 4, 3) & 0x3F)).astype(np.uint8)
+        self.v = (96 + (_hash(cx >> 4, cy >> 4, 4) & 0x3F)).astype(np.uint8)
+        n = self.NOISE_TILE
+        ny, nx = np.mgrid[0:n, 0:n].astype(np.uint32)
+        reps = (-(-height // n), -(-width // n))
+        # Each noise tile repeated over the whole frame once, here, not per frame.
+        self.noise = [
+            np.tile((_hash(nx, ny, 16 + k) & 15).astype(np.int16) - 8, reps)[:height, :width]
+            for k in range(self.NOISE_FRAMES)
+        ]
+        self.xs = np.arange(width)
+        self.ys = np.arange(height)
+        self.cxs = np.arange(width // 2)
+        self.cys = np.arange(height // 2)
+
+    def draw(self, n: int, luma: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        t = self.TILE
+        dx, dy = (n * 4) % t, (n * 2) % t
+        rows = (self.ys + dy) % t
+        cols = (self.xs + dx) % t
+        view = self.luma[rows[:, None], cols[None, :]] + self.noise[n % self.NOISE_FRAMES]
+        luma[:] = np.clip(view, 16, 235).astype(np.uint8)
+        ct = t // 2
+        crow = (self.cys + dy // 2) % ct
+        ccol = (self.cxs + dx // 2) % ct
+        u[:] = self.u[crow[:, None], ccol[None, :]]
+        v[:] = self.v[crow[:, None], ccol[None, :]]
+
+
+class TestPattern:
+    def __init__(self, width: int, height: int, camera: bool = False):
         if width % 2 or height % 2 or width < 64 or height < 64:
             raise ValueError(f"test pattern needs even size >= 64x64, got {width}x{height}")
         self.width = width
         self.height = height
+        self.scene = Scene(width, height) if camera else None
         self.scale = max(height // 120, 2)
         # Each glyph pre-scaled to a (7*scale, 5*scale) mask.
         s = self.scale
@@ -63,18 +120,21 @@ class TestPattern:
         u = chroma[: w * h // 4].reshape(h // 2, w // 2)
         v = chroma[w * h // 4 :].reshape(h // 2, w // 2)
 
-        bar_width = -(-w // len(BARS))
-        bar = ((np.arange(w) + n) % w) // bar_width
-        luma[:] = BARS[bar, 0][None, :]
-        u[:] = BARS[bar[0::2], 1][None, :]
-        v[:] = BARS[bar[0::2], 2][None, :]
+        if self.scene is not None:
+            self.scene.draw(n, luma, u, v)
+        else:
+            bar_width = -(-w // len(BARS))
+            bar = ((np.arange(w) + n) % w) // bar_width
+            luma[:] = BARS[bar, 0][None, :]
+            u[:] = BARS[bar[0::2], 1][None, :]
+            v[:] = BARS[bar[0::2], 2][None, :]
 
-        side = h // 6
-        span = h - side - STAMP_HEIGHT
-        phase = (n * 4) % (2 * span)
-        top = STAMP_HEIGHT + (phase if phase < span else 2 * span - phase)
-        left = w // 2 - side // 2
-        luma[top : top + side, left : left + side] = 128
+            side = h // 6
+            span = h - side - STAMP_HEIGHT
+            phase = (n * 4) % (2 * span)
+            top = STAMP_HEIGHT + (phase if phase < span else 2 * span - phase)
+            left = w // 2 - side // 2
+            luma[top : top + side, left : left + side] = 128
 
         cell = w // STAMP_BITS
         for bit in range(STAMP_BITS):
@@ -123,4 +183,7 @@ if __name__ == "__main__":
     f = p.draw(42, ms)
     assert read_stamp(f[:480]) == ms % (1 << 32), hex(read_stamp(f[:480]))
     assert not np.array_equal(p.draw(1, 0), p.draw(2, 0))
+    c = TestPattern(640, 480, camera=True)
+    assert read_stamp(c.draw(42, ms)[:480]) == ms % (1 << 32)
+    assert not np.array_equal(c.draw(1, 0), c.draw(2, 0))
     print("pattern ok")

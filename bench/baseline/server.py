@@ -44,9 +44,9 @@ VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 class PatternCamera(VideoStreamTrack):
     """A synthetic 'camera': telepi's test pattern at a fixed frame rate."""
 
-    def __init__(self, width: int, height: int, fps: int):
+    def __init__(self, width: int, height: int, fps: int, camera: bool):
         super().__init__()
-        self.pattern = TestPattern(width, height)
+        self.pattern = TestPattern(width, height, camera=camera)
         self.fps = fps
         self.n = 0
         self.next_due = None
@@ -85,6 +85,8 @@ def main():
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=1_500_000)
+    # As telepi's [video] pattern: bars, or the camera-like panning scene with noise.
+    parser.add_argument("--content", choices=["bars", "camera"], default="bars")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
@@ -94,7 +96,7 @@ def main():
     h264.MIN_BITRATE = min(h264.MIN_BITRATE, args.bitrate)
 
     config = loopback_only()
-    camera = PatternCamera(args.width, args.height, args.fps)
+    camera = PatternCamera(args.width, args.height, args.fps, args.content == "camera")
     relay = MediaRelay()
     peers = set()
     h264_codecs = [

@@ -6,7 +6,7 @@
 //! ```text
 //! telepi-bench run    [--servers telepi,baseline[,NAME=TELEPI_BINARY]] [--viewers 1,4,10] [--seconds 15]
 //!                     [--warmup 3] [--idle 2] [--repeat 1] [--telepi PATH] [--python PATH]
-//!                     [--baseline-script PATH] [--out FILE] [--logs DIR]
+//!                     [--baseline-script PATH] [--out FILE] [--logs DIR] [--content bars|camera]
 //!                     [--server-cpus 0 --viewer-cpus 1]   (pin them apart)
 //! telepi-bench report --run FILE [--chromium FILE] [--out docs/benchmarks.md]
 //!                     [--plots DIR] [--command CMD] [--telepi PATH] [--venv DIR]
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use server::Kind;
+use server::{Content, Kind};
 
 const USAGE: &str =
     "usage: telepi-bench run|report|smoke [--option value ...] (see bench/src/main.rs)";
@@ -147,6 +147,7 @@ fn run_config(
         logs: PathBuf::from(opts.get("logs", "bench/results/logs")),
         server_cpus: cpu_list(opts.opt("server-cpus"))?,
         viewer_cpus: cpu_list(opts.opt("viewer-cpus"))?,
+        content: Content::parse(&opts.get("content", "bars"))?,
     })
 }
 

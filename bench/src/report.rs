@@ -309,9 +309,13 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
     let cfg = &run["config"];
     let _ = writeln!(
         s,
-        "- {} UTC; video {}; per scenario a fresh server, {} s idle, all viewers join at once, {} s warm-up after the last first frame, then a {} s window{}",
+        "- {} UTC; video {}, {}; per scenario a fresh server, {} s idle, all viewers join at once, {} s warm-up after the last first frame, then a {} s window{}",
         m["date_utc"].as_str().unwrap_or("?"),
         cfg["video"].as_str().unwrap_or("?"),
+        match cfg["content"].as_str() {
+            Some("camera") => "camera-like content (a panning scene with sensor noise, `[video] pattern = \"camera\"`)",
+            _ => "the colour-bar test pattern",
+        },
         cfg["idle"].as_f64().map_or("2".into(), |v| v.to_string()),
         cfg["warmup"],
         cfg["seconds"],

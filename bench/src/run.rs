@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::server::{self, Kind, Server};
+use crate::server::{self, Content, Kind, Server};
 use crate::viewer;
 
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct RunConfig {
     /// CPUs for the server and for the viewers (disjoint), if pinned.
     pub server_cpus: Option<Vec<usize>>,
     pub viewer_cpus: Option<Vec<usize>>,
+    /// What both servers' synthetic cameras show.
+    pub content: Content,
 }
 
 pub fn run(cfg: &RunConfig) -> Result<Value, String> {
@@ -68,6 +70,7 @@ pub fn run(cfg: &RunConfig) -> Result<Value, String> {
             "server_cpus": cfg.server_cpus,
             "viewer_cpus": cfg.viewer_cpus,
             "video": "640x480@30, 1.5 Mbit/s target",
+            "content": cfg.content.name(),
         },
         "scenarios": scenarios,
     }))
@@ -79,7 +82,7 @@ fn sleep_s(s: f64) {
 
 fn scenario(kind: &Kind, n: usize, round: usize, cfg: &RunConfig) -> Result<Value, String> {
     let log = cfg.logs.join(format!("{}-{n}-{round}.log", kind.name()));
-    let server = Server::start(kind, &log, cfg.server_cpus.as_deref())?;
+    let server = Server::start(kind, cfg.content, &log, cfg.server_cpus.as_deref())?;
     let pid = server.pid;
 
     // Idle: started, nobody watching.

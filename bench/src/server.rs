@@ -23,6 +23,33 @@ impl Kind {
     }
 }
 
+/// What the synthetic cameras show: telepi's `[video] pattern`, the
+/// baseline's `--content`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Scrolling colour bars: easy to compress.
+    Bars,
+    /// A panning scene with sensor noise, as a camera sees.
+    Camera,
+}
+
+impl Content {
+    pub fn parse(name: &str) -> Result<Content, String> {
+        match name {
+            "bars" => Ok(Content::Bars),
+            "camera" => Ok(Content::Camera),
+            _ => Err(format!("--content {name:?}: bars or camera")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Content::Bars => "bars",
+            Content::Camera => "camera",
+        }
+    }
+}
+
 pub struct Server {
     child: Child,
     pub http: SocketAddr,
@@ -46,7 +73,12 @@ fn free_udp_port() -> u16 {
 impl Server {
     /// Starts the server (640x480@30, 1.5 Mbit/s) with its log in `log`, and
     /// waits until `GET /api/status` answers 200.
-    pub fn start(kind: &Kind, log: &Path, cpus: Option<&[usize]>) -> Result<Server, String> {
+    pub fn start(
+        kind: &Kind,
+        content: Content,
+        log: &Path,
+        cpus: Option<&[usize]>,
+    ) -> Result<Server, String> {
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let log_file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut cmd = match kind {
@@ -54,6 +86,10 @@ impl Server {
                 let rtc = format!("127.0.0.1:{}", free_udp_port());
                 let mut c = Command::new(bin);
                 c.args(["--http", &http.to_string(), "--rtc", &rtc]);
+                if content == Content::Camera {
+                    // Run from the repository's root, as bench/run.sh does.
+                    c.args(["--config", "bench/camera.toml"]);
+                }
                 c
             }
             Kind::Baseline { python, script } => {
@@ -69,6 +105,8 @@ impl Server {
                     "30",
                     "--bitrate",
                     "1500000",
+                    "--content",
+                    content.name(),
                 ]);
                 c
             }

@@ -100,7 +100,10 @@ fn open_source(
     let pattern = || -> Result<Box<dyn VideoSource>, String> {
         let p =
             TestPattern::new(config.width, config.height, config.fps).map_err(|e| e.to_string())?;
-        Ok(Box::new(p))
+        Ok(Box::new(match config.pattern.as_str() {
+            "camera" => p.camera_like(),
+            _ => p,
+        }))
     };
     let request = || -> Result<Request, String> {
         let format = match config.format.as_deref() {

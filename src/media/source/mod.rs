@@ -6,3 +6,4 @@ pub mod camera;
 pub mod pattern;
 pub mod pipe;
 pub mod reconnect;
+pub mod scene;

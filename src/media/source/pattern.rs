@@ -1,9 +1,11 @@
-//! The synthetic camera: moving colour bars with the frame number and the
+//! The synthetic camera: moving colour bars (or, camera-like, a panning
+//! scene with sensor noise: [`super::scene`]) with the frame number and the
 //! capture time burned in, both as digits (for people) and as a row of
 //! black/white cells (for machines measuring latency from decoded frames).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::scene::Scene;
 use crate::media::pace::Pacer;
 use crate::media::{Frame, PixelFormat, SourceInfo, VideoSource};
 
@@ -48,6 +50,8 @@ pub struct TestPattern {
     fps: u32,
     frame_no: u64,
     pacer: Pacer,
+    /// Camera-like content instead of the bars.
+    scene: Option<Scene>,
 }
 
 impl TestPattern {
@@ -72,7 +76,14 @@ impl TestPattern {
             fps,
             frame_no: 0,
             pacer: Pacer::new(Duration::from_secs(1) / fps),
+            scene: None,
         })
+    }
+
+    /// A panning, noisy scene instead of the bars (same stamp and digits).
+    pub fn camera_like(mut self) -> TestPattern {
+        self.scene = Some(Scene::default());
+        self
     }
 
     /// Draws frame number `n` captured at `epoch_ms` into an I420 buffer.
@@ -80,45 +91,10 @@ impl TestPattern {
         let (w, h) = (self.width as usize, self.height as usize);
         let (luma, chroma) = frame.data.split_at_mut(w * h);
         let (u_plane, v_plane) = chroma.split_at_mut(w * h / 4);
-        // Bars scroll one pixel per frame so motion is obvious and encoders work for real.
-        let shift = n as usize;
-        let bar_width = w.div_ceil(BARS.len());
-        let bar = |x: usize| BARS[((x + shift) % w) / bar_width];
-        // Bars are vertical: draw one row of each plane, then copy it down
-        // (row by row keeps the writes sequential; column order was 10x slower).
-        let (first, rest) = luma.split_at_mut(w);
-        for (x, px) in first.iter_mut().enumerate() {
-            *px = bar(x).0;
+        match &self.scene {
+            Some(scene) => scene.draw(n, w, luma, u_plane, v_plane),
+            None => draw_bars(n, w, h, luma, u_plane, v_plane),
         }
-        for row in rest.chunks_exact_mut(w) {
-            row.copy_from_slice(first);
-        }
-        let cw = w / 2;
-        let (u_first, u_rest) = u_plane.split_at_mut(cw);
-        let (v_first, v_rest) = v_plane.split_at_mut(cw);
-        for x in 0..cw {
-            let (_, u, v) = bar(2 * x);
-            u_first[x] = u;
-            v_first[x] = v;
-        }
-        for row in u_rest.chunks_exact_mut(cw) {
-            row.copy_from_slice(u_first);
-        }
-        for row in v_rest.chunks_exact_mut(cw) {
-            row.copy_from_slice(v_first);
-        }
-        // A bouncing grey square gives vertical motion too.
-        let side = h / 6;
-        let span = h - side - STAMP_HEIGHT as usize;
-        let phase = (n as usize * 4) % (2 * span);
-        let top = STAMP_HEIGHT as usize
-            + if phase < span {
-                phase
-            } else {
-                2 * span - phase
-            };
-        fill_plane(luma, w, w / 2 - side / 2, top, side, side, 128);
-
         self.draw_stamp(luma, epoch_ms);
         let scale = (h / 120).max(2);
         let text_top = h - 9 * scale;
@@ -161,6 +137,47 @@ pub fn read_stamp(luma: &[u8], width: usize) -> u32 {
     })
 }
 
+/// The colour bars, scrolling one pixel per frame so motion is obvious and
+/// encoders work for real, and a bouncing grey square for vertical motion.
+fn draw_bars(n: u64, w: usize, h: usize, luma: &mut [u8], u_plane: &mut [u8], v_plane: &mut [u8]) {
+    let shift = n as usize;
+    let bar_width = w.div_ceil(BARS.len());
+    let bar = |x: usize| BARS[((x + shift) % w) / bar_width];
+    // Bars are vertical: draw one row of each plane, then copy it down
+    // (row by row keeps the writes sequential; column order was 10x slower).
+    let (first, rest) = luma.split_at_mut(w);
+    for (x, px) in first.iter_mut().enumerate() {
+        *px = bar(x).0;
+    }
+    for row in rest.chunks_exact_mut(w) {
+        row.copy_from_slice(first);
+    }
+    let cw = w / 2;
+    let (u_first, u_rest) = u_plane.split_at_mut(cw);
+    let (v_first, v_rest) = v_plane.split_at_mut(cw);
+    for x in 0..cw {
+        let (_, u, v) = bar(2 * x);
+        u_first[x] = u;
+        v_first[x] = v;
+    }
+    for row in u_rest.chunks_exact_mut(cw) {
+        row.copy_from_slice(u_first);
+    }
+    for row in v_rest.chunks_exact_mut(cw) {
+        row.copy_from_slice(v_first);
+    }
+    let side = h / 6;
+    let span = h - side - STAMP_HEIGHT as usize;
+    let phase = (n as usize * 4) % (2 * span);
+    let top = STAMP_HEIGHT as usize
+        + if phase < span {
+            phase
+        } else {
+            2 * span - phase
+        };
+    fill_plane(luma, w, w / 2 - side / 2, top, side, side, 128);
+}
+
 /// Fills a rectangle of one plane (luma, or a chroma plane at its own stride).
 fn fill_plane(plane: &mut [u8], stride: usize, x: usize, y: usize, w: usize, h: usize, value: u8) {
     let height = plane.len() / stride;
@@ -194,7 +211,12 @@ fn epoch_ms() -> u64 {
 impl VideoSource for TestPattern {
     fn info(&self) -> SourceInfo {
         SourceInfo {
-            name: "pattern".into(),
+            name: if self.scene.is_some() {
+                "pattern (camera-like)"
+            } else {
+                "pattern"
+            }
+            .into(),
             width: self.width,
             height: self.height,
             fps: self.fps,
@@ -232,6 +254,16 @@ mod tests {
         p.draw(1, 0, &mut a);
         p.draw(2, 0, &mut b);
         assert_ne!(a.data, b.data);
+    }
+
+    #[test]
+    fn camera_like_content_keeps_the_stamp() {
+        let p = TestPattern::new(640, 480, 30).unwrap().camera_like();
+        let mut f = Frame::black_i420(640, 480);
+        let ms = 1_795_221_349_205u64;
+        p.draw(7, ms, &mut f);
+        assert_eq!(read_stamp(&f.data, 640), ms as u32);
+        assert_eq!(p.info().name, "pattern (camera-like)");
     }
 
     #[test]
