@@ -72,7 +72,7 @@ took "bench smoke"
 # its input in fuzz/artifacts/. TELEPI_FUZZ_SECONDS sets the time per target,
 # TELEPI_SKIP_FUZZ=1 skips it.
 if [ "${TELEPI_SKIP_FUZZ:-0}" != 1 ]; then
-  fuzz/run.sh "${TELEPI_FUZZ_SECONDS:-20}"
+  fuzz/run.sh "${TELEPI_FUZZ_SECONDS:-10}"
   took "fuzzing"
 fi
 
