@@ -82,6 +82,13 @@ impl Exposition {
         self.family(name, "counter", help).sample(&[], value);
     }
 
+    /// One unlabelled counter per (name, help, field of `object`).
+    fn counters_from(&mut self, object: &Value, table: &[(&'static str, &str, &str)]) {
+        for (name, help, field) in table {
+            self.counter(name, help, num(&object[*field]));
+        }
+    }
+
     fn gauge(&mut self, name: &'static str, help: &str, value: f64) {
         self.family(name, "gauge", help).sample(&[], value);
     }
@@ -251,9 +258,7 @@ fn video(e: &mut Exposition, video: &Value) {
             "frames_skipped_for_peers",
         ),
     ];
-    for (name, help, field) in counters {
-        e.counter(name, help, num(&video[field]));
-    }
+    e.counters_from(video, &counters);
     e.family(
         "telepi_video_frames_dropped_total",
         "counter",
@@ -335,15 +340,20 @@ fn control(e: &mut Exposition, status: &Value) {
 }
 
 fn audio(e: &mut Exposition, audio: &Value) {
-    e.counter(
-        "telepi_audio_packets_sent_total",
-        "Microphone packets encoded for the listeners (each once, whatever their number).",
-        num(&audio["packets_sent"]),
-    );
-    e.counter(
-        "telepi_talkback_packets_total",
-        "Push-to-talk packets received from the operator.",
-        num(&audio["talkback_packets"]),
+    e.counters_from(
+        audio,
+        &[
+            (
+                "telepi_audio_packets_sent_total",
+                "Microphone packets encoded for the listeners (each once, whatever their number).",
+                "packets_sent",
+            ),
+            (
+                "telepi_talkback_packets_total",
+                "Push-to-talk packets received from the operator.",
+                "talkback_packets",
+            ),
+        ],
     );
 }
 
@@ -360,20 +370,25 @@ fn broker(e: &mut Exposition, broker: &Value) {
             0.0
         },
     );
-    e.counter(
-        "telepi_broker_offers_answered_total",
-        "Offers answered through the broker.",
-        num(&broker["offers_answered"]),
-    );
-    e.counter(
-        "telepi_broker_requests_rejected_total",
-        "Requests through the broker refused (malformed, unauthorised, flood).",
-        num(&broker["requests_rejected"]),
-    );
-    e.counter(
-        "telepi_broker_reconnects_total",
-        "Times the broker link was lost or refused and retried.",
-        num(&broker["reconnects"]),
+    e.counters_from(
+        broker,
+        &[
+            (
+                "telepi_broker_offers_answered_total",
+                "Offers answered through the broker.",
+                "offers_answered",
+            ),
+            (
+                "telepi_broker_requests_rejected_total",
+                "Requests through the broker refused (malformed, unauthorised, flood).",
+                "requests_rejected",
+            ),
+            (
+                "telepi_broker_reconnects_total",
+                "Times the broker link was lost or refused and retried.",
+                "reconnects",
+            ),
+        ],
     );
 }
 
