@@ -381,8 +381,13 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
         }
         (Method::Get, "/api/status") => Ok(Reply::json(200, &status(site)?)),
         (Method::Get, "/metrics") => {
-            let system = metrics::system::Snapshot::read();
-            let text = metrics::render(&status(site)?, &context.http_counts, &system);
+            let status = status(site)?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let started = now - status["uptime_s"].as_f64().unwrap_or(0.0);
+            let system = metrics::system::Snapshot::read(started);
+            let text = metrics::render(&status, &context.http_counts, &system);
             Ok(Reply::new(200, metrics::CONTENT_TYPE, text.into_bytes()))
         }
         (Method::Get, "/api/controls") => Ok(Reply::json(
