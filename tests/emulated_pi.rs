@@ -145,13 +145,15 @@ impl Monitor {
 /// vCPU while QEMU answers; read flat out (~4000/s), the guest got so little
 /// CPU that the software PWM ran ENA/ENB at 0.68-0.85 for a commanded 0.58,
 /// a 1500 us servo pulse read as 60 %, and drives arrived late enough to
-/// trip the deadman. `TELEPI_PI_SAMPLE_GAP_US` overrides it (0 shows that).
+/// trip the deadman. At 1 ms a CI dry run still saw one trip (a direction pin
+/// high in 98.6 % of a held turn), so 2 ms. `TELEPI_PI_SAMPLE_GAP_US`
+/// overrides it (0 shows that).
 fn sample_gap() -> Duration {
     let micros = match std::env::var("TELEPI_PI_SAMPLE_GAP_US") {
         Ok(v) => v.parse().unwrap_or_else(|_| {
             panic!("TELEPI_PI_SAMPLE_GAP_US={v:?} is not a number of microseconds")
         }),
-        Err(_) => 1000,
+        Err(_) => 2000,
     };
     Duration::from_micros(micros)
 }
