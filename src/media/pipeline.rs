@@ -79,7 +79,7 @@ struct VideoCounters {
     keyframe_requests_loss: AtomicU64,
     /// The encoder skipped the frame (rate control) or failed on it.
     dropped_by_encoder: AtomicU64,
-    /// Encoded, but the network loop's queue was full: a newer frame wins.
+    /// Encoded, but dropped: the network loop's queue (two frames) was full.
     dropped_loop_behind: AtomicU64,
 }
 

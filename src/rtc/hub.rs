@@ -106,7 +106,8 @@ pub struct PeerStatus {
     pub state: &'static str,
     pub remote: Option<SocketAddr>,
     pub bitrate_estimate: Option<u64>,
-    /// Round trip from str0m's once-a-second stats (RTCP and ICE), in ms.
+    /// Round trip from str0m's once-a-second stats (TWCC feedback or RTCP
+    /// receiver reports), in ms.
     pub rtt_ms: Option<f64>,
     pub frames_sent: u64,
     /// Frames not written: waiting for its first keyframe, or the write failed.
