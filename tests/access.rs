@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{request, request_full, Peer, Server};
+use common::{header, request, request_full, Peer, Server};
 
 const CONFIG: &str = "tests/fixtures/viewer-password.toml";
 const PASSWORD: &str = "look but don't touch";
@@ -15,13 +15,6 @@ const OPERATOR: &str = "hunter2";
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{request_full, Peer, Server};
+use common::{header, request_full, Peer, Server};
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -118,10 +118,7 @@ fn plain_http_can_redirect_or_be_view_only() {
     let server = Server::start(&["--config", &redirect, "--https", &https.to_string()]);
     let (code, headers, _) = request_full(server.http, "GET", "/whep?x=1", &[], b"").unwrap();
     assert_eq!(code, 308);
-    let location = headers
-        .iter()
-        .find(|(k, _)| k == "location")
-        .map(|(_, v)| v.as_str());
+    let location = header(&headers, "location");
     assert_eq!(
         location,
         Some(format!("https://127.0.0.1:{}/whep?x=1", https.port()).as_str())

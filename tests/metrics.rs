@@ -7,19 +7,15 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{drive_until_moving, request_full, Peer, Server};
+use common::{drive_until_moving, header, request_full, Peer, Server};
 
 /// Sample (`name{labels}`) → value, after checking the response's type.
 fn scrape(server: &Server) -> HashMap<String, f64> {
     let (code, headers, body) =
         request_full(server.http, "GET", "/metrics", &[], b"").expect("/metrics answers");
     assert_eq!(code, 200, "{body}");
-    let content_type = headers
-        .iter()
-        .find(|(name, _)| name == "content-type")
-        .map(|(_, v)| v.as_str());
     assert_eq!(
-        content_type,
+        header(&headers, "content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     body.lines()

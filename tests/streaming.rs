@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{request, request_full, Peer, Server};
+use common::{header, request, request_full, Peer, Server};
 
 #[test]
 fn a_client_decodes_sixty_frames_of_the_right_size_and_pings() {
@@ -103,11 +103,7 @@ fn whep_creates_and_deletes_a_session() {
     )
     .unwrap();
     assert_eq!(code, 201, "{answer}");
-    let location = headers
-        .iter()
-        .find(|(k, _)| k == "location")
-        .map(|(_, v)| v.clone())
-        .expect("Location");
+    let location = header(&headers, "location").expect("Location").to_string();
     assert!(headers
         .iter()
         .any(|(k, v)| k == "content-type" && v == "application/sdp"));

@@ -45,6 +45,13 @@ struct Family<'a> {
 }
 
 impl Family<'_> {
+    /// One sample per entry of a JSON object, labelled `label` = the entry's key.
+    fn sample_each(&mut self, label: &str, object: &Value) {
+        for (key, value) in object.as_object().into_iter().flatten() {
+            self.sample(&[(label, key)], num(value));
+        }
+    }
+
     fn sample(&mut self, labels: &[(&str, &str)], value: f64) -> &mut Self {
         self.out.push_str(self.name);
         if !labels.is_empty() {
@@ -295,16 +302,12 @@ fn control(e: &mut Exposition, status: &Value) {
         "Data-channel messages from the pages that were acted on.",
         (received - rejected).max(0.0),
     );
-    let mut f = e.family(
+    e.family(
         "telepi_datachannel_messages_rejected_total",
         "counter",
         "Data-channel messages refused, by reason.",
-    );
-    if let Some(reasons) = status["rejections"].as_object() {
-        for (reason, n) in reasons {
-            f.sample(&[("reason", reason)], num(n));
-        }
-    }
+    )
+    .sample_each("reason", &status["rejections"]);
     e.counter(
         "telepi_deadman_trips_total",
         "Times the deadman stopped moving motors because the operator went silent.",
@@ -327,16 +330,12 @@ fn control(e: &mut Exposition, status: &Value) {
     for motor in ["left", "right"] {
         f.sample(&[("motor", motor)], num(&status["motors"][motor]));
     }
-    let mut f = e.family(
+    e.family(
         "telepi_servo_position",
         "gauge",
         "Each servo's position, -1 to 1.",
-    );
-    if let Some(servos) = status["servos"].as_object() {
-        for (name, value) in servos {
-            f.sample(&[("servo", name)], num(value));
-        }
-    }
+    )
+    .sample_each("servo", &status["servos"]);
 }
 
 fn audio(e: &mut Exposition, audio: &Value) {

@@ -96,36 +96,38 @@ pub(super) fn render(e: &mut Exposition, s: &Snapshot) {
             v,
         );
     }
-    if let Some(v) = s.resident_bytes {
-        e.gauge(
+    let gauges = [
+        (
             "process_resident_memory_bytes",
             "Resident memory of telepi.",
-            v as f64,
-        );
-    }
-    if let Some(v) = s.threads {
-        e.gauge("process_threads", "Threads in telepi.", v as f64);
-    }
-    if let Some(v) = s.open_fds {
-        e.gauge(
+            s.resident_bytes.map(|v| v as f64),
+        ),
+        (
+            "process_threads",
+            "Threads in telepi.",
+            s.threads.map(|v| v as f64),
+        ),
+        (
             "process_open_fds",
             "Open file descriptors of telepi.",
-            v as f64,
-        );
-    }
-    if let Some(v) = s.start_time_seconds {
-        e.gauge(
+            s.open_fds.map(|v| v as f64),
+        ),
+        (
             "process_start_time_seconds",
             "When telepi started, seconds since the epoch.",
-            v,
-        );
-    }
-    if let Some(v) = s.cpu_temperature_celsius {
-        e.gauge(
+            s.start_time_seconds,
+        ),
+        (
             "telepi_cpu_temperature_celsius",
             "The SoC's temperature (thermal zone 0).",
-            v,
-        );
+            s.cpu_temperature_celsius,
+        ),
+    ];
+    // A figure whose source is missing is left out, not reported as 0.
+    for (name, help, value) in gauges {
+        if let Some(v) = value {
+            e.gauge(name, help, v);
+        }
     }
     if let Some(bits) = s.throttled {
         for (name, shift, help) in [

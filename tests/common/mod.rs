@@ -266,6 +266,14 @@ pub fn request_bytes(addr: SocketAddr, method: &str, path: &str) -> Option<(u16,
 /// Status, headers (lower-cased names) and body.
 pub type Response<Body = String> = (u16, Vec<(String, String)>, Body);
 
+/// A response header's value, by lower-cased name.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Like [`request`] but also returns the response headers.
 pub fn request_full(
     addr: SocketAddr,
