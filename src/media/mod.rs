@@ -20,6 +20,7 @@ pub mod fdpoll;
 pub mod h264;
 pub mod pace;
 pub mod pipeline;
+pub mod record;
 pub mod select;
 pub mod source;
 pub mod v4l2;

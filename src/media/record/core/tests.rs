@@ -1,0 +1,246 @@
+use std::time::UNIX_EPOCH;
+
+use super::*;
+use crate::media::record::mp4::tests::encoded_frames;
+
+const LIMITS: Limits = Limits {
+    max_file_bytes: 10_000_000,
+    max_file_duration: Duration::from_secs(60),
+    quota_bytes: 100_000_000,
+};
+
+/// Drives a recorder with 30 fps frames (an IDR every `gop`) and collects its actions.
+struct Run {
+    recorder: Recorder,
+    frames: Vec<Vec<u8>>,
+    gop: usize,
+    t0: Instant,
+    n: usize,
+    actions: Vec<Action>,
+}
+
+impl Run {
+    fn new(limits: Limits, gop: usize, existing: Vec<FileEntry>) -> Run {
+        Run {
+            recorder: Recorder::new(limits, true, existing),
+            frames: encoded_frames(160, 120, 2 * gop, gop),
+            gop,
+            t0: Instant::now(),
+            n: 0,
+            actions: Vec::new(),
+        }
+    }
+
+    fn at(&self, frame: usize) -> Instant {
+        self.t0 + Duration::from_millis(frame as u64 * 100 / 3)
+    }
+
+    /// Feeds `count` more frames, with 20 ms of audio each 20 ms.
+    fn frames(&mut self, count: usize) {
+        for _ in 0..count {
+            let i = self.n;
+            let data = &self.frames[i % self.frames.len()];
+            let wall = UNIX_EPOCH + Duration::from_secs(1_764_653_100 + i as u64 / 30);
+            let at = self.at(i);
+            self.recorder.video(wall, at, data, i.is_multiple_of(self.gop));
+            self.recorder.audio(at, &[0xFF; 160]);
+            self.n += 1;
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(a) = self.recorder.poll_action() {
+            self.actions.push(a);
+        }
+    }
+
+    fn created(&self) -> Vec<&str> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Create(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn appends(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a, Action::Append(_)))
+            .count()
+    }
+}
+
+#[test]
+fn nothing_is_written_until_started_and_then_from_a_keyframe() {
+    let mut run = Run::new(LIMITS, 30, Vec::new());
+    run.frames(5);
+    assert!(run.actions.is_empty(), "not recording");
+    run.recorder.start();
+    run.drain();
+    assert_eq!(run.actions, [Action::WantKeyframe]);
+    run.frames(20);
+    assert!(run.created().is_empty(), "P-frames cannot start a file");
+    assert_eq!(run.recorder.current(), None);
+    run.frames(10);
+    assert_eq!(run.created(), ["telepi-20251202-052501.mp4"]);
+    assert_eq!(run.recorder.current(), Some("telepi-20251202-052501.mp4"));
+    assert_eq!(
+        run.appends(),
+        1,
+        "the init segment; samples wait for their fragment"
+    );
+}
+
+#[test]
+fn a_fragment_per_second_or_gop_and_stop_writes_the_rest() {
+    let mut run = Run::new(LIMITS, 45, Vec::new());
+    run.recorder.start();
+    run.frames(45 * 3);
+    // Fragments at 30 frames (a second), 45 (a keyframe), 75, 90, 120.
+    assert_eq!(run.appends(), 1 + 5);
+    run.recorder.stop();
+    run.drain();
+    assert!(matches!(run.actions.last(), Some(Action::Close)));
+    assert_eq!(run.appends(), 1 + 6);
+    let written: u64 = run
+        .actions
+        .iter()
+        .map(|a| match a {
+            Action::Append(bytes) => bytes.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(
+        run.recorder.files()[0].bytes,
+        written,
+        "sizes tracked exactly"
+    );
+    assert_eq!(run.recorder.current(), None);
+    run.frames(50);
+    assert_eq!(run.created().len(), 1, "stopped stays stopped");
+}
+
+#[test]
+fn files_rotate_on_a_keyframe_once_long_enough_and_ask_for_one() {
+    let limits = Limits {
+        max_file_duration: Duration::from_secs(2),
+        ..LIMITS
+    };
+    let mut run = Run::new(limits, 90, Vec::new());
+    run.recorder.start();
+    run.frames(61);
+    assert_eq!(run.created().len(), 1);
+    let asked = run
+        .actions
+        .iter()
+        .filter(|a| **a == Action::WantKeyframe)
+        .count();
+    assert_eq!(asked, 2, "at the start and when the 2 s were up");
+    run.frames(29);
+    assert_eq!(run.created().len(), 1, "no keyframe yet: the file goes on");
+    run.frames(1);
+    assert_eq!(
+        run.created().len(),
+        2,
+        "the keyframe at 3 s starts the next file"
+    );
+    let close = run
+        .actions
+        .iter()
+        .position(|a| *a == Action::Close)
+        .unwrap();
+    assert!(matches!(run.actions[close + 1], Action::Create(_)));
+}
+
+#[test]
+fn the_quota_deletes_the_oldest_files_also_those_found_at_start() {
+    let old = |name: &str| FileEntry {
+        name: name.into(),
+        bytes: 40_000,
+    };
+    let limits = Limits {
+        max_file_bytes: 30_000,
+        quota_bytes: 100_000,
+        ..LIMITS
+    };
+    let existing = vec![
+        old("telepi-1.mp4"),
+        old("telepi-2.mp4"),
+        old("telepi-3.mp4"),
+    ];
+    let mut run = Run::new(limits, 15, existing);
+    run.drain();
+    assert_eq!(run.actions, [Action::Delete("telepi-1.mp4".into())]);
+    run.recorder.start();
+    run.frames(300);
+    let deleted: Vec<&str> = run
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Delete(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(deleted.starts_with(&["telepi-1.mp4", "telepi-2.mp4", "telepi-3.mp4"]));
+    assert!(run.created().len() >= 3, "{:?}", run.created());
+    let total: u64 = run.recorder.files().iter().map(|f| f.bytes).sum();
+    assert!(total <= 100_000, "{total}");
+}
+
+#[test]
+fn lost_frames_skip_to_the_next_keyframe_and_bad_ones_are_ignored() {
+    let mut run = Run::new(LIMITS, 30, Vec::new());
+    run.recorder.start();
+    run.frames(10);
+    run.recorder.frames_lost();
+    run.drain();
+    assert_eq!(run.actions.last(), Some(&Action::WantKeyframe));
+    let before = run.recorder.files()[0].bytes;
+    run.frames(19);
+    run.recorder.stop();
+    run.drain();
+    let after = run.recorder.files()[0].bytes;
+    // Only the 10 frames before the loss (and their audio) were written.
+    assert!(after - before < 20_000, "{before} -> {after}");
+
+    let mut run = Run::new(LIMITS, 30, Vec::new());
+    run.recorder.start();
+    let garbage_idr = [
+        0, 0, 0, 1, 0x67, 0xFF, 0, 0, 0, 1, 0x68, 0xCE, 0, 0, 0, 1, 0x65, 0x88,
+    ];
+    run.recorder.video(UNIX_EPOCH, run.t0, &garbage_idr, true);
+    run.drain();
+    assert!(run.created().is_empty(), "an unreadable SPS starts nothing");
+}
+
+#[test]
+fn audio_before_the_first_picture_is_dropped_and_the_rest_placed_in_time() {
+    let mut recorder = Recorder::new(LIMITS, true, Vec::new());
+    let frames = encoded_frames(160, 120, 2, 30);
+    let t0 = Instant::now();
+    recorder.start();
+    recorder.audio(t0, &[1; 160]);
+    recorder.video(UNIX_EPOCH, t0 + Duration::from_millis(10), &frames[0], true);
+    recorder.audio(t0 + Duration::from_millis(30), &[2; 160]);
+    recorder.stop();
+    let fragment = std::iter::from_fn(|| recorder.poll_action())
+        .filter_map(|a| match a {
+            Action::Append(bytes) => Some(bytes),
+            _ => None,
+        })
+        .nth(1)
+        .unwrap();
+    assert!(fragment.ends_with(&[2; 160]));
+    assert!(!fragment.windows(160).any(|w| w == [1; 160]));
+    // The audio tfdt: 20 ms after the picture, 160 ticks at 8 kHz.
+    let tfdt = fragment
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == b"tfdt")
+        .map(|(i, _)| u64::from_be_bytes(fragment[i + 8..i + 16].try_into().unwrap()))
+        .collect::<Vec<_>>();
+    assert_eq!(tfdt, [0, 160]);
+}
