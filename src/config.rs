@@ -11,6 +11,7 @@ use crate::api::ApiConfig;
 use crate::controls::{ControlConfig, Controls, ReadingConfig};
 use crate::drive::{BackendKind, DriveConfig};
 use crate::media::audio::AudioConfig;
+use crate::media::record::RecordConfig;
 use crate::rtc::session::SessionConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -27,6 +28,8 @@ pub struct Config {
     pub rtc: RtcConfig,
     pub video: VideoConfig,
     pub audio: AudioConfig,
+    /// `[record]`: where recordings go, their limits, always-on.
+    pub record: RecordConfig,
     pub drive: DriveConfig,
     pub control: SessionConfig,
     pub api: ApiConfig,
@@ -373,6 +376,15 @@ impl Config {
         Ok(PathBuf::from(home).join(".local/state/telepi"))
     }
 
+    /// Where recordings go: `[record] dir`, else `recordings` in the state
+    /// directory; `Err` says why there is none.
+    pub fn record_dir(&self) -> Result<PathBuf, String> {
+        match &self.record.dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(self.state_dir()?.join("recordings")),
+        }
+    }
+
     /// `[[controls]]` and `[[readings]]`, checked, with their defaults filled in.
     pub fn checked_controls(&self) -> Result<Controls, String> {
         Controls::new(&self.controls, &self.readings)
@@ -425,6 +437,7 @@ impl Config {
             return Err("rtc turn_ttl_s must be between 60 and 604800".into());
         }
         self.broker.validate()?;
+        self.record.validate()?;
         self.drive.validate()?;
         self.api.validate()?;
         if self.drive.backend == BackendKind::External && self.api.socket.is_none() {
@@ -555,6 +568,12 @@ mod tests {
             .contains("queue"));
         let twice = "[[controls]]\nname = \"horn\"\nkind = \"button\"\n".repeat(2);
         assert!(load(&layer(&twice)).unwrap_err().contains("used twice"));
+        assert!(load(&layer("[record]\nmax_file_mb = 50\nquota_mb = 10"))
+            .unwrap_err()
+            .contains("one file must fit"));
+        assert!(load(&layer("[record]\nmax_file_seconds = 0"))
+            .unwrap_err()
+            .contains("max_file_seconds"));
         assert!(load(&layer("[[readings]]\nname = \"v\"\nmin = 1.0"))
             .unwrap_err()
             .contains("go together"));

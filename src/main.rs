@@ -13,6 +13,7 @@ use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
+use telepi::media::record::RecordingService;
 use telepi::media::{audio, devices, select};
 use telepi::metrics::HttpCounts;
 use telepi::rtc::hub::{Hub, HubConfig};
@@ -96,6 +97,12 @@ fn run(config: &Config) -> Result<(), String> {
     let session =
         Session::new(Instant::now(), &config.control, drive).with_controls(controls.clone());
     let audio = audio::open(&config.audio)?;
+    let record_audio = config.record.audio && audio.shared.source.is_some();
+    let recorder =
+        RecordingService::start(config.record_dir(), config.record.limits(), record_audio)?;
+    if config.record.always {
+        recorder.recordings.set_recording(true)?;
+    }
     let media = MediaLinks {
         video: pipeline.shared.clone(),
         frames: pipeline.frames.clone(),
@@ -103,6 +110,7 @@ fn run(config: &Config) -> Result<(), String> {
         audio: audio.shared.clone(),
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
+        recordings: recorder.recordings.clone(),
     };
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;
@@ -120,6 +128,7 @@ fn run(config: &Config) -> Result<(), String> {
         access,
         broker: broker.as_ref().map(|b| b.stats.clone()),
         controls,
+        recordings: recorder.recordings.clone(),
         http_counts: HttpCounts::default(),
     });
     if let Some(https) = &https {
@@ -167,6 +176,8 @@ fn run(config: &Config) -> Result<(), String> {
         broker.stop();
     }
     http.stop();
+    // The recorder first: it writes the last fragment and closes the file.
+    drop(recorder);
     drop(pipeline);
     drop(audio);
     Ok(())

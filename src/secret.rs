@@ -11,6 +11,16 @@ pub fn matches(expected: &str, presented: &str) -> bool {
     constant_time::verify_slices_are_equal(want.as_ref(), got.as_ref()).is_ok()
 }
 
+/// Whether `presented` grants what the operator secret guards: anything,
+/// when no secret is configured.
+pub fn grants_operator(configured: Option<&str>, presented: Option<&str>) -> bool {
+    match (configured, presented) {
+        (None, _) => true,
+        (Some(want), Some(got)) => matches(want, got),
+        (Some(_), None) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -22,5 +32,13 @@ mod tests {
         assert!(!matches("hunter2", "hunter22"));
         assert!(!matches("hunter2", ""));
         assert!(matches("", ""));
+    }
+
+    #[test]
+    fn without_a_secret_everyone_operates() {
+        assert!(grants_operator(None, None));
+        assert!(grants_operator(Some("s"), Some("s")));
+        assert!(!grants_operator(Some("s"), Some("t")));
+        assert!(!grants_operator(Some("s"), None));
     }
 }

@@ -191,6 +191,12 @@ impl Access {
         }
     }
 
+    /// Whether `presented` may do over HTTP what only the operator may
+    /// (recording, downloading recordings), as the session decides for eject.
+    pub fn grants_operator(&self, presented: Option<&str>) -> bool {
+        crate::secret::grants_operator(self.operator_secret.as_deref(), presented)
+    }
+
     fn is_password(&self, presented: &str) -> bool {
         [&self.viewer_password, &self.operator_secret]
             .into_iter()

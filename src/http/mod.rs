@@ -2,18 +2,19 @@
 //! served by tiny_http on a couple of worker threads. Every handler only
 //! talks to the network loop through its [`LoopHandle`].
 
-use std::io::Read;
+use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tiny_http::{Header, Method, Request, Response};
+use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use crate::broker::client::BrokerStats;
 use crate::config::RtcConfig;
 use crate::controls::Controls;
 use crate::media::convert::i420_to_jpeg;
 use crate::media::pipeline::VideoShared;
+use crate::media::record::Recordings;
 use crate::metrics::{self, HttpCounts};
 use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};
@@ -24,6 +25,7 @@ use signaling::{Refusal, MAX_BODY_BYTES};
 pub mod access;
 pub mod cert;
 mod listen;
+mod recordings;
 pub mod signaling;
 pub mod tls;
 
@@ -85,6 +87,8 @@ pub struct Context {
     pub broker: Option<Arc<BrokerStats>>,
     /// `[[controls]]` and `[[readings]]`, for `/api/controls`.
     pub controls: Arc<Controls>,
+    /// Recording on and off, and the files, for the operator.
+    pub recordings: Recordings,
     /// Responses by status code, for `/metrics`.
     pub http_counts: HttpCounts,
 }
@@ -100,8 +104,15 @@ pub struct Via {
 struct Reply {
     status: u16,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: Body,
     headers: Vec<(&'static str, String)>,
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    /// The first `u64` bytes of a file, streamed (a recording may be large
+    /// and still growing).
+    File(std::fs::File, u64),
 }
 
 impl Reply {
@@ -109,7 +120,7 @@ impl Reply {
         Reply {
             status,
             content_type,
-            body,
+            body: Body::Bytes(body),
             headers: Vec::new(),
         }
     }
@@ -172,8 +183,15 @@ fn serve(mut request: Request, site: &Site, listener: &Listener) {
         })
         .unwrap_or_else(Reply::refusal);
     site.context.http_counts.count(reply.status);
-    let mut response = Response::from_data(reply.body)
-        .with_status_code(reply.status)
+    let (body, length): (Box<dyn Read + Send>, u64) = match reply.body {
+        Body::Bytes(bytes) => {
+            let length = bytes.len() as u64;
+            (Box::new(Cursor::new(bytes)), length)
+        }
+        Body::File(file, length) => (Box::new(file.take(length)), length),
+    };
+    let status = StatusCode(reply.status);
+    let mut response = Response::new(status, Vec::new(), body, Some(length as usize), None)
         .with_header(header_line("Content-Type", reply.content_type))
         .with_header(header_line("Cache-Control", "no-store"))
         // Signaling from other origins (e.g. a WHEP player page) is fine: it grants nothing the page doesn't.
@@ -410,6 +428,15 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
                 )),
                 Err(EjectError::NoSuchPeer) => Err(Refusal::new(404, format!("no peer {peer}"))),
             }
+        }
+        (_, p) if recordings::handles(p) => {
+            let secret = if view_only {
+                None
+            } else {
+                operator_secret(Instant::now())
+            };
+            let allowed = !view_only && context.access.grants_operator(secret.as_deref());
+            recordings::route(&context.recordings, method, p, allowed)
         }
         (Method::Get, "/api/snapshot.jpg") => {
             let frame = video.latest_raw().ok_or_else(|| {

@@ -3,7 +3,7 @@
 //! Browser → robot: `ping {t}`, `drive {linear, angular, seq?}` (both in
 //! [-1, 1], clamped), `stop`, `servo {name, value}` (value in [-1, 1],
 //! clamped), `claim {secret?}`, `release`, `custom {name, value}` (a
-//! control declared in `[[controls]]`).
+//! control declared in `[[controls]]`), `record {on}` (operator only).
 //! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
 //! `presence {peers: [{id, role}]}`, `telemetry {...}`, `controls {...}`,
 //! `custom {name, value}` (from a program on the local API); telemetry has
@@ -46,6 +46,10 @@ pub enum Inbound {
         secret: Option<String>,
     },
     Release,
+    /// Starts or stops recording (operator only).
+    Record {
+        on: bool,
+    },
     /// A custom control on the page (`[[controls]]`).
     Custom {
         name: String,
@@ -103,6 +107,8 @@ pub enum Outbound<'a> {
         /// For backends with a link that can fail (serial, external).
         #[serde(skip_serializing_if = "Option::is_none")]
         drive_link: Option<LinkState>,
+        /// Everybody sees that they are being recorded.
+        recording: bool,
     },
     /// The custom controls and readings to show; sent on joining.
     Controls {
@@ -196,6 +202,11 @@ mod tests {
             Ok(Inbound::Claim { secret: None })
         );
         assert_eq!(parse(r#"{"type":"release"}"#), Ok(Inbound::Release));
+        assert_eq!(
+            parse(r#"{"type":"record","on":true}"#),
+            Ok(Inbound::Record { on: true })
+        );
+        assert!(parse(r#"{"type":"record","on":"yes"}"#).is_err());
         assert_eq!(
             parse(r#"{"type":"custom","name":"horn","value":true}"#),
             Ok(Inbound::Custom {

@@ -14,13 +14,15 @@ use smol::{Async, Timer};
 use super::hub::{ConnectError, Hub, HubEvent};
 use super::ice;
 use super::net::{self, RtcSocket};
+use super::protocol::Outbound;
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
 use super::stun::StunClient;
 use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
-use crate::media::pipeline::VideoShared;
+use crate::media::pipeline::{KeyframeReason, VideoShared};
+use crate::media::record::Recordings;
 use crate::media::EncodedFrame;
 
 /// Requests from other threads (HTTP, signals) to the loop.
@@ -122,6 +124,8 @@ pub struct MediaLinks {
     pub audio: Arc<AudioShared>,
     pub microphone: Receiver<EncodedAudio>,
     pub talkback: Sender<Arc<[u8]>>,
+    /// The recorder takes the same frames and audio the peers get.
+    pub recordings: Recordings,
 }
 
 pub struct RtcServer {
@@ -239,8 +243,14 @@ impl RtcServer {
                     Wake::Datagram(Err(e)) => tracing::debug!("udp recv: {e}"),
                     Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
-                    Wake::Frame(frame) => self.hub.send_video(&frame),
-                    Wake::Audio(packet) => self.hub.send_audio(&packet),
+                    Wake::Frame(frame) => {
+                        self.hub.send_video(&frame);
+                        self.media.recordings.video(&frame);
+                    }
+                    Wake::Audio(packet) => {
+                        self.hub.send_audio(&packet);
+                        self.media.recordings.audio(&packet);
+                    }
                     Wake::Api => {
                         if let Some(api) = &mut self.api {
                             api.service(now);
@@ -396,8 +406,16 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        self.media.video.set_viewers(self.hub.viewers());
-        self.media.audio.set_listeners(self.hub.listeners());
+        // The recorder watches and listens like one more peer.
+        let recording = usize::from(self.media.recordings.is_recording());
+        self.media.video.set_viewers(self.hub.viewers() + recording);
+        self.media
+            .audio
+            .set_listeners(self.hub.listeners() + recording);
+        if self.media.recordings.take_keyframe_request() {
+            self.media.video.request_keyframe(KeyframeReason::NewPeer);
+        }
+        self.session.set_recording(recording > 0);
         if let Some(api) = &mut self.api {
             api.flush();
         }
@@ -412,6 +430,12 @@ impl RtcServer {
                 SessionOutput::Event(event) => {
                     if let Some(api) = &mut self.api {
                         api.publish(&event);
+                    }
+                }
+                SessionOutput::Record { peer, on } => {
+                    if let Err(reason) = self.media.recordings.set_recording(on) {
+                        tracing::warn!("recording asked for by peer {peer}: {reason}");
+                        self.hub.send_text(peer, &Outbound::error(reason).to_json());
                     }
                 }
             }
@@ -494,6 +518,7 @@ impl RtcServer {
             },
             "video": video,
             "audio": self.media.audio.status(),
+            "recording": self.media.recordings.status(),
         })
     }
 }

@@ -9,3 +9,70 @@
 pub mod core;
 pub mod mp4;
 pub mod policy;
+pub mod shell;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use policy::{FileEntry, Limits};
+pub use shell::{RecordingService, Recordings};
+
+/// The `[record]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Where recordings go; unset: `recordings` in the state directory.
+    pub dir: Option<PathBuf>,
+    /// Record from start to exit, not only when the operator asks.
+    pub always: bool,
+    /// Record the robot's microphone beside the video.
+    pub audio: bool,
+    /// A file ends at the first keyframe past this size or duration.
+    pub max_file_mb: u64,
+    pub max_file_seconds: u64,
+    /// The oldest recordings are deleted while all of them take more.
+    pub quota_mb: u64,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            dir: None,
+            always: false,
+            audio: true,
+            max_file_mb: 100,
+            max_file_seconds: 600,
+            quota_mb: 1000,
+        }
+    }
+}
+
+const MB: u64 = 1_000_000;
+
+impl RecordConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_file_bytes: self.max_file_mb * MB,
+            max_file_duration: Duration::from_secs(self.max_file_seconds),
+            quota_bytes: self.quota_mb * MB,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=100_000).contains(&self.max_file_mb) {
+            return Err("record max_file_mb must be 1..=100000".into());
+        }
+        if !(1..=86_400).contains(&self.max_file_seconds) {
+            return Err("record max_file_seconds must be 1..=86400 (a day)".into());
+        }
+        if self.quota_mb < self.max_file_mb || self.quota_mb > 100_000_000 {
+            return Err(format!(
+                "record quota_mb {} must be at least max_file_mb ({}): one file must fit",
+                self.quota_mb, self.max_file_mb
+            ));
+        }
+        Ok(())
+    }
+}

@@ -54,11 +54,11 @@ pub fn is_recording_name(name: &str) -> bool {
         && name.ends_with(SUFFIX)
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && !name.contains("..")
 }
 
-/// `telepi-YYYYMMDD-HHMMSS.mp4` in UTC, so names sort by time; `-2`, `-3`...
+/// `telepi-YYYYMMDD-HHMMSS.mp4` in UTC, so names sort by time; `_2`, `_3`... (after the first in sort order)
 /// when `taken` already has one from the same second.
 pub fn file_name(at: SystemTime, taken: &VecDeque<FileEntry>) -> String {
     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -76,7 +76,7 @@ pub fn file_name(at: SystemTime, taken: &VecDeque<FileEntry>) -> String {
         return first;
     }
     (2..)
-        .map(|n| format!("{stem}-{n}{SUFFIX}"))
+        .map(|n| format!("{stem}_{n}{SUFFIX}"))
         .find(|name| is_free(name))
         .expect("some suffix is free")
 }
@@ -148,7 +148,7 @@ mod tests {
             name: first,
             bytes: 0,
         });
-        assert_eq!(file_name(at, &taken), "telepi-20251202-052500-2.mp4");
+        assert_eq!(file_name(at, &taken), "telepi-20251202-052500_2.mp4");
         assert_eq!(
             file_name(UNIX_EPOCH + Duration::from_secs(951_782_400), &taken),
             "telepi-20000229-000000.mp4",
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn only_our_own_plain_names_pass() {
         assert!(is_recording_name("telepi-20251202-052500.mp4"));
-        assert!(is_recording_name("telepi-20251202-052500-2.mp4"));
+        assert!(is_recording_name("telepi-20251202-052500_2.mp4"));
         for bad in [
             "../telepi-1.mp4",
             "telepi-/../x.mp4",

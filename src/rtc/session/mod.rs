@@ -59,6 +59,8 @@ pub enum SessionOutput {
     Send { peer: PeerId, text: String },
     /// Tell the programs on the local API (those subscribed to it).
     Event(Event),
+    /// The operator switched recording on or off; the loop tells the recorder.
+    Record { peer: PeerId, on: bool },
 }
 
 struct Peer {
@@ -78,6 +80,7 @@ pub struct Session {
     /// Due time of the next telemetry broadcast; `None` while nobody listens.
     telemetry_at: Option<Instant>,
     cpu_temp_c: Option<f32>,
+    recording: bool,
     /// Data-channel messages taken in, and those refused by reason.
     messages_received: u64,
     rejections: Rejections,
@@ -102,6 +105,7 @@ impl Session {
             started: now,
             telemetry_at: None,
             cpu_temp_c: None,
+            recording: false,
             messages_received: 0,
             rejections: Rejections::default(),
             stop_latched: false,
@@ -118,11 +122,7 @@ impl Session {
 
     /// Whether `secret` grants the operator role (always, when none is configured).
     pub fn authorize(&self, secret: Option<&str>) -> bool {
-        match (&self.secret, secret) {
-            (None, _) => true,
-            (Some(want), Some(got)) => crate::secret::matches(want, got),
-            (Some(_), None) => false,
-        }
+        crate::secret::grants_operator(self.secret.as_deref(), secret)
     }
 
     /// A peer's data channel is open. `secret` is what it presented to
@@ -245,6 +245,13 @@ impl Session {
                 Rejection::NotOperator,
                 "release: you are not the operator".into(),
             ),
+            Inbound::Record { on } if self.operator == Some(peer) => {
+                self.outputs.push_back(SessionOutput::Record { peer, on });
+            }
+            Inbound::Record { .. } => {
+                let reason = format!("record: {}", self.not_operator());
+                self.reject(peer, Rejection::NotOperator, reason);
+            }
         }
     }
 

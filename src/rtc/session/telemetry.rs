@@ -88,6 +88,11 @@ impl Session {
         self.cpu_temp_c = celsius;
     }
 
+    /// Whether the recorder is on, for telemetry; the loop asks it.
+    pub fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+    }
+
     /// A reading from a program on the local API (checked there); `None` removes it.
     pub fn set_reading(&mut self, name: String, value: Option<Value>) {
         match value {
@@ -122,6 +127,7 @@ impl Session {
             rejected_messages: self.rejections.total(),
             readings: &self.readings,
             drive_link: self.drive.link(),
+            recording: self.recording,
         }
         .to_json();
         self.broadcast(text);

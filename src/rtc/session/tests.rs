@@ -14,6 +14,8 @@ struct Harness {
     t: Instant,
     sends: Vec<(PeerId, Value)>,
     events: Vec<Event>,
+    /// Recording switched by peers, as the loop would get it.
+    records: Vec<(PeerId, bool)>,
 }
 
 fn harness(secret: Option<&str>) -> Harness {
@@ -30,6 +32,7 @@ fn harness(secret: Option<&str>) -> Harness {
         t,
         sends: Vec::new(),
         events: Vec::new(),
+        records: Vec::new(),
     }
 }
 
@@ -50,6 +53,7 @@ impl Harness {
                     .sends
                     .push((peer, serde_json::from_str(&text).unwrap())),
                 SessionOutput::Event(event) => self.events.push(event),
+                SessionOutput::Record { peer, on } => self.records.push((peer, on)),
             }
         }
     }
@@ -121,6 +125,26 @@ fn ping_gets_pong_and_garbage_gets_error_without_dropping_the_peer() {
             role: Role::Viewer
         }]
     );
+}
+
+#[test]
+fn only_the_operator_switches_recording_and_everyone_sees_it_in_telemetry() {
+    let mut h = harness(None);
+    h.join(A);
+    h.join(B);
+    h.say(A, GO);
+    h.say(B, r#"{"type":"record","on":true}"#);
+    h.sent();
+    assert_eq!(h.records, [], "a viewer cannot record");
+    h.say(A, r#"{"type":"record","on":true}"#);
+    h.sent();
+    assert_eq!(h.records, [(A, true)]);
+    h.s.set_recording(true);
+    h.s.tick(h.at(200));
+    let out = h.sent();
+    assert!(out.iter().all(|(_, m)| m["recording"] == true), "{out:?}");
+    assert_eq!(out.len(), 2, "both peers told");
+    assert_eq!(h.s.status().rejections.total(), 1);
 }
 
 #[test]
@@ -480,7 +504,8 @@ fn telemetry_goes_to_everyone_at_5hz_while_anyone_listens() {
     assert_eq!(
         out[0].1,
         json!({"type":"telemetry","motors":{"left":1.0,"right":1.0},"servos":{"pan":0.0},
-               "operator":1,"uptime_s":0.2,"cpu_temp_c":48.5,"rejected_messages":0})
+               "operator":1,"uptime_s":0.2,"cpu_temp_c":48.5,"rejected_messages":0,
+               "recording":false})
     );
     // Late by 150 ms: one message, and the cadence keeps its phase.
     h.s.tick(h.at(550));

@@ -42,7 +42,8 @@ impl Run {
             let data = &self.frames[i % self.frames.len()];
             let wall = UNIX_EPOCH + Duration::from_secs(1_764_653_100 + i as u64 / 30);
             let at = self.at(i);
-            self.recorder.video(wall, at, data, i.is_multiple_of(self.gop));
+            self.recorder
+                .video(wall, at, data, i.is_multiple_of(self.gop));
             self.recorder.audio(at, &[0xFF; 160]);
             self.n += 1;
             self.drain();

@@ -10,7 +10,10 @@ pub(crate) fn encoded_frames(width: u32, height: u32, n: usize, gop: usize) -> V
     (0..n)
         .map(|i| {
             let frame = source.next_frame().unwrap();
-            encoder.encode(&frame, i.is_multiple_of(gop)).unwrap().unwrap()
+            encoder
+                .encode(&frame, i.is_multiple_of(gop))
+                .unwrap()
+                .unwrap()
         })
         .collect()
 }
