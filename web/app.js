@@ -536,6 +536,7 @@
     renderMotor('left', motors.left);
     renderMotor('right', motors.right);
     for (const name of SERVOS) renderServo(name, (t.servos || {})[name]);
+    $('rec').hidden = !t.recording;
     $('temp').textContent = typeof t.cpu_temp_c === 'number' ? `${t.cpu_temp_c.toFixed(0)} °C` : '–';
     custom.renderTelemetry(t);
     $('uptime').textContent = typeof t.uptime_s === 'number' ? formatUptime(t.uptime_s) : '–';
@@ -549,6 +550,13 @@
     $('claim').hidden = !open || robot.role === 'operator';
     $('release').hidden = !open || robot.role !== 'operator';
     $('talk').hidden = !audio.canTalk || !open || robot.role !== 'operator';
+    const recording = Boolean(robot.telemetry && robot.telemetry.recording);
+    $('record').hidden = !open || robot.role !== 'operator';
+    $('record').textContent = recording ? 'Stop recording' : 'Record';
+    $('record').setAttribute('aria-pressed', String(recording));
+    // Recordings are files on the robot's own HTTP server: not through a broker.
+    $('recordings-toggle').hidden = Boolean(broker) || robot.role !== 'operator';
+    if (robot.role !== 'operator') $('recordings').hidden = true;
     custom.renderStates();
 
     const operator = robot.telemetry ? robot.telemetry.operator : null;
@@ -653,6 +661,57 @@
     if (audio.transceiver) audio.transceiver.sender.replaceTrack(null).catch(() => {});
   }
 
+  // ---- recordings ------------------------------------------------------------
+
+  function toggleRecording() {
+    const recording = Boolean(robot.telemetry && robot.telemetry.recording);
+    send({ type: 'record', on: !recording });
+  }
+
+  // The operator secret, when the page has one, goes with every request for them.
+  function withSecret(url) {
+    return secret ? `${url}?secret=${encodeURIComponent(secret)}` : url;
+  }
+
+  async function toggleRecordings() {
+    const panel = $('recordings');
+    panel.hidden = !panel.hidden;
+    $('recordings-toggle').setAttribute('aria-expanded', String(!panel.hidden));
+    if (panel.hidden) return;
+    $('recordings-state').textContent = 'loading…';
+    try {
+      const res = await fetch(withSecret('/api/recordings'), { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
+      const body = await res.json();
+      if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
+      renderRecordings(body);
+    } catch (e) {
+      $('recordings-state').textContent = `cannot list recordings: ${e.message}`;
+    }
+  }
+
+  function renderRecordings(body) {
+    const files = body.files.slice().reverse(); // newest first
+    const total = files.reduce((sum, f) => sum + f.bytes, 0);
+    $('recordings-state').textContent = files.length
+      ? `${files.length} files, ${formatMegabytes(total)}${body.recording.file ? ` · writing ${body.recording.file}` : ''}`
+      : 'no recordings yet';
+    $('recordings-list').replaceChildren(...files.map((f) => {
+      const item = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = withSecret(f.url);
+      a.download = f.name;
+      a.textContent = f.name;
+      const size = document.createElement('span');
+      size.textContent = formatMegabytes(f.bytes);
+      item.append(a, size);
+      return item;
+    }));
+  }
+
+  function formatMegabytes(bytes) {
+    return `${(bytes / 1e6).toFixed(1)} MB`;
+  }
+
   // ---- fleet (broker mode) -------------------------------------------------
 
   function renderFleet() {
@@ -696,6 +755,8 @@
     $('claim').addEventListener('click', claim);
     $('release').addEventListener('click', () => send({ type: 'release' }));
     $('sound').addEventListener('click', toggleSound);
+    $('record').addEventListener('click', toggleRecording);
+    $('recordings-toggle').addEventListener('click', toggleRecordings);
     $('talk').addEventListener('pointerdown', startTalking);
     for (const end of ['pointerup', 'pointerleave', 'pointercancel']) $('talk').addEventListener(end, stopTalking);
     for (const slider of document.querySelectorAll('input[data-servo]')) {

@@ -183,12 +183,12 @@ fn serve(mut request: Request, site: &Site, listener: &Listener) {
         })
         .unwrap_or_else(Reply::refusal);
     site.context.http_counts.count(reply.status);
-    let (body, length): (Box<dyn Read + Send>, u64) = match reply.body {
+    let (body, length, is_file): (Box<dyn Read + Send>, u64, bool) = match reply.body {
         Body::Bytes(bytes) => {
             let length = bytes.len() as u64;
-            (Box::new(Cursor::new(bytes)), length)
+            (Box::new(Cursor::new(bytes)), length, false)
         }
-        Body::File(file, length) => (Box::new(file.take(length)), length),
+        Body::File(file, length) => (Box::new(file.take(length)), length, true),
     };
     let status = StatusCode(reply.status);
     let mut response = Response::new(status, Vec::new(), body, Some(length as usize), None)
@@ -199,6 +199,10 @@ fn serve(mut request: Request, site: &Site, listener: &Listener) {
         .with_header(header_line("Access-Control-Expose-Headers", "Location"));
     for (name, value) in &reply.headers {
         response = response.with_header(header_line(name, value));
+    }
+    if is_file {
+        // With its length, not chunked: a download shows its progress.
+        response = response.with_chunked_threshold(usize::MAX);
     }
     if method == Method::Options {
         response = response

@@ -76,11 +76,17 @@ impl RecordingService {
         limits: Limits,
         audio: bool,
     ) -> Result<RecordingService, String> {
-        let existing = match &dir {
-            Ok(dir) if dir.exists() => {
-                list_dir(dir).map_err(|e| format!("record dir {}: {e}", dir.display()))?
-            }
-            _ => Vec::new(),
+        // A directory that can't be read leaves the robot running, without recording.
+        let (dir, existing) = match dir {
+            Ok(dir) if dir.exists() => match list_dir(&dir) {
+                Ok(files) => (Ok(dir), files),
+                Err(e) => {
+                    let why = format!("record dir {}: {e}", dir.display());
+                    tracing::warn!("{why}: recording is off");
+                    (Err(why), Vec::new())
+                }
+            },
+            dir => (dir, Vec::new()),
         };
         let recorder = Recorder::new(limits, audio, existing);
         let (tx, rx) = sync_channel(QUEUE);
