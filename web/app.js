@@ -693,7 +693,7 @@
     const files = body.files.slice().reverse(); // newest first
     const total = files.reduce((sum, f) => sum + f.bytes, 0);
     $('recordings-state').textContent = files.length
-      ? `${files.length} files, ${formatMegabytes(total)}${body.recording.file ? ` · writing ${body.recording.file}` : ''}`
+      ? `${files.length} file${files.length === 1 ? '' : 's'}, ${formatMegabytes(total)}${body.recording.file ? ` · writing ${body.recording.file}` : ''}`
       : 'no recordings yet';
     $('recordings-list').replaceChildren(...files.map((f) => {
       const item = document.createElement('li');

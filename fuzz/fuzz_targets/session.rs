@@ -72,6 +72,11 @@ fn drain_outputs(s: &mut Session) {
             SessionOutput::Send { text, .. } => text,
             // What programs on the local API would be told.
             SessionOutput::Event(event) => event.to_json(),
+            // Drained after each message, so the role can't have changed since.
+            SessionOutput::Record { peer, .. } => {
+                assert_eq!(s.operator(), Some(peer), "only the operator records");
+                continue;
+            }
         };
         serde_json::from_str::<serde_json::Value>(&text).expect("the session sends JSON");
     }

@@ -295,6 +295,46 @@ test('custom controls: a configured button renders, the operator\'s click reache
 
 // Broker mode: the exported page opened as a file, a real Mosquitto with a
 // websockets listener, the robot connected to it (no page served by the robot).
+test('recording: the operator records, every page shows REC, the file is listed and downloads', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-record-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'robot.toml');
+  await fs.writeFile(config, ['[record]', `dir = "${path.join(dir, 'rec')}"`, ''].join('\n'));
+  await stopServer();
+  await startServer(['--config', config]);
+
+  const operator = await openPage(t);
+  await waitForDataChannel(operator);
+  await becomeOperator(operator);
+  const viewer = await openPage(t);
+  await waitForDataChannel(viewer);
+  assert.equal(await viewer.isVisible('#rec'), false, 'nothing recorded yet');
+  assert.equal(await viewer.isVisible('#record'), false, 'a viewer has no Record button');
+  assert.equal(await viewer.isVisible('#recordings-toggle'), false, 'nor the list');
+
+  await operator.click('#record');
+  await waitFor('the viewer to see REC', () => viewer.isVisible('#rec'));
+  await waitFor('the operator to see REC', () => operator.isVisible('#rec'));
+  assert.equal(await operator.textContent('#record'), 'Stop recording');
+  await sleep(2500);
+  await operator.click('#record');
+  await waitFor('REC to go on the viewer\'s page', async () => !(await viewer.isVisible('#rec')));
+
+  await operator.click('#recordings-toggle');
+  const link = '#recordings-list a';
+  await waitFor('the recording in the list', () => operator.isVisible(link));
+  const name = await operator.textContent(link);
+  assert.match(name, /^telepi-\d{8}-\d{6}\.mp4$/);
+  const href = await operator.getAttribute(link, 'href');
+  const download = await operator.evaluate(async (url) => {
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    return { length: bytes.length, type: String.fromCharCode(...bytes.slice(4, 8)) };
+  }, href);
+  const onDisk = await fs.stat(path.join(dir, 'rec', name));
+  assert.deepEqual(download, { length: onDisk.size, type: 'ftyp' });
+  assert.match(await operator.textContent('#recordings-state'), /^1 file, /);
+});
+
 async function startMosquitto(dir) {
   const [tcp, ws] = [await freeTcpPort(), await freeTcpPort()];
   const passwd = path.join(dir, 'passwd');
