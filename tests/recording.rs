@@ -335,9 +335,23 @@ fn recordings_need_the_operator_secret_and_bad_requests_are_refused() {
         server.wait_for(Duration::from_secs(10), |s| !s["recording"]["file"]
             .is_null())
     );
+    let metrics = ask("GET", "/metrics", &[]).1;
+    assert!(
+        metrics.lines().any(|l| l == "telepi_recording 1"),
+        "{metrics}"
+    );
     assert_eq!(ask("POST", "/api/record/stop?secret=hunter2", &[]).0, 200);
     assert!(server.wait_for(Duration::from_secs(5), |s| s["recording"]["file"].is_null()));
     assert_eq!(server.status()["recording"]["files"], 1);
+    let metrics = ask("GET", "/metrics", &[]).1;
+    assert!(
+        metrics.lines().any(|l| l == "telepi_recording 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l == "telepi_recording_files 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

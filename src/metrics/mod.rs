@@ -136,6 +136,7 @@ pub fn render(status: &Value, http: &HttpCounts, system: &system::Snapshot) -> S
     video(&mut e, &status["video"]);
     control(&mut e, status);
     audio(&mut e, &status["audio"]);
+    recording(&mut e, &status["recording"]);
     broker(&mut e, &status["broker"]);
     let mut f = e.family(
         "telepi_http_responses_total",
@@ -353,6 +354,26 @@ fn audio(e: &mut Exposition, audio: &Value) {
                 "talkback_packets",
             ),
         ],
+    );
+}
+
+fn recording(e: &mut Exposition, recording: &Value) {
+    let on = if recording["on"] == true { 1.0 } else { 0.0 };
+    e.gauge("telepi_recording", "1 while the robot records.", on);
+    e.gauge(
+        "telepi_recording_files",
+        "Recordings on disk.",
+        num(&recording["files"]),
+    );
+    e.gauge(
+        "telepi_recording_bytes",
+        "What the recordings on disk take, against quota_mb.",
+        num(&recording["bytes"]),
+    );
+    e.counter(
+        "telepi_recording_dropped_total",
+        "Frames and audio packets the recorder had no room for (a slow disk).",
+        num(&recording["dropped"]),
     );
 }
 

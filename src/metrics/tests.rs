@@ -28,6 +28,8 @@ fn status() -> Value {
                   "keyframe_requests": {"new_peer": 3, "loss": 1},
                   "frames_sent_to_peers": 700, "frames_skipped_for_peers": 6},
         "audio": {"packets_sent": 600, "talkback_packets": 0},
+        "recording": {"on": true, "file": "telepi-20261202-054327.mp4", "files": 2,
+                      "bytes": 3000000, "dropped": 1, "error": null},
         "broker": null
     })
 }
@@ -68,6 +70,10 @@ fn figures_from_the_status_document() {
         r#"telepi_motor_output{motor="right"} -0.25"#,
         r#"telepi_servo_position{servo="pan"} 0.1"#,
         "telepi_audio_packets_sent_total 600",
+        "telepi_recording 1",
+        "telepi_recording_files 2",
+        "telepi_recording_bytes 3000000",
+        "telepi_recording_dropped_total 1",
         r#"telepi_http_responses_total{code="200"} 2"#,
         r#"telepi_http_responses_total{code="401"} 1"#,
     ] {
