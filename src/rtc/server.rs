@@ -407,12 +407,14 @@ impl RtcServer {
             }
         }
         // The recorder watches and listens like one more peer.
-        let recording = usize::from(self.media.recordings.is_recording());
+        let recordings = &self.media.recordings;
+        let recording = usize::from(recordings.is_recording());
         self.media.video.set_viewers(self.hub.viewers() + recording);
+        let recording_audio = usize::from(recordings.is_recording_audio());
         self.media
             .audio
-            .set_listeners(self.hub.listeners() + recording);
-        if self.media.recordings.take_keyframe_request() {
+            .set_listeners(self.hub.listeners() + recording_audio);
+        if recordings.take_keyframe_request() {
             self.media.video.request_keyframe(KeyframeReason::NewPeer);
         }
         self.session.set_recording(recording > 0);

@@ -39,6 +39,8 @@ struct Published {
 #[derive(Debug)]
 struct Shared {
     dir: Result<PathBuf, String>,
+    /// Whether the microphone is recorded too.
+    audio: bool,
     /// What was asked for; the writer follows it.
     on: AtomicBool,
     keyframe_wanted: AtomicBool,
@@ -92,6 +94,7 @@ impl RecordingService {
         let (tx, rx) = sync_channel(QUEUE);
         let shared = Arc::new(Shared {
             dir,
+            audio,
             on: AtomicBool::new(false),
             keyframe_wanted: AtomicBool::new(false),
             lost_video: AtomicBool::new(false),
@@ -142,6 +145,11 @@ impl Recordings {
         self.shared.on.load(Ordering::SeqCst)
     }
 
+    /// Whether the recorder listens to the microphone now.
+    pub fn is_recording_audio(&self) -> bool {
+        self.shared.audio && self.is_recording()
+    }
+
     /// True once per time the recorder asked for an IDR.
     pub fn take_keyframe_request(&self) -> bool {
         self.shared.keyframe_wanted.swap(false, Ordering::SeqCst)
@@ -154,7 +162,7 @@ impl Recordings {
     }
 
     pub fn audio(&self, packet: &EncodedAudio) {
-        if self.is_recording() {
+        if self.is_recording_audio() {
             let _ = self.queue(Message::Audio(packet.clone()));
         }
     }
