@@ -320,6 +320,7 @@ fn recordings_need_the_operator_secret_and_bad_requests_are_refused() {
     assert_eq!(ask("GET", "/api/recordings?secret=hunter2", &[]).0, 200);
     assert_eq!(ask("GET", "/api/record/start", &bearer).0, 405);
     assert_eq!(ask("DELETE", "/api/recordings", &bearer).0, 405);
+    assert_eq!(ask("POST", "/api/record/pause", &bearer).0, 404);
     for path in [
         "/api/recordings/telepi-20000101-000000.mp4",
         "/api/recordings/../telepi.toml",

@@ -72,6 +72,13 @@ pub fn route(
             reply.body = Body::File(file, len);
             Ok(reply)
         }
-        _ => Err(Refusal::new(405, format!("{method} not allowed on {path}"))),
+        _ if matches!(
+            path,
+            "/api/record/start" | "/api/record/stop" | "/api/recordings"
+        ) || path.starts_with("/api/recordings/") =>
+        {
+            Err(Refusal::new(405, format!("{method} not allowed on {path}")))
+        }
+        _ => Err(Refusal::new(404, format!("no such resource: {path}"))),
     }
 }
