@@ -4,9 +4,9 @@
 //! separately. `bench/run.sh` is the one command; see docs/benchmarks.md.
 //!
 //! ```text
-//! telepi-bench run    [--servers telepi,baseline[,NAME=TELEPI_BINARY]] [--viewers 1,4,10] [--seconds 15]
+//! telepi-bench run    [--servers telepi,baseline[,gstreamer][,NAME=TELEPI_BINARY]] [--viewers 1,4,10] [--seconds 15]
 //!                     [--warmup 3] [--idle 2] [--repeat 1] [--telepi PATH] [--python PATH]
-//!                     [--baseline-script PATH] [--out FILE] [--logs DIR] [--content bars|camera]
+//!                     [--baseline-script PATH] [--gst-python PATH] [--out FILE] [--logs DIR] [--content bars|camera]
 //!                     [--server-cpus 0 --viewer-cpus 1]   (pin them apart)
 //! telepi-bench report --run FILE [--chromium FILE] [--out docs/benchmarks.md]
 //!                     [--plots DIR] [--command CMD] [--telepi PATH] [--venv DIR]
@@ -111,12 +111,19 @@ fn kinds(opts: &Opts, names: &str) -> Result<Vec<Kind>, String> {
                     bin: PathBuf::from(bin),
                 })
             }
-            "baseline" => Ok(Kind::Baseline {
+            "baseline" => Ok(Kind::Python {
+                name: "baseline",
                 python: PathBuf::from(opts.get("python", "bench/.venv/bin/python")),
                 script: PathBuf::from(opts.get("baseline-script", "bench/baseline/server.py")),
             }),
+            // Debian's Python: python3-gi and GStreamer come from Debian's packages.
+            "gstreamer" => Ok(Kind::Python {
+                name: "gstreamer",
+                python: PathBuf::from(opts.get("gst-python", "/usr/bin/python3")),
+                script: PathBuf::from("bench/gstreamer/server.py"),
+            }),
             other => Err(format!(
-                "unknown server {other} (telepi, baseline, NAME=PATH)"
+                "unknown server {other} (telepi, baseline, gstreamer, NAME=PATH)"
             )),
         })
         .collect()

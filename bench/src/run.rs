@@ -55,8 +55,12 @@ pub fn run(cfg: &RunConfig) -> Result<Value, String> {
         }
     }
     let baseline_versions = cfg.servers.iter().find_map(|k| match k {
-        Kind::Baseline { python, .. } => python_versions(python),
-        Kind::Telepi { .. } => None,
+        Kind::Python {
+            name: "baseline",
+            python,
+            ..
+        } => python_versions(python),
+        _ => None,
     });
     Ok(json!({
         "machine": machine(),

@@ -10,15 +10,21 @@ use std::time::{Duration, Instant};
 pub enum Kind {
     /// A telepi binary; `name` is "telepi" unless comparing builds.
     Telepi { name: String, bin: PathBuf },
-    /// bench/baseline/server.py under the given Python.
-    Baseline { python: PathBuf, script: PathBuf },
+    /// A Python server taking the baseline's arguments: "baseline"
+    /// (bench/baseline/server.py, aiortc) or "gstreamer"
+    /// (bench/gstreamer/server.py, webrtcbin).
+    Python {
+        name: &'static str,
+        python: PathBuf,
+        script: PathBuf,
+    },
 }
 
 impl Kind {
     pub fn name(&self) -> &str {
         match self {
             Kind::Telepi { name, .. } => name,
-            Kind::Baseline { .. } => "baseline",
+            Kind::Python { name, .. } => name,
         }
     }
 }
@@ -92,7 +98,7 @@ impl Server {
                 }
                 c
             }
-            Kind::Baseline { python, script } => {
+            Kind::Python { python, script, .. } => {
                 let mut c = Command::new(python);
                 c.arg(script).args([
                     "--http",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openh264::formats::YUVSource;
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -72,6 +72,15 @@ pub fn spawn(http: SocketAddr, stop: Arc<AtomicBool>, index: usize) -> ViewerHan
             if let Err(e) = run(http, &stop, &flag, &mut result) {
                 result.error = Some(e);
             }
+            if std::env::var_os("BENCH_DEBUG").is_some() {
+                eprintln!(
+                    "viewer {index}: {} datagrams, {} frames decoded, {} decode errors, {:?}",
+                    result.datagrams.len(),
+                    result.frames.len(),
+                    result.decode_errors,
+                    result.error
+                );
+            }
             result
         })
         .expect("spawning a viewer thread");
@@ -126,6 +135,9 @@ fn run(
     let mut buf = vec![0u8; 2048];
     // Kernel receive time of the last datagram fed to str0m, ns since the epoch.
     let mut last_rx_ns: u128 = wall_ns();
+    // As a browser does: until a picture decodes, ask for a keyframe (PLI)
+    // whenever media arrives that can't be decoded, at most every 500 ms.
+    let mut last_keyframe_request: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         // Drain str0m's output.
         let wake = loop {
@@ -139,7 +151,18 @@ fn run(
                         result.lossy_frames += 1;
                     }
                     let bytes = m.data.len();
-                    match decoder.decode(&m.data) {
+                    let decoded = decoder.decode(&m.data);
+                    if result.first_frame.is_none()
+                        && !matches!(decoded, Ok(Some(_)))
+                        && last_keyframe_request
+                            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+                    {
+                        if let Some(mut writer) = rtc.writer(m.mid) {
+                            let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+                        }
+                        last_keyframe_request = Some(Instant::now());
+                    }
+                    match decoded {
                         Ok(Some(yuv)) => {
                             let decoded_ns = wall_ns();
                             let (w, _) = yuv.dimensions();
