@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one benchmark command: telepi against an RTCBot-style Python/aiortc
-# baseline on this machine, then docs/benchmarks.md and its plots.
+# baseline and a native GStreamer webrtcbin peer on this machine, then
+# docs/benchmarks.md and its plots.
 #
 #   bench/run.sh            # full run: builds, installs the baseline's venv, ~8 min
 #   bench/run.sh --smoke    # CI smoke: debug telepi, 1 viewer, 2 s, no Python/Chromium
@@ -11,11 +12,13 @@
 #      BENCH_WAIT=0    measure even while other compilers run (default: wait up to 10 min)
 #      BENCH_NO_BUILD=1  use the binaries already built
 #      BENCH_PIN=0     don't pin the server to CPU 0 and the viewers to the others
+#      BENCH_SERVERS   servers to run (default telepi,baseline,gstreamer)
 #      BENCH_CHROMIUM=0  skip the headless-Chromium part
 #      BENCH_REPORT=0  leave docs/ alone (results stay in bench/results/)
-#      BENCH_CONTENT=camera  both servers' cameras show a panning scene with
-#                    sensor noise instead of colour bars; the report goes to
-#                    docs/benchmarks-camera.md (the Chromium part is skipped)
+#      BENCH_CONTENT=camera  every server's camera shows a panning scene with
+#                    sensor noise instead of colour bars, and the viewers score
+#                    the decoded pictures (luma PSNR); the report goes to
+#                    docs/benchmarks-camera.md
 # Everything listens and sends on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +54,25 @@ fi
 bench/.venv/bin/python bench/baseline/pattern.py >/dev/null
 bench/baseline/check-pattern.sh bench/.venv/bin/python
 
+# The GStreamer peer runs under Debian's Python with Debian's GStreamer.
+servers="${BENCH_SERVERS:-telepi,baseline,gstreamer}"
+if [[ ",$servers," == *,gstreamer,* ]]; then
+  gst_packages=(python3-gi python3-numpy gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+    gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice openssl)
+  missing=()
+  for p in "${gst_packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "bench: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  bench/baseline/check-pattern.sh /usr/bin/python3
+fi
+
 # Other people's compilers on this machine skew every figure: wait for them.
 wait_quiet() {
   [ "${BENCH_WAIT:-1}" = 0 ] && return 0
@@ -81,7 +103,7 @@ mkdir -p bench/results "$plots"
 wait_quiet
 "$BENCH" run "${pin[@]}" \
   --content "$content" \
-  --servers telepi,baseline \
+  --servers "$servers" \
   --viewers "${BENCH_VIEWERS:-1,4,10}" \
   --seconds "${BENCH_SECONDS:-12}" \
   --repeat "${BENCH_REPEAT:-3}" \
@@ -91,11 +113,12 @@ wait_quiet
 
 chromium_json=bench/results/chromium.json
 rm -f "$chromium_json"
-if [ "${BENCH_CHROMIUM:-1}" != 0 ] && [ "$content" = bars ]; then
+if [ "${BENCH_CHROMIUM:-1}" != 0 ]; then
   if [ -x /usr/bin/chromium ] && command -v node >/dev/null; then
     (cd bench/browser && npm ci --no-audit --no-fund --silent)
     wait_quiet
-    node bench/browser/latency.mjs --out "$chromium_json" || echo "bench: the Chromium part failed (see above)" >&2
+    node bench/browser/latency.mjs --servers "$servers" --content "$content" --out "$chromium_json" \
+      || echo "bench: the Chromium part failed (see above)" >&2
   else
     echo "bench: no /usr/bin/chromium or node: skipping the Chromium part" >&2
   fi

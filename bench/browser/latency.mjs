@@ -1,6 +1,6 @@
 // Headless-Chromium variant of the latency measurement (part of bench/run.sh).
 //
-// For each server (telepi, the aiortc baseline) it starts the server on
+// For each server (telepi, the aiortc baseline, the GStreamer peer) it starts the server on
 // 127.0.0.1, opens a bench page on the server's own origin (served by
 // Playwright's request interception, so `POST /connect` is same-origin), and
 // on every decoded <video> frame (requestVideoFrameCallback) draws the top
@@ -12,9 +12,9 @@
 // with `jitterBufferTarget = 0` on the receiver as telepi's own page asks
 // ("--playout default,min" picks).
 //
-//   node bench/browser/latency.mjs [--servers telepi,baseline] [--seconds 10] [--playout default,min]
+//   node bench/browser/latency.mjs [--servers telepi,baseline,gstreamer] [--seconds 10] [--playout default,min]
 //        [--telepi target/release/telepi] [--python bench/.venv/bin/python]
-//        [--baseline bench/baseline/server.py] [--out bench/results/chromium.json]
+//        [--baseline bench/baseline/server.py] [--content bars|camera] [--out bench/results/chromium.json]
 import { spawn, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs/promises';
@@ -27,13 +27,15 @@ import { CHROMIUM, CHROMIUM_ARGS } from '../../tests/browser/chromium.mjs';
 const HOST = '127.0.0.1';
 
 const opts = {
-  servers: 'telepi,baseline',
+  servers: 'telepi,baseline,gstreamer',
   playout: 'default,min',
   seconds: '10',
   warmup: '2',
   telepi: 'target/release/telepi',
   python: 'bench/.venv/bin/python',
   baseline: 'bench/baseline/server.py',
+  gstreamer: 'bench/gstreamer/server.py',
+  content: 'bars',
   out: 'bench/results/chromium.json',
 };
 const argv = process.argv.slice(2);
@@ -61,12 +63,18 @@ function freePort(kind) {
 async function startServer(name) {
   const http = await freePort('tcp');
   let cmd, args;
+  const video = ['--width', '640', '--height', '480', '--fps', '30', '--bitrate', '1500000', '--content', opts.content];
   if (name === 'telepi') {
     cmd = path.resolve(opts.telepi);
     args = ['--http', `${HOST}:${http}`, '--rtc', `${HOST}:${await freePort('udp')}`];
+    if (opts.content === 'camera') args.push('--config', 'bench/camera.toml');
   } else if (name === 'baseline') {
     cmd = path.resolve(opts.python);
-    args = [path.resolve(opts.baseline), '--http', `${HOST}:${http}`, '--width', '640', '--height', '480', '--fps', '30', '--bitrate', '1500000'];
+    args = [path.resolve(opts.baseline), '--http', `${HOST}:${http}`, ...video];
+  } else if (name === 'gstreamer') {
+    // Debian's Python, with python3-gi and GStreamer from Debian's packages.
+    cmd = '/usr/bin/python3';
+    args = [path.resolve(opts.gstreamer), '--http', `${HOST}:${http}`, ...video];
   } else {
     throw new Error(`unknown server ${name}`);
   }

@@ -14,6 +14,7 @@
 //! ```
 
 mod http;
+mod quality;
 mod report;
 mod run;
 mod server;

@@ -20,7 +20,7 @@ pub struct Inputs {
     pub plots: PathBuf,
 }
 
-const SERVERS: [&str; 2] = ["telepi", "baseline"];
+const SERVERS: [&str; 3] = ["telepi", "baseline", "gstreamer"];
 const FRAME_INTERVAL_MS: f64 = 1000.0 / 30.0;
 /// 30 MB (decimal) in KiB.
 const RSS_TARGET_KIB: f64 = 30e6 / 1024.0;
@@ -74,6 +74,23 @@ fn servers_present(run: &Value) -> Vec<&'static str> {
         .collect()
 }
 
+/// A server's column heading.
+fn title(server: &str) -> &str {
+    match server {
+        "baseline" => "baseline (aiortc)",
+        "gstreamer" => "GStreamer (webrtcbin)",
+        other => other,
+    }
+}
+
+fn color(server: &str) -> &'static str {
+    match server {
+        "telepi" => "#1f6fb4",
+        "gstreamer" => "#2e9a47",
+        _ => "#e0701e",
+    }
+}
+
 fn f(v: Option<f64>, decimals: usize) -> String {
     match v {
         Some(x) if x.is_finite() => format!("{x:.decimals$}"),
@@ -118,7 +135,6 @@ fn plots(inputs: &Inputs) -> Result<Vec<(String, String)>, String> {
     let run = &inputs.run;
     let counts = viewer_counts(run);
     let servers = servers_present(run);
-    let color = |s: &str| if s == "telepi" { "#1f6fb4" } else { "#e0701e" };
     let xt = Some(counts.iter().map(|&n| n as f64).collect::<Vec<_>>());
     let per_viewer = |path: &[&str], scale: f64| -> Vec<Series> {
         servers
@@ -274,7 +290,6 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
     let m = &run["machine"];
     let counts = viewer_counts(run);
     let servers = servers_present(run);
-    let both = servers.len() == 2;
     let mut s = String::new();
     let _ = writeln!(s, "{BEGIN}");
     let _ = writeln!(
@@ -305,6 +320,9 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
     }
     if let Some(b) = run["baseline_versions"].as_str() {
         let _ = writeln!(s, "- baseline: {b}");
+    }
+    if let Some(g) = run["gstreamer_versions"].as_str() {
+        let _ = writeln!(s, "- GStreamer peer: {g}");
     }
     let cfg = &run["config"];
     let _ = writeln!(
@@ -360,16 +378,35 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
         inputs.command
     );
 
-    // ---- the main table ----
+    // ---- the main table: telepi, each other server, and telepi's ratio to each ----
     let _ = writeln!(s, "### Figures\n");
-    let head = if both {
-        "| metric | viewers | telepi | baseline (aiortc) | telepi / baseline |\n| --- | ---: | ---: | ---: | ---: |"
-    } else {
-        "| metric | viewers | telepi |\n| --- | ---: | ---: |"
+    let others: Vec<&str> = servers.iter().copied().filter(|&x| x != "telepi").collect();
+    let mut head = String::from("| metric | viewers | telepi |");
+    for o in &others {
+        let _ = write!(head, " {} |", title(o));
+    }
+    for o in &others {
+        let _ = write!(head, " telepi / {o} |");
+    }
+    let _ = writeln!(
+        s,
+        "{head}\n| --- | ---: |{}",
+        " ---: |".repeat(1 + 2 * others.len())
+    );
+    let row = |s: &mut String, label: &str, n: u64, shown_n: u64, path: &[&str], fmt: Fmt| {
+        let t = metric(run, "telepi", n, path);
+        let values: Vec<Option<f64>> = others.iter().map(|o| metric(run, o, n, path)).collect();
+        let mut line = format!("| {label} | {shown_n} | {} |", fmt(t));
+        for v in &values {
+            let _ = write!(line, " {} |", fmt(*v));
+        }
+        for v in &values {
+            let _ = write!(line, " {} |", ratio(t, *v));
+        }
+        let _ = writeln!(s, "{line}");
     };
-    let _ = writeln!(s, "{head}");
     type Fmt = fn(Option<f64>) -> String;
-    let rows: [(&str, &[&str], Fmt); 15] = [
+    let rows: [(&str, &[&str], Fmt); 16] = [
         ("server CPU, s per s of streaming", &["cpu"], |v| f(v, 3)),
         (
             "server cycles per s (perf), millions",
@@ -392,6 +429,11 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
             "UDP received per viewer (all of it), kbit/s",
             &["wire_kbps_mean"],
             |v| f(v, 0),
+        ),
+        (
+            "luma PSNR of decoded frames p50, dB",
+            &["psnr_db", "p50"],
+            |v| f(v, 1),
         ),
         (
             "capture → received p50, ms",
@@ -425,20 +467,16 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
         ),
     ];
     for (label, path, fmt) in rows {
+        // Rows nobody has a figure for (PSNR on the colour bars) are left out.
+        if !counts.iter().any(|&n| {
+            servers
+                .iter()
+                .any(|srv| metric(run, srv, n, path).is_some())
+        }) {
+            continue;
+        }
         for &n in &counts {
-            let t = metric(run, "telepi", n, path);
-            if both {
-                let b = metric(run, "baseline", n, path);
-                let _ = writeln!(
-                    s,
-                    "| {label} | {n} | {} | {} | {} |",
-                    fmt(t),
-                    fmt(b),
-                    ratio(t, b)
-                );
-            } else {
-                let _ = writeln!(s, "| {label} | {n} | {} |", fmt(t));
-            }
+            row(&mut s, label, n, n, path, fmt);
         }
     }
     let idle_rows: [(&str, &[&str], Fmt); 2] = [
@@ -447,19 +485,7 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
     ];
     for (label, path, fmt) in idle_rows {
         let n = counts.first().copied().unwrap_or(1);
-        let t = metric(run, "telepi", n, path);
-        if both {
-            let b = metric(run, "baseline", n, path);
-            let _ = writeln!(
-                s,
-                "| {label} | 0 | {} | {} | {} |",
-                fmt(t),
-                fmt(b),
-                ratio(t, b)
-            );
-        } else {
-            let _ = writeln!(s, "| {label} | 0 | {} |", fmt(t));
-        }
+        row(&mut s, label, n, 0, path, fmt);
     }
     let _ = writeln!(
         s,
@@ -547,7 +573,7 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
         cycles_ratio(("telepi", hi), ("telepi", lo)),
         mark(scale.map(|r| r <= 1.3))
     );
-    if both {
+    if servers.contains(&"baseline") {
         let b_lo = metric(run, "baseline", lo, &["cpu"]);
         let r = c_lo.zip(b_lo).map(|(t, b)| t / b);
         let _ = writeln!(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::quality::Reference;
 use crate::server::{self, Content, Kind, Server};
 use crate::viewer;
 
@@ -35,6 +36,8 @@ pub fn run(cfg: &RunConfig) -> Result<Value, String> {
         // The viewers' threads are spawned from here and inherit this.
         server::pin(cpus).map_err(|e| format!("pinning the viewers to {cpus:?}: {e}"))?;
     }
+    // The camera-like scene is known, so its decoded pictures can be scored.
+    let reference = (cfg.content == Content::Camera).then(|| Arc::new(Reference::default()));
     let mut scenarios = Vec::new();
     for round in 0..cfg.repeat {
         for &n in &cfg.viewers {
@@ -48,7 +51,7 @@ pub fn run(cfg: &RunConfig) -> Result<Value, String> {
                         String::new()
                     }
                 );
-                let s = scenario(kind, n, round, cfg)?;
+                let s = scenario(kind, n, round, cfg, reference.as_ref())?;
                 eprintln!("bench:   {}", one_line(&s));
                 scenarios.push(s);
             }
@@ -62,9 +65,26 @@ pub fn run(cfg: &RunConfig) -> Result<Value, String> {
         } => python_versions(python),
         _ => None,
     });
+    let gstreamer_versions = cfg.servers.iter().find_map(|k| match k {
+        Kind::Python {
+            name: "gstreamer",
+            python,
+            ..
+        } => python_report(
+            python,
+            "import sys, gi, numpy\n\
+             gi.require_version('Gst', '1.0')\n\
+             from gi.repository import Gst\n\
+             Gst.init(None)\n\
+             print(f'{Gst.version_string()} (webrtcbin, x264enc), Python {sys.version.split()[0]}, \
+             PyGObject {gi.__version__}, numpy {numpy.__version__}')",
+        ),
+        _ => None,
+    });
     Ok(json!({
         "machine": machine(),
         "baseline_versions": baseline_versions,
+        "gstreamer_versions": gstreamer_versions,
         "config": {
             "seconds": cfg.seconds,
             "warmup": cfg.warmup,
@@ -84,7 +104,13 @@ fn sleep_s(s: f64) {
     std::thread::sleep(Duration::from_secs_f64(s.max(0.0)));
 }
 
-fn scenario(kind: &Kind, n: usize, round: usize, cfg: &RunConfig) -> Result<Value, String> {
+fn scenario(
+    kind: &Kind,
+    n: usize,
+    round: usize,
+    cfg: &RunConfig,
+    reference: Option<&Arc<Reference>>,
+) -> Result<Value, String> {
     let log = cfg.logs.join(format!("{}-{n}-{round}.log", kind.name()));
     let server = Server::start(kind, cfg.content, &log, cfg.server_cpus.as_deref())?;
     let pid = server.pid;
@@ -101,7 +127,7 @@ fn scenario(kind: &Kind, n: usize, round: usize, cfg: &RunConfig) -> Result<Valu
     // Viewers join all at once.
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..n)
-        .map(|i| viewer::spawn(server.http, stop.clone(), i))
+        .map(|i| viewer::spawn(server.http, stop.clone(), i, reference.cloned()))
         .collect();
     let join_deadline = Instant::now() + Duration::from_secs(40);
     while !handles.iter().all(|h| h.first_frame.load(Ordering::SeqCst))
@@ -145,6 +171,7 @@ fn scenario(kind: &Kind, n: usize, round: usize, cfg: &RunConfig) -> Result<Valu
     let mut kbps = Vec::new();
     let mut wire_kbps = Vec::new();
     let mut first = Vec::new();
+    let mut psnr = Vec::new();
     for r in &results {
         let window: Vec<_> = r
             .frames
@@ -162,6 +189,7 @@ fn scenario(kind: &Kind, n: usize, round: usize, cfg: &RunConfig) -> Result<Valu
         wire_kbps.push(wire as f64 * 8.0 / 1000.0 / secs);
         received.extend(window.iter().map(|f| f.received_ms));
         decoded.extend(window.iter().map(|f| f.decoded_ms));
+        psnr.extend(window.iter().filter_map(|f| f.psnr));
         if let Some(d) = r.first_frame {
             first.push(d.as_secs_f64() * 1000.0);
         }
@@ -195,6 +223,8 @@ fn scenario(kind: &Kind, n: usize, round: usize, cfg: &RunConfig) -> Result<Valu
         "wire_kbps_mean": mean(&wire_kbps),
         "latency_received_ms": summary(&mut received),
         "latency_decoded_ms": summary(&mut decoded),
+        // Luma PSNR of sampled decoded frames against the frames drawn (camera content).
+        "psnr_db": summary(&mut psnr),
         "first_frame_ms": summary(&mut first),
         "viewers_connected": first.len(),
         "client_cpu": client_cpu,
@@ -241,7 +271,7 @@ fn summary(v: &mut [f64]) -> Value {
 fn one_line(s: &Value) -> String {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     format!(
-        "cpu {:.3} s/s ({:.0} M instructions/s, {:.0} M cycles/s), rss {} KiB (peak {}), {:.1} fps/viewer, {:.0} kbit/s video ({:.0} on the wire), capture->received p50 {:.1} p99 {:.1} ms, decoded p50 {:.1} ms, first frame p50 {:.0} ms, other load {:.2} cores{}",
+        "cpu {:.3} s/s ({:.0} M instructions/s, {:.0} M cycles/s), rss {} KiB (peak {}), {:.1} fps/viewer, {:.0} kbit/s video ({:.0} on the wire), capture->received p50 {:.1} p99 {:.1} ms, decoded p50 {:.1} ms, first frame p50 {:.0} ms, Y-PSNR p50 {:.1} dB, other load {:.2} cores{}",
         f(&s["cpu"]),
         f(&s["instructions_per_s"]) / 1e6,
         f(&s["cycles_per_s"]) / 1e6,
@@ -254,6 +284,7 @@ fn one_line(s: &Value) -> String {
         f(&s["latency_received_ms"]["p99"]),
         f(&s["latency_decoded_ms"]["p50"]),
         f(&s["first_frame_ms"]["p50"]),
+        f(&s["psnr_db"]["p50"]),
         f(&s["other_cpu"]),
         match s["errors"].as_array() {
             Some(e) if !e.is_empty() => format!(", ERRORS: {e:?}"),
@@ -303,9 +334,16 @@ fn machine() -> Value {
 
 /// "Python 3.x, aiortc x, av x (libx264), aiohttp x, numpy x" of the baseline's interpreter.
 fn python_versions(python: &std::path::Path) -> Option<String> {
-    let script = "import sys, aiortc, av, aiohttp, numpy\n\
+    python_report(
+        python,
+        "import sys, aiortc, av, aiohttp, numpy\n\
         print(f'Python {sys.version.split()[0]}, aiortc {aiortc.__version__}, PyAV {av.__version__} \
-        (FFmpeg libx264), aiohttp {aiohttp.__version__}, numpy {numpy.__version__}')";
+        (FFmpeg libx264), aiohttp {aiohttp.__version__}, numpy {numpy.__version__}')",
+    )
+}
+
+/// What `script` prints under `python`, if it runs.
+fn python_report(python: &std::path::Path, script: &str) -> Option<String> {
     let out = std::process::Command::new(python)
         .args(["-c", script])
         .output()

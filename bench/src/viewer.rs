@@ -18,7 +18,12 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+use crate::quality::Reference;
 use crate::stamp;
+
+/// Decoded frames per quality sample: two a second at 30 fps keeps the
+/// viewers' own CPU low with ten of them.
+const QUALITY_EVERY: usize = 15;
 
 /// One decoded frame.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +36,8 @@ pub struct FrameRecord {
     pub decoded_ms: f64,
     /// Size of the access unit.
     pub bytes: usize,
+    /// Luma PSNR against the frame drawn (camera-like content, sampled frames).
+    pub psnr: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -62,14 +69,20 @@ impl ViewerHandle {
 }
 
 /// Starts a viewer on its own thread; it runs until `stop` is set.
-pub fn spawn(http: SocketAddr, stop: Arc<AtomicBool>, index: usize) -> ViewerHandle {
+/// With a `reference`, every `QUALITY_EVERY`th decoded frame is compared with it.
+pub fn spawn(
+    http: SocketAddr,
+    stop: Arc<AtomicBool>,
+    index: usize,
+    reference: Option<Arc<Reference>>,
+) -> ViewerHandle {
     let first_frame = Arc::new(AtomicBool::new(false));
     let flag = first_frame.clone();
     let thread = std::thread::Builder::new()
         .name(format!("viewer-{index}"))
         .spawn(move || {
             let mut result = ViewerResult::default();
-            if let Err(e) = run(http, &stop, &flag, &mut result) {
+            if let Err(e) = run(http, &stop, &flag, reference.as_deref(), &mut result) {
                 result.error = Some(e);
             }
             if std::env::var_os("BENCH_DEBUG").is_some() {
@@ -94,6 +107,7 @@ fn run(
     http: SocketAddr,
     stop: &AtomicBool,
     first_flag: &AtomicBool,
+    reference: Option<&Reference>,
     result: &mut ViewerResult,
 ) -> Result<(), String> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -182,11 +196,18 @@ fn run(
                                 result.first_frame = Some(started.elapsed());
                                 first_flag.store(true, Ordering::SeqCst);
                             }
+                            let psnr = reference
+                                .filter(|_| result.frames.len() % QUALITY_EVERY == 0)
+                                .and_then(|r| {
+                                    let (_, h) = yuv.dimensions();
+                                    r.psnr(yuv.y(), w, h, stride)
+                                });
                             result.frames.push(FrameRecord {
                                 at: Instant::now(),
                                 received_ms,
                                 decoded_ms,
                                 bytes,
+                                psnr,
                             });
                         }
                         Ok(None) => {}
