@@ -197,7 +197,7 @@ fn run(
                                 first_flag.store(true, Ordering::SeqCst);
                             }
                             let psnr = reference
-                                .filter(|_| result.frames.len() % QUALITY_EVERY == 0)
+                                .filter(|_| result.frames.len().is_multiple_of(QUALITY_EVERY))
                                 .and_then(|r| {
                                     let (_, h) = yuv.dimensions();
                                     r.psnr(yuv.y(), w, h, stride)
