@@ -161,7 +161,9 @@ impl Muxer {
             put_u16(b, 0x18); // depth
             put_u16(b, 0xFFFF);
             put_box(b, b"avcC", |b| {
-                // Profile, compatibility and level are the SPS's bytes 1..4.
+                // Profile, compatibility and level are the SPS's bytes 1..4. High
+                // profiles' optional chroma and bit-depth fields are left out:
+                // decoders take them from the SPS itself.
                 b.extend_from_slice(&[1, v.sps[1], v.sps[2], v.sps[3], 0xFF, 0xE1]);
                 put_u16(b, v.sps.len() as u16);
                 b.extend_from_slice(&v.sps);
