@@ -29,6 +29,9 @@ fn every_endpoint_needs_the_password_and_says_how_to_give_it() {
         ("POST", "/connect"),
         ("POST", "/whep"),
         ("POST", "/api/peers/1/eject"),
+        ("POST", "/api/record/start"),
+        ("GET", "/api/recordings"),
+        ("GET", "/api/recordings/telepi-20261202-054327.mp4"),
     ] {
         let (code, body) = request(server.http, method, path, &[], b"").unwrap();
         assert_eq!(code, 401, "{method} {path}: {body}");
