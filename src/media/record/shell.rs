@@ -271,7 +271,12 @@ fn carry_out(
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("record dir {}: {e}", dir.display()))?;
                 let path = dir.join(&name);
-                let created = File::options().write(true).create_new(true).open(&path);
+                let created = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    // The new name must survive a power cut as well as the data.
+                    .and_then(|f| File::open(dir)?.sync_all().map(|()| f));
                 *file = Some(created.map_err(|e| format!("creating {}: {e}", path.display()))?);
                 tracing::info!("recording to {}", path.display());
             }
