@@ -120,6 +120,8 @@ impl Recorder {
     pub fn fail(&mut self) {
         self.on = false;
         self.file = None;
+        // Nothing more may be created or written; old files still make room.
+        self.actions.retain(|a| matches!(a, Action::Delete(_)));
     }
 
     /// Frames were dropped before reaching us: the next P-frames would show

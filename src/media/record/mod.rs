@@ -3,7 +3,7 @@
 //! end, rotated by size and duration, the oldest deleted beyond a quota.
 //!
 //! [`mp4`] turns samples into bytes, [`policy`] decides rotation, quota and
-//! names, [`core::Recorder`] puts them together sans-IO; the shell writes
+//! names, [`core::Recorder`] puts them together sans-IO; [`shell`] writes
 //! the files on a thread of its own, off the network loop.
 
 pub mod core;
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use policy::{FileEntry, Limits};
+pub use policy::Limits;
 pub use shell::{RecordingService, Recordings};
 
 /// The `[record]` table.

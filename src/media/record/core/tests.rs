@@ -245,3 +245,28 @@ fn audio_before_the_first_picture_is_dropped_and_the_rest_placed_in_time() {
         .collect::<Vec<_>>();
     assert_eq!(tfdt, [0, 160]);
 }
+
+#[test]
+fn a_failed_write_ends_the_recording_and_drops_what_was_queued() {
+    let limits = Limits {
+        max_file_duration: Duration::from_secs(1),
+        ..LIMITS
+    };
+    let old = FileEntry {
+        name: "telepi-1.mp4".into(),
+        bytes: LIMITS.quota_bytes,
+    };
+    let mut run = Run::new(limits, 15, vec![old]);
+    run.recorder.start();
+    // Rotation, a new file and the quota's deletion all queued, not carried out.
+    for i in 0..40 {
+        let at = run.at(i);
+        run.recorder
+            .video(UNIX_EPOCH, at, &run.frames[i % 30], i % 15 == 0);
+    }
+    run.recorder.fail();
+    run.drain();
+    assert_eq!(run.actions, [Action::Delete("telepi-1.mp4".into())]);
+    assert!(!run.recorder.is_on());
+    assert_eq!(run.recorder.current(), None);
+}
