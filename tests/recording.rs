@@ -394,3 +394,50 @@ fn a_recordings_directory_that_cannot_be_used_is_a_clear_refusal() {
     );
     assert!(server.log.text().contains("recording stopped: record dir"));
 }
+
+#[test]
+fn a_passthrough_camera_in_high_profile_is_recorded_as_it_comes() {
+    // What rpicam-vid or a UVC camera would send (High profile, its own
+    // GOP), without a microphone: one track.
+    let (dir, config) = setup("passthrough", "always = true\n");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[video]\nsource = \"pattern\"\nencoder = \"openh264\"\n",
+        "[video]\nsource = \"pipe\"\nwidth = 320\nheight = 240\n\
+         pipe_command = \"ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=30 \
+         -pix_fmt yuv420p -c:v libx264 -profile:v high -bf 0 -g 30 -f h264 -\"\n",
+    ).replace("source = \"tone\"", "source = \"none\"");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert!(
+        server.wait_for(Duration::from_secs(10), |s| !s["recording"]["file"]
+            .is_null())
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(server.terminate(), Some(0));
+    let file = &files(&dir)[0];
+    let probe = ffprobe(file);
+    assert_eq!(
+        probe["streams"].as_array().unwrap().len(),
+        1,
+        "no audio track: {probe:#}"
+    );
+    let video = stream(&probe, "h264");
+    assert_eq!(video["profile"], "High");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    let duration = number(&probe["format"]["duration"]);
+    assert!((2.0..4.5).contains(&duration), "duration {duration}");
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.status.success() && decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+}
