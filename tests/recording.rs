@@ -366,6 +366,18 @@ fn a_recordings_directory_that_cannot_be_used_is_a_clear_refusal() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("cannot record: record dir"), "{body}");
     assert!(server.log.text().contains("recording is off"));
+    // The operator's page asking is told why.
+    let mut operator = Peer::connect(&server);
+    operator.send(r#"{"type":"claim"}"#);
+    operator.send(r#"{"type":"record","on":true}"#);
+    assert!(operator.run_until(Duration::from_secs(5), |p| {
+        p.last_message("error").is_some_and(|e| {
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .contains("cannot record: record dir")
+        })
+    }));
     assert_eq!(server.status()["recording"]["on"], false);
     drop(server);
 
