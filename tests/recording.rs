@@ -380,6 +380,21 @@ fn a_recordings_directory_that_cannot_be_used_is_a_clear_refusal() {
     }));
     assert_eq!(server.status()["recording"]["on"], false);
     drop(server);
+    // Always-on recording with nowhere to write: telepi doesn't start.
+    let always = dir.with_extension("always.toml");
+    let text = std::fs::read_to_string(&config).unwrap() + "always = true\n";
+    std::fs::write(&always, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_telepi"))
+        .args(["--http", "127.0.0.1:0", "--rtc", "127.0.0.1:0", "--config"])
+        .arg(&always)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("telepi: cannot record: record dir"),
+        "{stderr}"
+    );
 
     // A directory that can't be made: found when the first file starts.
     let (dir, config) = setup("unmakeable", "");
