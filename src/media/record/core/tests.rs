@@ -270,3 +270,45 @@ fn a_failed_write_ends_the_recording_and_drops_what_was_queued() {
     assert!(!run.recorder.is_on());
     assert_eq!(run.recorder.current(), None);
 }
+
+#[test]
+fn garbage_access_units_and_cut_parameter_sets_never_panic() {
+    let mut recorder = Recorder::new(LIMITS, true, Vec::new());
+    recorder.start();
+    let t0 = Instant::now();
+    // A small xorshift: the same bytes every run.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let real_sps = {
+        let frames = encoded_frames(160, 120, 1, 1);
+        VideoParams::from_access_unit(&frames[0])
+            .unwrap()
+            .unwrap()
+            .sps
+    };
+    for i in 0..2000u64 {
+        let len = (next() % 200) as usize;
+        let mut au: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Often a start code and an SPS/PPS/IDR header, sometimes a real SPS cut short.
+        if next() % 2 == 0 {
+            let header = [0x67, 0x68, 0x65, 0x41][(next() % 4) as usize];
+            au.splice(0..0, [0, 0, 0, 1, header]);
+        }
+        if next() % 8 == 0 {
+            let cut = (next() as usize) % real_sps.len();
+            au.extend_from_slice(&[0, 0, 1]);
+            au.extend_from_slice(&real_sps[..cut]);
+        }
+        let at = t0 + Duration::from_millis(i * 33);
+        recorder.video(UNIX_EPOCH, at, &au, next() % 3 == 0);
+        recorder.audio(at, &au);
+        while recorder.poll_action().is_some() {}
+    }
+    recorder.stop();
+    while recorder.poll_action().is_some() {}
+}
