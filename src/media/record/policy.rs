@@ -10,7 +10,7 @@ const PREFIX: &str = "telepi-";
 const SUFFIX: &str = ".mp4";
 
 /// A finished or growing recording.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
     pub name: String,
     pub bytes: u64,
