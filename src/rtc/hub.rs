@@ -47,11 +47,6 @@ impl Default for HubConfig {
 
 /// Silence allowed from a connected peer that receives no video.
 const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);
-/// The bandwidth estimator probes for this many times the encoder's ceiling.
-/// str0m paces media at 1.1 × its estimate; with the estimate pinned near
-/// the stream's own average, every frame larger than average waited in the
-/// pacer (p99 capture → sent 70 ms on camera-like content, 11 ms unpaced).
-const PROBE_HEADROOM: u64 = 3;
 
 /// Why an offer was refused; shown to the HTTP client as a 4xx reason.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,7 +226,7 @@ impl Hub {
         }
         rtc.bwe().set_bitrate(
             Bitrate::bps(u64::from(self.config.min_bitrate)),
-            Bitrate::bps(u64::from(self.config.max_bitrate) * PROBE_HEADROOM),
+            Bitrate::bps(u64::from(self.config.max_bitrate)),
         );
         let id = PeerId(self.next_id);
         self.next_id += 1;
