@@ -332,6 +332,21 @@ test('recording: the operator records, every page shows REC, the file is listed 
   }, href);
   const onDisk = await fs.stat(path.join(dir, 'rec', name));
   assert.deepEqual(download, { length: onDisk.size, type: 'ftyp' });
+  // The browser plays the recording itself, picture and μ-law sound.
+  const played = await operator.evaluate(async (url) => {
+    const v = document.createElement('video');
+    v.muted = true;
+    v.playsInline = true;
+    document.body.append(v);
+    v.src = URL.createObjectURL(await (await fetch(url)).blob());
+    const ended = new Promise((resolve) => { v.onended = resolve; v.onerror = resolve; });
+    v.play().catch(() => {});
+    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    const state = { ended: v.ended, width: v.videoWidth, duration: v.duration, audioBytes: v.webkitAudioDecodedByteCount, error: v.error && v.error.message };
+    v.remove();
+    return state;
+  }, href);
+  assert.ok(played.ended && played.width === 640 && played.duration > 2 && played.audioBytes > 0 && !played.error, JSON.stringify(played));
   assert.match(await operator.textContent('#recordings-state'), /^1 file, /);
 });
 
