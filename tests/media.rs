@@ -1,11 +1,16 @@
 //! End to end for the media paths: H.264 passthrough from a pipe source
-//! (ffmpeg standing in for rpicam-vid), its restart, and snapshots.
+//! (ffmpeg standing in for rpicam-vid), its restart, and snapshots (of raw
+//! and of passthrough sources).
 
 mod common;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{request, Peer, Server};
+use common::{header, request, request_bytes_full, Peer, Server};
+
+const PIPE_CONFIG: &str = "tests/fixtures/pipe-ffmpeg.toml";
 
 fn pipe_children(server: &Server) -> Vec<i32> {
     let out = std::process::Command::new("pgrep")
@@ -20,7 +25,7 @@ fn pipe_children(server: &Server) -> Vec<i32> {
 
 #[test]
 fn pipe_source_is_passed_through_and_survives_its_process_dying() {
-    let server = Server::start(&["--config", "tests/fixtures/pipe-ffmpeg.toml"]);
+    let server = Server::start(&["--config", PIPE_CONFIG]);
     let status = server.status();
     assert_eq!(status["video"]["encoder"], "passthrough", "{status}");
     assert_eq!(status["video"]["source"], "pipe");
@@ -63,4 +68,63 @@ fn snapshot_is_a_jpeg_of_the_stream_and_refused_before_there_is_a_frame() {
     assert_eq!(jpeg.0, 200);
     let image = telepi::media::convert::jpeg_to_i420(&jpeg.1).expect("a decodable JPEG");
     assert_eq!((image.width, image.height), (640, 480));
+}
+
+/// ffprobe's codec and size of an image given as bytes.
+fn ffprobe_image(bytes: &[u8]) -> (String, u64, u64) {
+    let mut child = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+        ])
+        .args(["-of", "json", "-i", "pipe:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ffprobe runs (apt-get install ffmpeg)");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ffprobe failed on the snapshot");
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stream = &probe["streams"][0];
+    (
+        stream["codec_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        stream["width"].as_u64().unwrap_or_default(),
+        stream["height"].as_u64().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn a_passthrough_snapshot_is_the_next_keyframe_decoded_shared_by_concurrent_requests() {
+    let server = Server::start(&["--config", PIPE_CONFIG]);
+    let (code, reason) = request(server.http, "GET", "/api/snapshot.jpg", &[], b"").unwrap();
+    assert_eq!(code, 503);
+    assert!(reason.contains("nobody is watching"), "{reason}");
+
+    let mut peer = Peer::connect(&server);
+    assert!(peer.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 5));
+    // Three at once, while the peer keeps watching.
+    let http = server.http;
+    let requests: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || request_bytes_full(http, "GET", "/api/snapshot.jpg")))
+        .collect();
+    assert!(peer.run_until(Duration::from_secs(10), |_| requests
+        .iter()
+        .all(|r| r.is_finished())));
+    for response in requests {
+        let (code, headers, jpeg) = response.join().unwrap().expect("an HTTP answer");
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&jpeg));
+        assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
+        assert_eq!(ffprobe_image(&jpeg), ("mjpeg".into(), 320, 240));
+    }
+    let status = server.status();
+    assert!(
+        status["video"]["keyframe_requests"]["snapshot"].as_u64() >= Some(1),
+        "{status}"
+    );
 }

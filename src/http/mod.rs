@@ -12,7 +12,6 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 use crate::broker::client::BrokerStats;
 use crate::config::RtcConfig;
 use crate::controls::Controls;
-use crate::media::convert::i420_to_jpeg;
 use crate::media::pipeline::VideoShared;
 use crate::media::record::Recordings;
 use crate::metrics::{self, HttpCounts};
@@ -443,13 +442,9 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
             recordings::route(&context.recordings, method, p, allowed)
         }
         (Method::Get, "/api/snapshot.jpg") => {
-            let frame = video.latest_raw().ok_or_else(|| {
-                Refusal::new(
-                    503,
-                    "no raw frame yet: snapshots come from the stream while someone watches, and not from H.264 passthrough sources",
-                )
-            })?;
-            let jpeg = i420_to_jpeg(&frame, 85).map_err(|e| Refusal::new(500, e.to_string()))?;
+            let jpeg = video
+                .snapshot_jpeg()
+                .map_err(|reason| Refusal::new(503, reason))?;
             Ok(Reply::new(200, "image/jpeg", jpeg))
         }
         (

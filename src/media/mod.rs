@@ -22,6 +22,7 @@ pub mod pace;
 pub mod pipeline;
 pub mod record;
 pub mod select;
+pub mod snapshot;
 pub mod source;
 pub mod v4l2;
 

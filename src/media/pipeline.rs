@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::convert::i420_to_jpeg;
 use super::demand::Demand;
 use super::h264::annexb::is_idr;
+use super::snapshot::{IdrSnapshots, IDR_TIMEOUT, JPEG_QUALITY};
 use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
 
 /// Why a peer wants an IDR.
@@ -18,7 +20,12 @@ pub enum KeyframeReason {
     NewPeer,
     /// It lost packets (PLI/FIR) and shows a damaged picture meanwhile.
     Loss,
+    /// `/api/snapshot.jpg` waits for one (passthrough sources).
+    Snapshot,
 }
+
+/// The encoder name of sources that deliver H.264 themselves.
+const PASSTHROUGH: &str = "passthrough";
 
 /// A peer that just joined waits at most this long for its first IDR.
 const NEW_PEER_INTERVAL: Duration = Duration::from_millis(100);
@@ -46,7 +53,9 @@ impl KeyframeThrottle {
 
     pub fn request(&mut self, reason: KeyframeReason) {
         let interval = match reason {
-            KeyframeReason::NewPeer => NEW_PEER_INTERVAL.min(self.loss_interval),
+            KeyframeReason::NewPeer | KeyframeReason::Snapshot => {
+                NEW_PEER_INTERVAL.min(self.loss_interval)
+            }
             KeyframeReason::Loss => self.loss_interval,
         };
         self.pending = Some(self.pending.map_or(interval, |p| p.min(interval)));
@@ -77,6 +86,7 @@ struct VideoCounters {
     /// Keyframes asked for by the network loop, by reason (the throttle may merge them).
     keyframe_requests_new_peer: AtomicU64,
     keyframe_requests_loss: AtomicU64,
+    keyframe_requests_snapshot: AtomicU64,
     /// The encoder skipped the frame (rate control) or failed on it.
     dropped_by_encoder: AtomicU64,
     /// Encoded, but dropped: the network loop's queue (two frames) was full.
@@ -95,6 +105,8 @@ pub struct VideoShared {
     counters: VideoCounters,
     /// The newest raw frame, for snapshots; moved in after encoding, never copied.
     latest_raw: Mutex<Option<Frame>>,
+    /// Snapshots of passthrough sources, which have no raw frame.
+    idr_snapshots: IdrSnapshots,
 }
 
 impl VideoShared {
@@ -107,6 +119,7 @@ impl VideoShared {
         let count = match reason {
             KeyframeReason::NewPeer => &self.counters.keyframe_requests_new_peer,
             KeyframeReason::Loss => &self.counters.keyframe_requests_loss,
+            KeyframeReason::Snapshot => &self.counters.keyframe_requests_snapshot,
         };
         count.fetch_add(1, Ordering::Relaxed);
         self.keyframe_wanted
@@ -117,13 +130,26 @@ impl VideoShared {
         self.target_bitrate.store(u64::from(bps), Ordering::SeqCst);
     }
 
-    /// A copy of the newest raw (I420) frame, if the source delivers raw frames
-    /// and anybody has been watching.
-    pub fn latest_raw(&self) -> Option<Frame> {
-        self.latest_raw
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// `/api/snapshot.jpg`: the newest raw frame, or for a passthrough
+    /// source its next keyframe decoded (this blocks up to [`IDR_TIMEOUT`]);
+    /// else why there is none.
+    pub fn snapshot_jpeg(&self) -> Result<Vec<u8>, String> {
+        if self.encoder != PASSTHROUGH {
+            let frame = self
+                .latest_raw
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .ok_or("no raw frame yet: snapshots come from the stream while someone watches")?;
+            return i420_to_jpeg(&frame, JPEG_QUALITY).map_err(|e| e.to_string());
+        }
+        if self.viewers.get() == 0 {
+            return Err("nobody is watching: a passthrough camera's snapshot is its next keyframe, which flows only while someone watches".into());
+        }
+        let jpeg = self
+            .idr_snapshots
+            .jpeg(|| self.request_keyframe(KeyframeReason::Snapshot))?;
+        Ok(jpeg.to_vec())
     }
 
     /// Frames and keyframes through the pipeline since start, for status and metrics.
@@ -137,6 +163,7 @@ impl VideoShared {
             "keyframe_requests": {
                 "new_peer": get(&c.keyframe_requests_new_peer),
                 "loss": get(&c.keyframe_requests_loss),
+                "snapshot": get(&c.keyframe_requests_snapshot),
             },
             "frames_dropped_by_encoder": get(&c.dropped_by_encoder),
             "frames_dropped_loop_behind": get(&c.dropped_loop_behind),
@@ -163,12 +190,13 @@ impl Pipeline {
     ) -> Pipeline {
         let shared = Arc::new(VideoShared {
             source: source.info(),
-            encoder: encoder.as_ref().map_or("passthrough", |e| e.name()),
+            encoder: encoder.as_ref().map_or(PASSTHROUGH, |e| e.name()),
             viewers: Demand::default(),
             keyframe_wanted: AtomicU8::new(0),
             target_bitrate: AtomicU64::new(0),
             counters: VideoCounters::default(),
             latest_raw: Mutex::new(None),
+            idr_snapshots: IdrSnapshots::new(IDR_TIMEOUT),
         });
         // Two frames of slack: if the loop is behind, newer frames win over queued ones.
         let (tx, rx) = smol::channel::bounded(2);
@@ -227,7 +255,11 @@ fn run(
             }
         };
         let wanted = shared.keyframe_wanted.swap(0, Ordering::SeqCst);
-        for reason in [KeyframeReason::NewPeer, KeyframeReason::Loss] {
+        for reason in [
+            KeyframeReason::NewPeer,
+            KeyframeReason::Loss,
+            KeyframeReason::Snapshot,
+        ] {
             if wanted & reason_bit(reason) != 0 {
                 throttle.request(reason);
             }
@@ -271,6 +303,7 @@ fn run(
         };
         if encoded.keyframe {
             counters.keyframes.fetch_add(1, Ordering::Relaxed);
+            shared.idr_snapshots.offer(&encoded.data);
         }
         if tx.try_send(encoded).is_err() {
             if tx.is_closed() {
@@ -285,6 +318,7 @@ fn reason_bit(reason: KeyframeReason) -> u8 {
     match reason {
         KeyframeReason::NewPeer => 1,
         KeyframeReason::Loss => 2,
+        KeyframeReason::Snapshot => 4,
     }
 }
 

@@ -284,10 +284,11 @@ fn video(e: &mut Exposition, video: &Value) {
     e.family(
         "telepi_video_keyframe_requests_total",
         "counter",
-        "Keyframes asked of the encoder, by reason (a new peer, or loss reported by PLI/FIR).",
+        "Keyframes asked of the encoder, by reason (a new peer, loss reported by PLI/FIR, a snapshot).",
     )
     .sample(&[("reason", "new_peer")], num(&requests["new_peer"]))
-    .sample(&[("reason", "loss")], num(&requests["loss"]));
+    .sample(&[("reason", "loss")], num(&requests["loss"]))
+    .sample(&[("reason", "snapshot")], num(&requests["snapshot"]));
     e.gauge(
         "telepi_video_target_bitrate_bits_per_second",
         "The encoder's target bitrate (follows the slowest peer's estimate).",

@@ -259,8 +259,13 @@ pub fn request(
 
 /// A GET whose body is binary: (status, body bytes).
 pub fn request_bytes(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, Vec<u8>)> {
-    let (code, _, raw) = exchange(addr, method, path, &[], b"")?;
+    let (code, _, raw) = request_bytes_full(addr, method, path)?;
     Some((code, raw))
+}
+
+/// Like [`request_bytes`] but also returns the response headers.
+pub fn request_bytes_full(addr: SocketAddr, method: &str, path: &str) -> Option<Response<Vec<u8>>> {
+    exchange(addr, method, path, &[], b"")
 }
 
 /// Status, headers (lower-cased names) and body.

@@ -1,0 +1,131 @@
+//! One picture out of one access unit, with openh264's decoder: how a
+//! snapshot is made from a camera that only delivers H.264.
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use openh264::decoder::Decoder;
+use openh264::formats::YUVSource;
+
+use crate::media::convert::i420_len;
+use crate::media::Frame;
+
+/// Decodes a self-contained access unit (SPS, PPS and an IDR) into a packed
+/// I420 frame. A fresh decoder each time: a snapshot is rare and must not
+/// depend on what came before. Corrupt input is an error, never a panic.
+pub fn decode_idr(access_unit: &[u8]) -> io::Result<Frame> {
+    // The wrapper slices the C decoder's buffers by the sizes it reports;
+    // a panic there must not take the calling thread down with it.
+    catch_unwind(AssertUnwindSafe(|| decode(access_unit))).unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the H.264 decoder panicked on this access unit",
+        ))
+    })
+}
+
+fn decode(access_unit: &[u8]) -> io::Result<Frame> {
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut decoder = Decoder::new().map_err(|e| io::Error::other(e.to_string()))?;
+    let picture = decoder
+        .decode(access_unit)
+        .map_err(|e| invalid(format!("the H.264 decoder rejected the keyframe: {e}")))?
+        .ok_or_else(|| invalid("the keyframe decoded to no picture".into()))?;
+    let (width, height) = picture.dimensions();
+    let (y_stride, u_stride, v_stride) = picture.strides();
+    let too_large = || invalid(format!("decoded picture {width}x{height} is too large"));
+    let (w, h) = (
+        u32::try_from(width).map_err(|_| too_large())?,
+        u32::try_from(height).map_err(|_| too_large())?,
+    );
+    let mut data = Vec::with_capacity(i420_len(w, h)?);
+    copy_plane(&mut data, picture.y(), y_stride, width, height)?;
+    copy_plane(&mut data, picture.u(), u_stride, width / 2, height / 2)?;
+    copy_plane(&mut data, picture.v(), v_stride, width / 2, height / 2)?;
+    Ok(Frame::i420(w, h, data))
+}
+
+/// Appends `rows` rows of `width` bytes from a plane whose rows are `stride` apart.
+fn copy_plane(
+    out: &mut Vec<u8>,
+    plane: &[u8],
+    stride: usize,
+    width: usize,
+    rows: usize,
+) -> io::Result<()> {
+    for row in 0..rows {
+        let line = row
+            .checked_mul(stride)
+            .and_then(|start| plane.get(start..start.checked_add(width)?))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("decoded plane too short for {rows} rows of {width} (stride {stride})"),
+                )
+            })?;
+        out.extend_from_slice(line);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::encoder::openh264::OpenH264Encoder;
+    use crate::media::h264::annexb::is_idr;
+    use crate::media::source::pattern::TestPattern;
+    use crate::media::{VideoEncoder, VideoSource};
+
+    fn pattern_idr(width: u32, height: u32) -> (Frame, Vec<u8>) {
+        let mut source = TestPattern::new(width, height, 30).unwrap();
+        let mut encoder = OpenH264Encoder::new(width, height, 30, 2_000_000).unwrap();
+        let frame = source.next_frame().unwrap();
+        let au = encoder.encode(&frame, true).unwrap().unwrap();
+        assert!(is_idr(&au));
+        (frame, au)
+    }
+
+    #[test]
+    fn an_idr_decodes_to_the_picture_that_was_encoded() {
+        let (original, au) = pattern_idr(320, 240);
+        let decoded = decode_idr(&au).unwrap();
+        assert_eq!((decoded.width, decoded.height), (320, 240));
+        assert_eq!(decoded.data.len(), original.data.len());
+        let mean_error = decoded
+            .data
+            .iter()
+            .zip(&original.data)
+            .map(|(&a, &b)| u64::from(a.abs_diff(b)))
+            .sum::<u64>()
+            / original.data.len() as u64;
+        assert!(mean_error < 8, "mean error {mean_error}");
+    }
+
+    #[test]
+    fn corrupt_access_units_are_errors_not_panics() {
+        let (_, au) = pattern_idr(160, 120);
+        assert!(decode_idr(&[]).is_err());
+        assert!(
+            decode_idr(&[0, 0, 0, 1, 0x65, 0x88, 0x84]).is_err(),
+            "an IDR without SPS/PPS"
+        );
+        // Cut short, or with bytes flipped: an error or a (damaged) picture of the right size.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..200 {
+            let mut bad = au[..au.len() * (round % 10 + 1) / 11].to_vec();
+            for _ in 0..round % 7 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = 4 + (seed as usize) % (bad.len() - 4);
+                bad[at] ^= (seed >> 32) as u8 | 1;
+            }
+            if let Ok(frame) = decode_idr(&bad) {
+                assert_eq!(
+                    frame.data.len(),
+                    i420_len(frame.width, frame.height).unwrap()
+                );
+            }
+        }
+    }
+}
