@@ -99,9 +99,21 @@ fn ffprobe_image(bytes: &[u8]) -> (String, u64, u64) {
     )
 }
 
+/// The pipe fixture in High profile (CABAC, 8x8 transforms), as rpicam-vid
+/// and UVC cameras send it.
+fn high_profile_pipe_config() -> std::path::PathBuf {
+    let baseline = std::fs::read_to_string(PIPE_CONFIG).unwrap();
+    let text = baseline.replace("-profile:v baseline", "-profile:v high");
+    assert_ne!(text, baseline);
+    let path = std::env::temp_dir().join(format!("telepi-media-{}-high.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
 fn a_passthrough_snapshot_is_the_next_keyframe_decoded_shared_by_concurrent_requests() {
-    let server = Server::start(&["--config", PIPE_CONFIG]);
+    let config = high_profile_pipe_config();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
     let (code, reason) = request(server.http, "GET", "/api/snapshot.jpg", &[], b"").unwrap();
     assert_eq!(code, 503);
     assert!(reason.contains("nobody is watching"), "{reason}");
@@ -127,4 +139,5 @@ fn a_passthrough_snapshot_is_the_next_keyframe_decoded_shared_by_concurrent_requ
         status["video"]["keyframe_requests"]["snapshot"].as_u64() >= Some(1),
         "{status}"
     );
+    let _ = std::fs::remove_file(config);
 }
