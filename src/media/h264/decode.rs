@@ -2,7 +2,6 @@
 //! snapshot is made from a camera that only delivers H.264.
 
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
@@ -12,19 +11,8 @@ use crate::media::Frame;
 
 /// Decodes a self-contained access unit (SPS, PPS and an IDR) into a packed
 /// I420 frame. A fresh decoder each time: a snapshot is rare and must not
-/// depend on what came before. Corrupt input is an error, never a panic.
+/// depend on what came before. Corrupt input is an error.
 pub fn decode_idr(access_unit: &[u8]) -> io::Result<Frame> {
-    // The wrapper slices the C decoder's buffers by the sizes it reports;
-    // a panic there must not take the calling thread down with it.
-    catch_unwind(AssertUnwindSafe(|| decode(access_unit))).unwrap_or_else(|_| {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the H.264 decoder panicked on this access unit",
-        ))
-    })
-}
-
-fn decode(access_unit: &[u8]) -> io::Result<Frame> {
     let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
     let mut decoder = Decoder::new().map_err(|e| io::Error::other(e.to_string()))?;
     let picture = decoder

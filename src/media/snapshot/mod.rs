@@ -3,6 +3,7 @@
 //! encoded as JPEG on the requesting HTTP worker, never on the network loop.
 //! The round logic is in [`core`]; this is its lock, wake-ups and decoder.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -76,7 +77,13 @@ impl IdrSnapshots {
 }
 
 fn idr_to_jpeg(access_unit: &[u8]) -> Outcome {
-    let jpeg = decode_idr(access_unit).and_then(|frame| i420_to_jpeg(&frame, JPEG_QUALITY));
+    // The decoder wrapper slices the C decoder's buffers by the sizes it
+    // reports: a panic must become an outcome, or the round's other
+    // requesters would wait for ever.
+    let jpeg = catch_unwind(AssertUnwindSafe(|| {
+        decode_idr(access_unit).and_then(|frame| i420_to_jpeg(&frame, JPEG_QUALITY))
+    }))
+    .unwrap_or_else(|_| Err(std::io::Error::other("the decoder panicked")));
     jpeg.map(Arc::from).map_err(|e| {
         tracing::warn!(
             "snapshot: the camera's keyframe ({} bytes) did not decode: {e}",
