@@ -4,7 +4,7 @@
 //! separately. `bench/run.sh` is the one command; see docs/benchmarks.md.
 //!
 //! ```text
-//! telepi-bench run    [--servers telepi,baseline[,gstreamer][,NAME=TELEPI_BINARY]] [--viewers 1,4,10] [--seconds 15]
+//! telepi-bench run    [--servers telepi,baseline[,gstreamer][,NAME=TELEPI_BINARY[@CONFIG]]] [--viewers 1,4,10] [--seconds 15]
 //!                     [--warmup 3] [--idle 2] [--repeat 1] [--telepi PATH] [--python PATH]
 //!                     [--baseline-script PATH] [--gst-python PATH] [--out FILE] [--logs DIR] [--content bars|camera]
 //!                     [--server-cpus 0 --viewer-cpus 1]   (pin them apart)
@@ -103,13 +103,20 @@ fn kinds(opts: &Opts, names: &str) -> Result<Vec<Kind>, String> {
             "telepi" => Ok(Kind::Telepi {
                 name: "telepi".into(),
                 bin: PathBuf::from(opts.get("telepi", "target/release/telepi")),
+                config: None,
             }),
-            // Another telepi build to compare, e.g. `telepi-fix=/tmp/telepi`.
+            // Another telepi build to compare, e.g. `telepi-fix=/tmp/telepi`,
+            // or a configuration: `recording=target/release/telepi@bench/record.toml`.
             other if other.contains('=') => {
                 let (name, bin) = other.split_once('=').unwrap();
+                let (bin, config) = match bin.split_once('@') {
+                    Some((bin, config)) => (bin, Some(PathBuf::from(config))),
+                    None => (bin, None),
+                };
                 Ok(Kind::Telepi {
                     name: name.to_string(),
                     bin: PathBuf::from(bin),
+                    config,
                 })
             }
             "baseline" => Ok(Kind::Python {

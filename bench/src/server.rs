@@ -8,8 +8,13 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    /// A telepi binary; `name` is "telepi" unless comparing builds.
-    Telepi { name: String, bin: PathBuf },
+    /// A telepi binary; `name` is "telepi" unless comparing builds or
+    /// configurations. `config` replaces the content's own configuration.
+    Telepi {
+        name: String,
+        bin: PathBuf,
+        config: Option<PathBuf>,
+    },
     /// A Python server taking the baseline's arguments: "baseline"
     /// (bench/baseline/server.py, aiortc) or "gstreamer"
     /// (bench/gstreamer/server.py, webrtcbin).
@@ -88,13 +93,19 @@ impl Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let log_file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let mut cmd = match kind {
-            Kind::Telepi { bin, .. } => {
+            Kind::Telepi { bin, config, .. } => {
                 let rtc = format!("127.0.0.1:{}", free_udp_port());
                 let mut c = Command::new(bin);
                 c.args(["--http", &http.to_string(), "--rtc", &rtc]);
-                if content == Content::Camera {
-                    // Run from the repository's root, as bench/run.sh does.
-                    c.args(["--config", "bench/camera.toml"]);
+                // Relative to the repository's root, where bench/run.sh runs.
+                match config {
+                    Some(config) => {
+                        c.arg("--config").arg(config);
+                    }
+                    None if content == Content::Camera => {
+                        c.args(["--config", "bench/camera.toml"]);
+                    }
+                    None => {}
                 }
                 c
             }
