@@ -84,6 +84,7 @@ fn run(config: &Config) -> Result<(), String> {
         silence_timeout: config.rtc.peer_timeout(),
         min_bitrate: v.min_bitrate,
         max_bitrate: v.bitrate,
+        congestion_control: config.rtc.congestion_control,
         ..HubConfig::default()
     });
     let (drive, motor_port) = Drive::open(&config.drive).map_err(|e| format!("motors: {e}"))?;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{header, request, request_full, Peer, Server};
 
@@ -52,6 +52,32 @@ fn two_clients_share_the_stream_and_the_count_returns_to_zero_when_they_vanish()
             .is_empty()),
         "peers not reaped"
     );
+}
+
+/// Bandwidth estimation (and so pacing) is on unless `[rtc]
+/// congestion_control = false`: then a watching peer never gets an estimate.
+#[test]
+fn congestion_control_gives_each_peer_an_estimate_unless_switched_off() {
+    for (args, estimated) in [
+        (&[][..], true),
+        (
+            &["--config", "tests/fixtures/no-congestion-control.toml"][..],
+            false,
+        ),
+    ] {
+        let server = Server::start(args);
+        let mut peer = Peer::connect(&server);
+        let has_estimate = |s: &serde_json::Value| !s["peers"][0]["bitrate_estimate"].is_null();
+        // A second of pictures, then up to 5 s for an estimate.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (peer.frames_decoded < 30 || !has_estimate(&server.status()))
+            && Instant::now() < deadline
+        {
+            peer.run_for(Duration::from_millis(100));
+        }
+        assert!(peer.frames_decoded >= 30, "{args:?}: no pictures");
+        assert_eq!(has_estimate(&server.status()), estimated, "{args:?}");
+    }
 }
 
 #[test]

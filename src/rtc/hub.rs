@@ -31,6 +31,8 @@ pub struct HubConfig {
     pub connect_timeout: Duration,
     pub min_bitrate: u32,
     pub max_bitrate: u32,
+    /// Bandwidth estimation (and with it str0m's pacing) per peer.
+    pub congestion_control: bool,
 }
 
 impl Default for HubConfig {
@@ -41,6 +43,7 @@ impl Default for HubConfig {
             connect_timeout: Duration::from_secs(15),
             min_bitrate: 150_000,
             max_bitrate: 2_500_000,
+            congestion_control: true,
         }
     }
 }
@@ -197,12 +200,16 @@ impl Hub {
         }
         // Full ICE, not ICE-lite: behind a NAT the robot's own checks open the
         // path (towards the browser's TURN relay, or through a port forward).
+        let initial_estimate = self
+            .config
+            .congestion_control
+            .then(|| Bitrate::bps(u64::from(self.config.max_bitrate) / 2));
         let mut rtc = RtcConfig::new()
             .set_dtls_cert(self.cert.clone())
             .clear_codecs()
             .enable_h264(true)
             .enable_pcmu(true, false)
-            .enable_bwe(Some(Bitrate::bps(u64::from(self.config.max_bitrate) / 2)))
+            .enable_bwe(initial_estimate)
             // For each peer's RTT in /api/status and /metrics.
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
@@ -224,10 +231,12 @@ impl Hub {
                 "no media section the robot can answer (video, audio or data channel)".into(),
             ));
         }
-        rtc.bwe().set_bitrate(
-            Bitrate::bps(u64::from(self.config.min_bitrate)),
-            Bitrate::bps(u64::from(self.config.max_bitrate)),
-        );
+        if self.config.congestion_control {
+            rtc.bwe().set_bitrate(
+                Bitrate::bps(u64::from(self.config.min_bitrate)),
+                Bitrate::bps(u64::from(self.config.max_bitrate)),
+            );
+        }
         let id = PeerId(self.next_id);
         self.next_id += 1;
         let mut peer = Peer {
