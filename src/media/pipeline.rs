@@ -74,6 +74,13 @@ impl KeyframeThrottle {
         self.last = Some(now);
         true
     }
+
+    /// The IDR `take` granted never came out (rate control skipped that
+    /// frame, or the encoder failed on it): the next frame gets it instead,
+    /// or the peers waiting for it see nothing until the encoder's own GOP ends.
+    pub fn missed(&mut self) {
+        self.pending = Some(Duration::ZERO);
+    }
 }
 
 /// Monotonic counts of the pipeline thread's work.
@@ -271,9 +278,13 @@ fn run(
                     enc.set_bitrate(wanted);
                     bitrate = wanted;
                 }
-                let encoded = enc.encode(&frame, throttle.take(Instant::now()));
+                let idr = throttle.take(Instant::now());
+                let encoded = enc.encode(&frame, idr);
                 let captured = frame.captured;
                 *shared.latest_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
+                if idr && !matches!(encoded, Ok(Some(_))) {
+                    throttle.missed();
+                }
                 match encoded {
                     Ok(Some(au)) => (au, captured),
                     Ok(None) => {
@@ -341,6 +352,18 @@ mod tests {
         assert!(!t.take(ms(499)));
         assert!(t.take(ms(500)), "pending request served after the interval");
         assert!(!t.take(ms(2000)), "the burst produced exactly one more");
+    }
+
+    #[test]
+    fn a_granted_idr_the_encoder_skipped_goes_to_the_next_frame() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut t = KeyframeThrottle::new(Duration::from_millis(500));
+        t.request(KeyframeReason::NewPeer);
+        assert!(t.take(t0));
+        t.missed();
+        assert!(t.take(ms(33)), "the next frame, not after the interval");
+        assert!(!t.take(ms(66)), "and only that one");
     }
 
     #[test]
