@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::svg::{Chart, Series};
+mod plots;
+mod sizes;
 
 pub const BEGIN: &str = "<!-- bench:begin -->";
 pub const END: &str = "<!-- bench:end -->";
@@ -83,14 +84,6 @@ fn title(server: &str) -> &str {
     }
 }
 
-fn color(server: &str) -> &'static str {
-    match server {
-        "telepi" => "#1f6fb4",
-        "gstreamer" => "#2e9a47",
-        _ => "#e0701e",
-    }
-}
-
 fn f(v: Option<f64>, decimals: usize) -> String {
     match v {
         Some(x) if x.is_finite() => format!("{x:.decimals$}"),
@@ -113,7 +106,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 
 pub fn write(inputs: &Inputs, out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&inputs.plots).map_err(|e| e.to_string())?;
-    let plots = plots(inputs)?;
+    let plots = plots::plots(inputs)?;
     let section = markdown(inputs, out, &plots);
     let existing = std::fs::read_to_string(out).unwrap_or_default();
     let doc = match (existing.find(BEGIN), existing.find(END)) {
@@ -128,161 +121,6 @@ pub fn write(inputs: &Inputs, out: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     std::fs::write(out, doc).map_err(|e| format!("{}: {e}", out.display()))
-}
-
-/// Writes the SVGs; returns their paths relative to the markdown file.
-fn plots(inputs: &Inputs) -> Result<Vec<(String, String)>, String> {
-    let run = &inputs.run;
-    let counts = viewer_counts(run);
-    let servers = servers_present(run);
-    let xt = Some(counts.iter().map(|&n| n as f64).collect::<Vec<_>>());
-    let per_viewer = |path: &[&str], scale: f64| -> Vec<Series> {
-        servers
-            .iter()
-            .map(|s| Series {
-                label: s.to_string(),
-                color: color(s),
-                dash: "",
-                points: counts
-                    .iter()
-                    .filter_map(|&n| metric(run, s, n, path).map(|v| (n as f64, v * scale)))
-                    .collect(),
-            })
-            .collect()
-    };
-    let mut charts = vec![
-        (
-            "bench-cpu.svg",
-            "Server CPU vs viewers",
-            Chart {
-                title: "Server CPU while streaming (lower is better)".into(),
-                x_label: "viewers".into(),
-                y_label: "CPU seconds per second (cores)".into(),
-                log_x: false,
-                x_ticks: xt.clone(),
-                y_min: Some(0.0),
-                y_max: None,
-                series: per_viewer(&["cpu"], 1.0),
-            },
-        ),
-        (
-            "bench-rss.svg",
-            "Server RSS vs viewers",
-            Chart {
-                title: "Server memory while streaming (VmRSS, median)".into(),
-                x_label: "viewers".into(),
-                y_label: "MiB".into(),
-                log_x: false,
-                x_ticks: xt,
-                y_min: Some(0.0),
-                y_max: None,
-                series: per_viewer(&["rss_steady_kib"], 1.0 / 1024.0),
-            },
-        ),
-    ];
-    // CPU relative to the fewest viewers: how the cost grows per viewer.
-    let lo = counts.first().copied().unwrap_or(1);
-    let mut scaling: Vec<Series> = servers
-        .iter()
-        .map(|s| {
-            let base = metric(run, s, lo, &["cpu"]);
-            Series {
-                label: s.to_string(),
-                color: color(s),
-                dash: "",
-                points: counts
-                    .iter()
-                    .filter_map(|&n| {
-                        Some((
-                            n as f64,
-                            metric(run, s, n, &["cpu"])? / base.filter(|b| *b > 0.0)?,
-                        ))
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    scaling.push(Series {
-        label: "target for telepi (1.3×)".into(),
-        color: "#888",
-        dash: "5 4",
-        points: vec![
-            (lo as f64, 1.3),
-            (counts.last().copied().unwrap_or(lo) as f64, 1.3),
-        ],
-    });
-    charts.insert(
-        1,
-        (
-            "bench-cpu-scaling.svg",
-            "Server CPU relative to one viewer",
-            Chart {
-                title: format!("Server CPU relative to {lo} viewer"),
-                x_label: "viewers".into(),
-                y_label: format!("CPU / CPU at {lo} viewer"),
-                log_x: false,
-                x_ticks: Some(counts.iter().map(|&n| n as f64).collect()),
-                y_min: Some(0.0),
-                y_max: None,
-                series: scaling,
-            },
-        ),
-    );
-    let dashes = ["", "7 4", "2 3", "10 3 2 3"];
-    for (file, field, what) in [
-        (
-            "bench-latency.svg",
-            "latency_received_ms",
-            "capture → received",
-        ),
-        (
-            "bench-latency-decoded.svg",
-            "latency_decoded_ms",
-            "capture → decoded",
-        ),
-    ] {
-        let mut series = Vec::new();
-        for s in &servers {
-            for (i, &n) in counts.iter().enumerate() {
-                let Some(pct) =
-                    first_scenario(run, s, n).and_then(|sc| sc[field]["percentiles"].as_array())
-                else {
-                    continue;
-                };
-                series.push(Series {
-                    label: format!("{s}, {n} viewer{}", if n == 1 { "" } else { "s" }),
-                    color: color(s),
-                    dash: dashes[i.min(dashes.len() - 1)],
-                    points: pct
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(p, v)| v.as_f64().map(|v| (v.max(0.1), p as f64 / 100.0)))
-                        .collect(),
-                });
-            }
-        }
-        charts.push((
-            file,
-            what,
-            Chart {
-                title: format!("Per-frame latency, {what} (CDF, all viewers)"),
-                x_label: "ms (log scale)".into(),
-                y_label: "fraction of frames".into(),
-                log_x: true,
-                x_ticks: None,
-                y_min: Some(0.0),
-                y_max: Some(1.0),
-                series,
-            },
-        ));
-    }
-    let mut written = Vec::new();
-    for (file, alt, chart) in charts {
-        let path = inputs.plots.join(file);
-        std::fs::write(&path, chart.render()).map_err(|e| format!("{}: {e}", path.display()))?;
-        written.push((alt.to_string(), file.to_string()));
-    }
-    Ok(written)
 }
 
 fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
@@ -657,7 +495,7 @@ fn markdown(inputs: &Inputs, out: &Path, plots: &[(String, String)]) -> String {
 
     // ---- sizes ----
     let _ = writeln!(s, "### Size on disk\n\n| artifact | size |\n| --- | ---: |");
-    for (what, bytes) in sizes(inputs) {
+    for (what, bytes) in sizes::sizes(inputs) {
         let _ = writeln!(s, "| {what} | {} |", human(bytes));
     }
     let _ = writeln!(s, "\n{END}");
@@ -682,92 +520,6 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{:.0} KiB ({bytes} bytes)", bytes as f64 / 1024.0)
     }
-}
-
-/// The stripped telepi binary (host and any cross-built targets) and the baseline's venv.
-fn sizes(inputs: &Inputs) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    let mut bins = vec![(
-        std::env::consts::ARCH.to_string(),
-        inputs.telepi_bin.clone(),
-    )];
-    // Cross builds (board/build-cross.sh) land in target/<triple>/release/telepi.
-    let target_dir = inputs
-        .telepi_bin
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    if let Ok(entries) = std::fs::read_dir(&target_dir) {
-        let mut cross: Vec<_> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains('-'))
-            .map(|e| {
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    e.path().join("release/telepi"),
-                )
-            })
-            .filter(|(_, p)| p.is_file())
-            .collect();
-        cross.sort();
-        bins.extend(cross);
-    }
-    for (target, path) in bins {
-        if let Some(size) = stripped_size(&path) {
-            out.push((
-                format!("telepi, stripped, {target} (`{}`)", path.display()),
-                size,
-            ));
-        }
-    }
-    let venv = dir_size(&inputs.venv);
-    if venv > 0 {
-        out.push((
-            format!(
-                "baseline: Python venv with aiortc, aiohttp, numpy (`{}`)",
-                inputs.venv.display()
-            ),
-            venv,
-        ));
-    }
-    out
-}
-
-/// Size after `strip` (a copy; the release profile already strips, so
-/// normally the same). Falls back to the file size when strip can't read it.
-fn stripped_size(path: &Path) -> Option<u64> {
-    let size = std::fs::metadata(path).ok()?.len();
-    let tmp = std::env::temp_dir().join(format!("telepi-bench-strip-{}", std::process::id()));
-    let ok = std::process::Command::new("strip")
-        .arg("-o")
-        .arg(&tmp)
-        .arg(path)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let stripped = if ok {
-        std::fs::metadata(&tmp).map(|m| m.len()).ok()
-    } else {
-        None
-    };
-    let _ = std::fs::remove_file(&tmp);
-    Some(stripped.unwrap_or(size))
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_file() {
-        return meta.len();
-    }
-    if !meta.is_dir() {
-        return 0;
-    }
-    std::fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
 }
 
 /// Today's date (UTC) as YYYY-MM-DD HH:MM.
