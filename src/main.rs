@@ -65,6 +65,13 @@ fn main() -> ExitCode {
 
 fn run(config: &Config) -> Result<(), String> {
     let v = &config.video;
+    // Parsed and checked, but one pipeline only until each camera gets its own.
+    if let Some(second) = config.more_cameras.first() {
+        return Err(format!(
+            "[[video]] {:?}: this build serves one camera only; keep a single [video] or [[video]] table",
+            second.name
+        ));
+    }
     // First, so a bad certificate stops us before anything else starts.
     let https = match config.https.listen {
         None => None,
