@@ -379,6 +379,16 @@ pub struct Peer {
     audio_sent: u64,
     /// The newest decoded picture's luma.
     pub last_luma: Option<Luma>,
+    /// The video m-lines after the first (which the fields above describe), in offer order.
+    pub more_tracks: Vec<Track>,
+}
+
+/// A further video m-line of a [`Peer`], decoded on its own.
+pub struct Track {
+    mid: str0m::media::Mid,
+    decoder: openh264::decoder::Decoder,
+    pub frames_decoded: usize,
+    pub last_size: Option<(usize, usize)>,
 }
 
 impl Peer {
@@ -398,6 +408,15 @@ impl Peer {
         video: bool,
         audio: Option<Direction>,
     ) -> (Peer, String, SdpPendingOffer) {
+        Peer::offer_tracks(ip, usize::from(video), audio)
+    }
+
+    /// An offer with `videos` recvonly video m-lines, and audio in the given direction.
+    pub fn offer_tracks(
+        ip: &str,
+        videos: usize,
+        audio: Option<Direction>,
+    ) -> (Peer, String, SdpPendingOffer) {
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         let local = socket.local_addr().unwrap();
         // Browsers offer PCMU among their audio codecs; str0m needs asking.
@@ -406,9 +425,19 @@ impl Peer {
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let mut api = rtc.sdp_api();
-        if video {
-            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        }
+        let video_mids: Vec<_> = (0..videos)
+            .map(|_| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None))
+            .collect();
+        let more_tracks = video_mids
+            .iter()
+            .skip(1)
+            .map(|&mid| Track {
+                mid,
+                decoder: openh264::decoder::Decoder::new().unwrap(),
+                frames_decoded: 0,
+                last_size: None,
+            })
+            .collect();
         let audio_mid = audio.map(|dir| api.add_media(MediaKind::Audio, dir, None, None, None));
         api.add_channel("default".into());
         let (offer, pending) = api.apply().unwrap();
@@ -428,6 +457,7 @@ impl Peer {
             audio_samples: Default::default(),
             audio_sent: 0,
             last_luma: None,
+            more_tracks,
         };
         (peer, offer.to_sdp_string(), pending)
     }
@@ -451,8 +481,23 @@ impl Peer {
         Peer::connect_with(server, "/connect", false, &[])
     }
 
+    /// Connects offering `videos` video m-lines (one per camera wanted).
+    pub fn connect_videos(server: &Server, videos: usize) -> Peer {
+        Peer::connect_tracks(server, "/connect", videos, &[])
+    }
+
     fn connect_with(server: &Server, path: &str, video: bool, headers: &[(&str, &str)]) -> Peer {
-        let (mut peer, sdp, pending) = Peer::offer_from(&local_ip_towards(server.rtc), video);
+        Peer::connect_tracks(server, path, usize::from(video), headers)
+    }
+
+    fn connect_tracks(
+        server: &Server,
+        path: &str,
+        videos: usize,
+        headers: &[(&str, &str)],
+    ) -> Peer {
+        let ip = local_ip_towards(server.rtc);
+        let (mut peer, sdp, pending) = Peer::offer_tracks(&ip, videos, None);
         let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
         let mut headers = headers.to_vec();
         headers.push(("Content-Type", "application/json"));
@@ -619,6 +664,14 @@ impl Peer {
                         self.audio_samples.pop_front();
                     }
                     self.audio_samples.push_back(sample);
+                }
+            }
+            Event::MediaData(m) if self.more_tracks.iter().any(|t| t.mid == m.mid) => {
+                let track = self.more_tracks.iter_mut().find(|t| t.mid == m.mid);
+                let track = track.expect("just found");
+                if let Ok(Some(yuv)) = track.decoder.decode(&m.data) {
+                    track.frames_decoded += 1;
+                    track.last_size = Some(yuv.dimensions());
                 }
             }
             Event::MediaData(m) => {
