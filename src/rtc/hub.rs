@@ -20,6 +20,7 @@ use super::PeerId;
 use crate::media::audio::EncodedAudio;
 use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
+pub use error::ConnectError;
 use sdp::{pick_h264, video_sections_have_h264};
 
 #[derive(Debug, Clone)]
@@ -48,33 +49,6 @@ impl Default for HubConfig {
 
 /// Silence allowed from a connected peer that receives no video.
 const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);
-
-/// Why an offer was refused; shown to the HTTP client as a 4xx reason.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConnectError {
-    TooManyPeers(usize),
-    BadSdp(String),
-    NoUsableVideoCodec,
-    NoCandidates,
-    Rejected(String),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::TooManyPeers(n) => write!(f, "too many peers (limit {n})"),
-            ConnectError::BadSdp(e) => write!(f, "malformed SDP offer: {e}"),
-            ConnectError::NoUsableVideoCodec => {
-                write!(
-                    f,
-                    "the offer's video has no H.264 with packetization-mode=1"
-                )
-            }
-            ConnectError::NoCandidates => write!(f, "the robot has no usable network address"),
-            ConnectError::Rejected(e) => write!(f, "offer rejected: {e}"),
-        }
-    }
-}
 
 /// What the session and the loop need to know about.
 #[derive(Debug, Clone, PartialEq)]
@@ -621,6 +595,7 @@ impl Peer {
     }
 }
 
+mod error;
 mod sdp;
 #[cfg(test)]
 mod tests;
