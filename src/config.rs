@@ -14,6 +14,9 @@ use crate::media::audio::AudioConfig;
 use crate::media::record::RecordConfig;
 use crate::rtc::session::SessionConfig;
 
+mod video;
+pub use video::{VideoConfig, FIRST_CAMERA};
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -26,7 +29,11 @@ pub struct Config {
     pub access: AccessConfig,
     pub broker: crate::broker::BrokerConfig,
     pub rtc: RtcConfig,
+    /// `[video]`, or the first of the `[[video]]` tables: the first camera.
     pub video: VideoConfig,
+    /// The `[[video]]` tables after the first, in order.
+    #[serde(skip)]
+    pub more_cameras: Vec<VideoConfig>,
     pub audio: AudioConfig,
     /// `[record]`: where recordings go, their limits, always-on.
     pub record: RecordConfig,
@@ -133,31 +140,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VideoConfig {
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    /// Starting (and maximum) encoder bitrate, bits per second.
-    pub bitrate: u32,
-    /// Floor for bandwidth adaptation.
-    pub min_bitrate: u32,
-    /// Minimum time between requested IDRs, so ten joining peers cause one.
-    pub keyframe_interval_ms: u64,
-    /// `auto` (first camera, else the test pattern), `pattern`, `v4l2`, `/dev/videoN` or `pipe`.
-    pub source: String,
-    /// What the test pattern shows: `bars` (easy to compress) or `camera`
-    /// (a panning scene with sensor noise, for honest encoder figures).
-    pub pattern: String,
-    /// Camera pixel format: `auto`, `yuyv`, `nv12`, `yu12`, `mjpeg` or `h264`.
-    pub format: Option<String>,
-    /// For `source = "pipe"`: a command writing Annex-B H.264 to stdout.
-    pub pipe_command: Option<String>,
-    /// `auto` (hardware V4L2 M2M if present, else openh264), `openh264`, `v4l2m2m`, `passthrough`.
-    pub encoder: String,
-}
-
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
@@ -182,33 +164,9 @@ impl Default for RtcConfig {
     }
 }
 
-impl Default for VideoConfig {
-    fn default() -> Self {
-        VideoConfig {
-            width: 640,
-            height: 480,
-            fps: 30,
-            bitrate: 1_500_000,
-            min_bitrate: 150_000,
-            keyframe_interval_ms: 500,
-            source: "auto".into(),
-            pattern: "bars".into(),
-            format: None,
-            pipe_command: None,
-            encoder: "auto".into(),
-        }
-    }
-}
-
 impl RtcConfig {
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_millis(self.peer_timeout_ms)
-    }
-}
-
-impl VideoConfig {
-    pub fn keyframe_interval(&self) -> Duration {
-        Duration::from_millis(self.keyframe_interval_ms)
     }
 }
 
@@ -326,7 +284,7 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
 
 /// Parses a TOML config; missing keys take their defaults, unknown keys are errors.
 pub fn parse(text: &str) -> Result<Config, String> {
-    toml::from_str(text).map_err(|e| e.to_string())
+    parse_layers(&[("config".into(), text.into())])
 }
 
 /// What `--board` and `--config` load: each (origin, TOML text) layer laid
@@ -346,15 +304,35 @@ fn parse_layers(layers: &[(String, String)]) -> Result<Config, String> {
         merge(&mut merged, table);
     }
     let origins: Vec<&str> = layers.iter().map(|(o, _)| o.as_str()).collect();
-    toml::Value::Table(merged)
+    let in_layers = |e: String| format!("{}: {e}", origins.join(" + "));
+    let more_cameras = video::split_cameras(&mut merged).map_err(in_layers)?;
+    let config: Config = toml::Value::Table(merged)
         .try_into()
-        .map_err(|e: toml::de::Error| format!("{}: {e}", origins.join(" + ")))
+        .map_err(|e: toml::de::Error| in_layers(e.to_string()))?;
+    Ok(Config {
+        more_cameras,
+        ..config
+    })
 }
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
         match (base.get_mut(&key), value) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            // `[[video]]` over a board profile's `[video]`: each camera keeps
+            // the profile's keys it does not set (the encoder, say).
+            (Some(toml::Value::Table(b)), toml::Value::Array(items)) => {
+                let inherit = |item: toml::Value| match item {
+                    toml::Value::Table(o) => {
+                        let mut table = b.clone();
+                        merge(&mut table, o);
+                        toml::Value::Table(table)
+                    }
+                    other => other,
+                };
+                let items = items.into_iter().map(inherit).collect();
+                base.insert(key, toml::Value::Array(items));
+            }
             (_, value) => {
                 base.insert(key, value);
             }
@@ -391,37 +369,18 @@ impl Config {
         }
     }
 
+    /// Every camera in config order: `[video]` or each `[[video]]`.
+    pub fn cameras(&self) -> impl Iterator<Item = &VideoConfig> {
+        std::iter::once(&self.video).chain(&self.more_cameras)
+    }
+
     /// `[[controls]]` and `[[readings]]`, checked, with their defaults filled in.
     pub fn checked_controls(&self) -> Result<Controls, String> {
         Controls::new(&self.controls, &self.readings)
     }
 
     fn validate(&self) -> Result<(), String> {
-        let v = &self.video;
-        if !v.width.is_multiple_of(2)
-            || !v.height.is_multiple_of(2)
-            || v.width < 64
-            || v.height < 64
-            || v.width > 4096
-            || v.height > 4096
-        {
-            return Err(format!(
-                "video size {}x{} must be even and between 64 and 4096",
-                v.width, v.height
-            ));
-        }
-        if !(1..=120).contains(&v.fps) {
-            return Err(format!("video fps {} must be 1..=120", v.fps));
-        }
-        if !["bars", "camera"].contains(&v.pattern.as_str()) {
-            return Err(format!("video pattern {:?}: use bars or camera", v.pattern));
-        }
-        if v.min_bitrate == 0 || v.min_bitrate > v.bitrate {
-            return Err(format!(
-                "video min_bitrate {} must be >0 and <= bitrate {}",
-                v.min_bitrate, v.bitrate
-            ));
-        }
+        video::validate(self.cameras())?;
         if !(1..=crate::rtc::session::MAX_PEERS).contains(&self.rtc.max_peers) {
             return Err(format!(
                 "rtc max_peers must be 1..={}",
@@ -453,8 +412,6 @@ impl Config {
             );
         }
         self.checked_controls()?;
-        crate::media::select::parse_source(&v.source)?;
-        crate::media::select::parse_encoder(&v.encoder)?;
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use telepi::media::record::RecordingService;
 use telepi::media::{audio, devices, select};
 use telepi::metrics::HttpCounts;
 use telepi::rtc::hub::{Hub, HubConfig};
-use telepi::rtc::server::{MediaLinks, RtcServer};
+use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
 use telepi::rtc::{ice, net, turn_check};
 
@@ -64,7 +64,6 @@ fn main() -> ExitCode {
 }
 
 fn run(config: &Config) -> Result<(), String> {
-    let v = &config.video;
     // First, so a bad certificate stops us before anything else starts.
     let https = match config.https.listen {
         None => None,
@@ -77,13 +76,21 @@ fn run(config: &Config) -> Result<(), String> {
     };
     let socket =
         net::bind(config.rtc.listen).map_err(|e| format!("udp {}: {e}", config.rtc.listen))?;
-    let (source, encoder) = select::open(v)?;
-    let pipeline = Pipeline::spawn(source, encoder, v.keyframe_interval());
+    let videos = select::open_cameras(config.cameras())?;
+    let pipelines: Vec<Pipeline> = config
+        .cameras()
+        .zip(videos)
+        .map(|(camera, (source, encoder))| {
+            Pipeline::spawn(source, encoder, camera.keyframe_interval())
+        })
+        .collect();
+    let first = pipelines.first().ok_or("no camera configured")?;
+    // A peer's link carries every camera it asked for.
     let hub = Hub::new(HubConfig {
         max_peers: config.rtc.max_peers,
         silence_timeout: config.rtc.peer_timeout(),
-        min_bitrate: v.min_bitrate,
-        max_bitrate: v.bitrate,
+        min_bitrate: config.cameras().map(|c| c.min_bitrate).sum(),
+        max_bitrate: config.cameras().map(|c| c.bitrate).sum(),
         congestion_control: config.rtc.congestion_control,
         ..HubConfig::default()
     });
@@ -104,10 +111,18 @@ fn run(config: &Config) -> Result<(), String> {
     if config.record.always {
         recorder.recordings.set_recording(true)?;
     }
+    let cameras = config
+        .cameras()
+        .zip(&pipelines)
+        .map(|(camera, pipeline)| CameraLinks {
+            name: camera.name.clone(),
+            video: pipeline.shared.clone(),
+            frames: pipeline.frames.clone(),
+            bitrate: BitrateController::new(camera.min_bitrate, camera.bitrate),
+        })
+        .collect();
     let media = MediaLinks {
-        video: pipeline.shared.clone(),
-        frames: pipeline.frames.clone(),
-        bitrate: BitrateController::new(v.min_bitrate, v.bitrate),
+        cameras,
         audio: audio.shared.clone(),
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
@@ -124,7 +139,7 @@ fn run(config: &Config) -> Result<(), String> {
     let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
-        video: pipeline.shared.clone(),
+        video: first.shared.clone(),
         rtc: config.rtc.clone(),
         access,
         broker: broker.as_ref().map(|b| b.stats.clone()),
@@ -147,19 +162,25 @@ fn run(config: &Config) -> Result<(), String> {
     }
     let http = HttpServer::start(config.http.listen, config.http.plain, https, context)
         .map_err(|e| e.to_string())?;
-    let source = &pipeline.shared.source;
     tracing::info!(
-        "telepi {} serving http://{} (plain: {:?}; rtc udp {}), video {}x{}@{} from {} via {}",
+        "telepi {} serving http://{} (plain: {:?}; rtc udp {})",
         env!("CARGO_PKG_VERSION"),
         config.http.listen,
         config.http.plain,
         config.rtc.listen,
-        source.width,
-        source.height,
-        source.fps,
-        source.name,
-        pipeline.shared.encoder
     );
+    for (camera, pipeline) in config.cameras().zip(&pipelines) {
+        let source = &pipeline.shared.source;
+        tracing::info!(
+            "camera {}: video {}x{}@{} from {} via {}",
+            camera.name,
+            source.width,
+            source.height,
+            source.fps,
+            source.name,
+            pipeline.shared.encoder
+        );
+    }
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -179,7 +200,7 @@ fn run(config: &Config) -> Result<(), String> {
     http.stop();
     // The recorder first: it writes the last fragment and closes the file.
     drop(recorder);
-    drop(pipeline);
+    drop(pipelines);
     drop(audio);
     Ok(())
 }

@@ -18,6 +18,9 @@
 
   const $ = (id) => document.getElementById(id);
   const video = $('video');
+  // The robot's second camera arrives on the second video transceiver; it shows once it has frames.
+  const pip = $('pip');
+  let pipTransceiver = null;
   const params = new URLSearchParams(location.search);
   const secret = params.get('secret');
   // Through a broker (web/broker.js) the page may not come from the robot:
@@ -135,10 +138,27 @@
   }
 
   function attachTrack(event) {
-    if (!(video.srcObject instanceof MediaStream)) video.srcObject = new MediaStream();
-    video.srcObject.addTrack(event.track);
-    video.play().catch(() => {}); // autoplay of a muted video is allowed; this only nudges it
+    const target = event.transceiver === pipTransceiver ? pip : video;
+    if (!(target.srcObject instanceof MediaStream)) target.srcObject = new MediaStream();
+    target.srcObject.addTrack(event.track);
+    target.play().catch(() => {}); // autoplay of a muted video is allowed; this only nudges it
   }
+
+  // A robot with one camera never sends on the second m-line: the picture stays hidden.
+  pip.addEventListener('resize', () => { pip.hidden = pip.videoWidth === 0; });
+
+  // Swaps the two cameras' video tracks; the main picture keeps the audio.
+  function swapCameras() {
+    if (!(video.srcObject instanceof MediaStream) || !(pip.srcObject instanceof MediaStream)) return;
+    const [main] = video.srcObject.getVideoTracks();
+    const [small] = pip.srcObject.getVideoTracks();
+    if (!main || !small) return;
+    video.srcObject = new MediaStream([small, ...video.srcObject.getAudioTracks()]);
+    pip.srcObject = new MediaStream([main]);
+    video.play().catch(() => {});
+    pip.play().catch(() => {});
+  }
+  pip.addEventListener('click', swapCameras);
 
   function watchPeer(pc, dc) {
     const current = () => pc === net.pc;
@@ -205,6 +225,9 @@
     net.dc = dc;
     watchPeer(pc, dc);
     minimisePlayoutDelay(pc.addTransceiver('video', { direction: 'recvonly' }).receiver);
+    // Each video m-line gets the robot's next camera.
+    pipTransceiver = pc.addTransceiver('video', { direction: 'recvonly' });
+    minimisePlayoutDelay(pipTransceiver.receiver);
     // sendrecv without a track: push-to-talk later swaps a track in, no renegotiation.
     audio.transceiver = pc.addTransceiver('audio', { direction: 'sendrecv' });
     // Audio and video of one stream are played in sync: the audio buffer must not hold video back.
@@ -249,10 +272,13 @@
     robot.role = null;
     robot.peers = [];
     if (pc) pc.close();
-    if (video.srcObject) {
-      video.srcObject.getTracks().forEach((t) => t.stop());
-      video.srcObject = null;
+    for (const element of [video, pip]) {
+      if (element.srcObject) {
+        element.srcObject.getTracks().forEach((t) => t.stop());
+        element.srcObject = null;
+      }
     }
+    pip.hidden = true;
     renderControl();
   }
 

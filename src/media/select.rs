@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::encoder::m2m::{self, M2mEncoder};
+use super::encoder::budget::{self, M2mStream};
+use super::encoder::m2m::{self, M2mEncoder, M2M_NAME};
 use super::encoder::openh264::OpenH264Encoder;
 use super::source::camera::{CaptureFormat, Request, V4l2Source};
 use super::source::pattern::TestPattern;
@@ -197,6 +198,31 @@ fn open_encoder(
         },
         EncoderChoice::Passthrough => unreachable!("handled by the caller"),
     }
+}
+
+/// Opens every camera in config order, then checks that those the hardware
+/// encoder serves (`auto` included, now resolved) fit it together.
+pub fn open_cameras<'a>(
+    cameras: impl IntoIterator<Item = &'a VideoConfig>,
+) -> Result<Vec<Video>, String> {
+    let cameras: Vec<&VideoConfig> = cameras.into_iter().collect();
+    let opened = cameras
+        .iter()
+        .map(|c| open(c).map_err(|e| format!("camera {:?}: {e}", c.name)))
+        .collect::<Result<Vec<Video>, String>>()?;
+    let on_m2m: Vec<M2mStream> = cameras
+        .iter()
+        .zip(&opened)
+        .filter(|(_, (_, encoder))| encoder.as_ref().is_some_and(|e| e.name() == M2M_NAME))
+        .map(|(c, _)| M2mStream {
+            name: &c.name,
+            width: c.width,
+            height: c.height,
+            fps: c.fps,
+        })
+        .collect();
+    budget::check(&on_m2m)?;
+    Ok(opened)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use super::PeerId;
 use crate::media::audio::EncodedAudio;
 use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
+pub use error::ConnectError;
+use sdp::{pick_h264, video_sections_have_h264};
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -51,33 +53,6 @@ impl Default for HubConfig {
 /// Silence allowed from a connected peer that receives no video.
 const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);
 
-/// Why an offer was refused; shown to the HTTP client as a 4xx reason.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConnectError {
-    TooManyPeers(usize),
-    BadSdp(String),
-    NoUsableVideoCodec,
-    NoCandidates,
-    Rejected(String),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::TooManyPeers(n) => write!(f, "too many peers (limit {n})"),
-            ConnectError::BadSdp(e) => write!(f, "malformed SDP offer: {e}"),
-            ConnectError::NoUsableVideoCodec => {
-                write!(
-                    f,
-                    "the offer's video has no H.264 with packetization-mode=1"
-                )
-            }
-            ConnectError::NoCandidates => write!(f, "the robot has no usable network address"),
-            ConnectError::Rejected(e) => write!(f, "offer rejected: {e}"),
-        }
-    }
-}
-
 /// What the session and the loop need to know about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HubEvent {
@@ -94,8 +69,11 @@ pub enum HubEvent {
         peer: PeerId,
         text: String,
     },
-    /// Some peer needs an IDR (it just connected, or sent PLI/FIR).
-    KeyframeWanted(KeyframeReason),
+    /// Some peer needs an IDR of this camera (it just connected, or sent PLI/FIR).
+    KeyframeWanted {
+        camera: usize,
+        reason: KeyframeReason,
+    },
     /// 20 ms of μ-law the peer sent (push-to-talk).
     Audio {
         peer: PeerId,
@@ -124,20 +102,28 @@ struct Peer {
     last_heard: Instant,
     timeout: Instant,
     remote: Option<SocketAddr>,
-    video: Option<(Mid, Pt)>,
+    /// The offer's video m-lines in order: the n-th carries camera n.
+    video: Vec<VideoTrack>,
     /// Where the robot's microphone goes, if the peer wants it.
     audio: Option<(Mid, Pt)>,
     channel: Option<ChannelId>,
     expects_channel: bool,
     connected: bool,
     joined: bool,
-    awaiting_keyframe: bool,
     secret: Option<String>,
     view_only: bool,
     estimate: Option<u64>,
     rtt: Option<Duration>,
     frames_sent: u64,
     frames_skipped: u64,
+}
+
+/// One video m-line of a peer and the camera it carries.
+struct VideoTrack {
+    mid: Mid,
+    pt: Pt,
+    /// Until it has an IDR, P-frames only make the peer's decoder show garbage.
+    awaiting_keyframe: bool,
 }
 
 pub struct Hub {
@@ -246,13 +232,12 @@ impl Hub {
             last_heard: now,
             timeout: now,
             remote: None,
-            video: None,
+            video: Vec::new(),
             audio: None,
             channel: None,
             expects_channel: offer_sdp.contains("m=application"),
             connected: false,
             joined: false,
-            awaiting_keyframe: true,
             secret,
             view_only,
             estimate: None,
@@ -313,21 +298,19 @@ impl Hub {
         self.reap(now);
     }
 
-    /// Writes one shared access unit to every connected peer that wants video.
-    pub fn send_video(&mut self, frame: &EncodedFrame) {
+    /// Writes one shared access unit of `camera` (config order) to every
+    /// connected peer with a video m-line for it.
+    pub fn send_video(&mut self, camera: usize, frame: &EncodedFrame) {
         let rtp_time = MediaTime::from_90khz(frame.rtp_time);
-        for peer in &mut self.peers {
-            let Some((mid, pt)) = peer.video.filter(|_| peer.connected) else {
+        for peer in self.peers.iter_mut().filter(|p| p.connected) {
+            let Some(track) = peer.video.get(camera) else {
                 continue;
             };
-            // Until a peer has an IDR, P-frames only make its decoder show garbage.
-            if peer.awaiting_keyframe && !frame.keyframe {
-                peer.frames_skipped += 1;
-                self.totals.frames_skipped += 1;
-                continue;
-            }
-            if peer.write(mid, pt, frame.captured, rtp_time, &frame.data) {
-                peer.awaiting_keyframe = false;
+            let (mid, pt) = (track.mid, track.pt);
+            let decodable = frame.keyframe || !track.awaiting_keyframe;
+            let sent = decodable && peer.write(mid, pt, frame.captured, rtp_time, &frame.data);
+            if sent {
+                peer.video[camera].awaiting_keyframe = false;
                 peer.frames_sent += 1;
                 self.totals.frames_sent += 1;
             } else {
@@ -402,9 +385,9 @@ impl Hub {
         self.peers.iter().filter(|p| p.audio.is_some()).count()
     }
 
-    /// Peers that will receive video (connecting or connected).
-    pub fn viewers(&self) -> usize {
-        self.peers.iter().filter(|p| p.video.is_some()).count()
+    /// Peers that will receive this camera (connecting or connected).
+    pub fn viewers(&self, camera: usize) -> usize {
+        self.peers.iter().filter(|p| p.video.len() > camera).count()
     }
 
     pub fn contains(&self, id: PeerId) -> bool {
@@ -489,7 +472,7 @@ impl Peer {
 
     /// When this peer counts as gone if nothing more is heard from it.
     fn deadline(&self, config: &HubConfig) -> Instant {
-        if self.connected && self.video.is_none() {
+        if self.connected && self.video.is_empty() {
             // Without video there is no RTCP stream; browsers only send STUN
             // consent checks (every ~5 s) and whatever the page sends.
             self.last_heard + config.silence_timeout.max(DATA_ONLY_SILENCE)
@@ -522,8 +505,13 @@ impl Peer {
         match event {
             Event::Connected => {
                 self.connected = true;
-                self.awaiting_keyframe = true;
-                events.push_back(HubEvent::KeyframeWanted(KeyframeReason::NewPeer));
+                for (camera, track) in self.video.iter_mut().enumerate() {
+                    track.awaiting_keyframe = true;
+                    events.push_back(HubEvent::KeyframeWanted {
+                        camera,
+                        reason: KeyframeReason::NewPeer,
+                    });
+                }
                 if !self.expects_channel {
                     self.join(events);
                 }
@@ -538,7 +526,20 @@ impl Peer {
                     .writer(m.mid)
                     .and_then(|w| pick_h264(w.payload_params()));
                 match pt {
-                    Some(pt) => self.video = Some((m.mid, pt)),
+                    Some(pt) => {
+                        self.video.push(VideoTrack {
+                            mid: m.mid,
+                            pt,
+                            awaiting_keyframe: true,
+                        });
+                        // str0m may report the m-line after `Connected`.
+                        if self.connected {
+                            events.push_back(HubEvent::KeyframeWanted {
+                                camera: self.video.len() - 1,
+                                reason: KeyframeReason::NewPeer,
+                            });
+                        }
+                    }
                     None => tracing::warn!(peer = %self.id, "video m-line without usable H.264"),
                 }
             }
@@ -569,8 +570,13 @@ impl Peer {
                     text,
                 });
             }
-            Event::KeyframeRequest(_) => {
-                events.push_back(HubEvent::KeyframeWanted(KeyframeReason::Loss));
+            Event::KeyframeRequest(request) => {
+                if let Some(camera) = self.video.iter().position(|t| t.mid == request.mid) {
+                    events.push_back(HubEvent::KeyframeWanted {
+                        camera,
+                        reason: KeyframeReason::Loss,
+                    });
+                }
             }
             Event::EgressBitrateEstimate(
                 BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
@@ -598,44 +604,7 @@ impl Peer {
     }
 }
 
-/// Prefers Constrained Baseline (42e0xx), then any packetization-mode=1 H.264.
-fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> Option<Pt> {
-    let candidates: Vec<(Pt, Option<u32>)> = params
-        .filter(|p| p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1))
-        .map(|p| (p.pt(), p.spec().format.profile_level_id))
-        .collect();
-    candidates
-        .iter()
-        .find(|(_, profile)| profile.is_some_and(|id| id >> 8 == 0x42e0))
-        .or(candidates.first())
-        .map(|(pt, _)| *pt)
-}
-
-/// Every `m=video` section of the offer must offer H.264 with
-/// packetization-mode=1; an offer without video (data channel only) is fine.
-fn video_sections_have_h264(sdp: &str) -> bool {
-    let mut sections = sdp.split("\nm=").skip(1);
-    sections.all(|section| {
-        if !section.starts_with("video") {
-            return true;
-        }
-        let h264_pts: Vec<&str> = section
-            .lines()
-            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
-            .filter_map(|l| l.split_once(' '))
-            .filter(|(_, codec)| codec.to_ascii_uppercase().starts_with("H264/"))
-            .map(|(pt, _)| pt)
-            .collect();
-        section
-            .lines()
-            .filter_map(|l| l.strip_prefix("a=fmtp:"))
-            .any(|l| {
-                l.split_once(' ').is_some_and(|(pt, params)| {
-                    h264_pts.contains(&pt) && params.contains("packetization-mode=1")
-                })
-            })
-    })
-}
-
+mod error;
+mod sdp;
 #[cfg(test)]
 mod tests;

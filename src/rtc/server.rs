@@ -116,15 +116,22 @@ impl LoopHandle {
     }
 }
 
-/// The loop's ends of the media threads.
-pub struct MediaLinks {
+/// The loop's ends of one camera's pipeline.
+pub struct CameraLinks {
+    pub name: String,
     pub video: Arc<VideoShared>,
     pub frames: Receiver<EncodedFrame>,
     pub bitrate: BitrateController,
+}
+
+/// The loop's ends of the media threads.
+pub struct MediaLinks {
+    /// In config order: camera n goes out on each peer's n-th video m-line.
+    pub cameras: Vec<CameraLinks>,
     pub audio: Arc<AudioShared>,
     pub microphone: Receiver<EncodedAudio>,
     pub talkback: Sender<Arc<[u8]>>,
-    /// The recorder takes the same frames and audio the peers get.
+    /// The recorder takes the first camera's frames and the audio the peers get.
     pub recordings: Recordings,
 }
 
@@ -150,7 +157,7 @@ pub struct RtcServer {
 enum Wake {
     Datagram(std::io::Result<(usize, SocketAddr, SocketAddr)>),
     Command(Option<Command>),
-    Frame(EncodedFrame),
+    Frame(usize, EncodedFrame),
     Audio(EncodedAudio),
     Api,
     Timer,
@@ -204,12 +211,9 @@ impl RtcServer {
                             None => smol::future::pending().await,
                         }
                     };
-                    // A media thread that is gone (or never started) just stops waking us.
                     let frame = async {
-                        match self.media.frames.recv().await {
-                            Ok(f) => Wake::Frame(f),
-                            Err(_) => smol::future::pending().await,
-                        }
+                        let (camera, frame) = next_frame(&self.media.cameras).await;
+                        Wake::Frame(camera, frame)
                     };
                     let audio = async {
                         match self.media.microphone.recv().await {
@@ -243,9 +247,11 @@ impl RtcServer {
                     Wake::Datagram(Err(e)) => tracing::debug!("udp recv: {e}"),
                     Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
-                    Wake::Frame(frame) => {
-                        self.hub.send_video(&frame);
-                        self.media.recordings.video(&frame);
+                    Wake::Frame(camera, frame) => {
+                        self.hub.send_video(camera, &frame);
+                        if camera == 0 {
+                            self.media.recordings.video(&frame);
+                        }
                     }
                     Wake::Audio(packet) => {
                         self.hub.send_audio(&packet);
@@ -277,7 +283,9 @@ impl RtcServer {
             self.flush(now);
             tracing::info!("rtc loop stopped");
         });
-        self.media.video.set_viewers(0);
+        for camera in &self.media.cameras {
+            camera.video.set_viewers(0);
+        }
         self.media.audio.set_listeners(0);
     }
 
@@ -310,10 +318,19 @@ impl RtcServer {
         }
     }
 
+    /// Each camera's encoder gets an even share of the slowest peer's link.
     fn adapt_bitrate(&mut self, now: Instant) {
-        if let Some(bps) = self.media.bitrate.update(now, self.hub.lowest_estimate()) {
-            tracing::info!(bps, "encoder bitrate follows the slowest peer");
-            self.media.video.set_bitrate(bps);
+        let share = self.media.cameras.len().max(1) as u64;
+        let estimate = self.hub.lowest_estimate().map(|bps| bps / share);
+        for camera in &mut self.media.cameras {
+            if let Some(bps) = camera.bitrate.update(now, estimate) {
+                tracing::info!(
+                    bps,
+                    camera = camera.name,
+                    "encoder bitrate follows the slowest peer"
+                );
+                camera.video.set_bitrate(bps);
+            }
         }
     }
 
@@ -379,7 +396,11 @@ impl RtcServer {
                     .peer_joined(now, peer, secret.as_deref(), view_only),
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
-                HubEvent::KeyframeWanted(reason) => self.media.video.request_keyframe(reason),
+                HubEvent::KeyframeWanted { camera, reason } => {
+                    if let Some(camera) = self.media.cameras.get(camera) {
+                        camera.video.request_keyframe(reason);
+                    }
+                }
                 // Only the operator talks through the robot's speaker.
                 HubEvent::Audio { peer, data } => {
                     if self.session.operator() == Some(peer) {
@@ -406,16 +427,21 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        // The recorder watches and listens like one more peer.
+        // The recorder watches the first camera and listens like one more peer.
         let recordings = &self.media.recordings;
         let recording = usize::from(recordings.is_recording());
-        self.media.video.set_viewers(self.hub.viewers() + recording);
+        for (n, camera) in self.media.cameras.iter().enumerate() {
+            let recorder = if n == 0 { recording } else { 0 };
+            camera.video.set_viewers(self.hub.viewers(n) + recorder);
+        }
         let recording_audio = usize::from(recordings.is_recording_audio());
         self.media
             .audio
             .set_listeners(self.hub.listeners() + recording_audio);
         if recordings.take_keyframe_request() {
-            self.media.video.request_keyframe(KeyframeReason::NewPeer);
+            if let Some(first) = self.media.cameras.first() {
+                first.video.request_keyframe(KeyframeReason::NewPeer);
+            }
         }
         self.session.set_recording(recording > 0);
         if let Some(api) = &mut self.api {
@@ -467,7 +493,6 @@ impl RtcServer {
     }
 
     fn status(&self, now: Instant) -> serde_json::Value {
-        let source = &self.media.video.source;
         let session = self.session.status();
         // Each peer's transport state joined with its role from the session.
         let peers: Vec<serde_json::Value> = self
@@ -481,19 +506,12 @@ impl RtcServer {
                 value
             })
             .collect();
-        let mut video = serde_json::json!({
-            "source": source.name,
-            "width": source.width,
-            "height": source.height,
-            "fps": source.fps,
-            "encoder": self.media.video.encoder,
-            "bitrate": self.media.bitrate.current(),
-        });
-        let totals = self.hub.video_totals();
-        if let (Some(video), serde_json::Value::Object(counters)) =
-            (video.as_object_mut(), self.media.video.counters())
-        {
-            video.extend(counters);
+        let cameras: Vec<serde_json::Value> =
+            self.media.cameras.iter().map(camera_status).collect();
+        // `video` is the first camera, as before there were several, plus the peers' totals.
+        let mut video = cameras.first().cloned().unwrap_or_default();
+        if let Some(video) = video.as_object_mut() {
+            let totals = self.hub.video_totals();
             video.insert("frames_sent_to_peers".into(), totals.frames_sent.into());
             video.insert(
                 "frames_skipped_for_peers".into(),
@@ -519,8 +537,52 @@ impl RtcServer {
                 "stun_mapped": self.stun.reflexive().map(|r| r.mapped),
             },
             "video": video,
+            "cameras": cameras,
             "audio": self.media.audio.status(),
             "recording": self.media.recordings.status(),
         })
     }
+}
+
+/// One camera in `/api/status`: what it captures, how it encodes, its counters.
+fn camera_status(camera: &CameraLinks) -> serde_json::Value {
+    let source = &camera.video.source;
+    let mut status = serde_json::json!({
+        "name": camera.name,
+        "source": source.name,
+        "width": source.width,
+        "height": source.height,
+        "fps": source.fps,
+        "encoder": camera.video.encoder,
+        "bitrate": camera.bitrate.current(),
+    });
+    if let (Some(status), serde_json::Value::Object(counters)) =
+        (status.as_object_mut(), camera.video.counters())
+    {
+        status.extend(counters);
+    }
+    status
+}
+
+/// The next encoded frame of any camera, with the camera's index. A pipeline
+/// that is gone (or never started) just stops waking the loop.
+async fn next_frame(cameras: &[CameraLinks]) -> (usize, EncodedFrame) {
+    let mut waits: Vec<_> = cameras
+        .iter()
+        .map(|c| Some(Box::pin(c.frames.recv())))
+        .collect();
+    std::future::poll_fn(|cx| {
+        for (camera, wait) in waits.iter_mut().enumerate() {
+            let Some(recv) = wait else { continue };
+            match std::future::Future::poll(recv.as_mut(), cx) {
+                std::task::Poll::Ready(Ok(frame)) => {
+                    return std::task::Poll::Ready((camera, frame))
+                }
+                std::task::Poll::Ready(Err(_)) => *wait = None,
+                std::task::Poll::Pending => {}
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

@@ -183,6 +183,7 @@ test('video plays, ping RTT shows, reload reconnects and the old peer is reaped'
   const page = await openPage(t);
 
   await assertVideoPlays(page);
+  assert.ok(await page.isHidden('#pip'), 'one camera: no picture-in-picture');
 
   const { rtt } = await waitFor('a ping RTT', () => stats(page), { until: (s) => s.rtt !== null, timeoutMs: 5000 });
   assert.ok(rtt >= 0 && rtt < 1000, `RTT ${rtt} ms`);
@@ -399,4 +400,20 @@ test('broker mode: the exported page lists the robot, connects through Mosquitto
 
   server.proc.kill('SIGKILL'); // no goodbye: the broker's will says it
   await page.waitForSelector('#fleet li[data-robot="rover"][data-online="false"]', { state: 'attached', timeout: 20_000 });
+});
+
+test('two cameras: the second shows as a picture-in-picture, a click swaps it with the main one', async (t) => {
+  await stopServer();
+  await startServer(['--config', 'tests/fixtures/two-cameras.toml']); // 320x240 and 160x120
+  const page = await openPage(t);
+  const widths = () => page.evaluate(() => ({
+    main: document.getElementById('video').videoWidth,
+    pip: document.getElementById('pip').videoWidth,
+    pipHidden: document.getElementById('pip').hidden,
+  }));
+  await waitFor('both cameras playing', widths, { until: (w) => w.main === 320 && w.pip === 160 && !w.pipHidden, timeoutMs: 20_000 });
+  await page.click('#pip');
+  await waitFor('the cameras swapped', widths, { until: (w) => w.main === 160 && w.pip === 320, timeoutMs: 10_000 });
+  await page.click('#pip');
+  await waitFor('the cameras swapped back', widths, { until: (w) => w.main === 320 && w.pip === 160, timeoutMs: 10_000 });
 });

@@ -20,21 +20,29 @@ const BROWSER: &str = "127.0.0.1:40000";
 struct Client {
     rtc: Rtc,
     events: Vec<Event>,
+    /// The offer's video m-lines, in order.
+    video_mids: Vec<str0m::media::Mid>,
 }
 
 fn offer(video: bool) -> (Client, String, str0m::change::SdpPendingOffer) {
+    offer_videos(usize::from(video))
+}
+
+/// An offer with `videos` recvonly video m-lines and a data channel.
+fn offer_videos(videos: usize) -> (Client, String, str0m::change::SdpPendingOffer) {
     let mut rtc = Rtc::builder().build(Instant::now());
     rtc.add_local_candidate(Candidate::host(BROWSER.parse().unwrap(), "udp").unwrap());
     let mut api = rtc.sdp_api();
-    if video {
-        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    }
+    let video_mids = (0..videos)
+        .map(|_| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None))
+        .collect();
     api.add_channel("default".into());
     let (offer, pending) = api.apply().unwrap();
     (
         Client {
             rtc,
             events: vec![],
+            video_mids,
         },
         offer.to_sdp_string(),
         pending,
@@ -42,7 +50,11 @@ fn offer(video: bool) -> (Client, String, str0m::change::SdpPendingOffer) {
 }
 
 fn connect(hub: &mut Hub, now: Instant) -> (PeerId, Client) {
-    let (mut client, sdp, pending) = offer(true);
+    connect_videos(hub, now, 1)
+}
+
+fn connect_videos(hub: &mut Hub, now: Instant, videos: usize) -> (PeerId, Client) {
+    let (mut client, sdp, pending) = offer_videos(videos);
     let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
     let (id, answer) = hub
         .connect(
@@ -128,10 +140,13 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
     let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
         c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
     });
-    assert_eq!(hub.viewers(), 1);
+    assert_eq!((hub.viewers(0), hub.viewers(1)), (1, 0));
     let events = drain_events(&mut hub);
     assert!(
-        events.contains(&HubEvent::KeyframeWanted(KeyframeReason::NewPeer)),
+        events.contains(&HubEvent::KeyframeWanted {
+            camera: 0,
+            reason: KeyframeReason::NewPeer
+        }),
         "{events:?}"
     );
     let cid = client
@@ -175,7 +190,7 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
             rtp_time: n * 3000,
             keyframe,
         };
-        hub.send_video(&encoded);
+        hub.send_video(0, &encoded);
         now += Duration::from_millis(33);
         client.rtc.handle_input(Input::Timeout(now)).unwrap();
         hub.handle_timeout(now);
@@ -287,7 +302,11 @@ fn bad_offers_are_refused_with_reasons() {
             .unwrap_err(),
         ConnectError::TooManyPeers(1)
     );
-    assert_eq!(hub.viewers(), 0, "a data-channel-only peer is not a viewer");
+    assert_eq!(
+        hub.viewers(0),
+        0,
+        "a data-channel-only peer is not a viewer"
+    );
 }
 
 #[test]
@@ -334,4 +353,71 @@ fn an_offer_without_a_usable_media_section_is_rejected() {
         "{result:?}"
     );
     assert!(hub.is_empty());
+}
+
+/// Encoded pattern frames of one size, every one an IDR (so none is held back).
+fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
+    let mut source = TestPattern::new(width, height, 30).unwrap();
+    let mut encoder = OpenH264Encoder::new(width, height, 30, 400_000).unwrap();
+    (0..count)
+        .map(|n| {
+            let frame = source.next_frame().unwrap();
+            let au = encoder.encode(&frame, true).unwrap().unwrap();
+            EncodedFrame {
+                data: au.into(),
+                captured: frame.captured,
+                rtp_time: n * 3000,
+                keyframe: true,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn each_video_m_line_carries_the_next_camera() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let (_, mut client) = connect_videos(&mut hub, t0, 2);
+    let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
+        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
+    });
+    assert_eq!((hub.viewers(0), hub.viewers(1), hub.viewers(2)), (1, 1, 0));
+    let events = drain_events(&mut hub);
+    for camera in 0..2 {
+        let wanted = HubEvent::KeyframeWanted {
+            camera,
+            reason: KeyframeReason::NewPeer,
+        };
+        assert!(events.contains(&wanted), "{events:?}");
+    }
+    let cameras = [idr_frames(320, 240, 6), idr_frames(160, 120, 6)];
+    let mut decoders: Vec<_> = (0..2)
+        .map(|_| openh264::decoder::Decoder::new().unwrap())
+        .collect();
+    let mut sizes = vec![Vec::new(), Vec::new()];
+    for n in 0..6 {
+        for (camera, frames) in cameras.iter().enumerate() {
+            hub.send_video(camera, &frames[n]);
+        }
+        hub.send_video(2, &cameras[0][n]); // no peer has a third m-line: nothing happens
+        for _ in 0..10 {
+            now += Duration::from_millis(10);
+            client.rtc.handle_input(Input::Timeout(now)).unwrap();
+            hub.handle_timeout(now);
+            pump(&mut hub, &mut client, now);
+        }
+        for e in client.events.drain(..) {
+            if let Event::MediaData(m) = e {
+                let track = client.video_mids.iter().position(|mid| *mid == m.mid);
+                let track = track.expect("media arrives on an offered m-line");
+                if let Some(yuv) = decoders[track].decode(&m.data).unwrap() {
+                    use openh264::formats::YUVSource;
+                    sizes[track].push(yuv.dimensions());
+                }
+            }
+        }
+    }
+    assert!(sizes[0].len() >= 4 && sizes[1].len() >= 4, "{sizes:?}");
+    assert!(sizes[0].iter().all(|s| *s == (320, 240)), "{sizes:?}");
+    assert!(sizes[1].iter().all(|s| *s == (160, 120)), "{sizes:?}");
 }

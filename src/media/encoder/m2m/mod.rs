@@ -24,6 +24,9 @@ use crate::media::h264::annexb::{self, ParameterSetCache};
 use crate::media::v4l2::{fourcc_name, Buffer, Device, Interval, Mapping, FOURCC_YU12};
 use crate::media::{Frame, PixelFormat, VideoEncoder};
 
+/// What the hardware encoder is called in status, logs and the resource guard.
+pub const M2M_NAME: &str = "v4l2m2m";
+
 const OUTPUT_BUFFERS: u32 = 2;
 const CAPTURE_BUFFERS: u32 = 4;
 /// Longest wait for the encoder to take a frame or return a picture.
@@ -363,7 +366,7 @@ impl M2mEncoder {
 
 impl VideoEncoder for M2mEncoder {
     fn name(&self) -> &'static str {
-        "v4l2m2m"
+        M2M_NAME
     }
 
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> io::Result<Option<Vec<u8>>> {
