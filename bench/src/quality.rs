@@ -9,7 +9,6 @@
 //! the stamp (top) and the burned-in digits (bottom) is then compared.
 
 #[path = "../../src/media/source/scene.rs"]
-#[allow(dead_code)]
 mod scene;
 
 use scene::Scene;
