@@ -5,6 +5,9 @@ the machine-readable stamp -- the top 16 rows hold 32 black/white cells with
 the capture time in ms since the Unix epoch modulo 2^32, most significant bit
 first -- so the baseline's frames carry the same content and the same stamp."""
 
+import argparse
+import logging
+
 import numpy as np
 
 STAMP_BITS = 32
@@ -187,3 +190,19 @@ if __name__ == "__main__":
     assert read_stamp(c.draw(42, ms)[:480]) == ms % (1 << 32)
     assert not np.array_equal(c.draw(1, 0), c.draw(2, 0))
     print("pattern ok")
+
+
+def server_arguments(default_http: str) -> argparse.Namespace:
+    """The command line of every Python server in the benchmark (what
+    bench/src/server.rs passes), with logging set up as they all want it."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--http", default=default_http)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--bitrate", type=int, default=1_500_000)
+    # As telepi's [video] pattern: bars, or the camera-like panning scene with noise.
+    parser.add_argument("--content", choices=["bars", "camera"], default="bars")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    return args

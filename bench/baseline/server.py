@@ -14,11 +14,9 @@ Only 127.0.0.1 is used: no STUN server, host candidates on loopback only.
     python server.py --http 127.0.0.1:8081
 """
 
-import argparse
 import asyncio
 import fractions
 import json
-import logging
 import time
 
 import aioice.ice
@@ -35,7 +33,7 @@ from aiortc.codecs import h264
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
-from pattern import TestPattern
+from pattern import TestPattern, server_arguments
 
 VIDEO_CLOCK_RATE = 90000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
@@ -79,16 +77,7 @@ def loopback_only():
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--http", default="127.0.0.1:8081")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--bitrate", type=int, default=1_500_000)
-    # As telepi's [video] pattern: bars, or the camera-like panning scene with noise.
-    parser.add_argument("--content", choices=["bars", "camera"], default="bars")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    args = server_arguments("127.0.0.1:8081")
 
     # Same start and ceiling as telepi's [video] bitrate (aiortc: 1 Mbit/s start, 3 max).
     h264.DEFAULT_BITRATE = args.bitrate

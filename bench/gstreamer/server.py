@@ -22,7 +22,6 @@ Needs Debian's python3-gi, python3-numpy, gir1.2-gst-plugins-bad-1.0,
 gir1.2-nice-0.1, gstreamer1.0-plugins-{base,good,bad,ugly} and gstreamer1.0-nice.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -43,7 +42,7 @@ gi.require_version("Nice", "0.1")
 from gi.repository import GLib, Gst, GstSdp, GstWebRTC, Nice  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "baseline"))
-from pattern import TestPattern  # noqa: E402
+from pattern import TestPattern, server_arguments  # noqa: E402
 
 log = logging.getLogger("gst-server")
 
@@ -395,15 +394,7 @@ def serve_http(server: Server, address):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--http", default="127.0.0.1:8082")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--fps", type=int, default=30)
-    parser.add_argument("--bitrate", type=int, default=1_500_000)
-    parser.add_argument("--content", choices=["bars", "camera"], default="bars")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    args = server_arguments("127.0.0.1:8082")
     Gst.init(None)
     server = Server(args)
     server.start()
