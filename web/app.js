@@ -613,9 +613,11 @@
     const stats = await pc.getStats();
     let pair = null;
     let inbound = null;
+    // Two video m-lines (the second camera): measure the one on the big picture.
+    const [shown] = video.srcObject instanceof MediaStream ? video.srcObject.getVideoTracks() : [];
     stats.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-      if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s;
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier === shown?.id) inbound = s;
     });
     if (pair) {
       link.localType = stats.get(pair.localCandidateId)?.candidateType ?? null;

@@ -111,7 +111,11 @@ export const selectedPair = (page) => page.evaluate(async () => {
   const locals = [];
   stats.forEach((s) => {
     if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-    if (s.type === 'inbound-rtp' && s.kind === 'video') video = { framesDecoded: s.framesDecoded };
+    // The page offers two video m-lines (a second camera); with one camera the
+    // second never decodes, and the stats' order is not fixed: count them all.
+    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      video = { framesDecoded: (video?.framesDecoded ?? 0) + (s.framesDecoded ?? 0) };
+    }
     if (s.type === 'local-candidate') locals.push(s.candidateType);
   });
   const cand = (id) => {
