@@ -7,6 +7,7 @@
 //! telepi-bench run    [--servers telepi,baseline[,gstreamer][,NAME=TELEPI_BINARY[@CONFIG]]] [--viewers 1,4,10] [--seconds 15]
 //!                     [--warmup 3] [--idle 2] [--repeat 1] [--telepi PATH] [--python PATH]
 //!                     [--baseline-script PATH] [--gst-python PATH] [--out FILE] [--logs DIR] [--content bars|camera]
+//!                     [--video-lines 1|2]   (video m-lines per viewer offer; only the first is measured)
 //!                     [--server-cpus 0 --viewer-cpus 1]   (pin them apart)
 //! telepi-bench report --run FILE [--chromium FILE] [--out docs/benchmarks.md]
 //!                     [--plots DIR] [--command CMD] [--telepi PATH] [--venv DIR]
@@ -163,6 +164,7 @@ fn run_config(
         server_cpus: cpu_list(opts.opt("server-cpus"))?,
         viewer_cpus: cpu_list(opts.opt("viewer-cpus"))?,
         content: Content::parse(&opts.get("content", "bars"))?,
+        video_lines: opts.f64("video-lines", 1.0)? as usize,
     })
 }
 

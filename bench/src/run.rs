@@ -28,6 +28,8 @@ pub struct RunConfig {
     pub viewer_cpus: Option<Vec<usize>>,
     /// What both servers' synthetic cameras show.
     pub content: Content,
+    /// Video m-lines in each viewer's offer: 2 makes a two-camera telepi send both.
+    pub video_lines: usize,
 }
 
 pub fn run(cfg: &RunConfig) -> Result<Value, String> {
@@ -127,7 +129,15 @@ fn scenario(
     // Viewers join all at once.
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..n)
-        .map(|i| viewer::spawn(server.http, stop.clone(), i, reference.cloned()))
+        .map(|i| {
+            viewer::spawn(
+                server.http,
+                stop.clone(),
+                i,
+                reference.cloned(),
+                cfg.video_lines,
+            )
+        })
         .collect();
     let join_deadline = Instant::now() + Duration::from_secs(40);
     while !handles.iter().all(|h| h.first_frame.load(Ordering::SeqCst))
@@ -233,6 +243,7 @@ fn scenario(
         "decode_errors": results.iter().map(|r| r.decode_errors).sum::<u64>(),
         "bad_stamps": results.iter().map(|r| r.bad_stamps).sum::<u64>(),
         "lossy_frames": results.iter().map(|r| r.lossy_frames).sum::<u64>(),
+        "other_camera_frames": results.iter().map(|r| r.other_camera_frames).sum::<u64>(),
         "errors": errors,
         "log": log.display().to_string(),
     }))
@@ -271,7 +282,7 @@ fn summary(v: &mut [f64]) -> Value {
 fn one_line(s: &Value) -> String {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     format!(
-        "cpu {:.3} s/s ({:.0} M instructions/s, {:.0} M cycles/s), rss {} KiB (peak {}), {:.1} fps/viewer, {:.0} kbit/s video ({:.0} on the wire), capture->received p50 {:.1} p99 {:.1} ms, decoded p50 {:.1} ms, first frame p50 {:.0} ms, Y-PSNR p50 {:.1} dB, other load {:.2} cores{}",
+        "cpu {:.3} s/s ({:.0} M instructions/s, {:.0} M cycles/s), rss {} KiB (peak {}), {:.1} fps/viewer, {:.0} kbit/s video ({:.0} on the wire), capture->received p50 {:.1} p99 {:.1} ms, decoded p50 {:.1} ms, first frame p50 {:.0} ms, Y-PSNR p50 {:.1} dB, other load {:.2} cores{}{}",
         f(&s["cpu"]),
         f(&s["instructions_per_s"]) / 1e6,
         f(&s["cycles_per_s"]) / 1e6,
@@ -286,6 +297,10 @@ fn one_line(s: &Value) -> String {
         f(&s["first_frame_ms"]["p50"]),
         f(&s["psnr_db"]["p50"]),
         f(&s["other_cpu"]),
+        match s["other_camera_frames"].as_u64() {
+            Some(n) if n > 0 => format!(", {n} access units from the other cameras"),
+            _ => String::new(),
+        },
         match s["errors"].as_array() {
             Some(e) if !e.is_empty() => format!(", ERRORS: {e:?}"),
             _ => String::new(),

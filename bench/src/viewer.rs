@@ -50,6 +50,9 @@ pub struct ViewerResult {
     /// Frames whose stamp gave an implausible latency (corrupt picture).
     pub bad_stamps: u64,
     pub lossy_frames: u64,
+    /// Access units received on the other video m-lines (other cameras):
+    /// counted, not decoded, so the viewers' cost stays that of one camera.
+    pub other_camera_frames: u64,
     /// (receive time, datagram size) of everything received, for the wire rate.
     pub datagrams: Vec<(Instant, u32)>,
 }
@@ -70,11 +73,14 @@ impl ViewerHandle {
 
 /// Starts a viewer on its own thread; it runs until `stop` is set.
 /// With a `reference`, every `QUALITY_EVERY`th decoded frame is compared with it.
+/// The offer has `video_lines` video m-lines (telepi sends camera n on the n-th);
+/// only the first is decoded and measured.
 pub fn spawn(
     http: SocketAddr,
     stop: Arc<AtomicBool>,
     index: usize,
     reference: Option<Arc<Reference>>,
+    video_lines: usize,
 ) -> ViewerHandle {
     let first_frame = Arc::new(AtomicBool::new(false));
     let flag = first_frame.clone();
@@ -82,7 +88,12 @@ pub fn spawn(
         .name(format!("viewer-{index}"))
         .spawn(move || {
             let mut result = ViewerResult::default();
-            if let Err(e) = run(http, &stop, &flag, reference.as_deref(), &mut result) {
+            let measured = Measured {
+                first_flag: &flag,
+                reference: reference.as_deref(),
+                video_lines,
+            };
+            if let Err(e) = run(http, &stop, &measured, &mut result) {
                 result.error = Some(e);
             }
             if std::env::var_os("BENCH_DEBUG").is_some() {
@@ -103,20 +114,34 @@ pub fn spawn(
     }
 }
 
+/// What one viewer measures, and where it says so.
+struct Measured<'a> {
+    first_flag: &'a AtomicBool,
+    reference: Option<&'a Reference>,
+    video_lines: usize,
+}
+
 fn run(
     http: SocketAddr,
     stop: &AtomicBool,
-    first_flag: &AtomicBool,
-    reference: Option<&Reference>,
+    measured: &Measured,
     result: &mut ViewerResult,
 ) -> Result<(), String> {
+    let Measured {
+        first_flag,
+        reference,
+        video_lines,
+    } = *measured;
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     enable_timestamps(&socket)?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     let mut rtc = Rtc::builder().build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp").map_err(|e| e.to_string())?);
     let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let first_camera = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    for _ in 1..video_lines {
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    }
     api.add_channel("default".into());
     let (offer, pending) = api.apply().ok_or("str0m made no offer")?;
 
@@ -159,6 +184,9 @@ fn run(
                 Output::Timeout(t) => break t,
                 Output::Transmit(t) => {
                     let _ = socket.send_to(&t.contents, t.destination);
+                }
+                Output::Event(Event::MediaData(m)) if m.mid != first_camera => {
+                    result.other_camera_frames += 1;
                 }
                 Output::Event(Event::MediaData(m)) => {
                     if !m.contiguous {
