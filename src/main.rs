@@ -84,7 +84,9 @@ fn run(config: &Config) -> Result<(), String> {
             Pipeline::spawn(source, encoder, camera.keyframe_interval())
         })
         .collect();
-    let first = pipelines.first().ok_or("no camera configured")?;
+    if pipelines.is_empty() {
+        return Err("no camera configured".into());
+    }
     // A peer's link carries every camera it asked for.
     let hub = Hub::new(HubConfig {
         max_peers: config.rtc.max_peers,
@@ -103,7 +105,9 @@ fn run(config: &Config) -> Result<(), String> {
         motor_port,
     )?;
     let session =
-        Session::new(Instant::now(), &config.control, drive).with_controls(controls.clone());
+        Session::new(Instant::now(), &config.control, drive)
+            .with_controls(controls.clone())
+            .with_cameras(config.cameras().map(|c| c.name.clone()).collect());
     let audio = audio::open(&config.audio)?;
     let record_audio = config.record.audio && audio.shared.source.is_some();
     let recorder =
@@ -139,7 +143,11 @@ fn run(config: &Config) -> Result<(), String> {
     let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
-        video: first.shared.clone(),
+        cameras: config
+            .cameras()
+            .zip(&pipelines)
+            .map(|(camera, pipeline)| (camera.name.clone(), pipeline.shared.clone()))
+            .collect(),
         rtc: config.rtc.clone(),
         access,
         broker: broker.as_ref().map(|b| b.stats.clone()),

@@ -11,7 +11,7 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 
-use super::hub::{ConnectError, Hub, HubEvent};
+use super::hub::{ConnectError, Hub, HubEvent, VideoTotals};
 use super::ice;
 use super::net::{self, RtcSocket};
 use super::protocol::Outbound;
@@ -466,6 +466,17 @@ impl RtcServer {
                         self.hub.send_text(peer, &Outbound::error(reason).to_json());
                     }
                 }
+                SessionOutput::Camera { peer, camera, on } => {
+                    if !self.hub.set_camera(peer, camera, on) {
+                        let name = self.media.cameras.get(camera).map(|c| c.name.as_str());
+                        let reason = format!(
+                            "camera: your offer has no video m-line for {:?} (camera {})",
+                            name.unwrap_or_default(),
+                            camera + 1
+                        );
+                        self.hub.send_text(peer, &Outbound::error(reason).to_json());
+                    }
+                }
             }
         }
     }
@@ -506,18 +517,11 @@ impl RtcServer {
                 value
             })
             .collect();
-        let cameras: Vec<serde_json::Value> =
-            self.media.cameras.iter().map(camera_status).collect();
-        // `video` is the first camera, as before there were several, plus the peers' totals.
-        let mut video = cameras.first().cloned().unwrap_or_default();
-        if let Some(video) = video.as_object_mut() {
-            let totals = self.hub.video_totals();
-            video.insert("frames_sent_to_peers".into(), totals.frames_sent.into());
-            video.insert(
-                "frames_skipped_for_peers".into(),
-                totals.frames_skipped.into(),
-            );
-        }
+        let cameras: Vec<serde_json::Value> = (self.media.cameras.iter().enumerate())
+            .map(|(n, camera)| camera_status(camera, self.hub.video_totals(n)))
+            .collect();
+        // `video` is the first camera, as before there were several.
+        let video = cameras.first().cloned().unwrap_or_default();
         serde_json::json!({
             "uptime_s": now.duration_since(self.started).as_secs_f64(),
             "operator": session.operator,
@@ -544,8 +548,9 @@ impl RtcServer {
     }
 }
 
-/// One camera in `/api/status`: what it captures, how it encodes, its counters.
-fn camera_status(camera: &CameraLinks) -> serde_json::Value {
+/// One camera in `/api/status`: what it captures, how it encodes, its
+/// counters, and how many of its frames went to peers.
+fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value {
     let source = &camera.video.source;
     let mut status = serde_json::json!({
         "name": camera.name,
@@ -555,6 +560,8 @@ fn camera_status(camera: &CameraLinks) -> serde_json::Value {
         "fps": source.fps,
         "encoder": camera.video.encoder,
         "bitrate": camera.bitrate.current(),
+        "frames_sent_to_peers": totals.frames_sent,
+        "frames_skipped_for_peers": totals.frames_skipped,
     });
     if let (Some(status), serde_json::Value::Object(counters)) =
         (status.as_object_mut(), camera.video.counters())
