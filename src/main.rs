@@ -104,10 +104,9 @@ fn run(config: &Config) -> Result<(), String> {
         controls.clone(),
         motor_port,
     )?;
-    let session =
-        Session::new(Instant::now(), &config.control, drive)
-            .with_controls(controls.clone())
-            .with_cameras(config.cameras().map(|c| c.name.clone()).collect());
+    let session = Session::new(Instant::now(), &config.control, drive)
+        .with_controls(controls.clone())
+        .with_cameras(config.cameras().map(|c| c.name.clone()).collect());
     let audio = audio::open(&config.audio)?;
     let record_audio = config.record.audio && audio.shared.source.is_some();
     let recorder =

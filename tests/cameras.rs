@@ -87,11 +87,16 @@ fn a_peer_turns_the_second_camera_off_and_its_encoder_idles_until_turned_on() {
         }),
         "both cameras decode"
     );
-    let cameras = peer.last_message("cameras").expect("a `cameras` message on joining");
+    let cameras = peer
+        .last_message("cameras")
+        .expect("a `cameras` message on joining");
     assert_eq!(cameras["names"], serde_json::json!(["front", "arm"]));
 
     peer.send(r#"{"type":"camera","name":"arm","on":false}"#);
-    assert!(peer.ping(1.0), "the channel is ordered: the switch came first");
+    assert!(
+        peer.ping(1.0),
+        "the channel is ordered: the switch came first"
+    );
     let receiving = |server: &Server| server.status()["peers"][0]["receiving"].clone();
     assert_eq!(receiving(&server), serde_json::json!([true, false]));
     // Frames already encoded or on the way still arrive; then nothing does.
@@ -109,9 +114,14 @@ fn a_peer_turns_the_second_camera_off_and_its_encoder_idles_until_turned_on() {
 
     peer.send(r#"{"type":"camera","name":"tail","on":false}"#);
     assert!(peer.ping(2.0));
-    let error = peer.last_message("error").expect("an unknown camera is an error");
+    let error = peer
+        .last_message("error")
+        .expect("an unknown camera is an error");
     assert!(
-        error["reason"].as_str().unwrap().contains("no camera \"tail\""),
+        error["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no camera \"tail\""),
         "{error}"
     );
 

@@ -55,7 +55,10 @@ fn figures_move_as_a_client_watches_and_drives() {
     let idle = scrape(&server);
     assert_eq!(idle[OPERATOR], 0.0);
     assert_eq!(idle["telepi_deadman_trips_total"], 0.0);
-    assert_eq!(idle[r#"telepi_video_frames_sent_total{camera="main"}"#], 0.0);
+    assert_eq!(
+        idle[r#"telepi_video_frames_sent_total{camera="main"}"#],
+        0.0
+    );
     assert!(idle["process_resident_memory_bytes"] > 1e6);
     assert!(idle["process_threads"] >= 2.0);
     assert!(idle["telepi_uptime_seconds"] > 0.0);
@@ -75,7 +78,9 @@ fn figures_move_as_a_client_watches_and_drives() {
     );
     assert!(driving[r#"telepi_video_frames_sent_total{camera="main"}"#] >= 30.0);
     assert!(driving[r#"telepi_video_keyframes_encoded_total{camera="main"}"#] >= 1.0);
-    assert!(driving[r#"telepi_video_keyframe_requests_total{camera="main",reason="new_peer"}"#] >= 1.0);
+    assert!(
+        driving[r#"telepi_video_keyframe_requests_total{camera="main",reason="new_peer"}"#] >= 1.0
+    );
     assert!(driving[r#"telepi_peer_video_frames_sent_total{peer="1",role="operator"}"#] >= 30.0);
     assert!(driving["telepi_datachannel_messages_accepted_total"] >= 1.0);
     assert!(driving[r#"telepi_video_target_bitrate_bits_per_second{camera="main"}"#] > 0.0);
@@ -117,7 +122,8 @@ fn each_camera_has_its_own_video_figures() {
     for camera in ["front", "arm"] {
         let sent = format!(r#"telepi_video_frames_sent_total{{camera="{camera}"}}"#);
         assert!(figures[&sent] >= 10.0, "{sent}: {figures:#?}");
-        let bitrate = format!(r#"telepi_video_target_bitrate_bits_per_second{{camera="{camera}"}}"#);
+        let bitrate =
+            format!(r#"telepi_video_target_bitrate_bits_per_second{{camera="{camera}"}}"#);
         assert!(figures[&bitrate] > 0.0, "{bitrate}");
     }
 

@@ -403,7 +403,7 @@ test('broker mode: the exported page lists the robot, connects through Mosquitto
   await page.waitForSelector('#fleet li[data-robot="rover"][data-online="false"]', { state: 'attached', timeout: 20_000 });
 });
 
-test('two cameras: the second shows as a picture-in-picture, a click swaps it with the main one', async (t) => {
+test('two cameras: the second shows as a picture-in-picture, a click swaps it with the main one, its button turns it off and on', async (t) => {
   await stopServer();
   await startServer(['--config', 'tests/fixtures/two-cameras.toml']); // 320x240 and 160x120
   const page = await openPage(t);

@@ -469,13 +469,27 @@ fn a_camera_turned_off_is_not_sent_nor_counted_and_resumes_at_a_keyframe() {
     assert!(arrived.contains(&0) && arrived.contains(&1), "{arrived:?}");
 
     assert!(hub.set_camera(id, 1, false));
-    assert_eq!((hub.viewers(0), hub.viewers(1)), (1, 0), "the arm's encoder may idle");
+    assert_eq!(
+        (hub.viewers(0), hub.viewers(1)),
+        (1, 0),
+        "the arm's encoder may idle"
+    );
     assert_eq!(hub.status()[0].receiving, [true, false]);
     let sent_before = hub.status()[0].frames_sent;
     let arrived = deliver(&mut hub, &mut client, &mut now, &both);
-    assert!(arrived.iter().all(|m| *m == 0) && !arrived.is_empty(), "{arrived:?}");
-    assert_eq!(hub.status()[0].frames_sent, sent_before + 1, "only the front's frame");
-    assert!(drain_events(&mut hub).is_empty(), "turning off asks for nothing");
+    assert!(
+        arrived.iter().all(|m| *m == 0) && !arrived.is_empty(),
+        "{arrived:?}"
+    );
+    assert_eq!(
+        hub.status()[0].frames_sent,
+        sent_before + 1,
+        "only the front's frame"
+    );
+    assert!(
+        drain_events(&mut hub).is_empty(),
+        "turning off asks for nothing"
+    );
 
     assert!(hub.set_camera(id, 1, true));
     assert_eq!(hub.viewers(1), 1);
@@ -487,9 +501,15 @@ fn a_camera_turned_off_is_not_sent_nor_counted_and_resumes_at_a_keyframe() {
         }]
     );
     let arrived = deliver(&mut hub, &mut client, &mut now, &[(1, &arm_p_frame)]);
-    assert!(arrived.is_empty(), "a P-frame before the IDR is held back: {arrived:?}");
+    assert!(
+        arrived.is_empty(),
+        "a P-frame before the IDR is held back: {arrived:?}"
+    );
     let arrived = deliver(&mut hub, &mut client, &mut now, &[(1, &arm[0])]);
-    assert!(!arrived.is_empty() && arrived.iter().all(|m| *m == 1), "{arrived:?}");
+    assert!(
+        !arrived.is_empty() && arrived.iter().all(|m| *m == 1),
+        "{arrived:?}"
+    );
 
     assert!(!hub.set_camera(id, 2, false), "no third m-line");
     assert!(!hub.set_camera(PeerId(99), 0, false), "no such peer");

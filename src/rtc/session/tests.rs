@@ -57,9 +57,7 @@ impl Harness {
                     .push((peer, serde_json::from_str(&text).unwrap())),
                 SessionOutput::Event(event) => self.events.push(event),
                 SessionOutput::Record { peer, on } => self.records.push((peer, on)),
-                SessionOutput::Camera { peer, camera, on } => {
-                    self.cameras.push((peer, camera, on))
-                }
+                SessionOutput::Camera { peer, camera, on } => self.cameras.push((peer, camera, on)),
             }
         }
     }
@@ -577,7 +575,9 @@ fn a_peer_turns_a_camera_off_and_on_by_name_and_an_unknown_name_is_an_error() {
     let errors = h.sent_to(A);
     assert_eq!(
         errors,
-        [json!({"type": "error", "reason": "camera: no camera \"tail\" (this robot has: front, arm)"})]
+        [
+            json!({"type": "error", "reason": "camera: no camera \"tail\" (this robot has: front, arm)"})
+        ]
     );
     assert_eq!(h.s.status().rejected_messages, 1);
 }
