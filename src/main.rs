@@ -13,7 +13,7 @@ use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
-use telepi::media::record::RecordingService;
+use telepi::media::record::{RecordWhen, RecordedCamera, RecordingService};
 use telepi::media::{audio, devices, select};
 use telepi::metrics::HttpCounts;
 use telepi::rtc::hub::{Hub, HubConfig};
@@ -109,8 +109,18 @@ fn run(config: &Config) -> Result<(), String> {
         .with_cameras(config.cameras().map(|c| c.name.clone()).collect());
     let audio = audio::open(&config.audio)?;
     let record_audio = config.record.audio && audio.shared.source.is_some();
-    let recorder =
-        RecordingService::start(config.record_dir(), config.record.limits(), record_audio)?;
+    let recorder = RecordingService::start(
+        config.record_dir(),
+        config.record.limits(),
+        record_audio,
+        config
+            .cameras()
+            .map(|c| RecordedCamera {
+                name: c.name.clone(),
+                always: c.record == RecordWhen::Always,
+            })
+            .collect(),
+    )?;
     if config.record.always {
         recorder.recordings.set_recording(true)?;
     }

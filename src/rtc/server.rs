@@ -131,7 +131,7 @@ pub struct MediaLinks {
     pub audio: Arc<AudioShared>,
     pub microphone: Receiver<EncodedAudio>,
     pub talkback: Sender<Arc<[u8]>>,
-    /// The recorder takes the first camera's frames and the audio the peers get.
+    /// The recorder takes every camera's frames and the audio the peers get.
     pub recordings: Recordings,
 }
 
@@ -249,9 +249,7 @@ impl RtcServer {
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
                     Wake::Frame(camera, frame) => {
                         self.hub.send_video(camera, &frame);
-                        if camera == 0 {
-                            self.media.recordings.video(&frame);
-                        }
+                        self.media.recordings.video(camera, &frame);
                     }
                     Wake::Audio(packet) => {
                         self.hub.send_audio(&packet);
@@ -427,23 +425,20 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        // The recorder watches the first camera and listens like one more peer.
+        // The recorder watches each camera it records and listens like one more peer.
         let recordings = &self.media.recordings;
-        let recording = usize::from(recordings.is_recording());
         for (n, camera) in self.media.cameras.iter().enumerate() {
-            let recorder = if n == 0 { recording } else { 0 };
+            let recorder = usize::from(recordings.is_recording_camera(n));
             camera.video.set_viewers(self.hub.viewers(n) + recorder);
+            if recordings.take_keyframe_request(n) {
+                camera.video.request_keyframe(KeyframeReason::NewPeer);
+            }
         }
         let recording_audio = usize::from(recordings.is_recording_audio());
         self.media
             .audio
             .set_listeners(self.hub.listeners() + recording_audio);
-        if recordings.take_keyframe_request() {
-            if let Some(first) = self.media.cameras.first() {
-                first.video.request_keyframe(KeyframeReason::NewPeer);
-            }
-        }
-        self.session.set_recording(recording > 0);
+        self.session.set_recording(recordings.is_recording());
         if let Some(api) = &mut self.api {
             api.flush();
         }
