@@ -326,7 +326,7 @@ test('recording: the operator records, every page shows REC, the file is listed 
   const link = '#recordings-list a';
   await waitFor('the recording in the list', () => operator.isVisible(link));
   const name = await operator.textContent(link);
-  assert.match(name, /^telepi-\d{8}-\d{6}\.mp4$/);
+  assert.match(name, /^telepi-\d{8}-\d{6}-main\.mp4$/);
   const href = await operator.getAttribute(link, 'href');
   const download = await operator.evaluate(async (url) => {
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
