@@ -514,3 +514,26 @@ fn a_camera_turned_off_is_not_sent_nor_counted_and_resumes_at_a_keyframe() {
     assert!(!hub.set_camera(id, 2, false), "no third m-line");
     assert!(!hub.set_camera(PeerId(99), 0, false), "no such peer");
 }
+
+/// With every camera off no RTCP comes: the peer gets a data-only peer's patience.
+#[test]
+fn a_peer_with_every_camera_off_is_timed_out_like_a_data_only_one() {
+    let config = HubConfig {
+        silence_timeout: Duration::from_millis(800),
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::new(config);
+    let t0 = Instant::now();
+    let (id, mut client) = connect(&mut hub, t0);
+    let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |h, _| {
+        h.status().first().is_some_and(|p| p.state == "connected")
+    });
+    assert!(hub.set_camera(id, 0, false));
+    let mut t = now;
+    while !hub.is_empty() {
+        t += Duration::from_millis(50);
+        hub.handle_timeout(t);
+        assert!(t - now < DATA_ONLY_SILENCE * 2, "not reaped in time");
+    }
+    assert!(t - now >= DATA_ONLY_SILENCE, "reaped after {:?}", t - now);
+}
