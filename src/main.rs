@@ -13,7 +13,7 @@ use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
-use telepi::media::record::RecordingService;
+use telepi::media::record::{RecordWhen, RecordedCamera, RecordingService};
 use telepi::media::{audio, devices, select};
 use telepi::metrics::HttpCounts;
 use telepi::rtc::hub::{Hub, HubConfig};
@@ -84,7 +84,9 @@ fn run(config: &Config) -> Result<(), String> {
             Pipeline::spawn(source, encoder, camera.keyframe_interval())
         })
         .collect();
-    let first = pipelines.first().ok_or("no camera configured")?;
+    if pipelines.is_empty() {
+        return Err("no camera configured".into());
+    }
     // A peer's link carries every camera it asked for.
     let hub = Hub::new(HubConfig {
         max_peers: config.rtc.max_peers,
@@ -102,12 +104,23 @@ fn run(config: &Config) -> Result<(), String> {
         controls.clone(),
         motor_port,
     )?;
-    let session =
-        Session::new(Instant::now(), &config.control, drive).with_controls(controls.clone());
+    let session = Session::new(Instant::now(), &config.control, drive)
+        .with_controls(controls.clone())
+        .with_cameras(config.cameras().map(|c| c.name.clone()).collect());
     let audio = audio::open(&config.audio)?;
     let record_audio = config.record.audio && audio.shared.source.is_some();
-    let recorder =
-        RecordingService::start(config.record_dir(), config.record.limits(), record_audio)?;
+    let recorder = RecordingService::start(
+        config.record_dir(),
+        config.record.limits(),
+        record_audio,
+        config
+            .cameras()
+            .map(|c| RecordedCamera {
+                name: c.name.clone(),
+                always: c.record == RecordWhen::Always,
+            })
+            .collect(),
+    )?;
     if config.record.always {
         recorder.recordings.set_recording(true)?;
     }
@@ -139,7 +152,11 @@ fn run(config: &Config) -> Result<(), String> {
     let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
-        video: first.shared.clone(),
+        cameras: config
+            .cameras()
+            .zip(&pipelines)
+            .map(|(camera, pipeline)| (camera.name.clone(), pipeline.shared.clone()))
+            .collect(),
         rtc: config.rtc.clone(),
         access,
         broker: broker.as_ref().map(|b| b.stats.clone()),

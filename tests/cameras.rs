@@ -1,11 +1,12 @@
 //! Several cameras end to end: each video m-line of an offer gets the next
-//! camera, and a camera nobody receives idles its encoder.
+//! camera, a camera nobody receives (or everybody turned off) idles its
+//! encoder, and snapshots come from the camera asked for.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Peer, Server};
+use common::{request, request_bytes, Peer, Server};
 
 const TWO_CAMERAS: &str = "tests/fixtures/two-cameras.toml";
 
@@ -73,5 +74,92 @@ fn one_video_m_line_gets_the_first_camera_and_the_second_idles() {
         frames_encoded(&after, 1),
         frames_encoded(&before, 1),
         "nobody receives the second camera: its encoder idles"
+    );
+}
+
+#[test]
+fn a_peer_turns_the_second_camera_off_and_its_encoder_idles_until_turned_on() {
+    let server = Server::start(&["--config", TWO_CAMERAS]);
+    let mut peer = Peer::connect_videos(&server, 2);
+    assert!(
+        peer.run_until(Duration::from_secs(20), |p| {
+            p.frames_decoded >= 10 && p.more_tracks[0].frames_decoded >= 10
+        }),
+        "both cameras decode"
+    );
+    let cameras = peer
+        .last_message("cameras")
+        .expect("a `cameras` message on joining");
+    assert_eq!(cameras["names"], serde_json::json!(["front", "arm"]));
+
+    peer.send(r#"{"type":"camera","name":"arm","on":false}"#);
+    assert!(
+        peer.ping(1.0),
+        "the channel is ordered: the switch came first"
+    );
+    let receiving = |server: &Server| server.status()["peers"][0]["receiving"].clone();
+    assert_eq!(receiving(&server), serde_json::json!([true, false]));
+    // Frames already encoded or on the way still arrive; then nothing does.
+    peer.run_for(Duration::from_secs(1));
+    let (before, decoded_before) = (server.status(), peer.more_tracks[0].frames_decoded);
+    peer.run_for(Duration::from_secs(1));
+    let after = server.status();
+    assert_eq!(
+        frames_encoded(&after, 1),
+        frames_encoded(&before, 1),
+        "nobody watches the arm: its encoder idles"
+    );
+    assert!(frames_encoded(&after, 0) > frames_encoded(&before, 0));
+    assert_eq!(peer.more_tracks[0].frames_decoded, decoded_before);
+
+    peer.send(r#"{"type":"camera","name":"tail","on":false}"#);
+    assert!(peer.ping(2.0));
+    let error = peer
+        .last_message("error")
+        .expect("an unknown camera is an error");
+    assert!(
+        error["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no camera \"tail\""),
+        "{error}"
+    );
+
+    peer.send(r#"{"type":"camera","name":"arm","on":true}"#);
+    assert!(
+        peer.run_until(Duration::from_secs(20), |p| {
+            p.more_tracks[0].frames_decoded >= decoded_before + 10
+        }),
+        "the arm comes back: decoded {} after {decoded_before}",
+        peer.more_tracks[0].frames_decoded
+    );
+    assert!(frames_encoded(&server.status(), 1) > frames_encoded(&after, 1));
+    assert_eq!(receiving(&server), serde_json::json!([true, true]));
+}
+
+#[test]
+fn snapshots_come_from_the_camera_asked_for_and_the_first_by_default() {
+    let server = Server::start(&["--config", TWO_CAMERAS]);
+    let mut peer = Peer::connect_videos(&server, 2);
+    assert!(peer.run_until(Duration::from_secs(20), |p| {
+        p.frames_decoded >= 5 && p.more_tracks[0].frames_decoded >= 5
+    }));
+    let size = |query: &str| {
+        let path = format!("/api/snapshot.jpg{query}");
+        let (code, jpeg) = request_bytes(server.http, "GET", &path).unwrap();
+        assert_eq!(code, 200, "{path}");
+        let image = telepi::media::convert::jpeg_to_i420(&jpeg).expect("a decodable JPEG");
+        (image.width, image.height)
+    };
+    assert_eq!(size(""), (320, 240));
+    assert_eq!(size("?camera=front"), (320, 240));
+    assert_eq!(size("?camera=arm"), (160, 120));
+    let path = "/api/snapshot.jpg?camera=tail";
+    let (code, reason) = request(server.http, "GET", path, &[], b"").unwrap();
+    assert_eq!(code, 404, "{reason}");
+    let reason: serde_json::Value = serde_json::from_str(&reason).unwrap();
+    assert_eq!(
+        reason["error"],
+        "no camera \"tail\" (this robot has: front, arm)"
     );
 }

@@ -55,7 +55,10 @@ fn figures_move_as_a_client_watches_and_drives() {
     let idle = scrape(&server);
     assert_eq!(idle[OPERATOR], 0.0);
     assert_eq!(idle["telepi_deadman_trips_total"], 0.0);
-    assert_eq!(idle["telepi_video_frames_sent_total"], 0.0);
+    assert_eq!(
+        idle[r#"telepi_video_frames_sent_total{camera="main"}"#],
+        0.0
+    );
     assert!(idle["process_resident_memory_bytes"] > 1e6);
     assert!(idle["process_threads"] >= 2.0);
     assert!(idle["telepi_uptime_seconds"] > 0.0);
@@ -68,17 +71,19 @@ fn figures_move_as_a_client_watches_and_drives() {
     assert_eq!(driving[OPERATOR], 1.0);
     assert_eq!(driving["telepi_operator_connected"], 1.0);
     assert!(driving[r#"telepi_motor_output{motor="left"}"#] > 0.5);
-    assert!(driving["telepi_video_frames_encoded_total"] >= 30.0);
+    assert!(driving[r#"telepi_video_frames_encoded_total{camera="main"}"#] >= 30.0);
     assert!(
-        driving["telepi_video_frames_captured_total"]
-            >= driving["telepi_video_frames_encoded_total"]
+        driving[r#"telepi_video_frames_captured_total{camera="main"}"#]
+            >= driving[r#"telepi_video_frames_encoded_total{camera="main"}"#]
     );
-    assert!(driving["telepi_video_frames_sent_total"] >= 30.0);
-    assert!(driving["telepi_video_keyframes_encoded_total"] >= 1.0);
-    assert!(driving[r#"telepi_video_keyframe_requests_total{reason="new_peer"}"#] >= 1.0);
+    assert!(driving[r#"telepi_video_frames_sent_total{camera="main"}"#] >= 30.0);
+    assert!(driving[r#"telepi_video_keyframes_encoded_total{camera="main"}"#] >= 1.0);
+    assert!(
+        driving[r#"telepi_video_keyframe_requests_total{camera="main",reason="new_peer"}"#] >= 1.0
+    );
     assert!(driving[r#"telepi_peer_video_frames_sent_total{peer="1",role="operator"}"#] >= 30.0);
     assert!(driving["telepi_datachannel_messages_accepted_total"] >= 1.0);
-    assert!(driving["telepi_video_target_bitrate_bits_per_second"] > 0.0);
+    assert!(driving[r#"telepi_video_target_bitrate_bits_per_second{camera="main"}"#] > 0.0);
 
     // The operator goes silent: the deadman trips, once; the bad message was counted.
     let after = scrape_until(&server, &mut op, "a deadman trip", |f| {
@@ -97,4 +102,42 @@ fn figures_move_as_a_client_watches_and_drives() {
     });
     let rtt = rtt[r#"telepi_peer_rtt_seconds{peer="1",role="operator"}"#];
     assert!((0.0..1.0).contains(&rtt), "loopback RTT {rtt} s");
+}
+
+#[test]
+fn each_camera_has_its_own_video_figures() {
+    let server = Server::start(&["--config", "tests/fixtures/two-cameras.toml"]);
+    let mut peer = Peer::connect_videos(&server, 2);
+    assert!(peer.run_until(Duration::from_secs(20), |p| {
+        p.frames_decoded >= 10 && p.more_tracks[0].frames_decoded >= 10
+    }));
+    let figures = scrape(&server);
+    let info = |name, width, height| {
+        format!(
+            r#"telepi_video_info{{camera="{name}",source="pattern",encoder="openh264",width="{width}",height="{height}",fps="15"}}"#
+        )
+    };
+    assert_eq!(figures[&info("front", 320, 240)], 1.0);
+    assert_eq!(figures[&info("arm", 160, 120)], 1.0);
+    for camera in ["front", "arm"] {
+        let sent = format!(r#"telepi_video_frames_sent_total{{camera="{camera}"}}"#);
+        assert!(figures[&sent] >= 10.0, "{sent}: {figures:#?}");
+        let bitrate =
+            format!(r#"telepi_video_target_bitrate_bits_per_second{{camera="{camera}"}}"#);
+        assert!(figures[&bitrate] > 0.0, "{bitrate}");
+    }
+
+    // The peer turns the arm off: only the front's frames still go out.
+    peer.send(r#"{"type":"camera","name":"arm","on":false}"#);
+    assert!(peer.ping(1.0));
+    peer.run_for(Duration::from_secs(1));
+    let before = scrape(&server);
+    peer.run_for(Duration::from_secs(1));
+    let after = scrape(&server);
+    let moved = |camera: &str| {
+        let key = format!(r#"telepi_video_frames_sent_total{{camera="{camera}"}}"#);
+        after[&key] - before[&key]
+    };
+    assert!(moved("front") > 0.0);
+    assert_eq!(moved("arm"), 0.0);
 }

@@ -477,3 +477,86 @@ fn a_passthrough_camera_in_high_profile_is_recorded_as_it_comes() {
     assert!((2.0..4.5).contains(&duration), "duration {duration}");
     assert_every_frame_decodes(file);
 }
+
+#[test]
+fn every_camera_records_to_its_own_file_and_one_may_record_always() {
+    let (dir, _) = setup("cameras", "");
+    let config = dir.with_file_name("cameras.toml");
+    let text = std::fs::read_to_string("tests/fixtures/two-cameras.toml").unwrap()
+        + "record = \"always\"\n" // the arm's table is the last
+        + &format!(
+            "[audio]\nsource = \"tone\"\nsink = \"meter\"\n[record]\ndir = \"{}\"\n",
+            dir.display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let camera_file = |s: &Value, n: usize| s["recording"]["cameras"][n]["file"].clone();
+    // Nobody watches: the arm records all the same, the front waits for the switch.
+    assert!(
+        server.wait_for(Duration::from_secs(10), |s| !camera_file(s, 1).is_null()),
+        "{}",
+        server.status()
+    );
+    let status = server.status();
+    assert_eq!(status["recording"]["cameras"][0]["on"], false, "{status}");
+    assert_eq!(status["recording"]["cameras"][1]["always"], true);
+    assert!(camera_file(&status, 1)
+        .as_str()
+        .unwrap()
+        .ends_with("-arm.mp4"));
+
+    let mut peers = vec![Peer::connect(&server)];
+    peers[0].send(r#"{"type":"claim"}"#);
+    peers[0].send(r#"{"type":"record","on":true}"#);
+    assert!(run_all_until(&mut peers, |_| !camera_file(
+        &server.status(),
+        0
+    )
+    .is_null()));
+    let started = Instant::now();
+    run_all_until(&mut peers, |_| started.elapsed() >= Duration::from_secs(3));
+    peers[0].send(r#"{"type":"record","on":false}"#);
+    assert!(run_all_until(&mut peers, |_| camera_file(
+        &server.status(),
+        0
+    )
+    .is_null()));
+    let status = server.status();
+    assert!(
+        !camera_file(&status, 1).is_null(),
+        "the arm still records: {status}"
+    );
+    assert_eq!(status["recording"]["on"], true, "something is recorded");
+
+    let (code, body) = request(server.http, "GET", "/api/recordings", &[], b"").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let listing: Value = serde_json::from_str(&body).unwrap();
+    let mut cameras: Vec<&str> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["camera"].as_str().unwrap())
+        .collect();
+    cameras.sort();
+    assert_eq!(cameras, ["arm", "front"], "{listing}");
+    drop(peers);
+    assert_eq!(server.terminate(), Some(0));
+
+    let on_disk = files(&dir);
+    assert_eq!(on_disk.len(), 2, "{on_disk:?}");
+    for (file, size) in on_disk.iter().zip([(160, 120), (320, 240)]) {
+        let probe = ffprobe(file);
+        let video = stream(&probe, "h264");
+        assert_eq!(
+            (video["width"].as_u64(), video["height"].as_u64()),
+            (Some(size.0), Some(size.1)),
+            "{}",
+            file.display()
+        );
+        assert_eq!(stream(&probe, "pcm_mulaw")["sample_rate"], "8000");
+        assert_every_frame_decodes(file);
+    }
+    // The arm recorded from start to exit, the front for the 3 s switched on.
+    let duration = |file: &Path| number(&ffprobe(file)["format"]["duration"]);
+    assert!(duration(&on_disk[0]) > duration(&on_disk[1]), "{on_disk:?}");
+}

@@ -21,6 +21,11 @@
   // The robot's second camera arrives on the second video transceiver; it shows once it has frames.
   const pip = $('pip');
   let pipTransceiver = null;
+  // Turns the picture-in-picture's camera off (the robot stops sending it) and on.
+  const pipToggle = $('pip-toggle');
+  // The robot's cameras in m-line order (a `cameras` message), which of them
+  // each picture shows (a swap exchanges them), and those this page turned off.
+  const cameras = { names: [], main: 0, pip: 1, off: new Set() };
   const params = new URLSearchParams(location.search);
   const secret = params.get('secret');
   // Through a broker (web/broker.js) the page may not come from the robot:
@@ -102,6 +107,7 @@
       case 'presence': robot.peers = msg.peers || []; break;
       case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
       case 'controls': custom.setControls(msg); break;
+      case 'cameras': cameras.names = msg.names || []; renderPip(); break;
       case 'custom': custom.onCustom(msg); break;
       case 'error': toast(msg.reason); break;
       case 'bye': return onBye(msg);
@@ -144,8 +150,29 @@
     target.play().catch(() => {}); // autoplay of a muted video is allowed; this only nudges it
   }
 
-  // A robot with one camera never sends on the second m-line: the picture stays hidden.
-  pip.addEventListener('resize', () => { pip.hidden = pip.videoWidth === 0; });
+  // A robot with one camera never sends on the second m-line: the picture
+  // stays hidden, and so does its switch. A camera turned off hides its picture.
+  function renderPip() {
+    const name = cameras.names[cameras.pip];
+    const off = cameras.off.has(cameras.pip);
+    pip.hidden = pip.videoWidth === 0 || off;
+    pipToggle.hidden = name === undefined || (pip.hidden && !off);
+    if (name === undefined) return;
+    pipToggle.textContent = off ? `Show ${name}` : `Hide ${name}`;
+    pipToggle.title = off ? `Turn camera ${name} back on` : `Turn camera ${name} off: the robot stops sending it (saves bandwidth)`;
+    pipToggle.setAttribute('aria-pressed', String(!off));
+  }
+  pip.addEventListener('resize', renderPip);
+
+  function togglePipCamera() {
+    const camera = cameras.pip;
+    const on = cameras.off.has(camera);
+    if (!send({ type: 'camera', name: cameras.names[camera], on })) return;
+    if (on) cameras.off.delete(camera);
+    else cameras.off.add(camera);
+    renderPip();
+  }
+  pipToggle.addEventListener('click', togglePipCamera);
 
   // Swaps the two cameras' video tracks; the main picture keeps the audio.
   function swapCameras() {
@@ -155,8 +182,10 @@
     if (!main || !small) return;
     video.srcObject = new MediaStream([small, ...video.srcObject.getAudioTracks()]);
     pip.srcObject = new MediaStream([main]);
+    [cameras.main, cameras.pip] = [cameras.pip, cameras.main];
     video.play().catch(() => {});
     pip.play().catch(() => {});
+    renderPip();
   }
   pip.addEventListener('click', swapCameras);
 
@@ -278,7 +307,9 @@
         element.srcObject = null;
       }
     }
-    pip.hidden = true;
+    Object.assign(cameras, { names: [], main: 0, pip: 1 });
+    cameras.off.clear();
+    renderPip();
     renderControl();
   }
 

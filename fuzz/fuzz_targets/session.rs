@@ -66,6 +66,9 @@ fn sane(m: Motors) -> bool {
         .all(|v| v.is_finite() && (-1.0..=1.0).contains(v))
 }
 
+/// What `camera` messages may name.
+const CAMERAS: [&str; 2] = ["front", "arm"];
+
 fn drain_outputs(s: &mut Session) {
     while let Some(output) = s.poll_output() {
         let text = match output {
@@ -75,6 +78,10 @@ fn drain_outputs(s: &mut Session) {
             // Drained after each message, so the role can't have changed since.
             SessionOutput::Record { peer, .. } => {
                 assert_eq!(s.operator(), Some(peer), "only the operator records");
+                continue;
+            }
+            SessionOutput::Camera { camera, .. } => {
+                assert!(camera < CAMERAS.len(), "only cameras the robot has");
                 continue;
             }
         };
@@ -108,7 +115,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let start = Instant::now();
     let mut now = start;
-    let mut s = Session::new(now, &config, drive);
+    let cameras = CAMERAS.iter().map(|c| c.to_string()).collect();
+    let mut s = Session::new(now, &config, drive).with_cameras(cameras);
     // When the last message that parses as a `drive` arrived.
     let mut last_drive: Option<Instant> = None;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::media::encoder::budget::{self, M2mStream};
+use crate::media::record::RecordWhen;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,6 +33,8 @@ pub struct VideoConfig {
     pub pipe_command: Option<String>,
     /// `auto` (hardware V4L2 M2M if present, else openh264), `openh264`, `v4l2m2m`, `passthrough`.
     pub encoder: String,
+    /// `operator` (while the operator's switch is on) or `always`.
+    pub record: RecordWhen,
 }
 
 /// The name a lone `[video]` table's camera gets.
@@ -52,6 +55,7 @@ impl Default for VideoConfig {
             format: None,
             pipe_command: None,
             encoder: "auto".into(),
+            record: RecordWhen::Operator,
         }
     }
 }
@@ -204,6 +208,17 @@ mod tests {
             .map(|v| (v.name.as_str(), v.encoder.as_str(), v.fps))
             .collect();
         assert_eq!(got, [("a", "openh264", 15), ("b", "openh264", 10)]);
+    }
+
+    #[test]
+    fn a_camera_may_record_always_and_records_on_the_operators_switch_by_default() {
+        use crate::media::record::RecordWhen;
+        let two = "[[video]]\nname = \"front\"\n[[video]]\nname = \"arm\"\nrecord = \"always\"\n";
+        let c = load(&layers(&[two])).unwrap();
+        let record: Vec<RecordWhen> = c.cameras().map(|v| v.record).collect();
+        assert_eq!(record, [RecordWhen::Operator, RecordWhen::Always]);
+        let err = load(&layers(&["[video]\nrecord = \"sometimes\"\n"])).unwrap_err();
+        assert!(err.contains("unknown variant"), "{err}");
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub fn export_page(dir: &std::path::Path) -> std::io::Result<()> {
 /// What every request handler shares.
 pub struct Context {
     pub robot: LoopHandle,
-    pub video: Arc<VideoShared>,
+    /// Every camera by name, in config order: snapshots default to the first.
+    pub cameras: Vec<(String, Arc<VideoShared>)>,
     /// For the ICE servers handed to the page.
     pub rtc: RtcConfig,
     pub access: Arc<Access>,
@@ -90,6 +91,22 @@ pub struct Context {
     pub recordings: Recordings,
     /// Responses by status code, for `/metrics`.
     pub http_counts: HttpCounts,
+}
+
+impl Context {
+    /// The camera `?camera=` names, or the first without one.
+    fn camera(&self, name: Option<&str>) -> Result<&VideoShared, Refusal> {
+        let found = match name {
+            None => self.cameras.first(),
+            Some(name) => self.cameras.iter().find(|(n, _)| n == name),
+        };
+        found.map(|(_, video)| &**video).ok_or_else(|| {
+            let known: Vec<&str> = self.cameras.iter().map(|(n, _)| n.as_str()).collect();
+            let name = name.unwrap_or_default();
+            let reason = format!("no camera {name:?} (this robot has: {})", known.join(", "));
+            Refusal::new(404, reason)
+        })
+    }
 }
 
 /// How a request reached us.
@@ -336,7 +353,7 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
         via,
         ..
     } = *req;
-    let (robot, video) = (&context.robot, &context.video);
+    let robot = &context.robot;
     let client = via.client.map(|c| c.ip());
     // A wrong operator secret counts against the client like a wrong password.
     // Over view-only plain HTTP no secret is taken (it crossed the network in
@@ -442,7 +459,8 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
             recordings::route(&context.recordings, method, p, allowed)
         }
         (Method::Get, "/api/snapshot.jpg") => {
-            let jpeg = video
+            let jpeg = context
+                .camera(signaling::form_value(query, "camera").as_deref())?
                 .snapshot_jpeg()
                 .map_err(|reason| Refusal::new(503, reason))?;
             Ok(Reply::new(200, "image/jpeg", jpeg))

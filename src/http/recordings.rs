@@ -5,6 +5,7 @@ use tiny_http::Method;
 
 use super::signaling::Refusal;
 use super::{Body, Reply};
+use crate::media::record::policy::camera_of;
 use crate::media::record::Recordings;
 
 /// Whether `path` is one of ours, for the router.
@@ -48,7 +49,9 @@ pub fn route(
                 .into_iter()
                 .map(|f| {
                     let url = format!("/api/recordings/{}", f.name);
-                    serde_json::json!({ "name": f.name, "bytes": f.bytes, "url": url })
+                    // Recordings from before cameras had names name none.
+                    let camera = camera_of(&f.name);
+                    serde_json::json!({ "name": f.name, "camera": camera, "bytes": f.bytes, "url": url })
                 })
                 .collect();
             Ok(Reply::json(

@@ -133,7 +133,7 @@ pub fn render(status: &Value, http: &HttpCounts, system: &system::Snapshot) -> S
         num(&status["uptime_s"]),
     );
     peers(&mut e, status);
-    video(&mut e, &status["video"]);
+    video(&mut e, &status["cameras"]);
     control(&mut e, status);
     audio(&mut e, &status["audio"]);
     recording(&mut e, &status["recording"]);
@@ -216,33 +216,36 @@ fn peers(e: &mut Exposition, status: &Value) {
     }
 }
 
-fn video(e: &mut Exposition, video: &Value) {
-    let source = video["source"].as_str().unwrap_or("");
-    let encoder = video["encoder"].as_str().unwrap_or("");
-    let (width, height, fps) = (
-        video["width"].to_string(),
-        video["height"].to_string(),
-        video["fps"].to_string(),
-    );
-    e.family(
+/// Every camera's figures, each sample labelled `camera` with its name.
+fn video(e: &mut Exposition, cameras: &Value) {
+    let cameras = cameras.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let name = |camera: &Value| camera["name"].as_str().unwrap_or("").to_string();
+    let mut f = e.family(
         "telepi_video_info",
         "gauge",
-        "The camera and encoder in use (always 1; the facts are labels).",
-    )
-    .sample(
-        &[
-            ("source", source),
-            ("encoder", encoder),
-            ("width", &width),
-            ("height", &height),
-            ("fps", &fps),
-        ],
-        1.0,
+        "Each camera and its encoder (always 1; the facts are labels).",
     );
+    for camera in cameras {
+        let (width, height, fps) = (
+            camera["width"].to_string(),
+            camera["height"].to_string(),
+            camera["fps"].to_string(),
+        );
+        let labels = [
+            ("camera", name(camera)),
+            ("source", camera["source"].as_str().unwrap_or("").into()),
+            ("encoder", camera["encoder"].as_str().unwrap_or("").into()),
+            ("width", width),
+            ("height", height),
+            ("fps", fps),
+        ];
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        f.sample(&labels, 1.0);
+    }
     let counters = [
         (
             "telepi_video_frames_captured_total",
-            "Frames read from the camera.",
+            "Frames read from each camera.",
             "frames_captured",
         ),
         (
@@ -266,34 +269,46 @@ fn video(e: &mut Exposition, video: &Value) {
             "frames_skipped_for_peers",
         ),
     ];
-    e.counters_from(video, &counters);
-    e.family(
+    for (metric, help, field) in counters {
+        let mut f = e.family(metric, "counter", help);
+        for camera in cameras {
+            f.sample(&[("camera", &name(camera))], num(&camera[field]));
+        }
+    }
+    let mut f = e.family(
         "telepi_video_frames_dropped_total",
         "counter",
         "Captured frames that never reached the peers, by where they were dropped.",
-    )
-    .sample(
-        &[("stage", "encoder")],
-        num(&video["frames_dropped_by_encoder"]),
-    )
-    .sample(
-        &[("stage", "loop_behind")],
-        num(&video["frames_dropped_loop_behind"]),
     );
-    let requests = &video["keyframe_requests"];
-    e.family(
+    for camera in cameras {
+        let name = name(camera);
+        for (stage, field) in [
+            ("encoder", "frames_dropped_by_encoder"),
+            ("loop_behind", "frames_dropped_loop_behind"),
+        ] {
+            f.sample(&[("camera", &name), ("stage", stage)], num(&camera[field]));
+        }
+    }
+    let mut f = e.family(
         "telepi_video_keyframe_requests_total",
         "counter",
         "Keyframes asked of the encoder, by reason (a new peer, loss reported by PLI/FIR, a snapshot).",
-    )
-    .sample(&[("reason", "new_peer")], num(&requests["new_peer"]))
-    .sample(&[("reason", "loss")], num(&requests["loss"]))
-    .sample(&[("reason", "snapshot")], num(&requests["snapshot"]));
-    e.gauge(
-        "telepi_video_target_bitrate_bits_per_second",
-        "The encoder's target bitrate (follows the slowest peer's estimate).",
-        num(&video["bitrate"]),
     );
+    for camera in cameras {
+        let name = name(camera);
+        for reason in ["new_peer", "loss", "snapshot"] {
+            let requests = num(&camera["keyframe_requests"][reason]);
+            f.sample(&[("camera", &name), ("reason", reason)], requests);
+        }
+    }
+    let mut f = e.family(
+        "telepi_video_target_bitrate_bits_per_second",
+        "gauge",
+        "Each encoder's target bitrate (its share of the slowest peer's estimate).",
+    );
+    for camera in cameras {
+        f.sample(&[("camera", &name(camera))], num(&camera["bitrate"]));
+    }
 }
 
 fn control(e: &mut Exposition, status: &Value) {

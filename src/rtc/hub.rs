@@ -93,6 +93,8 @@ pub struct PeerStatus {
     pub frames_sent: u64,
     /// Frames not written: waiting for its first keyframe, or the write failed.
     pub frames_skipped: u64,
+    /// Per video m-line (camera): whether the peer receives it, false once turned off.
+    pub receiving: Vec<bool>,
 }
 
 struct Peer {
@@ -124,6 +126,8 @@ struct VideoTrack {
     pt: Pt,
     /// Until it has an IDR, P-frames only make the peer's decoder show garbage.
     awaiting_keyframe: bool,
+    /// False while the peer has turned this camera off (a `camera` message).
+    on: bool,
 }
 
 pub struct Hub {
@@ -133,11 +137,13 @@ pub struct Hub {
     next_id: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<HubEvent>,
-    /// Every peer's frames_sent and frames_skipped since start, departed peers included.
-    totals: VideoTotals,
+    /// Per camera: every peer's frames_sent and frames_skipped since start,
+    /// departed peers included.
+    totals: Vec<VideoTotals>,
 }
 
-/// Frames written to peers since start (one frame to three peers counts three).
+/// Frames of one camera written to peers since start (one frame to three
+/// peers counts three).
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct VideoTotals {
     pub frames_sent: u64,
@@ -160,7 +166,7 @@ impl Hub {
             next_id: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            totals: VideoTotals::default(),
+            totals: Vec::new(),
         }
     }
 
@@ -302,8 +308,12 @@ impl Hub {
     /// connected peer with a video m-line for it.
     pub fn send_video(&mut self, camera: usize, frame: &EncodedFrame) {
         let rtp_time = MediaTime::from_90khz(frame.rtp_time);
+        if self.totals.len() <= camera {
+            self.totals.resize(camera + 1, VideoTotals::default());
+        }
+        let totals = &mut self.totals[camera];
         for peer in self.peers.iter_mut().filter(|p| p.connected) {
-            let Some(track) = peer.video.get(camera) else {
+            let Some(track) = peer.video.get(camera).filter(|t| t.on) else {
                 continue;
             };
             let (mid, pt) = (track.mid, track.pt);
@@ -312,13 +322,40 @@ impl Hub {
             if sent {
                 peer.video[camera].awaiting_keyframe = false;
                 peer.frames_sent += 1;
-                self.totals.frames_sent += 1;
+                totals.frames_sent += 1;
             } else {
                 peer.frames_skipped += 1;
-                self.totals.frames_skipped += 1;
+                totals.frames_skipped += 1;
             }
             peer.drain(&mut self.transmits, &mut self.events);
         }
+    }
+
+    /// Stops or resumes sending `camera` to a peer; a resumed camera starts
+    /// at its next IDR, which is asked for. False if the peer has no video
+    /// m-line for that camera.
+    pub fn set_camera(&mut self, id: PeerId, camera: usize, on: bool) -> bool {
+        let Some(peer) = self.peers.iter_mut().find(|p| p.id == id) else {
+            return false;
+        };
+        let Some(track) = peer.video.get_mut(camera) else {
+            return false;
+        };
+        if track.on == on {
+            return true;
+        }
+        tracing::info!(peer = %id, camera, on, "camera switched by the peer");
+        track.on = on;
+        if on {
+            track.awaiting_keyframe = true;
+            if peer.connected {
+                self.events.push_back(HubEvent::KeyframeWanted {
+                    camera,
+                    reason: KeyframeReason::NewPeer,
+                });
+            }
+        }
+        true
     }
 
     /// Writes one shared microphone packet to every connected peer that takes audio.
@@ -385,9 +422,11 @@ impl Hub {
         self.peers.iter().filter(|p| p.audio.is_some()).count()
     }
 
-    /// Peers that will receive this camera (connecting or connected).
+    /// Peers that will receive this camera (connecting or connected) and
+    /// have not turned it off.
     pub fn viewers(&self, camera: usize) -> usize {
-        self.peers.iter().filter(|p| p.video.len() > camera).count()
+        let watches = |p: &&Peer| p.video.get(camera).is_some_and(|t| t.on);
+        self.peers.iter().filter(watches).count()
     }
 
     pub fn contains(&self, id: PeerId) -> bool {
@@ -408,8 +447,9 @@ impl Hub {
             .min()
     }
 
-    pub fn video_totals(&self) -> VideoTotals {
-        self.totals
+    /// Frames of `camera` written to peers and skipped, since start.
+    pub fn video_totals(&self, camera: usize) -> VideoTotals {
+        self.totals.get(camera).copied().unwrap_or_default()
     }
 
     pub fn status(&self) -> Vec<PeerStatus> {
@@ -427,6 +467,7 @@ impl Hub {
                 rtt_ms: p.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
                 frames_sent: p.frames_sent,
                 frames_skipped: p.frames_skipped,
+                receiving: p.video.iter().map(|t| t.on).collect(),
             })
             .collect()
     }
@@ -472,7 +513,7 @@ impl Peer {
 
     /// When this peer counts as gone if nothing more is heard from it.
     fn deadline(&self, config: &HubConfig) -> Instant {
-        if self.connected && self.video.is_empty() {
+        if self.connected && self.video.iter().all(|t| !t.on) {
             // Without video there is no RTCP stream; browsers only send STUN
             // consent checks (every ~5 s) and whatever the page sends.
             self.last_heard + config.silence_timeout.max(DATA_ONLY_SILENCE)
@@ -505,7 +546,7 @@ impl Peer {
         match event {
             Event::Connected => {
                 self.connected = true;
-                for (camera, track) in self.video.iter_mut().enumerate() {
+                for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
                     track.awaiting_keyframe = true;
                     events.push_back(HubEvent::KeyframeWanted {
                         camera,
@@ -531,6 +572,7 @@ impl Peer {
                             mid: m.mid,
                             pt,
                             awaiting_keyframe: true,
+                            on: true,
                         });
                         // str0m may report the m-line after `Connected`.
                         if self.connected {

@@ -3,8 +3,10 @@
 //! Browser → robot: `ping {t}`, `drive {linear, angular, seq?}` (both in
 //! [-1, 1], clamped), `stop`, `servo {name, value}` (value in [-1, 1],
 //! clamped), `claim {secret?}`, `release`, `custom {name, value}` (a
-//! control declared in `[[controls]]`), `record {on}` (operator only).
+//! control declared in `[[controls]]`), `record {on}` (operator only),
+//! `camera {name, on}` (stop or resume receiving one camera).
 //! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
+//! `cameras {names}` (on joining: the camera each video m-line carries),
 //! `presence {peers: [{id, role}]}`, `telemetry {...}`, `controls {...}`,
 //! `custom {name, value}` (from a program on the local API); telemetry has
 //! `drive_link` when the motors are behind a link that can fail.
@@ -48,6 +50,11 @@ pub enum Inbound {
     Release,
     /// Starts or stops recording (operator only).
     Record {
+        on: bool,
+    },
+    /// Stops (`on: false`) or resumes sending one camera to this peer.
+    Camera {
+        name: String,
         on: bool,
     },
     /// A custom control on the page (`[[controls]]`).
@@ -109,6 +116,10 @@ pub enum Outbound<'a> {
         drive_link: Option<LinkState>,
         /// Everybody sees that they are being recorded.
         recording: bool,
+    },
+    /// The robot's cameras by name, in the order of the offer's video m-lines.
+    Cameras {
+        names: &'a [String],
     },
     /// The custom controls and readings to show; sent on joining.
     Controls {
@@ -207,6 +218,14 @@ mod tests {
             Ok(Inbound::Record { on: true })
         );
         assert!(parse(r#"{"type":"record","on":"yes"}"#).is_err());
+        assert_eq!(
+            parse(r#"{"type":"camera","name":"arm","on":false}"#),
+            Ok(Inbound::Camera {
+                name: "arm".into(),
+                on: false
+            })
+        );
+        assert!(parse(r#"{"type":"camera","name":"arm"}"#).is_err());
         assert_eq!(
             parse(r#"{"type":"custom","name":"horn","value":true}"#),
             Ok(Inbound::Custom {

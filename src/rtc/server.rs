@@ -11,7 +11,7 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 
-use super::hub::{ConnectError, Hub, HubEvent};
+use super::hub::{ConnectError, Hub, HubEvent, VideoTotals};
 use super::ice;
 use super::net::{self, RtcSocket};
 use super::protocol::Outbound;
@@ -131,7 +131,7 @@ pub struct MediaLinks {
     pub audio: Arc<AudioShared>,
     pub microphone: Receiver<EncodedAudio>,
     pub talkback: Sender<Arc<[u8]>>,
-    /// The recorder takes the first camera's frames and the audio the peers get.
+    /// The recorder takes every camera's frames and the audio the peers get.
     pub recordings: Recordings,
 }
 
@@ -249,9 +249,7 @@ impl RtcServer {
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
                     Wake::Frame(camera, frame) => {
                         self.hub.send_video(camera, &frame);
-                        if camera == 0 {
-                            self.media.recordings.video(&frame);
-                        }
+                        self.media.recordings.video(camera, &frame);
                     }
                     Wake::Audio(packet) => {
                         self.hub.send_audio(&packet);
@@ -427,23 +425,20 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        // The recorder watches the first camera and listens like one more peer.
+        // The recorder watches each camera it records and listens like one more peer.
         let recordings = &self.media.recordings;
-        let recording = usize::from(recordings.is_recording());
         for (n, camera) in self.media.cameras.iter().enumerate() {
-            let recorder = if n == 0 { recording } else { 0 };
+            let recorder = usize::from(recordings.is_recording_camera(n));
             camera.video.set_viewers(self.hub.viewers(n) + recorder);
+            if recordings.take_keyframe_request(n) {
+                camera.video.request_keyframe(KeyframeReason::NewPeer);
+            }
         }
         let recording_audio = usize::from(recordings.is_recording_audio());
         self.media
             .audio
             .set_listeners(self.hub.listeners() + recording_audio);
-        if recordings.take_keyframe_request() {
-            if let Some(first) = self.media.cameras.first() {
-                first.video.request_keyframe(KeyframeReason::NewPeer);
-            }
-        }
-        self.session.set_recording(recording > 0);
+        self.session.set_recording(recordings.is_recording());
         if let Some(api) = &mut self.api {
             api.flush();
         }
@@ -463,6 +458,17 @@ impl RtcServer {
                 SessionOutput::Record { peer, on } => {
                     if let Err(reason) = self.media.recordings.set_recording(on) {
                         tracing::warn!("recording asked for by peer {peer}: {reason}");
+                        self.hub.send_text(peer, &Outbound::error(reason).to_json());
+                    }
+                }
+                SessionOutput::Camera { peer, camera, on } => {
+                    if !self.hub.set_camera(peer, camera, on) {
+                        let name = self.media.cameras.get(camera).map(|c| c.name.as_str());
+                        let reason = format!(
+                            "camera: your offer has no video m-line for {:?} (camera {})",
+                            name.unwrap_or_default(),
+                            camera + 1
+                        );
                         self.hub.send_text(peer, &Outbound::error(reason).to_json());
                     }
                 }
@@ -506,18 +512,11 @@ impl RtcServer {
                 value
             })
             .collect();
-        let cameras: Vec<serde_json::Value> =
-            self.media.cameras.iter().map(camera_status).collect();
-        // `video` is the first camera, as before there were several, plus the peers' totals.
-        let mut video = cameras.first().cloned().unwrap_or_default();
-        if let Some(video) = video.as_object_mut() {
-            let totals = self.hub.video_totals();
-            video.insert("frames_sent_to_peers".into(), totals.frames_sent.into());
-            video.insert(
-                "frames_skipped_for_peers".into(),
-                totals.frames_skipped.into(),
-            );
-        }
+        let cameras: Vec<serde_json::Value> = (self.media.cameras.iter().enumerate())
+            .map(|(n, camera)| camera_status(camera, self.hub.video_totals(n)))
+            .collect();
+        // `video` is the first camera, as before there were several.
+        let video = cameras.first().cloned().unwrap_or_default();
         serde_json::json!({
             "uptime_s": now.duration_since(self.started).as_secs_f64(),
             "operator": session.operator,
@@ -544,8 +543,9 @@ impl RtcServer {
     }
 }
 
-/// One camera in `/api/status`: what it captures, how it encodes, its counters.
-fn camera_status(camera: &CameraLinks) -> serde_json::Value {
+/// One camera in `/api/status`: what it captures, how it encodes, its
+/// counters, and how many of its frames went to peers.
+fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value {
     let source = &camera.video.source;
     let mut status = serde_json::json!({
         "name": camera.name,
@@ -555,6 +555,8 @@ fn camera_status(camera: &CameraLinks) -> serde_json::Value {
         "fps": source.fps,
         "encoder": camera.video.encoder,
         "bitrate": camera.bitrate.current(),
+        "frames_sent_to_peers": totals.frames_sent,
+        "frames_skipped_for_peers": totals.frames_skipped,
     });
     if let (Some(status), serde_json::Value::Object(counters)) =
         (status.as_object_mut(), camera.video.counters())

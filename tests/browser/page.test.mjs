@@ -184,6 +184,7 @@ test('video plays, ping RTT shows, reload reconnects and the old peer is reaped'
 
   await assertVideoPlays(page);
   assert.ok(await page.isHidden('#pip'), 'one camera: no picture-in-picture');
+  assert.ok(await page.isHidden('#pip-toggle'), 'one camera: nothing to turn off');
 
   const { rtt } = await waitFor('a ping RTT', () => stats(page), { until: (s) => s.rtt !== null, timeoutMs: 5000 });
   assert.ok(rtt >= 0 && rtt < 1000, `RTT ${rtt} ms`);
@@ -325,7 +326,7 @@ test('recording: the operator records, every page shows REC, the file is listed 
   const link = '#recordings-list a';
   await waitFor('the recording in the list', () => operator.isVisible(link));
   const name = await operator.textContent(link);
-  assert.match(name, /^telepi-\d{8}-\d{6}\.mp4$/);
+  assert.match(name, /^telepi-\d{8}-\d{6}-main\.mp4$/);
   const href = await operator.getAttribute(link, 'href');
   const download = await operator.evaluate(async (url) => {
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
@@ -402,7 +403,7 @@ test('broker mode: the exported page lists the robot, connects through Mosquitto
   await page.waitForSelector('#fleet li[data-robot="rover"][data-online="false"]', { state: 'attached', timeout: 20_000 });
 });
 
-test('two cameras: the second shows as a picture-in-picture, a click swaps it with the main one', async (t) => {
+test('two cameras: the second shows as a picture-in-picture, a click swaps it with the main one, its button turns it off and on', async (t) => {
   await stopServer();
   await startServer(['--config', 'tests/fixtures/two-cameras.toml']); // 320x240 and 160x120
   const page = await openPage(t);
@@ -416,4 +417,25 @@ test('two cameras: the second shows as a picture-in-picture, a click swaps it wi
   await waitFor('the cameras swapped', widths, { until: (w) => w.main === 160 && w.pip === 320, timeoutMs: 10_000 });
   await page.click('#pip');
   await waitFor('the cameras swapped back', widths, { until: (w) => w.main === 320 && w.pip === 160, timeoutMs: 10_000 });
+
+  // Hide the small picture's camera: the robot stops sending it, and with
+  // nobody else watching its encoder idles.
+  assert.equal(await page.textContent('#pip-toggle'), 'Hide arm');
+  await page.click('#pip-toggle');
+  await waitFor('the arm hidden', () => page.evaluate(() => document.getElementById('pip').hidden), { until: (hidden) => hidden, timeoutMs: 5000 });
+  assert.equal(await page.textContent('#pip-toggle'), 'Show arm');
+  await waitFor('the robot stops sending the arm', status, { until: (s) => s.peers[0]?.receiving?.[1] === false, timeoutMs: 5000 });
+  const encoded = async () => (await status()).cameras[1].frames_encoded;
+  await sleep(1000); // frames already on their way
+  const idle = await encoded();
+  await sleep(1000);
+  assert.equal(await encoded(), idle, 'nobody watches the arm: its encoder idles');
+
+  await page.click('#pip-toggle');
+  await waitFor('the arm back', status, { until: (s) => s.peers[0]?.receiving?.[1] === true && s.cameras[1].frames_encoded > idle, timeoutMs: 10_000 });
+  const frames = () => page.evaluate(() => document.getElementById('pip').getVideoPlaybackQuality().totalVideoFrames);
+  const shown = await frames();
+  await waitFor('the arm plays again', frames, { until: (n) => n > shown + 5, timeoutMs: 10_000 });
+  assert.ok(await page.isVisible('#pip'));
+  assert.equal(await page.textContent('#pip-toggle'), 'Hide arm');
 });

@@ -51,6 +51,8 @@ struct OpenFile {
 
 #[derive(Debug)]
 pub struct Recorder {
+    /// The camera recorded, named in every file.
+    camera: String,
     limits: Limits,
     audio: bool,
     on: bool,
@@ -64,9 +66,10 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// `existing`: the recordings already on disk, oldest first.
-    pub fn new(limits: Limits, audio: bool, existing: Vec<FileEntry>) -> Recorder {
+    /// Records `camera`; `existing`: its recordings already on disk, oldest first.
+    pub fn new(camera: &str, limits: Limits, audio: bool, existing: Vec<FileEntry>) -> Recorder {
         let mut recorder = Recorder {
+            camera: camera.into(),
             limits,
             audio,
             on: false,
@@ -214,7 +217,7 @@ impl Recorder {
     }
 
     fn open_file(&mut self, wall: SystemTime, at: Instant, params: VideoParams) {
-        let name = file_name(wall, &self.files);
+        let name = file_name(wall, &self.camera, &self.files);
         let muxer = Muxer::new(params, self.audio);
         let init = muxer.init_segment();
         self.files.push_back(FileEntry {

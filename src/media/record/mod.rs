@@ -1,5 +1,5 @@
-//! Recording: the H.264 every peer gets (no second encode) and the robot's
-//! audio, written to fragmented MP4 files that stay playable however they
+//! Recording: the H.264 every peer gets (no second encode), a file per
+//! camera, and the robot's audio in each, written to fragmented MP4 files that stay playable however they
 //! end, rotated by size and duration, the oldest deleted beyond a quota.
 //!
 //! [`mp4`] turns samples into bytes, [`policy`] decides rotation, quota and
@@ -17,7 +17,18 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use policy::Limits;
-pub use shell::{RecordingService, Recordings};
+pub use shell::{RecordedCamera, RecordingService, Recordings};
+
+/// When a camera is recorded: `record` in its `[[video]]` table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordWhen {
+    /// While the operator's switch is on (always, with `[record] always`).
+    #[default]
+    Operator,
+    /// From start to exit, whatever the switch says.
+    Always,
+}
 
 /// The `[record]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -58,9 +58,11 @@ pub fn is_recording_name(name: &str) -> bool {
         && !name.contains("..")
 }
 
-/// `telepi-YYYYMMDD-HHMMSS.mp4` in UTC, so names sort by time; `_2`, `_3`... (after the first in sort order)
-/// when `taken` already has one from the same second.
-pub fn file_name(at: SystemTime, taken: &VecDeque<FileEntry>) -> String {
+/// `telepi-YYYYMMDD-HHMMSS-CAMERA.mp4` in UTC, so names sort by time;
+/// `telepi-YYYYMMDD-HHMMSS_2-CAMERA.mp4`, `_3`... (after the first in sort
+/// order) when `taken` already has one from the same second. The count goes
+/// before the camera, whose name may hold `_` and digits itself.
+pub fn file_name(at: SystemTime, camera: &str, taken: &VecDeque<FileEntry>) -> String {
     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let clock = secs % 86_400;
@@ -71,14 +73,27 @@ pub fn file_name(at: SystemTime, taken: &VecDeque<FileEntry>) -> String {
         clock % 60
     );
     let is_free = |name: &str| taken.iter().all(|f| f.name != name);
-    let first = format!("{stem}{SUFFIX}");
+    let first = format!("{stem}-{camera}{SUFFIX}");
     if is_free(&first) {
         return first;
     }
     (2..)
-        .map(|n| format!("{stem}_{n}{SUFFIX}"))
+        .map(|n| format!("{stem}_{n}-{camera}{SUFFIX}"))
         .find(|name| is_free(name))
         .expect("some suffix is free")
+}
+
+/// The camera a recording's name says, if any: recordings from before there
+/// were several cameras (`telepi-YYYYMMDD-HHMMSS.mp4`) name none.
+pub fn camera_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    // After the stamp (YYYYMMDD-HHMMSS): an optional `_N`, then `-CAMERA`.
+    let rest = rest.get("YYYYMMDD-HHMMSS".len()..)?;
+    let rest = match rest.strip_prefix('_') {
+        Some(count) => count.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => rest,
+    };
+    rest.strip_prefix('-').filter(|camera| !camera.is_empty())
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
@@ -142,25 +157,63 @@ mod tests {
     fn names_sort_by_time_and_never_collide() {
         let at = UNIX_EPOCH + Duration::from_secs(1_764_653_100); // 2025-12-02 05:25:00 UTC
         let mut taken = VecDeque::new();
-        let first = file_name(at, &taken);
-        assert_eq!(first, "telepi-20251202-052500.mp4");
+        let first = file_name(at, "main", &taken);
+        assert_eq!(first, "telepi-20251202-052500-main.mp4");
         taken.push_back(FileEntry {
             name: first,
             bytes: 0,
         });
-        assert_eq!(file_name(at, &taken), "telepi-20251202-052500_2.mp4");
         assert_eq!(
-            file_name(UNIX_EPOCH + Duration::from_secs(951_782_400), &taken),
-            "telepi-20000229-000000.mp4",
+            file_name(at, "main", &taken),
+            "telepi-20251202-052500_2-main.mp4"
+        );
+        assert_eq!(
+            file_name(at, "arm", &taken),
+            "telepi-20251202-052500-arm.mp4",
+            "each camera its own file"
+        );
+        assert_eq!(
+            file_name(
+                UNIX_EPOCH + Duration::from_secs(951_782_400),
+                "main",
+                &taken
+            ),
+            "telepi-20000229-000000-main.mp4",
             "a leap day"
         );
-        assert_eq!(file_name(UNIX_EPOCH, &taken), "telepi-19700101-000000.mp4");
+        assert_eq!(
+            file_name(UNIX_EPOCH, "main", &taken),
+            "telepi-19700101-000000-main.mp4"
+        );
+    }
+
+    #[test]
+    fn a_name_tells_its_camera() {
+        assert_eq!(camera_of("telepi-20251202-052500-main.mp4"), Some("main"));
+        assert_eq!(
+            camera_of("telepi-20251202-052500_2-arm_2.mp4"),
+            Some("arm_2")
+        );
+        assert_eq!(
+            camera_of("telepi-20251202-052500-rear-left.mp4"),
+            Some("rear-left")
+        );
+        assert_eq!(
+            camera_of("telepi-20251202-052500.mp4"),
+            None,
+            "from before cameras had names"
+        );
+        assert_eq!(camera_of("telepi-20251202-052500_2.mp4"), None);
+        assert_eq!(camera_of("notes.mp4"), None);
     }
 
     #[test]
     fn only_our_own_plain_names_pass() {
         assert!(is_recording_name("telepi-20251202-052500.mp4"));
         assert!(is_recording_name("telepi-20251202-052500_2.mp4"));
+        assert!(is_recording_name(
+            "telepi-20251202-052500_2-abcdefghijklmnopqrstuvwxyz_-0123.mp4"
+        ));
         for bad in [
             "../telepi-1.mp4",
             "telepi-/../x.mp4",

@@ -1,5 +1,5 @@
-//! The recorder's I/O: a thread that feeds [`Recorder`] and carries out its
-//! [`Action`]s on the recordings directory, and [`Recordings`], the handle
+//! The recorder's I/O: a thread that feeds a [`Recorder`] per camera and
+//! carries out their [`Action`]s on the recordings directory, and [`Recordings`], the handle
 //! the network loop and the HTTP workers share. The loop only ever hands
 //! frames over with `try_send`, so a slow SD card never holds video up.
 
@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 use super::core::{Action, Recorder};
-use super::policy::{is_recording_name, FileEntry, Limits};
+use super::policy::{camera_of, is_recording_name, FileEntry, Limits};
 use crate::media::audio::EncodedAudio;
 use crate::media::EncodedFrame;
 
@@ -21,7 +21,8 @@ use crate::media::EncodedFrame;
 const QUEUE: usize = 320;
 
 enum Message {
-    Video(EncodedFrame),
+    /// A frame of the camera with this index (config order).
+    Video(usize, EncodedFrame),
     Audio(EncodedAudio),
     /// Recording was switched on or off.
     Wake,
@@ -32,8 +33,26 @@ enum Message {
 #[derive(Debug, Default)]
 struct Published {
     files: Vec<FileEntry>,
-    current: Option<String>,
+    /// Per camera, the file being written.
+    current: Vec<Option<String>>,
     error: Option<String>,
+}
+
+/// A camera as the recorder knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCamera {
+    pub name: String,
+    /// Recorded from start to exit, whatever the operator's switch says.
+    pub always: bool,
+}
+
+/// One camera's flags, shared by the loop and the writer.
+#[derive(Debug)]
+struct CameraShared {
+    camera: RecordedCamera,
+    keyframe_wanted: AtomicBool,
+    /// A video frame could not be queued: the writer must resynchronise.
+    lost_video: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -41,11 +60,13 @@ struct Shared {
     dir: Result<PathBuf, String>,
     /// Whether the microphone is recorded too.
     audio: bool,
-    /// What was asked for; the writer follows it.
+    /// The operator's switch; the writer follows it.
     on: AtomicBool,
-    keyframe_wanted: AtomicBool,
-    /// A video frame could not be queued: the writer must resynchronise.
-    lost_video: AtomicBool,
+    /// Writing failed: nothing is recorded, `always` cameras neither, until
+    /// the switch is turned on again.
+    failed: AtomicBool,
+    /// In config order.
+    cameras: Vec<CameraShared>,
     dropped: AtomicU64,
     published: Mutex<Published>,
 }
@@ -53,6 +74,12 @@ struct Shared {
 impl Shared {
     fn published(&self) -> MutexGuard<'_, Published> {
         self.published.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the camera with this index is recorded now.
+    fn records(&self, camera: &CameraShared) -> bool {
+        !self.failed.load(Ordering::SeqCst)
+            && (camera.camera.always || self.on.load(Ordering::SeqCst))
     }
 }
 
@@ -72,12 +99,22 @@ pub struct RecordingService {
 impl RecordingService {
     /// Lists the recordings already in `dir` (the quota counts them) and
     /// starts the writer. `dir` is created at the first recording; an `Err`
-    /// says why there is none, and recording is refused with that reason.
+    /// says why there is none, and recording is refused with that reason
+    /// (at once, when a camera is recorded always). Each camera gets an
+    /// even share of the quota; recordings that name no camera configured
+    /// now count against the first.
     pub fn start(
         dir: Result<PathBuf, String>,
         limits: Limits,
         audio: bool,
+        cameras: Vec<RecordedCamera>,
     ) -> Result<RecordingService, String> {
+        if let (Some(always), Err(why)) = (cameras.iter().find(|c| c.always), &dir) {
+            return Err(format!(
+                "camera {:?} records always, but cannot: {why}",
+                always.name
+            ));
+        }
         // A directory that can't be read leaves the robot running, without recording.
         let (dir, existing) = match dir {
             Ok(dir) if dir.exists() => match list_dir(&dir) {
@@ -90,21 +127,39 @@ impl RecordingService {
             },
             dir => (dir, Vec::new()),
         };
-        let recorder = Recorder::new(limits, audio, existing);
+        let share = Limits {
+            quota_bytes: limits.quota_bytes / cameras.len().max(1) as u64,
+            ..limits
+        };
+        let recorders = (cameras.iter().enumerate())
+            .map(|(n, camera)| {
+                let own = |f: &&FileEntry| match camera_of(&f.name) {
+                    Some(name) if cameras.iter().any(|c| c.name == name) => name == camera.name,
+                    _ => n == 0,
+                };
+                let files = existing.iter().filter(own).cloned().collect();
+                (Recorder::new(&camera.name, share, audio, files), None)
+            })
+            .collect();
         let (tx, rx) = sync_channel(QUEUE);
+        let cameras = cameras.into_iter().map(|camera| CameraShared {
+            camera,
+            keyframe_wanted: AtomicBool::new(false),
+            lost_video: AtomicBool::new(false),
+        });
         let shared = Arc::new(Shared {
             dir,
             audio,
             on: AtomicBool::new(false),
-            keyframe_wanted: AtomicBool::new(false),
-            lost_video: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            cameras: cameras.collect(),
             dropped: AtomicU64::new(0),
             published: Mutex::default(),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("record".into())
-            .spawn(move || write_files(recorder, &thread_shared, &rx))
+            .spawn(move || write_files(recorders, &thread_shared, &rx))
             .map_err(|e| format!("record thread: {e}"))?;
         // Let the quota's deletions at start happen and the listing appear.
         let _ = tx.send(Message::Wake);
@@ -133,7 +188,8 @@ impl Recordings {
         if let (true, Err(why)) = (on, &self.shared.dir) {
             return Err(format!("cannot record: {why}"));
         }
-        if self.shared.on.swap(on, Ordering::SeqCst) != on {
+        let failed = on && self.shared.failed.swap(false, Ordering::SeqCst);
+        if self.shared.on.swap(on, Ordering::SeqCst) != on || failed {
             tracing::info!("recording {}", if on { "started" } else { "stopped" });
             // A full queue will wake the writer anyway.
             let _ = self.messages.try_send(Message::Wake);
@@ -141,8 +197,14 @@ impl Recordings {
         Ok(())
     }
 
+    /// Whether any camera is recorded now.
     pub fn is_recording(&self) -> bool {
-        self.shared.on.load(Ordering::SeqCst)
+        self.shared.cameras.iter().any(|c| self.shared.records(c))
+    }
+
+    /// Whether the camera with this index (config order) is recorded now.
+    pub fn is_recording_camera(&self, camera: usize) -> bool {
+        (self.shared.cameras.get(camera)).is_some_and(|c| self.shared.records(c))
     }
 
     /// Whether the recorder listens to the microphone now.
@@ -150,14 +212,20 @@ impl Recordings {
         self.shared.audio && self.is_recording()
     }
 
-    /// True once per time the recorder asked for an IDR.
-    pub fn take_keyframe_request(&self) -> bool {
-        self.shared.keyframe_wanted.swap(false, Ordering::SeqCst)
+    /// True once per time the recorder asked for an IDR of this camera.
+    pub fn take_keyframe_request(&self, camera: usize) -> bool {
+        (self.shared.cameras.get(camera))
+            .is_some_and(|c| c.keyframe_wanted.swap(false, Ordering::SeqCst))
     }
 
-    pub fn video(&self, frame: &EncodedFrame) {
-        if self.is_recording() && self.queue(Message::Video(frame.clone())).is_err() {
-            self.shared.lost_video.store(true, Ordering::SeqCst);
+    /// A frame of the camera with this index (config order).
+    pub fn video(&self, camera: usize, frame: &EncodedFrame) {
+        let Some(shared) = self.shared.cameras.get(camera) else {
+            return;
+        };
+        if self.shared.records(shared) && self.queue(Message::Video(camera, frame.clone())).is_err()
+        {
+            shared.lost_video.store(true, Ordering::SeqCst);
         }
     }
 
@@ -198,9 +266,21 @@ impl Recordings {
     /// For `/api/status`.
     pub fn status(&self) -> serde_json::Value {
         let published = self.shared.published();
+        let cameras: Vec<serde_json::Value> = (self.shared.cameras.iter().enumerate())
+            .map(|(n, c)| {
+                serde_json::json!({
+                    "name": c.camera.name,
+                    "on": self.shared.records(c),
+                    "always": c.camera.always,
+                    "file": published.current.get(n).cloned().flatten(),
+                })
+            })
+            .collect();
         serde_json::json!({
             "on": self.is_recording(),
-            "file": published.current,
+            // The first file being written, as when there was one camera.
+            "file": published.current.iter().flatten().next(),
+            "cameras": cameras,
             "dir": self.shared.dir.as_ref().ok(),
             "files": published.files.len(),
             "bytes": published.files.iter().map(|f| f.bytes).sum::<u64>(),
@@ -210,46 +290,69 @@ impl Recordings {
     }
 }
 
+/// One camera's recorder and the file it writes.
+type CameraWriter = (Recorder, Option<File>);
+
 /// The writer thread: messages in, files out, until shut down.
-fn write_files(mut recorder: Recorder, shared: &Shared, messages: &Receiver<Message>) {
-    let mut file: Option<File> = None;
+fn write_files(mut writers: Vec<CameraWriter>, shared: &Shared, messages: &Receiver<Message>) {
     while let Ok(message) = messages.recv() {
-        let wanted = shared.on.load(Ordering::SeqCst);
-        if wanted && !recorder.is_on() {
-            shared.published().error = None;
-            recorder.start();
-        } else if !wanted && recorder.is_on() {
-            recorder.stop();
-        }
-        if shared.lost_video.swap(false, Ordering::SeqCst) {
-            recorder.frames_lost();
+        for ((recorder, _), camera) in writers.iter_mut().zip(&shared.cameras) {
+            let wanted = shared.records(camera);
+            if wanted && !recorder.is_on() {
+                shared.published().error = None;
+                recorder.start();
+            } else if !wanted && recorder.is_on() {
+                recorder.stop();
+            }
+            if camera.lost_video.swap(false, Ordering::SeqCst) {
+                recorder.frames_lost();
+            }
         }
         let shutdown = match message {
-            Message::Video(frame) => {
-                let at = frame.captured;
-                recorder.video(SystemTime::now(), at, &frame.data, frame.keyframe);
+            Message::Video(camera, frame) => {
+                if let Some((recorder, _)) = writers.get_mut(camera) {
+                    let at = frame.captured;
+                    recorder.video(SystemTime::now(), at, &frame.data, frame.keyframe);
+                }
                 false
             }
             Message::Audio(packet) => {
-                recorder.audio(packet.captured, &packet.data);
+                for (recorder, _) in &mut writers {
+                    recorder.audio(packet.captured, &packet.data);
+                }
                 false
             }
             Message::Wake => false,
             Message::Shutdown => {
-                recorder.stop();
+                writers.iter_mut().for_each(|(recorder, _)| recorder.stop());
                 true
             }
         };
-        if let Err(e) = carry_out(&mut recorder, &mut file, shared) {
-            tracing::error!("recording stopped: {e}");
-            recorder.fail();
-            file = None;
-            shared.on.store(false, Ordering::SeqCst);
-            shared.published().error = Some(e);
+        for ((recorder, file), camera) in writers.iter_mut().zip(&shared.cameras) {
+            if let Err(e) = carry_out(recorder, file, camera, shared) {
+                tracing::error!("recording stopped: {e}");
+                shared.failed.store(true, Ordering::SeqCst);
+                shared.on.store(false, Ordering::SeqCst);
+                shared.published().error = Some(e);
+            }
+        }
+        if shared.failed.load(Ordering::SeqCst) {
+            // Every camera stops, as the operator's switch does.
+            for (recorder, file) in writers.iter_mut().filter(|(r, _)| r.is_on()) {
+                recorder.fail();
+                *file = None;
+            }
         }
         let mut published = shared.published();
-        published.files = recorder.files().iter().cloned().collect();
-        published.current = recorder.current().map(str::to_string);
+        published.files = writers
+            .iter()
+            .flat_map(|(recorder, _)| recorder.files().iter().cloned())
+            .collect();
+        published.files.sort_by(|a, b| a.name.cmp(&b.name));
+        published.current = writers
+            .iter()
+            .map(|(recorder, _)| recorder.current().map(str::to_string))
+            .collect();
         drop(published);
         if shutdown {
             break;
@@ -261,6 +364,7 @@ fn write_files(mut recorder: Recorder, shared: &Shared, messages: &Receiver<Mess
 fn carry_out(
     recorder: &mut Recorder,
     file: &mut Option<File>,
+    camera: &CameraShared,
     shared: &Shared,
 ) -> Result<(), String> {
     // Without a directory nothing was ever started, so no action needs one.
@@ -292,7 +396,7 @@ fn carry_out(
                 Ok(()) => tracing::info!("recording quota: deleted {name}"),
                 Err(e) => tracing::warn!("recording quota: deleting {name}: {e}"),
             },
-            Action::WantKeyframe => shared.keyframe_wanted.store(true, Ordering::SeqCst),
+            Action::WantKeyframe => camera.keyframe_wanted.store(true, Ordering::SeqCst),
         }
     }
     Ok(())

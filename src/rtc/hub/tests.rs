@@ -421,3 +421,119 @@ fn each_video_m_line_carries_the_next_camera() {
     assert!(sizes[0].iter().all(|s| *s == (320, 240)), "{sizes:?}");
     assert!(sizes[1].iter().all(|s| *s == (160, 120)), "{sizes:?}");
 }
+
+/// Sends `frames` (camera, frame), lets them through and returns the m-lines
+/// media arrived on, with repeats.
+fn deliver(
+    hub: &mut Hub,
+    client: &mut Client,
+    now: &mut Instant,
+    frames: &[(usize, &EncodedFrame)],
+) -> Vec<usize> {
+    for (camera, frame) in frames {
+        hub.send_video(*camera, frame);
+    }
+    for _ in 0..10 {
+        *now += Duration::from_millis(10);
+        client.rtc.handle_input(Input::Timeout(*now)).unwrap();
+        hub.handle_timeout(*now);
+        pump(hub, client, *now);
+    }
+    let mids = client.video_mids.clone();
+    client
+        .events
+        .drain(..)
+        .filter_map(|e| match e {
+            Event::MediaData(m) => mids.iter().position(|mid| *mid == m.mid),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_camera_turned_off_is_not_sent_nor_counted_and_resumes_at_a_keyframe() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let (id, mut client) = connect_videos(&mut hub, t0, 2);
+    let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
+        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
+    });
+    drain_events(&mut hub);
+    let [front, arm] = [idr_frames(320, 240, 1), idr_frames(160, 120, 2)];
+    let arm_p_frame = EncodedFrame {
+        keyframe: false,
+        ..arm[1].clone()
+    };
+    let both = [(0, &front[0]), (1, &arm[0])];
+    let arrived = deliver(&mut hub, &mut client, &mut now, &both);
+    assert!(arrived.contains(&0) && arrived.contains(&1), "{arrived:?}");
+
+    assert!(hub.set_camera(id, 1, false));
+    assert_eq!(
+        (hub.viewers(0), hub.viewers(1)),
+        (1, 0),
+        "the arm's encoder may idle"
+    );
+    assert_eq!(hub.status()[0].receiving, [true, false]);
+    let sent_before = hub.status()[0].frames_sent;
+    let arrived = deliver(&mut hub, &mut client, &mut now, &both);
+    assert!(
+        arrived.iter().all(|m| *m == 0) && !arrived.is_empty(),
+        "{arrived:?}"
+    );
+    assert_eq!(
+        hub.status()[0].frames_sent,
+        sent_before + 1,
+        "only the front's frame"
+    );
+    assert!(
+        drain_events(&mut hub).is_empty(),
+        "turning off asks for nothing"
+    );
+
+    assert!(hub.set_camera(id, 1, true));
+    assert_eq!(hub.viewers(1), 1);
+    assert_eq!(
+        drain_events(&mut hub),
+        [HubEvent::KeyframeWanted {
+            camera: 1,
+            reason: KeyframeReason::NewPeer
+        }]
+    );
+    let arrived = deliver(&mut hub, &mut client, &mut now, &[(1, &arm_p_frame)]);
+    assert!(
+        arrived.is_empty(),
+        "a P-frame before the IDR is held back: {arrived:?}"
+    );
+    let arrived = deliver(&mut hub, &mut client, &mut now, &[(1, &arm[0])]);
+    assert!(
+        !arrived.is_empty() && arrived.iter().all(|m| *m == 1),
+        "{arrived:?}"
+    );
+
+    assert!(!hub.set_camera(id, 2, false), "no third m-line");
+    assert!(!hub.set_camera(PeerId(99), 0, false), "no such peer");
+}
+
+/// With every camera off no RTCP comes: the peer gets a data-only peer's patience.
+#[test]
+fn a_peer_with_every_camera_off_is_timed_out_like_a_data_only_one() {
+    let config = HubConfig {
+        silence_timeout: Duration::from_millis(800),
+        ..HubConfig::default()
+    };
+    let mut hub = Hub::new(config);
+    let t0 = Instant::now();
+    let (id, mut client) = connect(&mut hub, t0);
+    let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |h, _| {
+        h.status().first().is_some_and(|p| p.state == "connected")
+    });
+    assert!(hub.set_camera(id, 0, false));
+    let mut t = now;
+    while !hub.is_empty() {
+        t += Duration::from_millis(50);
+        hub.handle_timeout(t);
+        assert!(t - now < DATA_ONLY_SILENCE * 2, "not reaped in time");
+    }
+    assert!(t - now >= DATA_ONLY_SILENCE, "reaped after {:?}", t - now);
+}

@@ -61,6 +61,12 @@ pub enum SessionOutput {
     Event(Event),
     /// The operator switched recording on or off; the loop tells the recorder.
     Record { peer: PeerId, on: bool },
+    /// The peer stops or resumes receiving `camera` (config order); the loop tells the hub.
+    Camera {
+        peer: PeerId,
+        camera: usize,
+        on: bool,
+    },
 }
 
 struct Peer {
@@ -91,6 +97,8 @@ pub struct Session {
     controls: Arc<Controls>,
     /// What programs on the local API published, for telemetry.
     readings: BTreeMap<String, Value>,
+    /// The cameras' names in config order, which is video m-line order.
+    cameras: Vec<String>,
 }
 
 impl Session {
@@ -111,7 +119,15 @@ impl Session {
             stop_latched: false,
             controls: Arc::default(),
             readings: BTreeMap::new(),
+            cameras: Vec::new(),
         }
+    }
+
+    /// The cameras' names in config order: a joining page learns them, and
+    /// `camera` messages name one.
+    pub fn with_cameras(mut self, names: Vec<String>) -> Session {
+        self.cameras = names;
+        self
     }
 
     /// The custom controls peers may use and the readings the page shows.
@@ -149,6 +165,13 @@ impl Session {
         }
         if self.telemetry_at.is_none() {
             self.telemetry_at = Some(now + TELEMETRY_INTERVAL);
+        }
+        if !self.cameras.is_empty() {
+            let text = Outbound::Cameras {
+                names: &self.cameras,
+            }
+            .to_json();
+            self.outputs.push_back(SessionOutput::Send { peer, text });
         }
         if !self.controls.is_empty() {
             let controls = self.controls.clone();
@@ -238,6 +261,7 @@ impl Session {
                 });
             }
             Inbound::Custom { name, value } => self.on_custom(peer, name, &value),
+            Inbound::Camera { name, on } => self.on_camera(peer, &name, on),
             Inbound::Claim { secret } => self.on_claim(now, peer, secret.as_deref()),
             Inbound::Release if self.operator == Some(peer) => self.set_operator(now, None),
             Inbound::Release => self.reject(
@@ -363,6 +387,20 @@ impl Session {
                 value,
             }),
             Err(reason) => self.reject(peer, Rejection::Invalid, reason),
+        }
+    }
+
+    /// Any peer, viewer or operator, may stop a camera it doesn't look at.
+    fn on_camera(&mut self, peer: PeerId, name: &str, on: bool) {
+        match self.cameras.iter().position(|c| c == name) {
+            Some(camera) => self
+                .outputs
+                .push_back(SessionOutput::Camera { peer, camera, on }),
+            None => {
+                let known = self.cameras.join(", ");
+                let reason = format!("camera: no camera {name:?} (this robot has: {known})");
+                self.reject(peer, Rejection::Invalid, reason);
+            }
         }
     }
 

@@ -16,6 +16,8 @@ struct Harness {
     events: Vec<Event>,
     /// Recording switched by peers, as the loop would get it.
     records: Vec<(PeerId, bool)>,
+    /// Cameras switched by peers: (peer, camera, on).
+    cameras: Vec<(PeerId, usize, bool)>,
 }
 
 fn harness(secret: Option<&str>) -> Harness {
@@ -33,6 +35,7 @@ fn harness(secret: Option<&str>) -> Harness {
         sends: Vec::new(),
         events: Vec::new(),
         records: Vec::new(),
+        cameras: Vec::new(),
     }
 }
 
@@ -54,6 +57,7 @@ impl Harness {
                     .push((peer, serde_json::from_str(&text).unwrap())),
                 SessionOutput::Event(event) => self.events.push(event),
                 SessionOutput::Record { peer, on } => self.records.push((peer, on)),
+                SessionOutput::Camera { peer, camera, on } => self.cameras.push((peer, camera, on)),
             }
         }
     }
@@ -554,3 +558,26 @@ fn status_serializes_for_the_api() {
 
 /// Custom controls, readings and events for programs on the local API.
 mod api;
+
+#[test]
+fn a_peer_turns_a_camera_off_and_on_by_name_and_an_unknown_name_is_an_error() {
+    let mut h = harness(None);
+    h.s = h.s.with_cameras(vec!["front".into(), "arm".into()]);
+    h.join(A);
+    let joined = h.sent_to(A);
+    assert!(joined.contains(&json!({"type": "cameras", "names": ["front", "arm"]})));
+    h.say(A, r#"{"type":"camera","name":"arm","on":false}"#);
+    h.say(A, r#"{"type":"camera","name":"arm","on":true}"#);
+    h.say(A, r#"{"type":"camera","name":"tail","on":false}"#);
+    h.drain();
+    let switches: Vec<_> = std::mem::take(&mut h.cameras);
+    assert_eq!(switches, [(A, 1, false), (A, 1, true)]);
+    let errors = h.sent_to(A);
+    assert_eq!(
+        errors,
+        [
+            json!({"type": "error", "reason": "camera: no camera \"tail\" (this robot has: front, arm)"})
+        ]
+    );
+    assert_eq!(h.s.status().rejected_messages, 1);
+}

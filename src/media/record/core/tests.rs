@@ -22,7 +22,7 @@ struct Run {
 impl Run {
     fn new(limits: Limits, gop: usize, existing: Vec<FileEntry>) -> Run {
         Run {
-            recorder: Recorder::new(limits, true, existing),
+            recorder: Recorder::new("main", limits, true, existing),
             frames: encoded_frames(160, 120, 2 * gop, gop),
             gop,
             t0: Instant::now(),
@@ -86,8 +86,11 @@ fn nothing_is_written_until_started_and_then_from_a_keyframe() {
     assert!(run.created().is_empty(), "P-frames cannot start a file");
     assert_eq!(run.recorder.current(), None);
     run.frames(10);
-    assert_eq!(run.created(), ["telepi-20251202-052501.mp4"]);
-    assert_eq!(run.recorder.current(), Some("telepi-20251202-052501.mp4"));
+    assert_eq!(run.created(), ["telepi-20251202-052501-main.mp4"]);
+    assert_eq!(
+        run.recorder.current(),
+        Some("telepi-20251202-052501-main.mp4")
+    );
     assert_eq!(
         run.appends(),
         1,
@@ -219,7 +222,7 @@ fn lost_frames_skip_to_the_next_keyframe_and_bad_ones_are_ignored() {
 
 #[test]
 fn audio_before_the_first_picture_is_dropped_and_the_rest_placed_in_time() {
-    let mut recorder = Recorder::new(LIMITS, true, Vec::new());
+    let mut recorder = Recorder::new("main", LIMITS, true, Vec::new());
     let frames = encoded_frames(160, 120, 2, 30);
     let t0 = Instant::now();
     recorder.start();
@@ -273,7 +276,7 @@ fn a_failed_write_ends_the_recording_and_drops_what_was_queued() {
 
 #[test]
 fn garbage_access_units_and_cut_parameter_sets_never_panic() {
-    let mut recorder = Recorder::new(LIMITS, true, Vec::new());
+    let mut recorder = Recorder::new("main", LIMITS, true, Vec::new());
     recorder.start();
     let t0 = Instant::now();
     // A small xorshift: the same bytes every run.
