@@ -17,6 +17,7 @@ pub mod demand;
 pub mod devices;
 pub mod encoder;
 pub mod fdpoll;
+pub mod feed;
 pub mod h264;
 pub mod pace;
 pub mod pipeline;
@@ -95,7 +96,7 @@ pub trait VideoEncoder: Send {
 }
 
 /// One encoded access unit, shared by every peer without copying.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EncodedFrame {
     pub data: Arc<[u8]>,
     pub captured: Instant,

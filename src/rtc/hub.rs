@@ -21,7 +21,9 @@ use crate::media::audio::EncodedAudio;
 use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
 pub use error::ConnectError;
-use sdp::{pick_h264, video_sections_have_h264};
+pub use opcam::OperatorCameraStatus;
+use opcam::{Incoming, OperatorCamera};
+use sdp::{pick_h264, video_line, video_sections_have_h264, VideoLine};
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -79,6 +81,9 @@ pub enum HubEvent {
         peer: PeerId,
         data: Arc<[u8]>,
     },
+    /// One access unit of the operator's camera (already forwarded to the
+    /// viewers): for the recorder and local displays.
+    OperatorVideo(EncodedFrame),
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -102,8 +107,13 @@ struct Peer {
     last_heard: Instant,
     timeout: Instant,
     remote: Option<SocketAddr>,
-    /// The offer's video m-lines in order: the n-th carries camera n.
+    /// The offer's camera m-lines in order: the n-th carries camera n.
     video: Vec<VideoTrack>,
+    /// The m-line the operator's camera comes in on (from this peer while it
+    /// operates) and goes out on (to it while it watches): see [`video_line`].
+    operator_camera: Option<VideoTrack>,
+    /// What this peer did on that m-line, for the hub to act on after draining.
+    operator_camera_inbox: Vec<OperatorCameraInput>,
     /// Where the robot's microphone goes, if the peer wants it.
     audio: Option<(Mid, Pt)>,
     channel: Option<ChannelId>,
@@ -126,6 +136,12 @@ struct VideoTrack {
     awaiting_keyframe: bool,
 }
 
+/// Something a peer did that concerns the operator's camera.
+enum OperatorCameraInput {
+    Frame(Incoming),
+    WantsKeyframe(KeyframeReason),
+}
+
 pub struct Hub {
     config: HubConfig,
     cert: DtlsCert,
@@ -135,6 +151,7 @@ pub struct Hub {
     events: VecDeque<HubEvent>,
     /// Every peer's frames_sent and frames_skipped since start, departed peers included.
     totals: VideoTotals,
+    operator_camera: OperatorCamera,
 }
 
 /// Frames written to peers since start (one frame to three peers counts three).
@@ -161,6 +178,7 @@ impl Hub {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             totals: VideoTotals::default(),
+            operator_camera: OperatorCamera::default(),
         }
     }
 
@@ -233,6 +251,8 @@ impl Hub {
             timeout: now,
             remote: None,
             video: Vec::new(),
+            operator_camera: None,
+            operator_camera_inbox: Vec::new(),
             audio: None,
             channel: None,
             expects_channel: offer_sdp.contains("m=application"),
@@ -281,6 +301,7 @@ impl Hub {
             peer.rtc.disconnect();
         }
         peer.drain(&mut self.transmits, &mut self.events);
+        self.serve_operator_camera(now);
         true
     }
 
@@ -295,22 +316,18 @@ impl Hub {
                 peer.drain(&mut self.transmits, &mut self.events);
             }
         }
+        self.serve_operator_camera(now);
         self.reap(now);
     }
 
     /// Writes one shared access unit of `camera` (config order) to every
     /// connected peer with a video m-line for it.
     pub fn send_video(&mut self, camera: usize, frame: &EncodedFrame) {
-        let rtp_time = MediaTime::from_90khz(frame.rtp_time);
         for peer in self.peers.iter_mut().filter(|p| p.connected) {
-            let Some(track) = peer.video.get(camera) else {
+            let Some(track) = peer.video.get_mut(camera) else {
                 continue;
             };
-            let (mid, pt) = (track.mid, track.pt);
-            let decodable = frame.keyframe || !track.awaiting_keyframe;
-            let sent = decodable && peer.write(mid, pt, frame.captured, rtp_time, &frame.data);
-            if sent {
-                peer.video[camera].awaiting_keyframe = false;
+            if track.send(&mut peer.rtc, peer.id, frame) {
                 peer.frames_sent += 1;
                 self.totals.frames_sent += 1;
             } else {
@@ -328,7 +345,15 @@ impl Hub {
             let Some((mid, pt)) = peer.audio.filter(|_| peer.connected) else {
                 continue;
             };
-            peer.write(mid, pt, packet.captured, rtp_time, &packet.data);
+            write(
+                &mut peer.rtc,
+                peer.id,
+                mid,
+                pt,
+                packet.captured,
+                rtp_time,
+                &packet.data,
+            );
             peer.drain(&mut self.transmits, &mut self.events);
         }
     }
@@ -449,27 +474,51 @@ impl Hub {
     }
 }
 
-impl Peer {
-    fn write(
-        &mut self,
-        mid: Mid,
-        pt: Pt,
-        captured: Instant,
-        time: MediaTime,
-        data: &Arc<[u8]>,
-    ) -> bool {
-        let Some(writer) = self.rtc.writer(mid) else {
-            return false;
-        };
-        match writer.write(pt, captured, time, data.clone()) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(peer = %self.id, "media write: {e}");
-                false
-            }
+impl VideoTrack {
+    /// Writes one access unit unless the peer still waits for a keyframe
+    /// and this isn't one; true if written.
+    fn send(&mut self, rtc: &mut Rtc, peer: PeerId, frame: &EncodedFrame) -> bool {
+        let decodable = frame.keyframe || !self.awaiting_keyframe;
+        let time = MediaTime::from_90khz(frame.rtp_time);
+        let sent = decodable
+            && write(
+                rtc,
+                peer,
+                self.mid,
+                self.pt,
+                frame.captured,
+                time,
+                &frame.data,
+            );
+        if sent {
+            self.awaiting_keyframe = false;
+        }
+        sent
+    }
+}
+
+fn write(
+    rtc: &mut Rtc,
+    peer: PeerId,
+    mid: Mid,
+    pt: Pt,
+    captured: Instant,
+    time: MediaTime,
+    data: &Arc<[u8]>,
+) -> bool {
+    let Some(writer) = rtc.writer(mid) else {
+        return false;
+    };
+    match writer.write(pt, captured, time, data.clone()) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(%peer, "media write: {e}");
+            false
         }
     }
+}
 
+impl Peer {
     /// When this peer counts as gone if nothing more is heard from it.
     fn deadline(&self, config: &HubConfig) -> Instant {
         if self.connected && self.video.is_empty() {
@@ -512,6 +561,11 @@ impl Peer {
                         reason: KeyframeReason::NewPeer,
                     });
                 }
+                if let Some(track) = &mut self.operator_camera {
+                    track.awaiting_keyframe = true;
+                    let wants = OperatorCameraInput::WantsKeyframe(KeyframeReason::NewPeer);
+                    self.operator_camera_inbox.push(wants);
+                }
                 if !self.expects_channel {
                     self.join(events);
                 }
@@ -525,7 +579,24 @@ impl Peer {
                     .rtc
                     .writer(m.mid)
                     .and_then(|w| pick_h264(w.payload_params()));
+                let earlier = self.video.len() + usize::from(self.operator_camera.is_some());
+                let line = video_line(
+                    earlier,
+                    self.operator_camera.is_some(),
+                    m.direction.is_receiving(),
+                );
                 match pt {
+                    Some(pt) if line == VideoLine::OperatorCamera => {
+                        self.operator_camera = Some(VideoTrack {
+                            mid: m.mid,
+                            pt,
+                            awaiting_keyframe: true,
+                        });
+                        if self.connected {
+                            let wants = OperatorCameraInput::WantsKeyframe(KeyframeReason::NewPeer);
+                            self.operator_camera_inbox.push(wants);
+                        }
+                    }
                     Some(pt) => {
                         self.video.push(VideoTrack {
                             mid: m.mid,
@@ -551,6 +622,24 @@ impl Peer {
                     .and_then(|w| w.payload_params().find(pcmu).map(|p| p.pt()))
                     .map(|pt| (m.mid, pt));
             }
+            Event::MediaData(m)
+                if self
+                    .operator_camera
+                    .as_ref()
+                    .is_some_and(|t| t.mid == m.mid) =>
+            {
+                if m.params.spec().codec == Codec::H264 {
+                    let frame = Incoming {
+                        peer: self.id,
+                        data: m.data,
+                        time: m.time.rebase(Frequency::NINETY_KHZ).numer(),
+                        arrived: m.network_time,
+                        contiguous: m.contiguous,
+                    };
+                    self.operator_camera_inbox
+                        .push(OperatorCameraInput::Frame(frame));
+                }
+            }
             Event::MediaData(m) if m.params.spec().codec == Codec::PCMU => {
                 events.push_back(HubEvent::Audio {
                     peer: self.id,
@@ -569,6 +658,15 @@ impl Peer {
                     peer: self.id,
                     text,
                 });
+            }
+            Event::KeyframeRequest(request)
+                if self
+                    .operator_camera
+                    .as_ref()
+                    .is_some_and(|t| t.mid == request.mid) =>
+            {
+                let wants = OperatorCameraInput::WantsKeyframe(KeyframeReason::Loss);
+                self.operator_camera_inbox.push(wants);
             }
             Event::KeyframeRequest(request) => {
                 if let Some(camera) = self.video.iter().position(|t| t.mid == request.mid) {
@@ -605,6 +703,8 @@ impl Peer {
 }
 
 mod error;
+mod forward;
+mod opcam;
 mod sdp;
 #[cfg(test)]
 mod tests;

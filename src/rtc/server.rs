@@ -21,6 +21,7 @@ use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
+use crate::media::feed::FeedSender;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
 use crate::media::EncodedFrame;
@@ -133,6 +134,9 @@ pub struct MediaLinks {
     pub talkback: Sender<Arc<[u8]>>,
     /// The recorder takes the first camera's frames and the audio the peers get.
     pub recordings: Recordings,
+    /// Where the operator's camera goes besides the peers and the recorder
+    /// (a local display); a feed whose receiver is gone is dropped.
+    pub operator_video: Vec<FeedSender>,
 }
 
 pub struct RtcServer {
@@ -407,10 +411,24 @@ impl RtcServer {
                         let _ = self.media.talkback.try_send(data);
                     }
                 }
+                // The hub passes on the operator's frames only.
+                HubEvent::OperatorVideo(frame) => {
+                    self.media
+                        .operator_video
+                        .retain_mut(|feed| feed.send(&frame));
+                }
             }
             self.drain_session();
         }
         self.drain_session();
+        self.hub.set_operator(self.session.operator());
+        // Every feed's request is taken, so none lingers for the next round.
+        let feeds = &self.media.operator_video;
+        let wanted = feeds.iter().filter(|f| f.take_keyframe_request()).count();
+        if wanted > 0 {
+            self.hub
+                .request_operator_keyframe(now, KeyframeReason::NewPeer);
+        }
         while let Some((server, request)) = self.stun.poll_transmit() {
             // From the wildcard address: the kernel picks the source the route to the server needs.
             if let Err(e) = self.socket.get_ref().send(self.local, server, &request) {
@@ -538,6 +556,7 @@ impl RtcServer {
             },
             "video": video,
             "cameras": cameras,
+            "operator_camera": self.hub.operator_camera_status(now),
             "audio": self.media.audio.status(),
             "recording": self.media.recordings.status(),
         })
