@@ -23,7 +23,7 @@ use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
 use crate::media::feed::FeedSender;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
-use crate::media::record::Recordings;
+use crate::media::record::{Recordings, Stream};
 use crate::media::EncodedFrame;
 
 /// Requests from other threads (HTTP, signals) to the loop.
@@ -132,7 +132,8 @@ pub struct MediaLinks {
     pub audio: Arc<AudioShared>,
     pub microphone: Receiver<EncodedAudio>,
     pub talkback: Sender<Arc<[u8]>>,
-    /// The recorder takes the first camera's frames and the audio the peers get.
+    /// The recorder takes the first camera's frames and the audio the peers
+    /// get, and the operator's camera.
     pub recordings: Recordings,
     /// Where the operator's camera goes besides the peers and the recorder
     /// (a local display); a feed whose receiver is gone is dropped.
@@ -254,7 +255,7 @@ impl RtcServer {
                     Wake::Frame(camera, frame) => {
                         self.hub.send_video(camera, &frame);
                         if camera == 0 {
-                            self.media.recordings.video(&frame);
+                            self.media.recordings.video(Stream::Robot, &frame);
                         }
                     }
                     Wake::Audio(packet) => {
@@ -413,9 +414,9 @@ impl RtcServer {
                 }
                 // The hub passes on the operator's frames only.
                 HubEvent::OperatorVideo(frame) => {
-                    self.media
-                        .operator_video
-                        .retain_mut(|feed| feed.send(&frame));
+                    self.media.recordings.video(Stream::Operator, &frame);
+                    let feeds = &mut self.media.operator_video;
+                    feeds.retain_mut(|feed| feed.send(&frame));
                 }
             }
             self.drain_session();
@@ -425,7 +426,12 @@ impl RtcServer {
         // Every feed's request is taken, so none lingers for the next round.
         let feeds = &self.media.operator_video;
         let wanted = feeds.iter().filter(|f| f.take_keyframe_request()).count();
-        if wanted > 0 {
+        if wanted > 0
+            || self
+                .media
+                .recordings
+                .take_keyframe_request(Stream::Operator)
+        {
             self.hub
                 .request_operator_keyframe(now, KeyframeReason::NewPeer);
         }
@@ -456,7 +462,7 @@ impl RtcServer {
         self.media
             .audio
             .set_listeners(self.hub.listeners() + recording_audio);
-        if recordings.take_keyframe_request() {
+        if recordings.take_keyframe_request(Stream::Robot) {
             if let Some(first) = self.media.cameras.first() {
                 first.video.request_keyframe(KeyframeReason::NewPeer);
             }

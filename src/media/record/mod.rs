@@ -1,5 +1,6 @@
 //! Recording: the H.264 every peer gets (no second encode) and the robot's
-//! audio, written to fragmented MP4 files that stay playable however they
+//! audio, and beside them the operator's camera as the robot received it,
+//! written to fragmented MP4 files that stay playable however they
 //! end, rotated by size and duration, the oldest deleted beyond a quota.
 //!
 //! [`mp4`] turns samples into bytes, [`policy`] decides rotation, quota and
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use self::core::Stream;
 pub use policy::Limits;
 pub use shell::{RecordingService, Recordings};
 

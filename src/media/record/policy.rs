@@ -30,17 +30,23 @@ impl Limits {
         bytes >= self.max_file_bytes || duration >= self.max_file_duration
     }
 
-    /// How many of the oldest files (front of `files`) to delete so the rest
-    /// fit in the quota. The newest, the one being written, always stays.
-    pub fn over_quota(&self, files: &VecDeque<FileEntry>) -> usize {
+    /// The oldest files (front of `files`) to delete so the rest fit in the
+    /// quota. The newest and those `open` says are being written always stay.
+    pub fn over_quota(
+        &self,
+        files: &VecDeque<FileEntry>,
+        open: impl Fn(&FileEntry) -> bool,
+    ) -> Vec<String> {
         let mut total: u64 = files.iter().map(|f| f.bytes).sum();
-        let mut delete = 0;
+        let mut delete = Vec::new();
         for file in files.iter().take(files.len().saturating_sub(1)) {
             if total <= self.quota_bytes {
                 break;
             }
-            total -= file.bytes;
-            delete += 1;
+            if !open(file) {
+                total -= file.bytes;
+                delete.push(file.name.clone());
+            }
         }
         delete
     }
@@ -59,13 +65,13 @@ pub fn is_recording_name(name: &str) -> bool {
 }
 
 /// `telepi-YYYYMMDD-HHMMSS.mp4` in UTC, so names sort by time; `_2`, `_3`... (after the first in sort order)
-/// when `taken` already has one from the same second.
-pub fn file_name(at: SystemTime, taken: &VecDeque<FileEntry>) -> String {
+/// when `taken` already has one from the same second. `tag` (e.g. `-operator`) follows the time.
+pub fn file_name(at: SystemTime, tag: &str, taken: &VecDeque<FileEntry>) -> String {
     let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let clock = secs % 86_400;
     let stem = format!(
-        "{PREFIX}{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        "{PREFIX}{year:04}{month:02}{day:02}-{:02}{:02}{:02}{tag}",
         clock / 3600,
         clock / 60 % 60,
         clock % 60
@@ -126,41 +132,59 @@ mod tests {
 
     #[test]
     fn the_oldest_files_go_until_the_rest_fit_but_never_the_newest() {
-        assert_eq!(LIMITS.over_quota(&entries(&[100, 100, 50])), 0);
-        assert_eq!(LIMITS.over_quota(&entries(&[100, 100, 51])), 1);
-        assert_eq!(LIMITS.over_quota(&entries(&[100, 100, 100, 100])), 2);
+        let count = |sizes: &[u64]| LIMITS.over_quota(&entries(sizes), |_| false).len();
+        assert_eq!(count(&[100, 100, 50]), 0);
+        assert_eq!(count(&[100, 100, 51]), 1);
+        assert_eq!(count(&[100, 100, 100, 100]), 2);
+        assert_eq!(count(&[900]), 0, "the growing file stays");
+        assert_eq!(count(&[10, 900]), 1);
+        assert_eq!(count(&[]), 0);
         assert_eq!(
-            LIMITS.over_quota(&entries(&[900])),
-            0,
-            "the growing file stays"
+            LIMITS.over_quota(&entries(&[100, 100, 100, 100]), |_| false),
+            ["telepi-0.mp4", "telepi-1.mp4"]
         );
-        assert_eq!(LIMITS.over_quota(&entries(&[10, 900])), 1);
-        assert_eq!(LIMITS.over_quota(&VecDeque::new()), 0);
+    }
+
+    #[test]
+    fn a_file_being_written_stays_however_old() {
+        let open = |f: &FileEntry| f.name == "telepi-0.mp4";
+        assert_eq!(
+            LIMITS.over_quota(&entries(&[100, 100, 100, 100]), open),
+            ["telepi-1.mp4", "telepi-2.mp4"]
+        );
     }
 
     #[test]
     fn names_sort_by_time_and_never_collide() {
         let at = UNIX_EPOCH + Duration::from_secs(1_764_653_100); // 2025-12-02 05:25:00 UTC
         let mut taken = VecDeque::new();
-        let first = file_name(at, &taken);
+        let first = file_name(at, "", &taken);
         assert_eq!(first, "telepi-20251202-052500.mp4");
         taken.push_back(FileEntry {
             name: first,
             bytes: 0,
         });
-        assert_eq!(file_name(at, &taken), "telepi-20251202-052500_2.mp4");
+        assert_eq!(file_name(at, "", &taken), "telepi-20251202-052500_2.mp4");
         assert_eq!(
-            file_name(UNIX_EPOCH + Duration::from_secs(951_782_400), &taken),
+            file_name(at, "-operator", &taken),
+            "telepi-20251202-052500-operator.mp4"
+        );
+        assert_eq!(
+            file_name(UNIX_EPOCH + Duration::from_secs(951_782_400), "", &taken),
             "telepi-20000229-000000.mp4",
             "a leap day"
         );
-        assert_eq!(file_name(UNIX_EPOCH, &taken), "telepi-19700101-000000.mp4");
+        assert_eq!(
+            file_name(UNIX_EPOCH, "", &taken),
+            "telepi-19700101-000000.mp4"
+        );
     }
 
     #[test]
     fn only_our_own_plain_names_pass() {
         assert!(is_recording_name("telepi-20251202-052500.mp4"));
         assert!(is_recording_name("telepi-20251202-052500_2.mp4"));
+        assert!(is_recording_name("telepi-20251202-052500-operator.mp4"));
         for bad in [
             "../telepi-1.mp4",
             "telepi-/../x.mp4",

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use super::core::{Action, Recorder};
+use super::core::{Action, Recorder, Stream};
 use super::policy::{is_recording_name, FileEntry, Limits};
 use crate::media::audio::EncodedAudio;
 use crate::media::EncodedFrame;
@@ -21,7 +21,7 @@ use crate::media::EncodedFrame;
 const QUEUE: usize = 320;
 
 enum Message {
-    Video(EncodedFrame),
+    Video(Stream, EncodedFrame),
     Audio(EncodedAudio),
     /// Recording was switched on or off.
     Wake,
@@ -32,7 +32,8 @@ enum Message {
 #[derive(Debug, Default)]
 struct Published {
     files: Vec<FileEntry>,
-    current: Option<String>,
+    /// Each stream's file being written.
+    current: [Option<String>; 2],
     error: Option<String>,
 }
 
@@ -43,9 +44,10 @@ struct Shared {
     audio: bool,
     /// What was asked for; the writer follows it.
     on: AtomicBool,
-    keyframe_wanted: AtomicBool,
-    /// A video frame could not be queued: the writer must resynchronise.
-    lost_video: AtomicBool,
+    /// Per stream: the writer wants an IDR.
+    keyframe_wanted: [AtomicBool; 2],
+    /// Per stream: a video frame could not be queued, the writer must resynchronise.
+    lost_video: [AtomicBool; 2],
     dropped: AtomicU64,
     published: Mutex<Published>,
 }
@@ -96,8 +98,8 @@ impl RecordingService {
             dir,
             audio,
             on: AtomicBool::new(false),
-            keyframe_wanted: AtomicBool::new(false),
-            lost_video: AtomicBool::new(false),
+            keyframe_wanted: Default::default(),
+            lost_video: Default::default(),
             dropped: AtomicU64::new(0),
             published: Mutex::default(),
         });
@@ -150,14 +152,16 @@ impl Recordings {
         self.shared.audio && self.is_recording()
     }
 
-    /// True once per time the recorder asked for an IDR.
-    pub fn take_keyframe_request(&self) -> bool {
-        self.shared.keyframe_wanted.swap(false, Ordering::SeqCst)
+    /// True once per time the recorder asked for an IDR of `stream`.
+    pub fn take_keyframe_request(&self, stream: Stream) -> bool {
+        self.shared.keyframe_wanted[stream.index()].swap(false, Ordering::SeqCst)
     }
 
-    pub fn video(&self, frame: &EncodedFrame) {
-        if self.is_recording() && self.queue(Message::Video(frame.clone())).is_err() {
-            self.shared.lost_video.store(true, Ordering::SeqCst);
+    /// One access unit of `stream`: the robot's first camera, or the operator's.
+    pub fn video(&self, stream: Stream, frame: &EncodedFrame) {
+        let message = Message::Video(stream, frame.clone());
+        if self.is_recording() && self.queue(message).is_err() {
+            self.shared.lost_video[stream.index()].store(true, Ordering::SeqCst);
         }
     }
 
@@ -200,7 +204,8 @@ impl Recordings {
         let published = self.shared.published();
         serde_json::json!({
             "on": self.is_recording(),
-            "file": published.current,
+            "file": published.current[Stream::Robot.index()],
+            "operator_file": published.current[Stream::Operator.index()],
             "dir": self.shared.dir.as_ref().ok(),
             "files": published.files.len(),
             "bytes": published.files.iter().map(|f| f.bytes).sum::<u64>(),
@@ -212,7 +217,7 @@ impl Recordings {
 
 /// The writer thread: messages in, files out, until shut down.
 fn write_files(mut recorder: Recorder, shared: &Shared, messages: &Receiver<Message>) {
-    let mut file: Option<File> = None;
+    let mut files: [Option<File>; 2] = Default::default();
     while let Ok(message) = messages.recv() {
         let wanted = shared.on.load(Ordering::SeqCst);
         if wanted && !recorder.is_on() {
@@ -221,13 +226,16 @@ fn write_files(mut recorder: Recorder, shared: &Shared, messages: &Receiver<Mess
         } else if !wanted && recorder.is_on() {
             recorder.stop();
         }
-        if shared.lost_video.swap(false, Ordering::SeqCst) {
-            recorder.frames_lost();
+        for stream in Stream::ALL {
+            if shared.lost_video[stream.index()].swap(false, Ordering::SeqCst) {
+                recorder.frames_lost(stream);
+            }
         }
         let shutdown = match message {
-            Message::Video(frame) => {
+            Message::Video(stream, frame) => {
                 let at = frame.captured;
-                recorder.video(SystemTime::now(), at, &frame.data, frame.keyframe);
+                let wall = SystemTime::now();
+                recorder.video(stream, wall, at, &frame.data, frame.keyframe);
                 false
             }
             Message::Audio(packet) => {
@@ -240,16 +248,16 @@ fn write_files(mut recorder: Recorder, shared: &Shared, messages: &Receiver<Mess
                 true
             }
         };
-        if let Err(e) = carry_out(&mut recorder, &mut file, shared) {
+        if let Err(e) = carry_out(&mut recorder, &mut files, shared) {
             tracing::error!("recording stopped: {e}");
             recorder.fail();
-            file = None;
+            files = Default::default();
             shared.on.store(false, Ordering::SeqCst);
             shared.published().error = Some(e);
         }
         let mut published = shared.published();
         published.files = recorder.files().iter().cloned().collect();
-        published.current = recorder.current().map(str::to_string);
+        published.current = Stream::ALL.map(|s| recorder.current(s).map(str::to_string));
         drop(published);
         if shutdown {
             break;
@@ -260,14 +268,14 @@ fn write_files(mut recorder: Recorder, shared: &Shared, messages: &Receiver<Mess
 /// Does what the recorder asked; a file that can't be written ends the recording.
 fn carry_out(
     recorder: &mut Recorder,
-    file: &mut Option<File>,
+    files: &mut [Option<File>; 2],
     shared: &Shared,
 ) -> Result<(), String> {
     // Without a directory nothing was ever started, so no action needs one.
     let Ok(dir) = &shared.dir else { return Ok(()) };
     while let Some(action) = recorder.poll_action() {
         match action {
-            Action::Create(name) => {
+            Action::Create(stream, name) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("record dir {}: {e}", dir.display()))?;
                 let path = dir.join(&name);
@@ -277,22 +285,27 @@ fn carry_out(
                     .open(&path)
                     // The new name must survive a power cut as well as the data.
                     .and_then(|f| File::open(dir)?.sync_all().map(|()| f));
-                *file = Some(created.map_err(|e| format!("creating {}: {e}", path.display()))?);
+                let created = created.map_err(|e| format!("creating {}: {e}", path.display()))?;
+                files[stream.index()] = Some(created);
                 tracing::info!("recording to {}", path.display());
             }
-            Action::Append(bytes) => {
-                let Some(f) = file.as_mut() else { continue };
+            Action::Append(stream, bytes) => {
+                let Some(f) = files[stream.index()].as_mut() else {
+                    continue;
+                };
                 // Durable fragment by fragment: a power cut loses at most the last one.
                 f.write_all(&bytes)
                     .and_then(|()| f.sync_data())
                     .map_err(|e| format!("writing {}: {e}", dir.display()))?;
             }
-            Action::Close => *file = None,
+            Action::Close(stream) => files[stream.index()] = None,
             Action::Delete(name) => match std::fs::remove_file(dir.join(&name)) {
                 Ok(()) => tracing::info!("recording quota: deleted {name}"),
                 Err(e) => tracing::warn!("recording quota: deleting {name}: {e}"),
             },
-            Action::WantKeyframe => shared.keyframe_wanted.store(true, Ordering::SeqCst),
+            Action::WantKeyframe(stream) => {
+                shared.keyframe_wanted[stream.index()].store(true, Ordering::SeqCst)
+            }
         }
     }
     Ok(())

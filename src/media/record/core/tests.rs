@@ -43,7 +43,7 @@ impl Run {
             let wall = UNIX_EPOCH + Duration::from_secs(1_764_653_100 + i as u64 / 30);
             let at = self.at(i);
             self.recorder
-                .video(wall, at, data, i.is_multiple_of(self.gop));
+                .video(Stream::Robot, wall, at, data, i.is_multiple_of(self.gop));
             self.recorder.audio(at, &[0xFF; 160]);
             self.n += 1;
             self.drain();
@@ -60,7 +60,7 @@ impl Run {
         self.actions
             .iter()
             .filter_map(|a| match a {
-                Action::Create(name) => Some(name.as_str()),
+                Action::Create(_, name) => Some(name.as_str()),
                 _ => None,
             })
             .collect()
@@ -69,7 +69,7 @@ impl Run {
     fn appends(&self) -> usize {
         self.actions
             .iter()
-            .filter(|a| matches!(a, Action::Append(_)))
+            .filter(|a| matches!(a, Action::Append(..)))
             .count()
     }
 }
@@ -81,13 +81,17 @@ fn nothing_is_written_until_started_and_then_from_a_keyframe() {
     assert!(run.actions.is_empty(), "not recording");
     run.recorder.start();
     run.drain();
-    assert_eq!(run.actions, [Action::WantKeyframe]);
+    let wanted = Stream::ALL.map(Action::WantKeyframe);
+    assert_eq!(run.actions, wanted, "both cameras are asked for an IDR");
     run.frames(20);
     assert!(run.created().is_empty(), "P-frames cannot start a file");
-    assert_eq!(run.recorder.current(), None);
+    assert_eq!(run.recorder.current(Stream::Robot), None);
     run.frames(10);
     assert_eq!(run.created(), ["telepi-20251202-052501.mp4"]);
-    assert_eq!(run.recorder.current(), Some("telepi-20251202-052501.mp4"));
+    assert_eq!(
+        run.recorder.current(Stream::Robot),
+        Some("telepi-20251202-052501.mp4")
+    );
     assert_eq!(
         run.appends(),
         1,
@@ -104,13 +108,16 @@ fn a_fragment_per_second_or_gop_and_stop_writes_the_rest() {
     assert_eq!(run.appends(), 1 + 5);
     run.recorder.stop();
     run.drain();
-    assert!(matches!(run.actions.last(), Some(Action::Close)));
+    assert!(matches!(
+        run.actions.last(),
+        Some(Action::Close(Stream::Robot))
+    ));
     assert_eq!(run.appends(), 1 + 6);
     let written: u64 = run
         .actions
         .iter()
         .map(|a| match a {
-            Action::Append(bytes) => bytes.len() as u64,
+            Action::Append(_, bytes) => bytes.len() as u64,
             _ => 0,
         })
         .sum();
@@ -119,7 +126,7 @@ fn a_fragment_per_second_or_gop_and_stop_writes_the_rest() {
         written,
         "sizes tracked exactly"
     );
-    assert_eq!(run.recorder.current(), None);
+    assert_eq!(run.recorder.current(Stream::Robot), None);
     run.frames(50);
     assert_eq!(run.created().len(), 1, "stopped stays stopped");
 }
@@ -137,7 +144,7 @@ fn files_rotate_on_a_keyframe_once_long_enough_and_ask_for_one() {
     let asked = run
         .actions
         .iter()
-        .filter(|a| **a == Action::WantKeyframe)
+        .filter(|a| **a == Action::WantKeyframe(Stream::Robot))
         .count();
     assert_eq!(asked, 2, "at the start and when the 2 s were up");
     run.frames(29);
@@ -151,9 +158,9 @@ fn files_rotate_on_a_keyframe_once_long_enough_and_ask_for_one() {
     let close = run
         .actions
         .iter()
-        .position(|a| *a == Action::Close)
+        .position(|a| *a == Action::Close(Stream::Robot))
         .unwrap();
-    assert!(matches!(run.actions[close + 1], Action::Create(_)));
+    assert!(matches!(run.actions[close + 1], Action::Create(..)));
 }
 
 #[test]
@@ -196,9 +203,12 @@ fn lost_frames_skip_to_the_next_keyframe_and_bad_ones_are_ignored() {
     let mut run = Run::new(LIMITS, 30, Vec::new());
     run.recorder.start();
     run.frames(10);
-    run.recorder.frames_lost();
+    run.recorder.frames_lost(Stream::Robot);
     run.drain();
-    assert_eq!(run.actions.last(), Some(&Action::WantKeyframe));
+    assert_eq!(
+        run.actions.last(),
+        Some(&Action::WantKeyframe(Stream::Robot))
+    );
     let before = run.recorder.files()[0].bytes;
     run.frames(19);
     run.recorder.stop();
@@ -212,7 +222,8 @@ fn lost_frames_skip_to_the_next_keyframe_and_bad_ones_are_ignored() {
     let garbage_idr = [
         0, 0, 0, 1, 0x67, 0xFF, 0, 0, 0, 1, 0x68, 0xCE, 0, 0, 0, 1, 0x65, 0x88,
     ];
-    run.recorder.video(UNIX_EPOCH, run.t0, &garbage_idr, true);
+    run.recorder
+        .video(Stream::Robot, UNIX_EPOCH, run.t0, &garbage_idr, true);
     run.drain();
     assert!(run.created().is_empty(), "an unreadable SPS starts nothing");
 }
@@ -224,12 +235,18 @@ fn audio_before_the_first_picture_is_dropped_and_the_rest_placed_in_time() {
     let t0 = Instant::now();
     recorder.start();
     recorder.audio(t0, &[1; 160]);
-    recorder.video(UNIX_EPOCH, t0 + Duration::from_millis(10), &frames[0], true);
+    recorder.video(
+        Stream::Robot,
+        UNIX_EPOCH,
+        t0 + Duration::from_millis(10),
+        &frames[0],
+        true,
+    );
     recorder.audio(t0 + Duration::from_millis(30), &[2; 160]);
     recorder.stop();
     let fragment = std::iter::from_fn(|| recorder.poll_action())
         .filter_map(|a| match a {
-            Action::Append(bytes) => Some(bytes),
+            Action::Append(_, bytes) => Some(bytes),
             _ => None,
         })
         .nth(1)
@@ -261,14 +278,19 @@ fn a_failed_write_ends_the_recording_and_drops_what_was_queued() {
     // Rotation, a new file and the quota's deletion all queued, not carried out.
     for i in 0..40 {
         let at = run.at(i);
-        run.recorder
-            .video(UNIX_EPOCH, at, &run.frames[i % 30], i % 15 == 0);
+        run.recorder.video(
+            Stream::Robot,
+            UNIX_EPOCH,
+            at,
+            &run.frames[i % 30],
+            i % 15 == 0,
+        );
     }
     run.recorder.fail();
     run.drain();
     assert_eq!(run.actions, [Action::Delete("telepi-1.mp4".into())]);
     assert!(!run.recorder.is_on());
-    assert_eq!(run.recorder.current(), None);
+    assert_eq!(run.recorder.current(Stream::Robot), None);
 }
 
 #[test]
@@ -305,10 +327,59 @@ fn garbage_access_units_and_cut_parameter_sets_never_panic() {
             au.extend_from_slice(&real_sps[..cut]);
         }
         let at = t0 + Duration::from_millis(i * 33);
-        recorder.video(UNIX_EPOCH, at, &au, next() % 3 == 0);
+        recorder.video(Stream::Robot, UNIX_EPOCH, at, &au, next() % 3 == 0);
         recorder.audio(at, &au);
         while recorder.poll_action().is_some() {}
     }
     recorder.stop();
     while recorder.poll_action().is_some() {}
+}
+
+#[test]
+fn the_operators_camera_goes_to_a_file_of_its_own_without_audio_and_the_quota_spares_it() {
+    let limits = Limits {
+        max_file_bytes: 30_000,
+        quota_bytes: 100_000,
+        ..LIMITS
+    };
+    let mut run = Run::new(limits, 15, Vec::new());
+    run.recorder.start();
+    let operator = encoded_frames(320, 240, 2, 2);
+    let wall = UNIX_EPOCH + Duration::from_secs(1_764_653_100);
+    run.recorder
+        .video(Stream::Operator, wall, run.t0, &operator[0], true);
+    run.frames(300);
+    run.recorder
+        .video(Stream::Operator, wall, run.at(300), &operator[1], false);
+    let name = "telepi-20251202-052500-operator.mp4";
+    assert_eq!(run.recorder.current(Stream::Operator), Some(name));
+    assert!(
+        run.recorder.files().iter().any(|f| f.name == name),
+        "the oldest file, open, stays while the robot's rotate out"
+    );
+    run.recorder.stop();
+    run.drain();
+    let operator_bytes: Vec<u8> = run
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Append(Stream::Operator, bytes) => Some(bytes.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let init = Muxer::new(
+        VideoParams::from_access_unit(&operator[0])
+            .unwrap()
+            .unwrap(),
+        false,
+    )
+    .init_segment();
+    assert!(
+        operator_bytes.starts_with(&init),
+        "a 320x240 video-only init segment"
+    );
+    assert!(run.actions.contains(&Action::Close(Stream::Operator)));
+    assert!(run.created().len() >= 3, "{:?}", run.created());
+    assert!(!run.created()[1..].contains(&name));
 }
