@@ -7,7 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Camera, Peer, Server};
+use common::camera::Camera;
+use common::{Peer, Server};
 
 fn claim(peer: &mut Peer) {
     peer.send(r#"{"type":"claim"}"#);

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{request, request_bytes, Camera, Peer, Server};
+use common::camera::Camera;
+use common::{request, request_bytes, Peer, Server};
 use serde_json::Value;
 
 /// A directory of this test's own, emptied, and a config recording into it.

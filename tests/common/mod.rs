@@ -2,11 +2,10 @@
 //! HTTP client, for driving a `telepi` process end to end.
 #![allow(dead_code)] // each test binary uses a different part of this kit
 
-mod camera;
+pub mod camera;
 pub mod guest;
 mod peer;
 
-pub use camera::Camera;
 pub use peer::Peer;
 
 use std::io::{BufRead, BufReader, Read, Write};
