@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use openh264::formats::YUVSource;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
-use str0m::media::{Direction, MediaKind};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -247,12 +248,6 @@ impl Peer {
     /// Sends 20 ms of a loud square wave as PCMU (push-to-talk).
     pub fn send_audio(&mut self) {
         let mid = self.audio_mid.expect("offered audio");
-        let writer = self.rtc.writer(mid).expect("audio is sendable");
-        let pt = writer
-            .payload_params()
-            .find(|p| p.spec().codec == str0m::format::Codec::PCMU)
-            .expect("PCMU negotiated")
-            .pt();
         // 0x80 / 0x00 are μ-law's loudest positive and negative codes.
         let samples: Vec<u8> = (0..160)
             .map(|i| if i % 20 < 10 { 0x80 } else { 0x00 })
@@ -260,22 +255,25 @@ impl Peer {
         let time =
             str0m::media::MediaTime::new(self.audio_sent * 160, str0m::media::Frequency::EIGHT_KHZ);
         self.audio_sent += 1;
-        writer.write(pt, Instant::now(), time, samples).unwrap();
+        self.write(mid, Codec::PCMU, time, samples);
     }
 
     /// Sends one Annex-B access unit on the operator-camera m-line.
     pub fn send_video(&mut self, access_unit: &[u8], rtp_time: u64) {
         let mid = self.operator_camera.expect("offered an operator camera");
-        let writer = self.rtc.writer(mid).expect("video is sendable");
+        let time = str0m::media::MediaTime::from_90khz(rtp_time);
+        self.write(mid, Codec::H264, time, access_unit.to_vec());
+    }
+
+    /// Writes one frame on `mid` with the negotiated payload type of `codec`.
+    fn write(&mut self, mid: Mid, codec: Codec, time: str0m::media::MediaTime, data: Vec<u8>) {
+        let writer = self.rtc.writer(mid).expect("the m-line is sendable");
         let pt = writer
             .payload_params()
-            .find(|p| p.spec().codec == str0m::format::Codec::H264)
-            .expect("H.264 negotiated")
+            .find(|p| p.spec().codec == codec)
+            .unwrap_or_else(|| panic!("{codec} negotiated"))
             .pt();
-        let time = str0m::media::MediaTime::from_90khz(rtp_time);
-        writer
-            .write(pt, Instant::now(), time, access_unit.to_vec())
-            .unwrap();
+        writer.write(pt, Instant::now(), time, data).unwrap();
     }
 
     /// What arrived on the operator-camera m-line.
