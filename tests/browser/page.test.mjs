@@ -404,6 +404,9 @@ test('broker mode: the exported page lists the robot, connects through Mosquitto
 });
 
 test('operator camera: the operator shares its camera, viewers show who drives, stopping hides it', async (t) => {
+  // The broker test before leaves its own robot stopped: a fresh one.
+  await stopServer();
+  await startServer();
   const operator = await openPage(t);
   await waitForDataChannel(operator);
   await becomeOperator(operator);
