@@ -13,7 +13,7 @@ use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
 use telepi::media::pipeline::Pipeline;
-use telepi::media::record::RecordingService;
+use telepi::media::record::{RecordingService, Stream};
 use telepi::media::{audio, devices, select};
 use telepi::metrics::HttpCounts;
 use telepi::rtc::hub::{Hub, HubConfig};
@@ -127,7 +127,7 @@ fn run(config: &Config) -> Result<(), String> {
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
         recordings: recorder.recordings.clone(),
-        operator_video: Vec::new(),
+        operator_video: vec![Box::new(recorder.recordings.sink(Stream::Operator))],
     };
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;

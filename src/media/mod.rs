@@ -17,7 +17,6 @@ pub mod demand;
 pub mod devices;
 pub mod encoder;
 pub mod fdpoll;
-pub mod feed;
 pub mod h264;
 pub mod pace;
 pub mod pipeline;
@@ -93,6 +92,17 @@ pub trait VideoEncoder: Send {
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> std::io::Result<Option<Vec<u8>>>;
     /// Target bitrate in bits per second.
     fn set_bitrate(&mut self, bps: u32);
+}
+
+/// Somewhere encoded video goes besides the peers: the recorder, a local
+/// display. Called on the network loop, so both return at once: a sink
+/// queues the frame or drops it, never waits.
+pub trait VideoSink: Send {
+    /// One access unit, in order.
+    fn push(&self, frame: &EncodedFrame);
+    /// True once each time the sink needs a keyframe (it started, it
+    /// dropped frames, its decoder failed).
+    fn take_keyframe_request(&self) -> bool;
 }
 
 /// One encoded access unit, shared by every peer without copying.

@@ -21,10 +21,9 @@ use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
-use crate::media::feed::FeedSender;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::{Recordings, Stream};
-use crate::media::EncodedFrame;
+use crate::media::{EncodedFrame, VideoSink};
 
 /// Requests from other threads (HTTP, signals) to the loop.
 pub enum Command {
@@ -132,12 +131,11 @@ pub struct MediaLinks {
     pub audio: Arc<AudioShared>,
     pub microphone: Receiver<EncodedAudio>,
     pub talkback: Sender<Arc<[u8]>>,
-    /// The recorder takes the first camera's frames and the audio the peers
-    /// get, and the operator's camera.
+    /// The recorder takes the first camera's frames and the audio the peers get.
     pub recordings: Recordings,
-    /// Where the operator's camera goes besides the peers and the recorder
-    /// (a local display); a feed whose receiver is gone is dropped.
-    pub operator_video: Vec<FeedSender>,
+    /// Where the operator's camera goes besides the peers: the recorder
+    /// (`Recordings::sink(Stream::Operator)`), a local display.
+    pub operator_video: Vec<Box<dyn VideoSink>>,
 }
 
 pub struct RtcServer {
@@ -414,24 +412,19 @@ impl RtcServer {
                 }
                 // The hub passes on the operator's frames only.
                 HubEvent::OperatorVideo(frame) => {
-                    self.media.recordings.video(Stream::Operator, &frame);
-                    let feeds = &mut self.media.operator_video;
-                    feeds.retain_mut(|feed| feed.send(&frame));
+                    for sink in &self.media.operator_video {
+                        sink.push(&frame);
+                    }
                 }
             }
             self.drain_session();
         }
         self.drain_session();
         self.hub.set_operator(self.session.operator());
-        // Every feed's request is taken, so none lingers for the next round.
-        let feeds = &self.media.operator_video;
-        let wanted = feeds.iter().filter(|f| f.take_keyframe_request()).count();
-        if wanted > 0
-            || self
-                .media
-                .recordings
-                .take_keyframe_request(Stream::Operator)
-        {
+        // Every sink's request is taken, so none lingers for the next round.
+        let sinks = &self.media.operator_video;
+        let wanted = sinks.iter().filter(|s| s.take_keyframe_request()).count();
+        if wanted > 0 {
             self.hub
                 .request_operator_keyframe(now, KeyframeReason::NewPeer);
         }

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use super::core::{Action, Recorder, Stream};
 use super::policy::{is_recording_name, FileEntry, Limits};
 use crate::media::audio::EncodedAudio;
-use crate::media::EncodedFrame;
+use crate::media::{EncodedFrame, VideoSink};
 
 /// Frames and audio packets queued for the writer: about 4 s of both.
 const QUEUE: usize = 320;
@@ -63,6 +63,22 @@ impl Shared {
 pub struct Recordings {
     shared: Arc<Shared>,
     messages: SyncSender<Message>,
+}
+
+/// One stream of the recorder as a [`VideoSink`] (the operator's camera).
+pub struct RecordingSink {
+    recordings: Recordings,
+    stream: Stream,
+}
+
+impl VideoSink for RecordingSink {
+    fn push(&self, frame: &EncodedFrame) {
+        self.recordings.video(self.stream, frame);
+    }
+
+    fn take_keyframe_request(&self) -> bool {
+        self.recordings.take_keyframe_request(self.stream)
+    }
 }
 
 /// Owns the writer thread; dropping it closes the current file cleanly.
@@ -155,6 +171,14 @@ impl Recordings {
     /// True once per time the recorder asked for an IDR of `stream`.
     pub fn take_keyframe_request(&self, stream: Stream) -> bool {
         self.shared.keyframe_wanted[stream.index()].swap(false, Ordering::SeqCst)
+    }
+
+    /// `stream` as a sink of its own.
+    pub fn sink(&self, stream: Stream) -> RecordingSink {
+        RecordingSink {
+            recordings: self.clone(),
+            stream,
+        }
     }
 
     /// One access unit of `stream`: the robot's first camera, or the operator's.
