@@ -140,6 +140,7 @@ fn run(config: &Config) -> Result<(), String> {
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
         recordings: recorder.recordings.clone(),
+        operator_video: vec![Box::new(recorder.recordings.operator_sink())],
     };
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::camera::Camera;
 use common::{request, request_bytes, Peer, Server};
 use serde_json::Value;
 
@@ -212,6 +213,56 @@ fn ten_seconds_recorded_while_three_viewers_watch() {
         "audio {audio_duration} s, video {duration} s"
     );
     assert_every_frame_decodes(&on_disk[0]);
+}
+
+#[test]
+fn the_operators_camera_is_recorded_to_a_file_of_its_own() {
+    let (dir, config) = setup("operator", "");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let mut operator = Peer::connect_operator_camera(&server);
+    operator.send(r#"{"type":"claim"}"#);
+    operator.send(r#"{"type":"record","on":true}"#);
+    let wait = Duration::from_secs(10);
+    assert!(operator.run_until(wait, |_| !server.status()["recording"]["file"].is_null()));
+    Camera::new(320, 240).stream(&mut operator, &mut [], 90);
+    let status = server.status();
+    let name = status["recording"]["operator_file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(name.ends_with("-operator.mp4"), "{status}");
+    operator.send(r#"{"type":"record","on":false}"#);
+    assert!(operator.run_until(wait, |_| server.status()["recording"]["on"] == false));
+
+    let (code, body) = request(server.http, "GET", "/api/recordings", &[], b"").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let listing: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "the robot's and the operator's: {listing}");
+    assert!(names.contains(&name.as_str()), "{listing}");
+    let path = dir.join(&name);
+    let probe = ffprobe(&path);
+    assert_eq!(
+        probe["streams"].as_array().unwrap().len(),
+        1,
+        "video only: {probe:#}"
+    );
+    let video = stream(&probe, "h264");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    let packets = number(&video["nb_read_packets"]);
+    assert!(
+        packets >= 80.0,
+        "{packets} of the 90 frames sent: {probe:#}"
+    );
+    assert_every_frame_decodes(&path);
 }
 
 #[test]

@@ -26,6 +26,18 @@
   // The robot's cameras in m-line order (a `cameras` message), which of them
   // each picture shows (a swap exchanges them), and those this page turned off.
   const cameras = { names: [], main: 0, pip: 1, off: new Set() };
+  // The operator's camera: the third video m-line, sendrecv (the robot's
+  // rule: a later video m-line the page sends on). The operator sends on it
+  // (replaceTrack, no renegotiation); the robot forwards it to everyone else
+  // on theirs, shown as the small "who drives" picture while frames arrive.
+  const driver = $('driver');
+  const camera = {
+    transceiver: null,
+    track: null,
+    canShare: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
+    framesSeen: 0,
+    stillTicks: 0,
+  };
   const params = new URLSearchParams(location.search);
   const secret = params.get('secret');
   // Through a broker (web/broker.js) the page may not come from the robot:
@@ -144,6 +156,11 @@
   }
 
   function attachTrack(event) {
+    if (event.transceiver === camera.transceiver) {
+      driver.srcObject = new MediaStream([event.track]);
+      driver.play().catch(() => {});
+      return;
+    }
     const target = event.transceiver === pipTransceiver ? pip : video;
     if (!(target.srcObject instanceof MediaStream)) target.srcObject = new MediaStream();
     target.srcObject.addTrack(event.track);
@@ -257,6 +274,9 @@
     // Each video m-line gets the robot's next camera.
     pipTransceiver = pc.addTransceiver('video', { direction: 'recvonly' });
     minimisePlayoutDelay(pipTransceiver.receiver);
+    camera.transceiver = pc.addTransceiver('video', { direction: 'sendrecv' });
+    preferH264(camera.transceiver);
+    minimisePlayoutDelay(camera.transceiver.receiver);
     // sendrecv without a track: push-to-talk later swaps a track in, no renegotiation.
     audio.transceiver = pc.addTransceiver('audio', { direction: 'sendrecv' });
     // Audio and video of one stream are played in sync: the audio buffer must not hold video back.
@@ -294,6 +314,8 @@
     const { pc } = net;
     net.pc = null;
     audio.transceiver = null;
+    stopSharing();
+    camera.transceiver = null;
     net.dc = null;
     drive.active = false;
     robot.rtt = null;
@@ -301,7 +323,7 @@
     robot.role = null;
     robot.peers = [];
     if (pc) pc.close();
-    for (const element of [video, pip]) {
+    for (const element of [video, pip, driver]) {
       if (element.srcObject) {
         element.srcObject.getTracks().forEach((t) => t.stop());
         element.srcObject = null;
@@ -310,6 +332,7 @@
     Object.assign(cameras, { names: [], main: 0, pip: 1 });
     cameras.off.clear();
     renderPip();
+    driver.hidden = true;
     renderControl();
   }
 
@@ -607,6 +630,9 @@
     $('claim').hidden = !open || robot.role === 'operator';
     $('release').hidden = !open || robot.role !== 'operator';
     $('talk').hidden = !audio.canTalk || !open || robot.role !== 'operator';
+    $('share-camera').hidden = !camera.canShare || !open || robot.role !== 'operator';
+    // Only the operator's camera is used: a viewer's would be dropped by the robot.
+    if (robot.role !== 'operator' && camera.track) stopSharing();
     const recording = Boolean(robot.telemetry && robot.telemetry.recording);
     $('record').hidden = !open || robot.role !== 'operator';
     $('record').textContent = recording ? 'Stop recording' : 'Record';
@@ -691,6 +717,7 @@
     checkSilence();
     sendPing();
     updateFps();
+    updateDriver();
     updateLink().catch(() => {}).finally(renderHud);
   }
 
@@ -718,6 +745,65 @@
   function stopTalking() {
     $('talk').classList.remove('active');
     if (audio.transceiver) audio.transceiver.sender.replaceTrack(null).catch(() => {});
+  }
+
+  // ---- the operator's camera --------------------------------------------------
+
+  // The robot takes H.264 only on this m-line (it records and forwards what
+  // it gets without re-encoding): offer nothing else, Constrained Baseline first.
+  function preferH264(transceiver) {
+    if (!transceiver.setCodecPreferences || !window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
+    const codecs = (RTCRtpReceiver.getCapabilities('video') || { codecs: [] }).codecs;
+    const rank = (c) => (/packetization-mode=1/.test(c.sdpFmtpLine || '') ? 0 : 2)
+      + (/profile-level-id=42e0/.test(c.sdpFmtpLine || '') ? 0 : 1);
+    const h264 = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/h264').sort((a, b) => rank(a) - rank(b));
+    if (h264.length) transceiver.setCodecPreferences(h264);
+  }
+
+  async function toggleSharing() {
+    if (camera.track) return stopSharing();
+    const { transceiver } = camera;
+    if (!transceiver) return;
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, frameRate: 30 } });
+      const [track] = stream.getVideoTracks();
+      if (camera.transceiver !== transceiver || robot.role !== 'operator') {
+        track.stop();
+        return;
+      }
+      await transceiver.sender.replaceTrack(track);
+      camera.track = track;
+      renderSharing();
+    } catch (err) {
+      toast(`camera: ${err.message}`);
+    }
+  }
+
+  function stopSharing() {
+    if (!camera.track) return;
+    camera.track.stop();
+    camera.track = null;
+    if (camera.transceiver) camera.transceiver.sender.replaceTrack(null).catch(() => {});
+    renderSharing();
+  }
+
+  function renderSharing() {
+    const button = $('share-camera');
+    button.textContent = camera.track ? 'Stop sharing' : 'Share my camera';
+    button.setAttribute('aria-pressed', String(Boolean(camera.track)));
+  }
+
+  function driverFrames() {
+    return driver.getVideoPlaybackQuality ? driver.getVideoPlaybackQuality().totalVideoFrames : 0;
+  }
+
+  // Shown while the operator's frames arrive; two quiet seconds hide it
+  // (the operator stopped sharing, or left).
+  function updateDriver() {
+    const frames = driverFrames();
+    camera.stillTicks = frames > camera.framesSeen ? 0 : camera.stillTicks + 1;
+    camera.framesSeen = frames;
+    driver.hidden = !driver.srcObject || driver.videoWidth === 0 || camera.stillTicks >= 2;
   }
 
   // ---- recordings ------------------------------------------------------------
@@ -816,6 +902,7 @@
     $('sound').addEventListener('click', toggleSound);
     $('record').addEventListener('click', toggleRecording);
     $('recordings-toggle').addEventListener('click', toggleRecordings);
+    $('share-camera').addEventListener('click', toggleSharing);
     $('talk').addEventListener('pointerdown', startTalking);
     for (const end of ['pointerup', 'pointerleave', 'pointercancel']) $('talk').addEventListener(end, stopTalking);
     for (const slider of document.querySelectorAll('input[data-servo]')) {
@@ -855,6 +942,8 @@
       fps: fps.value,
       videoWidth: video.videoWidth,
       videoHeight: video.videoHeight,
+      sharingCamera: Boolean(camera.track),
+      driver: { hidden: driver.hidden, frames: driverFrames(), width: driver.videoWidth, height: driver.videoHeight },
     }),
   };
 

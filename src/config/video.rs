@@ -118,6 +118,12 @@ pub fn validate<'a>(cameras: impl IntoIterator<Item = &'a VideoConfig>) -> Resul
             1 => e,
             _ => format!("[[video]] #{} ({:?}): {e}", i + 1, camera.name),
         })?;
+        if camera.name == crate::media::record::shell::OPERATOR {
+            return Err(format!(
+                "video name {:?} is the operator's camera's (its recordings are named so): choose another",
+                camera.name
+            ));
+        }
         if let Some(earlier) = cameras[..i].iter().find(|c| c.name == camera.name) {
             return Err(format!(
                 "video name {:?} used twice: give each [[video]] its own name",
@@ -227,6 +233,7 @@ mod tests {
         assert!(err("[[video]]\n[[video]]\n").contains("\"main\" used twice"));
         assert!(err("[[video]]\nname = \"a b\"\n").contains("letters, digits"));
         assert!(err("video = []\n").contains("at least one camera"));
+        assert!(err("[[video]]\nname = \"operator\"\n").contains("operator's camera"));
         let second_bad = err("[[video]]\nname = \"a\"\n[[video]]\nname = \"b\"\nwidth = 641\n");
         assert!(
             second_bad.contains("#2 (\"b\")") && second_bad.contains("even"),

@@ -94,8 +94,19 @@ pub trait VideoEncoder: Send {
     fn set_bitrate(&mut self, bps: u32);
 }
 
+/// Somewhere encoded video goes besides the peers: the recorder, a local
+/// display. Called on the network loop, so both return at once: a sink
+/// queues the frame or drops it, never waits.
+pub trait VideoSink: Send {
+    /// One access unit, in order.
+    fn push(&self, frame: &EncodedFrame);
+    /// True once each time the sink needs a keyframe (it started, it
+    /// dropped frames, its decoder failed).
+    fn take_keyframe_request(&self) -> bool;
+}
+
 /// One encoded access unit, shared by every peer without copying.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EncodedFrame {
     pub data: Arc<[u8]>,
     pub captured: Instant,

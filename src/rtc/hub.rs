@@ -7,21 +7,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::bwe::{Bitrate, BweKind};
+use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
-use str0m::channel::ChannelId;
 use str0m::config::DtlsCert;
-use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Frequency, MediaTime};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Candidate, Input, RtcConfig};
 
 use super::PeerId;
 use crate::media::audio::EncodedAudio;
 use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
 pub use error::ConnectError;
-use sdp::{pick_h264, video_sections_have_h264};
+use opcam::OperatorCamera;
+pub use opcam::OperatorCameraStatus;
+use peer::{write, OperatorCameraInput, Peer};
+use sdp::video_sections_have_h264;
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -50,9 +51,6 @@ impl Default for HubConfig {
     }
 }
 
-/// Silence allowed from a connected peer that receives no video.
-const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);
-
 /// What the session and the loop need to know about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HubEvent {
@@ -79,6 +77,9 @@ pub enum HubEvent {
         peer: PeerId,
         data: Arc<[u8]>,
     },
+    /// One access unit of the operator's camera (already forwarded to the
+    /// viewers): for the recorder and local displays.
+    OperatorVideo(EncodedFrame),
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -97,39 +98,6 @@ pub struct PeerStatus {
     pub receiving: Vec<bool>,
 }
 
-struct Peer {
-    id: PeerId,
-    rtc: Rtc,
-    created: Instant,
-    last_heard: Instant,
-    timeout: Instant,
-    remote: Option<SocketAddr>,
-    /// The offer's video m-lines in order: the n-th carries camera n.
-    video: Vec<VideoTrack>,
-    /// Where the robot's microphone goes, if the peer wants it.
-    audio: Option<(Mid, Pt)>,
-    channel: Option<ChannelId>,
-    expects_channel: bool,
-    connected: bool,
-    joined: bool,
-    secret: Option<String>,
-    view_only: bool,
-    estimate: Option<u64>,
-    rtt: Option<Duration>,
-    frames_sent: u64,
-    frames_skipped: u64,
-}
-
-/// One video m-line of a peer and the camera it carries.
-struct VideoTrack {
-    mid: Mid,
-    pt: Pt,
-    /// Until it has an IDR, P-frames only make the peer's decoder show garbage.
-    awaiting_keyframe: bool,
-    /// False while the peer has turned this camera off (a `camera` message).
-    on: bool,
-}
-
 pub struct Hub {
     config: HubConfig,
     cert: DtlsCert,
@@ -140,6 +108,7 @@ pub struct Hub {
     /// Per camera: every peer's frames_sent and frames_skipped since start,
     /// departed peers included.
     totals: Vec<VideoTotals>,
+    operator_camera: OperatorCamera,
 }
 
 /// Frames of one camera written to peers since start (one frame to three
@@ -167,6 +136,7 @@ impl Hub {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             totals: Vec::new(),
+            operator_camera: OperatorCamera::default(),
         }
     }
 
@@ -239,6 +209,8 @@ impl Hub {
             timeout: now,
             remote: None,
             video: Vec::new(),
+            operator_camera: None,
+            operator_camera_inbox: Vec::new(),
             audio: None,
             channel: None,
             expects_channel: offer_sdp.contains("m=application"),
@@ -287,6 +259,7 @@ impl Hub {
             peer.rtc.disconnect();
         }
         peer.drain(&mut self.transmits, &mut self.events);
+        self.serve_operator_camera(now);
         true
     }
 
@@ -301,26 +274,22 @@ impl Hub {
                 peer.drain(&mut self.transmits, &mut self.events);
             }
         }
+        self.serve_operator_camera(now);
         self.reap(now);
     }
 
     /// Writes one shared access unit of `camera` (config order) to every
     /// connected peer with a video m-line for it.
     pub fn send_video(&mut self, camera: usize, frame: &EncodedFrame) {
-        let rtp_time = MediaTime::from_90khz(frame.rtp_time);
         if self.totals.len() <= camera {
             self.totals.resize(camera + 1, VideoTotals::default());
         }
         let totals = &mut self.totals[camera];
         for peer in self.peers.iter_mut().filter(|p| p.connected) {
-            let Some(track) = peer.video.get(camera).filter(|t| t.on) else {
+            let Some(track) = peer.video.get_mut(camera).filter(|t| t.on) else {
                 continue;
             };
-            let (mid, pt) = (track.mid, track.pt);
-            let decodable = frame.keyframe || !track.awaiting_keyframe;
-            let sent = decodable && peer.write(mid, pt, frame.captured, rtp_time, &frame.data);
-            if sent {
-                peer.video[camera].awaiting_keyframe = false;
+            if track.send(&mut peer.rtc, peer.id, frame) {
                 peer.frames_sent += 1;
                 totals.frames_sent += 1;
             } else {
@@ -365,7 +334,15 @@ impl Hub {
             let Some((mid, pt)) = peer.audio.filter(|_| peer.connected) else {
                 continue;
             };
-            peer.write(mid, pt, packet.captured, rtp_time, &packet.data);
+            write(
+                &mut peer.rtc,
+                peer.id,
+                mid,
+                pt,
+                packet.captured,
+                rtp_time,
+                &packet.data,
+            );
             peer.drain(&mut self.transmits, &mut self.events);
         }
     }
@@ -490,163 +467,10 @@ impl Hub {
     }
 }
 
-impl Peer {
-    fn write(
-        &mut self,
-        mid: Mid,
-        pt: Pt,
-        captured: Instant,
-        time: MediaTime,
-        data: &Arc<[u8]>,
-    ) -> bool {
-        let Some(writer) = self.rtc.writer(mid) else {
-            return false;
-        };
-        match writer.write(pt, captured, time, data.clone()) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(peer = %self.id, "media write: {e}");
-                false
-            }
-        }
-    }
-
-    /// When this peer counts as gone if nothing more is heard from it.
-    fn deadline(&self, config: &HubConfig) -> Instant {
-        if self.connected && self.video.iter().all(|t| !t.on) {
-            // Without video there is no RTCP stream; browsers only send STUN
-            // consent checks (every ~5 s) and whatever the page sends.
-            self.last_heard + config.silence_timeout.max(DATA_ONLY_SILENCE)
-        } else if self.connected {
-            self.last_heard + config.silence_timeout
-        } else {
-            self.created + config.connect_timeout
-        }
-    }
-
-    /// Polls str0m until it only has a timeout left, as str0m requires after every mutation.
-    fn drain(&mut self, transmits: &mut VecDeque<Transmit>, events: &mut VecDeque<HubEvent>) {
-        while self.rtc.is_alive() {
-            match self.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    self.timeout = t;
-                    return;
-                }
-                Ok(Output::Transmit(t)) => transmits.push_back(t),
-                Ok(Output::Event(e)) => self.on_event(e, events),
-                Err(e) => {
-                    tracing::warn!(peer = %self.id, "dropping peer: {e}");
-                    self.rtc.disconnect();
-                }
-            }
-        }
-    }
-
-    fn on_event(&mut self, event: Event, events: &mut VecDeque<HubEvent>) {
-        match event {
-            Event::Connected => {
-                self.connected = true;
-                for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
-                    track.awaiting_keyframe = true;
-                    events.push_back(HubEvent::KeyframeWanted {
-                        camera,
-                        reason: KeyframeReason::NewPeer,
-                    });
-                }
-                if !self.expects_channel {
-                    self.join(events);
-                }
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                // We are ICE-lite: the browser would have to restart ICE; treat it as gone.
-                self.rtc.disconnect();
-            }
-            Event::MediaAdded(m) if m.kind == MediaKind::Video => {
-                let pt = self
-                    .rtc
-                    .writer(m.mid)
-                    .and_then(|w| pick_h264(w.payload_params()));
-                match pt {
-                    Some(pt) => {
-                        self.video.push(VideoTrack {
-                            mid: m.mid,
-                            pt,
-                            awaiting_keyframe: true,
-                            on: true,
-                        });
-                        // str0m may report the m-line after `Connected`.
-                        if self.connected {
-                            events.push_back(HubEvent::KeyframeWanted {
-                                camera: self.video.len() - 1,
-                                reason: KeyframeReason::NewPeer,
-                            });
-                        }
-                    }
-                    None => tracing::warn!(peer = %self.id, "video m-line without usable H.264"),
-                }
-            }
-            Event::MediaAdded(m) if m.kind == MediaKind::Audio => {
-                let pcmu = |p: &&PayloadParams| p.spec().codec == Codec::PCMU;
-                self.audio = self
-                    .rtc
-                    .writer(m.mid)
-                    .and_then(|w| w.payload_params().find(pcmu).map(|p| p.pt()))
-                    .map(|pt| (m.mid, pt));
-            }
-            Event::MediaData(m) if m.params.spec().codec == Codec::PCMU => {
-                events.push_back(HubEvent::Audio {
-                    peer: self.id,
-                    data: m.data,
-                });
-            }
-            Event::ChannelOpen(id, label) => {
-                tracing::debug!(peer = %self.id, "data channel '{label}' open");
-                self.channel.get_or_insert(id);
-                self.join(events);
-            }
-            Event::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
-            Event::ChannelData(d) => {
-                let text = String::from_utf8_lossy(&d.data).into_owned();
-                events.push_back(HubEvent::Text {
-                    peer: self.id,
-                    text,
-                });
-            }
-            Event::KeyframeRequest(request) => {
-                if let Some(camera) = self.video.iter().position(|t| t.mid == request.mid) {
-                    events.push_back(HubEvent::KeyframeWanted {
-                        camera,
-                        reason: KeyframeReason::Loss,
-                    });
-                }
-            }
-            Event::EgressBitrateEstimate(
-                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
-            ) => {
-                self.estimate = Some(estimate.as_u64());
-            }
-            // TWCC feedback gives PeerStats an RTT; RTCP receiver reports give
-            // the video stream's. Either is the peer's latest round trip.
-            Event::PeerStats(stats) => self.rtt = stats.rtt.or(self.rtt),
-            Event::MediaEgressStats(stats) => self.rtt = stats.rtt.or(self.rtt),
-            Event::Closed => self.rtc.disconnect(),
-            _ => {}
-        }
-    }
-
-    fn join(&mut self, events: &mut VecDeque<HubEvent>) {
-        if !self.joined {
-            self.joined = true;
-            events.push_back(HubEvent::Joined {
-                peer: self.id,
-                secret: self.secret.take(),
-                view_only: self.view_only,
-            });
-        }
-    }
-}
-
 mod error;
+mod forward;
+mod opcam;
+mod peer;
 mod sdp;
 #[cfg(test)]
 mod tests;

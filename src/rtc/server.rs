@@ -23,7 +23,7 @@ use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
-use crate::media::EncodedFrame;
+use crate::media::{EncodedFrame, VideoSink};
 
 /// Requests from other threads (HTTP, signals) to the loop.
 pub enum Command {
@@ -133,6 +133,9 @@ pub struct MediaLinks {
     pub talkback: Sender<Arc<[u8]>>,
     /// The recorder takes every camera's frames and the audio the peers get.
     pub recordings: Recordings,
+    /// Where the operator's camera goes besides the peers: the recorder
+    /// (`Recordings::operator_sink`), a local display.
+    pub operator_video: Vec<Box<dyn VideoSink>>,
 }
 
 pub struct RtcServer {
@@ -405,10 +408,24 @@ impl RtcServer {
                         let _ = self.media.talkback.try_send(data);
                     }
                 }
+                // The hub passes on the operator's frames only.
+                HubEvent::OperatorVideo(frame) => {
+                    for sink in &self.media.operator_video {
+                        sink.push(&frame);
+                    }
+                }
             }
             self.drain_session();
         }
         self.drain_session();
+        self.hub.set_operator(self.session.operator());
+        // Every sink's request is taken, so none lingers for the next round.
+        let sinks = &self.media.operator_video;
+        let wanted = sinks.iter().filter(|s| s.take_keyframe_request()).count();
+        if wanted > 0 {
+            self.hub
+                .request_operator_keyframe(now, KeyframeReason::NewPeer);
+        }
         while let Some((server, request)) = self.stun.poll_transmit() {
             // From the wildcard address: the kernel picks the source the route to the server needs.
             if let Err(e) = self.socket.get_ref().send(self.local, server, &request) {
@@ -537,6 +554,7 @@ impl RtcServer {
             },
             "video": video,
             "cameras": cameras,
+            "operator_camera": self.hub.operator_camera_status(now),
             "audio": self.media.audio.status(),
             "recording": self.media.recordings.status(),
         })

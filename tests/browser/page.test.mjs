@@ -112,7 +112,8 @@ async function launchBrowser() {
     executablePath: CHROMIUM,
     headless: true,
     ignoreDefaultArgs: true,
-    args: [...CHROMIUM_ARGS, `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
+    // A fake camera, granted without a prompt: for "Share my camera".
+    args: [...CHROMIUM_ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
     viewport: { width: 1280, height: 720 },
     timeout: 30_000,
   });
@@ -401,6 +402,41 @@ test('broker mode: the exported page lists the robot, connects through Mosquitto
 
   server.proc.kill('SIGKILL'); // no goodbye: the broker's will says it
   await page.waitForSelector('#fleet li[data-robot="rover"][data-online="false"]', { state: 'attached', timeout: 20_000 });
+});
+
+test('operator camera: the operator shares its camera, viewers show who drives, stopping hides it', async (t) => {
+  // The broker test before leaves its own robot stopped: a fresh one.
+  await stopServer();
+  await startServer();
+  const operator = await openPage(t);
+  await waitForDataChannel(operator);
+  await becomeOperator(operator);
+  const viewer = await openPage(t);
+  await waitForDataChannel(viewer);
+  assert.ok(await viewer.isHidden('#driver'), 'nothing shared yet: no who-drives picture');
+  assert.ok(await viewer.isHidden('#share-camera'), 'only the operator may share');
+  await operator.click('#share-camera');
+  await waitFor('the operator sharing', () => stats(operator), { until: (s) => s.sharingCamera });
+  // Chromium's fake camera at the 640x480 the page asks for, H.264 as the robot answered.
+  const shown = (page) => waitFor('the who-drives picture', () => stats(page), {
+    until: (s) => !s.driver.hidden && s.driver.frames > 10,
+    timeoutMs: 20_000,
+  });
+  const seen = await shown(viewer);
+  assert.deepEqual([seen.driver.width, seen.driver.height], [640, 480]);
+  // A viewer that joins later needs a keyframe: the robot asks the operator's browser (PLI).
+  const late = await openPage(t);
+  await shown(late);
+  const robot = await status();
+  assert.equal(robot.operator_camera.peer, robot.operator);
+  assert.equal(robot.operator_camera.receiving, true);
+  assert.deepEqual([robot.operator_camera.width, robot.operator_camera.height], [640, 480]);
+  assert.equal(robot.operator_camera.refused_frames, 0);
+  assert.ok(robot.operator_camera.keyframe_requests >= 1, 'the late viewer was served by a PLI');
+  assert.ok((await stats(operator)).driver.hidden, 'the operator gets no echo of itself');
+  await operator.click('#share-camera');
+  await waitFor('the who-drives picture to hide', () => stats(viewer), { until: (s) => s.driver.hidden, timeoutMs: 10_000 });
+  assert.equal((await stats(operator)).sharingCamera, false);
 });
 
 test('two cameras: the second shows as a picture-in-picture, a click swaps it with the main one, its button turns it off and on', async (t) => {

@@ -2,6 +2,7 @@
 //! HTTP client, for driving a `telepi` process end to end.
 #![allow(dead_code)] // each test binary uses a different part of this kit
 
+pub mod camera;
 pub mod guest;
 mod peer;
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use openh264::formats::YUVSource;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
-use str0m::media::{Direction, MediaKind};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -55,6 +56,11 @@ pub struct Peer {
     pub last_luma: Option<Luma>,
     /// The video m-lines after the first (which the fields above describe), in offer order.
     pub more_tracks: Vec<Track>,
+    /// The operator-camera m-line (the robot's rule: a later video m-line
+    /// this peer sends on), if offered; what arrives on it is in `more_tracks`.
+    operator_camera: Option<str0m::media::Mid>,
+    /// PLIs and FIRs the robot sent for the operator camera.
+    pub keyframe_requests: usize,
 }
 
 /// A further video m-line of a [`Peer`], decoded on its own.
@@ -91,6 +97,15 @@ impl Peer {
         videos: usize,
         audio: Option<Direction>,
     ) -> (Peer, String, SdpPendingOffer) {
+        Peer::offer_lines(ip, &vec![Direction::RecvOnly; videos], audio)
+    }
+
+    /// An offer with video m-lines in these directions, and audio in the given one.
+    pub fn offer_lines(
+        ip: &str,
+        videos: &[Direction],
+        audio: Option<Direction>,
+    ) -> (Peer, String, SdpPendingOffer) {
         let socket = UdpSocket::bind((ip, 0)).unwrap();
         let local = socket.local_addr().unwrap();
         // Browsers offer PCMU among their audio codecs; str0m needs asking.
@@ -99,9 +114,16 @@ impl Peer {
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let mut api = rtc.sdp_api();
-        let video_mids: Vec<_> = (0..videos)
-            .map(|_| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None))
+        let video_mids: Vec<_> = videos
+            .iter()
+            .map(|&dir| api.add_media(MediaKind::Video, dir, None, None, None))
             .collect();
+        let operator_camera = video_mids
+            .iter()
+            .zip(videos)
+            .skip(1)
+            .find(|(_, dir)| matches!(dir, Direction::SendRecv | Direction::SendOnly))
+            .map(|(mid, _)| *mid);
         let more_tracks = video_mids
             .iter()
             .skip(1)
@@ -132,6 +154,8 @@ impl Peer {
             audio_sent: 0,
             last_luma: None,
             more_tracks,
+            operator_camera,
+            keyframe_requests: 0,
         };
         (peer, offer.to_sdp_string(), pending)
     }
@@ -157,21 +181,30 @@ impl Peer {
 
     /// Connects offering `videos` video m-lines (one per camera wanted).
     pub fn connect_videos(server: &Server, videos: usize) -> Peer {
-        Peer::connect_tracks(server, "/connect", videos, &[])
+        let lines = vec![Direction::RecvOnly; videos];
+        Peer::connect_tracks(server, "/connect", &lines, &[])
+    }
+
+    /// Connects offering the first camera and the operator-camera m-line
+    /// (sendrecv: it sends while operating, receives while watching).
+    pub fn connect_operator_camera(server: &Server) -> Peer {
+        let lines = [Direction::RecvOnly, Direction::SendRecv];
+        Peer::connect_tracks(server, "/connect", &lines, &[])
     }
 
     fn connect_with(server: &Server, path: &str, video: bool, headers: &[(&str, &str)]) -> Peer {
-        Peer::connect_tracks(server, path, usize::from(video), headers)
+        let lines = vec![Direction::RecvOnly; usize::from(video)];
+        Peer::connect_tracks(server, path, &lines, headers)
     }
 
     fn connect_tracks(
         server: &Server,
         path: &str,
-        videos: usize,
+        videos: &[Direction],
         headers: &[(&str, &str)],
     ) -> Peer {
         let ip = local_ip_towards(server.rtc);
-        let (mut peer, sdp, pending) = Peer::offer_tracks(&ip, videos, None);
+        let (mut peer, sdp, pending) = Peer::offer_lines(&ip, videos, None);
         let body = serde_json::json!({ "type": "offer", "sdp": sdp }).to_string();
         let mut headers = headers.to_vec();
         headers.push(("Content-Type", "application/json"));
@@ -215,12 +248,6 @@ impl Peer {
     /// Sends 20 ms of a loud square wave as PCMU (push-to-talk).
     pub fn send_audio(&mut self) {
         let mid = self.audio_mid.expect("offered audio");
-        let writer = self.rtc.writer(mid).expect("audio is sendable");
-        let pt = writer
-            .payload_params()
-            .find(|p| p.spec().codec == str0m::format::Codec::PCMU)
-            .expect("PCMU negotiated")
-            .pt();
         // 0x80 / 0x00 are μ-law's loudest positive and negative codes.
         let samples: Vec<u8> = (0..160)
             .map(|i| if i % 20 < 10 { 0x80 } else { 0x00 })
@@ -228,7 +255,32 @@ impl Peer {
         let time =
             str0m::media::MediaTime::new(self.audio_sent * 160, str0m::media::Frequency::EIGHT_KHZ);
         self.audio_sent += 1;
-        writer.write(pt, Instant::now(), time, samples).unwrap();
+        self.write(mid, Codec::PCMU, time, samples);
+    }
+
+    /// Sends one Annex-B access unit on the operator-camera m-line.
+    pub fn send_video(&mut self, access_unit: &[u8], rtp_time: u64) {
+        let mid = self.operator_camera.expect("offered an operator camera");
+        let time = str0m::media::MediaTime::from_90khz(rtp_time);
+        self.write(mid, Codec::H264, time, access_unit.to_vec());
+    }
+
+    /// Writes one frame on `mid` with the negotiated payload type of `codec`.
+    fn write(&mut self, mid: Mid, codec: Codec, time: str0m::media::MediaTime, data: Vec<u8>) {
+        let writer = self.rtc.writer(mid).expect("the m-line is sendable");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .unwrap_or_else(|| panic!("{codec} negotiated"))
+            .pt();
+        writer.write(pt, Instant::now(), time, data).unwrap();
+    }
+
+    /// What arrived on the operator-camera m-line.
+    pub fn operator_track(&self) -> &Track {
+        let mid = self.operator_camera.expect("offered an operator camera");
+        let track = self.more_tracks.iter().find(|t| t.mid == mid);
+        track.expect("a later m-line")
     }
 
     /// Sends a text message on the data channel.
@@ -326,6 +378,9 @@ impl Peer {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected => self.connected = true,
+            Event::KeyframeRequest(r) if Some(r.mid) == self.operator_camera => {
+                self.keyframe_requests += 1
+            }
             Event::ChannelOpen(id, _) => self.channel = Some(id),
             Event::ChannelData(d) => self
                 .texts

@@ -1,5 +1,6 @@
 //! Recording: the H.264 every peer gets (no second encode), a file per
-//! camera, and the robot's audio in each, written to fragmented MP4 files that stay playable however they
+//! camera, and the robot's audio in each, and beside them the operator's
+//! camera as the robot received it, written to fragmented MP4 files that stay playable however they
 //! end, rotated by size and duration, the oldest deleted beyond a quota.
 //!
 //! [`mp4`] turns samples into bytes, [`policy`] decides rotation, quota and

@@ -1,4 +1,5 @@
-//! The recorder's I/O: a thread that feeds a [`Recorder`] per camera and
+//! The recorder's I/O: a thread that feeds a [`Recorder`] per camera, and
+//! one for the operator's camera as the robot received it, and
 //! carries out their [`Action`]s on the recordings directory, and [`Recordings`], the handle
 //! the network loop and the HTTP workers share. The loop only ever hands
 //! frames over with `try_send`, so a slow SD card never holds video up.
@@ -15,7 +16,11 @@ use std::time::SystemTime;
 use super::core::{Action, Recorder};
 use super::policy::{camera_of, is_recording_name, FileEntry, Limits};
 use crate::media::audio::EncodedAudio;
-use crate::media::EncodedFrame;
+use crate::media::{EncodedFrame, VideoSink};
+
+/// The operator's camera's recordings are `telepi-...-operator.mp4`, so no
+/// robot camera may have this name.
+pub const OPERATOR: &str = "operator";
 
 /// Frames and audio packets queued for the writer: about 4 s of both.
 const QUEUE: usize = 320;
@@ -65,7 +70,7 @@ struct Shared {
     /// Writing failed: nothing is recorded, `always` cameras neither, until
     /// the switch is turned on again.
     failed: AtomicBool,
-    /// In config order.
+    /// In config order, then the operator's camera.
     cameras: Vec<CameraShared>,
     dropped: AtomicU64,
     published: Mutex<Published>,
@@ -90,6 +95,19 @@ pub struct Recordings {
     messages: SyncSender<Message>,
 }
 
+/// The operator's camera into the recorder, as one more [`VideoSink`].
+pub struct OperatorSink(Recordings);
+
+impl VideoSink for OperatorSink {
+    fn push(&self, frame: &EncodedFrame) {
+        self.0.video(self.0.operator_index(), frame);
+    }
+
+    fn take_keyframe_request(&self) -> bool {
+        self.0.take_keyframe_request(self.0.operator_index())
+    }
+}
+
 /// Owns the writer thread; dropping it closes the current file cleanly.
 pub struct RecordingService {
     pub recordings: Recordings,
@@ -100,14 +118,15 @@ impl RecordingService {
     /// Lists the recordings already in `dir` (the quota counts them) and
     /// starts the writer. `dir` is created at the first recording; an `Err`
     /// says why there is none, and recording is refused with that reason
-    /// (at once, when a camera is recorded always). Each camera gets an
-    /// even share of the quota; recordings that name no camera configured
-    /// now count against the first.
+    /// (at once, when a camera is recorded always). Each camera, and the
+    /// operator's, gets an even share of the quota; recordings that name no
+    /// camera configured now count against the first. The microphone goes
+    /// into the robot's cameras' files, not the operator's.
     pub fn start(
         dir: Result<PathBuf, String>,
         limits: Limits,
         audio: bool,
-        cameras: Vec<RecordedCamera>,
+        mut cameras: Vec<RecordedCamera>,
     ) -> Result<RecordingService, String> {
         if let (Some(always), Err(why)) = (cameras.iter().find(|c| c.always), &dir) {
             return Err(format!(
@@ -127,6 +146,11 @@ impl RecordingService {
             },
             dir => (dir, Vec::new()),
         };
+        let robot_cameras = cameras.len();
+        cameras.push(RecordedCamera {
+            name: OPERATOR.into(),
+            always: false,
+        });
         let share = Limits {
             quota_bytes: limits.quota_bytes / cameras.len().max(1) as u64,
             ..limits
@@ -138,6 +162,7 @@ impl RecordingService {
                     _ => n == 0,
                 };
                 let files = existing.iter().filter(own).cloned().collect();
+                let audio = audio && n < robot_cameras;
                 (Recorder::new(&camera.name, share, audio, files), None)
             })
             .collect();
@@ -200,6 +225,15 @@ impl Recordings {
     /// Whether any camera is recorded now.
     pub fn is_recording(&self) -> bool {
         self.shared.cameras.iter().any(|c| self.shared.records(c))
+    }
+
+    /// The operator's camera as a sink of the network loop.
+    pub fn operator_sink(&self) -> OperatorSink {
+        OperatorSink(self.clone())
+    }
+
+    fn operator_index(&self) -> usize {
+        self.shared.cameras.len() - 1
     }
 
     /// Whether the camera with this index (config order) is recorded now.
@@ -266,20 +300,24 @@ impl Recordings {
     /// For `/api/status`.
     pub fn status(&self) -> serde_json::Value {
         let published = self.shared.published();
+        let operator = self.operator_index();
+        let current = |n: usize| published.current.get(n).cloned().flatten();
         let cameras: Vec<serde_json::Value> = (self.shared.cameras.iter().enumerate())
+            .take(operator)
             .map(|(n, c)| {
                 serde_json::json!({
                     "name": c.camera.name,
                     "on": self.shared.records(c),
                     "always": c.camera.always,
-                    "file": published.current.get(n).cloned().flatten(),
+                    "file": current(n),
                 })
             })
             .collect();
         serde_json::json!({
             "on": self.is_recording(),
-            // The first file being written, as when there was one camera.
-            "file": published.current.iter().flatten().next(),
+            // The first camera's file being written, as when there was one camera.
+            "file": (0..operator).find_map(current),
+            "operator_file": current(operator),
             "cameras": cameras,
             "dir": self.shared.dir.as_ref().ok(),
             "files": published.files.len(),

@@ -42,3 +42,53 @@ pub(super) fn video_sections_have_h264(sdp: &str) -> bool {
             })
     })
 }
+
+/// What one of a peer's video m-lines is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum VideoLine {
+    /// Carries the robot's next camera (config order).
+    Camera,
+    /// The operator's camera: the peer sends on it while it operates, and
+    /// receives the operator's picture on it while it watches.
+    OperatorCamera,
+}
+
+/// The m-line rule. The first video m-line always carries camera 0, whatever
+/// its direction, so one-m-line clients (RTCBot, WHEP, any page) work as
+/// they always did. After it, the first m-line the peer offers to send on
+/// (`sendrecv` or `sendonly`: str0m's answer then receives) is the
+/// operator's camera; every other one carries the next camera, so the n-th
+/// `recvonly` m-line still gets camera n.
+pub(super) fn video_line(
+    earlier_video_lines: usize,
+    has_operator_camera: bool,
+    peer_sends: bool,
+) -> VideoLine {
+    if earlier_video_lines > 0 && peer_sends && !has_operator_camera {
+        VideoLine::OperatorCamera
+    } else {
+        VideoLine::Camera
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_video_line_is_always_a_camera() {
+        assert_eq!(video_line(0, false, true), VideoLine::Camera);
+        assert_eq!(video_line(0, false, false), VideoLine::Camera);
+    }
+
+    #[test]
+    fn a_later_line_the_peer_sends_on_is_the_operator_camera_once() {
+        // The page: recvonly, recvonly, sendrecv.
+        assert_eq!(video_line(1, false, false), VideoLine::Camera);
+        assert_eq!(video_line(2, false, true), VideoLine::OperatorCamera);
+        // Only one operator camera per peer; a further sending line is a camera again.
+        assert_eq!(video_line(3, true, true), VideoLine::Camera);
+        // recvonly lines after it keep counting cameras.
+        assert_eq!(video_line(3, true, false), VideoLine::Camera);
+    }
+}

@@ -8,6 +8,7 @@ use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+use super::peer::DATA_ONLY_SILENCE;
 use super::*;
 use crate::media::encoder::openh264::OpenH264Encoder;
 use crate::media::pipeline::KeyframeReason;
