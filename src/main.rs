@@ -12,6 +12,7 @@ use telepi::http::access::Access;
 use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
+use telepi::media::display::{self, Display};
 use telepi::media::pipeline::Pipeline;
 use telepi::media::record::RecordingService;
 use telepi::media::{audio, devices, select};
@@ -121,12 +122,21 @@ fn run(config: &Config) -> Result<(), String> {
             bitrate: BitrateController::new(camera.min_bitrate, camera.bitrate),
         })
         .collect();
+    let display = match (config.display_shows()?, &config.display.device) {
+        (Some(show), Some(device)) => Some(Display::start(
+            display::open_framebuffer(device)?,
+            show,
+            display::IDLE_CLEAR,
+        )),
+        _ => None,
+    };
     let media = MediaLinks {
         cameras,
         audio: audio.shared.clone(),
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
         recordings: recorder.recordings.clone(),
+        display,
     };
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;

@@ -21,6 +21,7 @@ use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
+use crate::media::display::Display;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
 use crate::media::EncodedFrame;
@@ -133,6 +134,8 @@ pub struct MediaLinks {
     pub talkback: Sender<Arc<[u8]>>,
     /// The recorder takes the first camera's frames and the audio the peers get.
     pub recordings: Recordings,
+    /// The robot's own screen (`[display]`), if it has one.
+    pub display: Option<Display>,
 }
 
 pub struct RtcServer {
@@ -251,6 +254,9 @@ impl RtcServer {
                         self.hub.send_video(camera, &frame);
                         if camera == 0 {
                             self.media.recordings.video(&frame);
+                        }
+                        if let Some(display) = self.screen_showing(camera) {
+                            display.push(&frame);
                         }
                     }
                     Wake::Audio(packet) => {
@@ -427,12 +433,22 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        // The recorder watches the first camera and listens like one more peer.
+        // The recorder watches the first camera and listens like one more
+        // peer; the screen watches the camera it shows.
         let recordings = &self.media.recordings;
         let recording = usize::from(recordings.is_recording());
         for (n, camera) in self.media.cameras.iter().enumerate() {
             let recorder = if n == 0 { recording } else { 0 };
-            camera.video.set_viewers(self.hub.viewers(n) + recorder);
+            let screen = usize::from(self.screen_showing(n).is_some());
+            camera
+                .video
+                .set_viewers(self.hub.viewers(n) + recorder + screen);
+            if self
+                .screen_showing(n)
+                .is_some_and(Display::take_keyframe_request)
+            {
+                camera.video.request_keyframe(KeyframeReason::NewPeer);
+            }
         }
         let recording_audio = usize::from(recordings.is_recording_audio());
         self.media
@@ -447,6 +463,10 @@ impl RtcServer {
         if let Some(api) = &mut self.api {
             api.flush();
         }
+    }
+
+    fn screen_showing(&self, camera: usize) -> Option<&Display> {
+        (self.media.display.as_ref()).filter(|display| display.shows_camera(camera))
     }
 
     fn drain_session(&mut self) {
@@ -540,6 +560,7 @@ impl RtcServer {
             "cameras": cameras,
             "audio": self.media.audio.status(),
             "recording": self.media.recordings.status(),
+            "display": self.media.display.as_ref().map(Display::status),
         })
     }
 }

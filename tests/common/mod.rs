@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this kit
 
 pub mod guest;
+pub mod monitor;
 mod peer;
 
 pub use peer::Peer;
