@@ -1,11 +1,12 @@
 //! Several cameras end to end: each video m-line of an offer gets the next
-//! camera, and a camera nobody receives idles its encoder.
+//! camera, a camera nobody receives idles its encoder, and a local screen
+//! ([display]) watches the camera it shows.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Peer, Server};
+use common::{refused, Peer, Server};
 
 const TWO_CAMERAS: &str = "tests/fixtures/two-cameras.toml";
 
@@ -74,4 +75,57 @@ fn one_video_m_line_gets_the_first_camera_and_the_second_idles() {
         frames_encoded(&before, 1),
         "nobody receives the second camera: its encoder idles"
     );
+}
+
+#[test]
+fn a_screen_watches_the_camera_it_shows_and_nobody_else_needs_to() {
+    let server = Server::start(&["--config", "tests/fixtures/two-cameras-screen.toml"]);
+    let shown = |s: &serde_json::Value| s["display"]["frames_shown"].as_u64().unwrap_or(0);
+    assert!(
+        server.wait_for(Duration::from_secs(20), |s| shown(s) >= 5),
+        "{}",
+        server.status()
+    );
+    let status = server.status();
+    let display = &status["display"];
+    assert_eq!(
+        (&display["device"], &display["show"], &display["width"]),
+        (&"memory".into(), &"arm".into(), &320.into())
+    );
+    assert_eq!(display["decode_errors"], 0, "{display}");
+    assert!(frames_encoded(&status, 1) >= 5, "the shown camera runs");
+    assert_eq!(frames_encoded(&status, 0), 0, "nobody watches the other");
+}
+
+#[test]
+fn a_screen_that_cannot_show_stops_the_start_with_a_reason() {
+    let dir = std::env::temp_dir().join(format!("display-refusals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let refusal = |display: &str| {
+        let path = dir.join("t.toml");
+        std::fs::write(
+            &path,
+            format!("[video]\nsource = \"pattern\"\n[display]\n{display}\n"),
+        )
+        .unwrap();
+        refused(&path)
+    };
+    let no_camera = refusal("device = \"memory\"\nshow = \"rear\"");
+    assert!(
+        no_camera.contains("show = \"rear\": no camera by that name (cameras: main)"),
+        "{no_camera}"
+    );
+    let no_show = refusal("device = \"memory\"");
+    assert!(no_show.contains("[display] needs show"), "{no_show}");
+    let no_device = refusal("device = \"/nonexistent/fb0\"\nshow = \"main\"");
+    assert!(
+        no_device.contains("display /nonexistent/fb0: no such device"),
+        "{no_device}"
+    );
+    let not_a_screen = refusal("device = \"/dev/null\"\nshow = \"main\"");
+    assert!(
+        not_a_screen.contains("display /dev/null: not a framebuffer"),
+        "{not_a_screen}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -433,11 +433,9 @@ fn the_screen_shows_the_camera_letterboxed_and_goes_black_when_it_stops() {
     eprintln!("display: {display}");
 
     // Unplugged: the driver goes once telepi lets go of its node.
-    guest.sh(
-        "v4l2-ctl -d /dev/video0 -c disconnect=1; \
+    guest.sh("v4l2-ctl -d /dev/video0 -c disconnect=1; \
          for i in $(seq 1 100); do modprobe -r vivid 2>/dev/null && break; sleep 0.2; done; \
-         ! grep -q '^vivid ' /proc/modules",
-    );
+         ! grep -q '^vivid ' /proc/modules");
     screen_until(&mut monitor, &server, "the screen stayed lit", |s| {
         s.lit_rows().is_empty()
     });
