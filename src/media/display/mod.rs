@@ -48,6 +48,15 @@ pub enum Show {
     Camera { index: usize, name: String },
 }
 
+impl Show {
+    /// What `show =` said.
+    pub fn name(&self) -> &str {
+        match self {
+            Show::Camera { name, .. } => name,
+        }
+    }
+}
+
 impl DisplayConfig {
     /// What the screen shows, given the cameras' names in config order;
     /// `None` without a display. A missing or unknown `show` is an error.
@@ -187,10 +196,11 @@ impl Display {
             .spawn(move || run(framebuffer, &thread_shared))
             .expect("spawning the display thread");
         tracing::info!(
-            "display {device}: {}x{} at {} bpp, showing {show:?}",
+            "display {device}: {}x{} at {} bpp, showing {}",
             geometry.width,
             geometry.height,
-            geometry.layout.bits_per_pixel
+            geometry.layout.bits_per_pixel,
+            show.name()
         );
         Display {
             shared,
@@ -220,13 +230,12 @@ impl Display {
     }
 
     pub fn status(&self) -> serde_json::Value {
-        let Show::Camera { name, .. } = &self.show;
         serde_json::json!({
             "device": self.device,
             "width": self.geometry.width,
             "height": self.geometry.height,
             "bits_per_pixel": self.geometry.layout.bits_per_pixel,
-            "show": name,
+            "show": self.show.name(),
             "frames_shown": self.shared.shown.load(Ordering::Relaxed),
             "frames_dropped": self.shared.lock().dropped,
             "decode_errors": self.shared.decode_errors.load(Ordering::Relaxed),
