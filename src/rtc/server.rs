@@ -256,7 +256,7 @@ impl RtcServer {
                             self.media.recordings.video(&frame);
                         }
                         if let Some(display) = self.screen_showing(camera) {
-                            display.push(&frame);
+                            display.push(&frame.data, frame.keyframe);
                         }
                     }
                     Wake::Audio(packet) => {

@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 use self::core::{ScreenCore, Step};
 use crate::media::h264::decode::StreamDecoder;
-use crate::media::EncodedFrame;
 
 pub mod core;
 pub mod fbdev;
@@ -216,11 +215,12 @@ impl Display {
         matches!(self.show, Show::Camera { index: i, .. } if i == index)
     }
 
-    /// One access unit of what the screen shows; returns at once.
-    pub fn push(&self, frame: &EncodedFrame) {
+    /// One Annex-B access unit of what the screen shows (`keyframe`: an
+    /// IDR with its SPS and PPS); returns at once.
+    pub fn push(&self, access_unit: &Arc<[u8]>, keyframe: bool) {
         self.shared
             .lock()
-            .push(&frame.data, frame.keyframe, Instant::now());
+            .push(access_unit, keyframe, Instant::now());
         self.shared.wake.notify_one();
     }
 

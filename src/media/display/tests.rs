@@ -4,7 +4,7 @@ use super::memory::MemoryFramebuffer;
 use super::*;
 use crate::media::encoder::openh264::OpenH264Encoder;
 use crate::media::source::pattern::TestPattern;
-use crate::media::{VideoEncoder, VideoSource};
+use crate::media::{EncodedFrame, VideoEncoder, VideoSource};
 
 const SCREEN: Geometry = Geometry {
     width: 200,
@@ -67,7 +67,7 @@ fn the_stream_is_shown_letterboxed_and_goes_black_when_it_stops() {
         "it asks for a keyframe first"
     );
     for frame in stream(5) {
-        display.push(&frame);
+        display.push(&frame.data, frame.keyframe);
     }
     // 160x120 on 200x200: 200x150 in rows 25..175.
     assert!(
@@ -106,7 +106,7 @@ fn a_stream_joined_mid_gop_waits_for_its_keyframe_and_garbage_is_survived() {
     let display = Display::start(Box::new(screen), main_camera(), Duration::from_secs(60));
     let frames = stream(4);
     for frame in &frames[1..] {
-        display.push(frame);
+        display.push(&frame.data, frame.keyframe);
     }
     let garbage = EncodedFrame {
         data: Arc::from(&[0u8, 0, 0, 1, 0x65, 0x88, 0x84, 0x21][..]),
@@ -114,7 +114,7 @@ fn a_stream_joined_mid_gop_waits_for_its_keyframe_and_garbage_is_survived() {
         ..frames[0].clone()
     };
     display.take_keyframe_request();
-    display.push(&garbage);
+    display.push(&garbage.data, garbage.keyframe);
     let deadline = Instant::now() + Duration::from_secs(10);
     while display.status()["decode_errors"] == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -125,7 +125,7 @@ fn a_stream_joined_mid_gop_waits_for_its_keyframe_and_garbage_is_survived() {
         "it asks for a fresh keyframe"
     );
     for frame in &frames {
-        display.push(frame);
+        display.push(&frame.data, frame.keyframe);
     }
     assert!(screen_becomes(&image, |i| !is_black(row(i, 100))));
     let status = display.status();
