@@ -11,6 +11,7 @@ use crate::api::ApiConfig;
 use crate::controls::{ControlConfig, Controls, ReadingConfig};
 use crate::drive::{BackendKind, DriveConfig};
 use crate::media::audio::AudioConfig;
+use crate::media::display::{DisplayConfig, Show};
 use crate::media::record::RecordConfig;
 use crate::rtc::session::SessionConfig;
 
@@ -37,6 +38,8 @@ pub struct Config {
     pub audio: AudioConfig,
     /// `[record]`: where recordings go, their limits, always-on.
     pub record: RecordConfig,
+    /// `[display]`: the robot's own screen, and what it shows.
+    pub display: DisplayConfig,
     pub drive: DriveConfig,
     pub control: SessionConfig,
     pub api: ApiConfig,
@@ -374,6 +377,12 @@ impl Config {
         std::iter::once(&self.video).chain(&self.more_cameras)
     }
 
+    /// What `[display]` shows; `None` without a display.
+    pub fn display_shows(&self) -> Result<Option<Show>, String> {
+        let names: Vec<&str> = self.cameras().map(|c| c.name.as_str()).collect();
+        self.display.show(&names)
+    }
+
     /// `[[controls]]` and `[[readings]]`, checked, with their defaults filled in.
     pub fn checked_controls(&self) -> Result<Controls, String> {
         Controls::new(&self.controls, &self.readings)
@@ -403,6 +412,7 @@ impl Config {
         }
         self.broker.validate()?;
         self.record.validate()?;
+        self.display_shows()?;
         self.drive.validate()?;
         self.api.validate()?;
         if self.drive.backend == BackendKind::External && self.api.socket.is_none() {

@@ -12,9 +12,10 @@ use telepi::http::access::Access;
 use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::bitrate::BitrateController;
+use telepi::media::display::{self, Display};
 use telepi::media::pipeline::Pipeline;
 use telepi::media::record::{RecordWhen, RecordedCamera, RecordingService};
-use telepi::media::{audio, devices, select};
+use telepi::media::{audio, devices, select, VideoSink};
 use telepi::metrics::HttpCounts;
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
@@ -134,13 +135,28 @@ fn run(config: &Config) -> Result<(), String> {
             bitrate: BitrateController::new(camera.min_bitrate, camera.bitrate),
         })
         .collect();
+    let display = match (config.display_shows()?, &config.display.device) {
+        (Some(show), Some(device)) => Some(Arc::new(Display::start(
+            display::open_framebuffer(device)?,
+            show,
+            display::IDLE_CLEAR,
+        ))),
+        _ => None,
+    };
+    // The operator's camera goes to the recorder and, for telepresence, the screen.
+    let mut operator_video: Vec<Box<dyn VideoSink>> =
+        vec![Box::new(recorder.recordings.operator_sink())];
+    if let Some(screen) = display.as_ref().filter(|d| d.shows_operator()) {
+        operator_video.push(Box::new(screen.clone()));
+    }
     let media = MediaLinks {
         cameras,
         audio: audio.shared.clone(),
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
         recordings: recorder.recordings.clone(),
-        operator_video: vec![Box::new(recorder.recordings.operator_sink())],
+        operator_video,
+        display,
     };
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;

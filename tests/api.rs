@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Log, Peer, Server};
+use common::{refused, Log, Peer, Server};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -396,23 +396,6 @@ fn a_stuck_program_delays_neither_the_video_nor_the_peers_nor_other_programs() {
         api_client(&server.status(), "stuck").is_some(),
         "still connected"
     );
-}
-
-/// Runs telepi with `config` expecting it to refuse to start; its stderr.
-fn refused(config: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_telepi"))
-        .args(["--http", "127.0.0.1:0", "--rtc", "127.0.0.1:0"])
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "telepi started with {}",
-        config.display()
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Several cameras end to end: each video m-line of an offer gets the next
 //! camera, a camera nobody receives (or everybody turned off) idles its
-//! encoder, and snapshots come from the camera asked for.
+//! encoder, snapshots come from the camera asked for, and a local screen
+//! ([display]) watches the camera it shows.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{request, request_bytes, Peer, Server};
+use common::{refused, request, request_bytes, Peer, Server};
 
 const TWO_CAMERAS: &str = "tests/fixtures/two-cameras.toml";
 
@@ -162,4 +163,57 @@ fn snapshots_come_from_the_camera_asked_for_and_the_first_by_default() {
         reason["error"],
         "no camera \"tail\" (this robot has: front, arm)"
     );
+}
+
+#[test]
+fn a_screen_watches_the_camera_it_shows_and_nobody_else_needs_to() {
+    let server = Server::start(&["--config", "tests/fixtures/two-cameras-screen.toml"]);
+    let shown = |s: &serde_json::Value| s["display"]["frames_shown"].as_u64().unwrap_or(0);
+    assert!(
+        server.wait_for(Duration::from_secs(20), |s| shown(s) >= 5),
+        "{}",
+        server.status()
+    );
+    let status = server.status();
+    let display = &status["display"];
+    assert_eq!(
+        (&display["device"], &display["show"], &display["width"]),
+        (&"memory".into(), &"arm".into(), &320.into())
+    );
+    assert_eq!(display["decode_errors"], 0, "{display}");
+    assert!(frames_encoded(&status, 1) >= 5, "the shown camera runs");
+    assert_eq!(frames_encoded(&status, 0), 0, "nobody watches the other");
+}
+
+#[test]
+fn a_screen_that_cannot_show_stops_the_start_with_a_reason() {
+    let dir = std::env::temp_dir().join(format!("display-refusals-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let refusal = |display: &str| {
+        let path = dir.join("t.toml");
+        std::fs::write(
+            &path,
+            format!("[video]\nsource = \"pattern\"\n[display]\n{display}\n"),
+        )
+        .unwrap();
+        refused(&path)
+    };
+    let no_camera = refusal("device = \"memory\"\nshow = \"rear\"");
+    assert!(
+        no_camera.contains("show = \"rear\": no camera by that name (cameras: main)"),
+        "{no_camera}"
+    );
+    let no_show = refusal("device = \"memory\"");
+    assert!(no_show.contains("[display] needs show"), "{no_show}");
+    let no_device = refusal("device = \"/nonexistent/fb0\"\nshow = \"main\"");
+    assert!(
+        no_device.contains("display /nonexistent/fb0: no such device"),
+        "{no_device}"
+    );
+    let not_a_screen = refusal("device = \"/dev/null\"\nshow = \"main\"");
+    assert!(
+        not_a_screen.contains("display /dev/null: not a framebuffer"),
+        "{not_a_screen}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,16 +1,20 @@
 //! telepi against real kernel drivers, in an emulated PC booted by
 //! tests/vm/pc.sh: the `vivid` camera (every pixel format telepi reads,
 //! mode negotiation, unplug and errors mid-stream, --list-devices) and the
-//! `snd-aloop` sound card (microphone and push-to-talk). The telepi binary
+//! `snd-aloop` sound card (microphone and push-to-talk), two vivid devices
+//! as two cameras, and the robot's screen on the `bochs` DRM driver's
+//! /dev/fb0 (QEMU's standard VGA, seen from the host through the monitor's
+//! `screendump`). The telepi binary
 //! runs in the guest; the viewers are real WebRTC clients on the host side
 //! of the guest's network link. Run through tests/vm/pc.sh, never alone.
 
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::guest::Guest;
+use common::monitor::Monitor;
 use common::{Luma, Peer, Server};
 
 const TELEPI: &str = env!("CARGO_BIN_EXE_telepi");
@@ -28,12 +32,20 @@ fn start(guest: &mut Guest, config: &str) -> Server {
     guest.start_telepi("--config /tmp/telepi.toml", addr(HTTP), addr(RTC))
 }
 
-fn camera_config(format: &str, width: u32, height: u32, fps: u32) -> String {
+/// The keys of one camera table: `device` in `format`, encoded with openh264.
+fn camera_keys(device: &str, format: &str, width: u32, height: u32, fps: u32) -> String {
     format!(
-        "[video]\nsource = \"/dev/video0\"\nformat = \"{format}\"\nencoder = \"openh264\"\n\
-         width = {width}\nheight = {height}\nfps = {fps}\n\
-         [audio]\nsource = \"none\"\nsink = \"none\"\n[drive]\nbackend = \"sim\"\n"
+        "source = \"{device}\"\nformat = \"{format}\"\nencoder = \"openh264\"\n\
+         width = {width}\nheight = {height}\nfps = {fps}\n"
     )
+}
+
+const NO_AUDIO_SIM_DRIVE: &str =
+    "[audio]\nsource = \"none\"\nsink = \"none\"\n[drive]\nbackend = \"sim\"\n";
+
+fn camera_config(format: &str, width: u32, height: u32, fps: u32) -> String {
+    let camera = camera_keys("/dev/video0", format, width, height, fps);
+    format!("[video]\n{camera}{NO_AUDIO_SIM_DRIVE}")
 }
 
 /// Loads vivid with one capture node (/dev/video0, input 0: its webcam),
@@ -312,4 +324,121 @@ fn alsa_loopback_carries_the_microphone_and_push_to_talk() {
         assert_eq!(status, 1, "{audio}: {out}");
         assert!(out.to_lowercase().contains(says), "{audio}: {out}");
     }
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn two_vivid_devices_are_two_cameras() {
+    let mut guest = Guest::boot();
+    guest.sh("modprobe vivid n_devs=2 node_types=0x1,0x1 && \
+         for d in 0 1; do v4l2-ctl -d /dev/video$d -c osd_text_mode=2 || exit 1; done");
+    let camera = |name: &str, device: &str, width: u32, height: u32| {
+        let keys = camera_keys(device, "yuyv", width, height, 5);
+        format!("[[video]]\nname = \"{name}\"\n{keys}")
+    };
+    let config = format!(
+        "{}{}{NO_AUDIO_SIM_DRIVE}",
+        camera("front", "/dev/video0", 640, 360),
+        camera("rear", "/dev/video1", 320, 180)
+    );
+    let server = start(&mut guest, &config);
+    let mut viewer = Peer::connect_videos(&server, 2);
+    assert!(
+        viewer.run_until(PATIENCE, |p| {
+            p.frames_decoded >= 5 && p.more_tracks[0].frames_decoded >= 5
+        }),
+        "decoded {} and {} frames; status {}",
+        viewer.frames_decoded,
+        viewer.more_tracks[0].frames_decoded,
+        server.status()
+    );
+    let rear = &viewer.more_tracks[0];
+    assert_eq!(viewer.last_size, Some((640, 360)));
+    assert_eq!(rear.last_size, Some((320, 180)));
+    assert_colour_bars(viewer.last_luma.as_ref().unwrap());
+    assert_colour_bars(rear.last_luma.as_ref().unwrap());
+    let status = server.status();
+    let sources: Vec<_> = status["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"].clone())
+        .collect();
+    assert_eq!(sources, ["v4l2:/dev/video0", "v4l2:/dev/video1"]);
+    drop(viewer);
+    let (status, log) = guest.stop_telepi();
+    assert_eq!(status, 0, "{log}");
+}
+
+/// QEMU's standard VGA through the `bochs` DRM driver: /dev/fb0 by DRM's
+/// fbdev emulation. The text console lets go of it, as on a kiosk, so
+/// only telepi draws there.
+fn load_screen(guest: &mut Guest) {
+    guest.sh(
+        "modprobe bochs && for v in /sys/class/vtconsole/vtcon*; do \
+         grep -q 'frame buffer' $v/name && echo 0 > $v/bind; done; \
+         for i in $(seq 1 50); do test -e /dev/fb0 && break; sleep 0.1; done; test -e /dev/fb0",
+    );
+}
+
+/// Takes screenshots until `done` holds for one; panics after [`PATIENCE`].
+fn screen_until(
+    monitor: &mut Monitor,
+    server: &Server,
+    what: &str,
+    done: impl Fn(&common::monitor::Screen) -> bool,
+) -> common::monitor::Screen {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let screen = monitor.screen();
+        if done(&screen) {
+            return screen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: lit rows {:?}; status {}",
+            screen.lit_rows().first()..screen.lit_rows().last(),
+            server.status()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn the_screen_shows_the_camera_letterboxed_and_goes_black_when_it_stops() {
+    let mut guest = Guest::boot();
+    let mut monitor = Monitor::connect();
+    load_vivid(&mut guest);
+    load_screen(&mut guest);
+    let config = format!(
+        "{}[display]\ndevice = \"/dev/fb0\"\nshow = \"main\"\n",
+        camera_config("yuyv", 320, 180, 5)
+    );
+    // Nobody watches: the screen alone keeps the camera running.
+    let server = start(&mut guest, &config);
+    // 320x180 on the 640x480 screen: 640x360, rows 60 to 419.
+    let screen = screen_until(&mut monitor, &server, "the camera never showed", |s| {
+        s.lit_rows().first() == Some(&60) && s.lit_rows().last() == Some(&419)
+    });
+    assert_eq!((screen.width, screen.height), (640, 480));
+    assert_colour_bars(&screen.luma(60..420));
+    let display = server.status()["display"].clone();
+    assert_eq!(display["device"], "/dev/fb0", "{display}");
+    assert_eq!(
+        (display["width"].as_u64(), display["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert!(display["frames_shown"].as_u64() > Some(0), "{display}");
+    eprintln!("display: {display}");
+
+    // Unplugged: the driver goes once telepi lets go of its node.
+    guest.sh("v4l2-ctl -d /dev/video0 -c disconnect=1; \
+         for i in $(seq 1 100); do modprobe -r vivid 2>/dev/null && break; sleep 0.2; done; \
+         ! grep -q '^vivid ' /proc/modules");
+    screen_until(&mut monitor, &server, "the screen stayed lit", |s| {
+        s.lit_rows().is_empty()
+    });
+    let (status, log) = guest.stop_telepi();
+    assert_eq!(status, 0, "{log}");
 }

@@ -13,9 +13,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -51,52 +49,26 @@ height = 120
 fps = 5
 ";
 
-/// A QEMU human-monitor connection (`-monitor unix:PATH,server,nowait`).
+/// The GPIO block read through the QEMU monitor.
 struct Monitor {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    monitor: common::monitor::Monitor,
     gpio_base: u32,
 }
 
 impl Monitor {
     fn connect() -> Monitor {
-        let path = std::env::var("TELEPI_VM_MONITOR")
-            .expect("TELEPI_VM_MONITOR is unset: run these tests through tests/vm/pi.sh");
-        let stream =
-            UnixStream::connect(&path).unwrap_or_else(|e| panic!("QEMU monitor at {path}: {e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
         let base = std::env::var("TELEPI_PI_GPIO_BASE").unwrap_or_else(|_| "0x3f200000".into());
         let gpio_base = u32::from_str_radix(base.trim_start_matches("0x"), 16)
             .unwrap_or_else(|_| panic!("TELEPI_PI_GPIO_BASE={base:?} is not a hex address"));
-        let mut monitor = Monitor {
-            writer: stream.try_clone().unwrap(),
-            reader: BufReader::new(stream),
+        Monitor {
+            monitor: common::monitor::Monitor::connect(),
             gpio_base,
-        };
-        monitor.read_to_prompt();
-        monitor
-    }
-
-    /// Everything up to the next `(qemu) ` prompt.
-    fn read_to_prompt(&mut self) -> String {
-        let mut out = Vec::new();
-        while !out.ends_with(b"(qemu) ") {
-            let buf = self.reader.fill_buf().expect("the monitor answers");
-            assert!(!buf.is_empty(), "QEMU closed the monitor");
-            // The prompt ends without a newline: take byte by byte up to it.
-            let n = buf.len();
-            out.extend_from_slice(buf);
-            self.reader.consume(n);
         }
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// `count` 32-bit words of guest physical memory from `addr`.
     fn words(&mut self, addr: u32, count: usize) -> Vec<u32> {
-        writeln!(self.writer, "xp /{count}wx {addr:#x}").unwrap();
-        let text = self.read_to_prompt();
+        let text = self.monitor.command(&format!("xp /{count}wx {addr:#x}"));
         // The monitor echoes the command with line-editing escapes; the
         // answer lines look like `000000003f200034: 0x00000000 0x...`.
         let words: Vec<u32> = text

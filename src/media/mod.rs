@@ -15,6 +15,7 @@ pub mod bitrate;
 pub mod convert;
 pub mod demand;
 pub mod devices;
+pub mod display;
 pub mod encoder;
 pub mod fdpoll;
 pub mod h264;

@@ -21,6 +21,7 @@ use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::bitrate::BitrateController;
+use crate::media::display::Display;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
 use crate::media::{EncodedFrame, VideoSink};
@@ -136,6 +137,8 @@ pub struct MediaLinks {
     /// Where the operator's camera goes besides the peers: the recorder
     /// (`Recordings::operator_sink`), a local display.
     pub operator_video: Vec<Box<dyn VideoSink>>,
+    /// The robot's own screen (`[display]`), if it has one.
+    pub display: Option<Arc<Display>>,
 }
 
 pub struct RtcServer {
@@ -253,6 +256,9 @@ impl RtcServer {
                     Wake::Frame(camera, frame) => {
                         self.hub.send_video(camera, &frame);
                         self.media.recordings.video(camera, &frame);
+                        if let Some(display) = self.screen_showing(camera) {
+                            display.push(&frame.data, frame.keyframe);
+                        }
                     }
                     Wake::Audio(packet) => {
                         self.hub.send_audio(&packet);
@@ -442,12 +448,17 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        // The recorder watches each camera it records and listens like one more peer.
+        // The recorder watches each camera it records and listens like one
+        // more peer; the screen watches the camera it shows.
         let recordings = &self.media.recordings;
         for (n, camera) in self.media.cameras.iter().enumerate() {
             let recorder = usize::from(recordings.is_recording_camera(n));
-            camera.video.set_viewers(self.hub.viewers(n) + recorder);
-            if recordings.take_keyframe_request(n) {
+            let screen = usize::from(self.screen_showing(n).is_some());
+            camera
+                .video
+                .set_viewers(self.hub.viewers(n) + recorder + screen);
+            let screen_wants = (self.screen_showing(n)).is_some_and(|d| d.take_keyframe_request());
+            if recordings.take_keyframe_request(n) | screen_wants {
                 camera.video.request_keyframe(KeyframeReason::NewPeer);
             }
         }
@@ -459,6 +470,10 @@ impl RtcServer {
         if let Some(api) = &mut self.api {
             api.flush();
         }
+    }
+
+    fn screen_showing(&self, camera: usize) -> Option<&Display> {
+        (self.media.display.as_deref()).filter(|display| display.shows_camera(camera))
     }
 
     fn drain_session(&mut self) {
@@ -557,6 +572,7 @@ impl RtcServer {
             "operator_camera": self.hub.operator_camera_status(now),
             "audio": self.media.audio.status(),
             "recording": self.media.recordings.status(),
+            "display": self.media.display.as_deref().map(Display::status),
         })
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod camera;
 pub mod guest;
+pub mod monitor;
 mod peer;
 
 pub use peer::Peer;
@@ -72,6 +73,23 @@ impl Log {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Runs telepi with `config` expecting it to refuse to start; its stderr.
+pub fn refused(config: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_telepi"))
+        .args(["--http", "127.0.0.1:0", "--rtc", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "telepi started with {}",
+        config.display()
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn free_port() -> u16 {

@@ -69,6 +69,8 @@ pub struct Track {
     decoder: openh264::decoder::Decoder,
     pub frames_decoded: usize,
     pub last_size: Option<(usize, usize)>,
+    /// The newest decoded picture's luma.
+    pub last_luma: Option<Luma>,
 }
 
 impl Peer {
@@ -132,6 +134,7 @@ impl Peer {
                 decoder: openh264::decoder::Decoder::new().unwrap(),
                 frames_decoded: 0,
                 last_size: None,
+                last_luma: None,
             })
             .collect();
         let audio_mid = audio.map(|dir| api.add_media(MediaKind::Audio, dir, None, None, None));
@@ -401,27 +404,33 @@ impl Peer {
                 if let Ok(Some(yuv)) = track.decoder.decode(&m.data) {
                     track.frames_decoded += 1;
                     track.last_size = Some(yuv.dimensions());
+                    track.last_luma = Some(luma_of(&yuv));
                 }
             }
             Event::MediaData(m) => {
                 if let Ok(Some(yuv)) = self.decoder.decode(&m.data) {
                     self.frames_decoded += 1;
-                    let (width, height) = yuv.dimensions();
-                    self.last_size = Some((width, height));
-                    let stride = yuv.strides().0;
-                    let y = yuv.y();
-                    let pixels = (0..height)
-                        .flat_map(|row| &y[row * stride..row * stride + width])
-                        .copied()
-                        .collect();
-                    self.last_luma = Some(Luma {
-                        width,
-                        height,
-                        pixels,
-                    });
+                    self.last_size = Some(yuv.dimensions());
+                    self.last_luma = Some(luma_of(&yuv));
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// A decoded picture's luma plane, rows packed.
+fn luma_of(yuv: &openh264::decoder::DecodedYUV<'_>) -> Luma {
+    let (width, height) = yuv.dimensions();
+    let stride = yuv.strides().0;
+    let y = yuv.y();
+    let pixels = (0..height)
+        .flat_map(|row| &y[row * stride..row * stride + width])
+        .copied()
+        .collect();
+    Luma {
+        width,
+        height,
+        pixels,
     }
 }

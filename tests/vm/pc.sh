@@ -6,7 +6,9 @@
 # guest against the kernel's `vivid` camera, `snd-aloop` sound card and
 # (built here out of tree) `vicodec` memory-to-memory encoder, and with
 # the motor HAT profiles against `i2c-stub` (a register chip on an I2C bus,
-# read back with i2c-tools); viewers and operators are
+# read back with i2c-tools) and a screen on QEMU's standard VGA (the `bochs`
+# DRM driver's /dev/fb0, looked at from the host with the monitor's
+# `screendump`); viewers and operators are
 # real WebRTC clients on the host side of a tap link (10.0.2.1 <-> guest
 # 10.0.2.2) inside a network namespace of this script's own.
 #
@@ -29,7 +31,7 @@ trap 'rm -rf "$stage"' EXIT
 cp tests/vm/pc/init "$stage/init"
 initrd="$vm_cache/pc.cpio.gz"
 {
-  vm_module_paths "$kernel" 9pnet_virtio 9p virtio_pci virtio_net overlay vivid snd-aloop i2c-dev i2c-stub
+  vm_module_paths "$kernel" 9pnet_virtio 9p virtio_pci virtio_net overlay vivid snd-aloop i2c-dev i2c-stub bochs
   printf '%s\n' "${extra_modules[@]}"
 } | vm_initramfs "$initrd" "$stage" "$(vm_busybox amd64)"
 
@@ -42,11 +44,15 @@ TELEPI_M2M_TESTS=$(sed -n '/"kind":\["test"\]/s/.*"executable":"\([^"]*\)".*/\1/
 export TELEPI_M2M_TESTS
 
 # -smp 1: TCG is faster single-threaded here; /dev/kvm is a nested one
-# that Debian's kernel cannot run under.
+# that Debian's kernel cannot run under. The VGA's preferred mode (its
+# EDID) is small: the guest paints every pixel of it in software.
+monitor="$stage/monitor.sock"
+export TELEPI_VM_MONITOR="$monitor"
 export TELEPI_VM_QEMU="qemu-system-x86_64 -accel tcg -smp 1 -m 1024 -kernel $vmlinux -initrd $initrd \
  -append 'console=ttyS0 rdinit=/init quiet loglevel=1 panic=-1' \
  -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
- -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0"
+ -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0 \
+ -vga none -device VGA,xres=640,yres=480 -monitor unix:$monitor,server,nowait"
 
 # The namespace has only loopback and the tap link to the guest: nothing
 # the tests send can leave this machine.

@@ -1,5 +1,5 @@
-//! One picture out of one access unit, with openh264's decoder: how a
-//! snapshot is made from a camera that only delivers H.264.
+//! Pictures out of access units, with openh264's decoder: a snapshot of a
+//! camera that only delivers H.264 (one IDR), and the local display (a stream).
 
 use std::io;
 
@@ -13,24 +13,48 @@ use crate::media::Frame;
 /// I420 frame. A fresh decoder each time: a snapshot is rare and must not
 /// depend on what came before. Corrupt input is an error.
 pub fn decode_idr(access_unit: &[u8]) -> io::Result<Frame> {
-    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-    let mut decoder = Decoder::new().map_err(|e| io::Error::other(e.to_string()))?;
-    let picture = decoder
-        .decode(access_unit)
-        .map_err(|e| invalid(format!("the H.264 decoder rejected the keyframe: {e}")))?
-        .ok_or_else(|| invalid("the keyframe decoded to no picture".into()))?;
-    let (width, height) = picture.dimensions();
-    let (y_stride, u_stride, v_stride) = picture.strides();
-    let too_large = || invalid(format!("decoded picture {width}x{height} is too large"));
-    let (w, h) = (
-        u32::try_from(width).map_err(|_| too_large())?,
-        u32::try_from(height).map_err(|_| too_large())?,
-    );
-    let mut data = Vec::with_capacity(i420_len(w, h)?);
-    copy_plane(&mut data, picture.y(), y_stride, width, height)?;
-    copy_plane(&mut data, picture.u(), u_stride, width / 2, height / 2)?;
-    copy_plane(&mut data, picture.v(), v_stride, width / 2, height / 2)?;
-    Ok(Frame::i420(w, h, data))
+    StreamDecoder::new()?
+        .decode(access_unit)?
+        .ok_or_else(|| invalid("the keyframe decoded to no picture".into()))
+}
+
+fn invalid(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// One decoder for a whole stream (an IDR, then the frames that refer to
+/// it), as a local screen shows it.
+pub struct StreamDecoder(Decoder);
+
+impl StreamDecoder {
+    pub fn new() -> io::Result<StreamDecoder> {
+        let decoder = Decoder::new().map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(StreamDecoder(decoder))
+    }
+
+    /// Decodes the next access unit into a packed I420 frame; `None` when it
+    /// gave no picture yet. Corrupt input is an error.
+    pub fn decode(&mut self, access_unit: &[u8]) -> io::Result<Option<Frame>> {
+        let Some(picture) = self
+            .0
+            .decode(access_unit)
+            .map_err(|e| invalid(format!("the H.264 decoder rejected the access unit: {e}")))?
+        else {
+            return Ok(None);
+        };
+        let (width, height) = picture.dimensions();
+        let (y_stride, u_stride, v_stride) = picture.strides();
+        let too_large = || invalid(format!("decoded picture {width}x{height} is too large"));
+        let (w, h) = (
+            u32::try_from(width).map_err(|_| too_large())?,
+            u32::try_from(height).map_err(|_| too_large())?,
+        );
+        let mut data = Vec::with_capacity(i420_len(w, h)?);
+        copy_plane(&mut data, picture.y(), y_stride, width, height)?;
+        copy_plane(&mut data, picture.u(), u_stride, width / 2, height / 2)?;
+        copy_plane(&mut data, picture.v(), v_stride, width / 2, height / 2)?;
+        Ok(Some(Frame::i420(w, h, data)))
+    }
 }
 
 /// Appends `rows` rows of `width` bytes from a plane whose rows are `stride` apart.
@@ -46,10 +70,9 @@ fn copy_plane(
             .checked_mul(stride)
             .and_then(|start| plane.get(start..start.checked_add(width)?))
             .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("decoded plane too short for {rows} rows of {width} (stride {stride})"),
-                )
+                invalid(format!(
+                    "decoded plane too short for {rows} rows of {width} (stride {stride})"
+                ))
             })?;
         out.extend_from_slice(line);
     }
