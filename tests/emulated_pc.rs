@@ -10,7 +10,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::camera::Camera;
@@ -457,6 +459,15 @@ fn the_screen_shows_the_camera_letterboxed_and_goes_black_when_it_stops() {
     assert_eq!(status, 0, "{log}");
 }
 
+/// The robot's screen shows the operator's camera; its own camera is
+/// telepi's pattern, small and slow (nobody watches it here).
+fn operator_on_screen() -> String {
+    format!(
+        "[video]\nsource = \"pattern\"\nwidth = 160\nheight = 120\nfps = 5\n\
+         {NO_AUDIO_SIM_DRIVE}[display]\ndevice = \"/dev/fb0\"\nshow = \"operator\"\n"
+    )
+}
+
 /// Sends about half a second of `camera` from `sender` at ~10 fps (a pace
 /// the guest decodes and paints), running `other` too.
 fn half_a_second_of(camera: &mut Camera, sender: &mut Peer, other: &mut Peer) {
@@ -495,11 +506,7 @@ fn the_screen_shows_the_operators_camera_and_only_the_operators() {
     let mut guest = Guest::boot();
     let mut monitor = Monitor::connect();
     load_screen(&mut guest);
-    let config = format!(
-        "[video]\nsource = \"pattern\"\nwidth = 160\nheight = 120\nfps = 5\n\
-         {NO_AUDIO_SIM_DRIVE}[display]\ndevice = \"/dev/fb0\"\nshow = \"operator\"\n"
-    );
-    let server = start(&mut guest, &config);
+    let server = start(&mut guest, &operator_on_screen());
     let mut operator = Peer::connect_operator_camera(&server);
     operator.send(r#"{"type":"claim"}"#);
     assert!(operator.run_until(PATIENCE, |p| p
@@ -550,6 +557,83 @@ fn the_screen_shows_the_operators_camera_and_only_the_operators() {
     );
     assert!(refused(&server).as_u64() > Some(refused_before));
     drop((operator, viewer));
+    let (status, log) = guest.stop_telepi();
+    assert_eq!(status, 0, "{log}");
+}
+
+/// The percentage of the screen that is clearly green: Chromium's fake
+/// camera draws a green Pac-Man and clock on a dark green ground.
+fn green_share(screen: &Screen) -> usize {
+    let green = screen
+        .rgb
+        .chunks_exact(3)
+        .filter(|p| p[1] > 80 && p[1] / 2 > p[0] && p[1] / 2 > p[2])
+        .count();
+    green * 100 / (screen.width * screen.height)
+}
+
+fn differing_pixels(a: &Screen, b: &Screen) -> usize {
+    a.rgb
+        .chunks_exact(3)
+        .zip(b.rgb.chunks_exact(3))
+        .filter(|(p, q)| p != q)
+        .count()
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn the_screen_shows_chromiums_fake_camera_shared_from_the_page() {
+    let mut guest = Guest::boot();
+    let mut monitor = Monitor::connect();
+    load_screen(&mut guest);
+    let server = start(&mut guest, &operator_on_screen());
+    let mut chromium = Command::new("node")
+        .arg("tests/browser/share-camera.mjs")
+        .arg(format!("http://{HTTP}/"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs tests/browser/share-camera.mjs");
+    let said = BufReader::new(chromium.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line == "sharing");
+    assert!(
+        said.is_some(),
+        "Chromium did not share its camera: {:?}; status {}",
+        chromium.wait(),
+        server.status()
+    );
+    // 640x480 on the 640x480 screen: all of it, Chromium's green picture.
+    let first = screen_until(
+        &mut monitor,
+        &server,
+        "Chromium's camera never showed",
+        |s| s.lit_rows().len() == s.height && green_share(s) >= 90,
+    );
+    // Its Pac-Man turns and its clock runs: the screen follows.
+    screen_until(&mut monitor, &server, "the screen stood still", |s| {
+        differing_pixels(s, &first) > 1000 && green_share(s) >= 90
+    });
+    let status = server.status();
+    let opcam = &status["operator_camera"];
+    assert_eq!(opcam["peer"], status["operator"], "{opcam}");
+    assert_eq!(
+        (&opcam["width"], &opcam["height"]),
+        (&640.into(), &480.into())
+    );
+    eprintln!("display: {}", status["display"]);
+    // Chromium leaves: the screen goes black after the idle time.
+    drop(chromium.stdin.take());
+    let left = chromium.wait().unwrap();
+    assert!(left.success(), "share-camera.mjs: {left}");
+    screen_until(
+        &mut monitor,
+        &server,
+        "the screen stayed lit after Chromium left",
+        |s| s.lit_rows().is_empty(),
+    );
     let (status, log) = guest.stop_telepi();
     assert_eq!(status, 0, "{log}");
 }
