@@ -4,17 +4,20 @@
 //! `snd-aloop` sound card (microphone and push-to-talk), two vivid devices
 //! as two cameras, and the robot's screen on the `bochs` DRM driver's
 //! /dev/fb0 (QEMU's standard VGA, seen from the host through the monitor's
-//! `screendump`). The telepi binary
+//! `screendump`), showing a camera and the operator's (telepresence). The telepi binary
 //! runs in the guest; the viewers are real WebRTC clients on the host side
 //! of the guest's network link. Run through tests/vm/pc.sh, never alone.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::camera::Camera;
 use common::guest::Guest;
-use common::monitor::Monitor;
+use common::monitor::{Monitor, Screen};
 use common::{Luma, Peer, Server};
 
 const TELEPI: &str = env!("CARGO_BIN_EXE_telepi");
@@ -386,8 +389,21 @@ fn screen_until(
     monitor: &mut Monitor,
     server: &Server,
     what: &str,
-    done: impl Fn(&common::monitor::Screen) -> bool,
-) -> common::monitor::Screen {
+    done: impl Fn(&Screen) -> bool,
+) -> Screen {
+    let pause = || std::thread::sleep(Duration::from_millis(500));
+    screen_until_between(monitor, server, what, pause, done)
+}
+
+/// [`screen_until`], running `between` (about half a second of it) before
+/// each screenshot after the first.
+fn screen_until_between(
+    monitor: &mut Monitor,
+    server: &Server,
+    what: &str,
+    mut between: impl FnMut(),
+    done: impl Fn(&Screen) -> bool,
+) -> Screen {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let screen = monitor.screen();
@@ -400,7 +416,7 @@ fn screen_until(
             screen.lit_rows().first()..screen.lit_rows().last(),
             server.status()
         );
-        std::thread::sleep(Duration::from_millis(500));
+        between();
     }
 }
 
@@ -439,6 +455,185 @@ fn the_screen_shows_the_camera_letterboxed_and_goes_black_when_it_stops() {
     screen_until(&mut monitor, &server, "the screen stayed lit", |s| {
         s.lit_rows().is_empty()
     });
+    let (status, log) = guest.stop_telepi();
+    assert_eq!(status, 0, "{log}");
+}
+
+/// The robot's screen shows the operator's camera; its own camera is
+/// telepi's pattern, small and slow (nobody watches it here).
+fn operator_on_screen() -> String {
+    format!(
+        "[video]\nsource = \"pattern\"\nwidth = 160\nheight = 120\nfps = 5\n\
+         {NO_AUDIO_SIM_DRIVE}[display]\ndevice = \"/dev/fb0\"\nshow = \"operator\"\n"
+    )
+}
+
+/// Sends about half a second of `camera` from `sender` at ~10 fps (a pace
+/// the guest decodes and paints), running `other` too.
+fn half_a_second_of(camera: &mut Camera, sender: &mut Peer, other: &mut Peer) {
+    for _ in 0..5 {
+        camera.stream(sender, &mut [&mut *other], 1);
+        sender.run_for(Duration::from_millis(90));
+    }
+}
+
+/// telepi's test pattern (the operator's camera here) at full range: its
+/// eight bars scroll, so each of their luma levels covers a share of the
+/// picture wherever they are, and nothing else does.
+fn assert_pattern_bars(luma: &Luma) {
+    // The bars' limited-range Y (235 white .. 16 black), as the screen shows it.
+    let levels = [235u32, 210, 170, 145, 106, 81, 41, 16].map(|y| (y - 16) * 255 / 219);
+    let shares: Vec<usize> = levels
+        .iter()
+        .map(|&level| {
+            let near = luma
+                .pixels
+                .iter()
+                .filter(|&&p| u32::from(p).abs_diff(level) <= 12)
+                .count();
+            near * 100 / luma.pixels.len()
+        })
+        .collect();
+    assert!(
+        shares.iter().all(|&share| share >= 3),
+        "not the pattern's bars: % of pixels near each bar's luma {shares:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn the_screen_shows_the_operators_camera_and_only_the_operators() {
+    let mut guest = Guest::boot();
+    let mut monitor = Monitor::connect();
+    load_screen(&mut guest);
+    let server = start(&mut guest, &operator_on_screen());
+    let mut operator = Peer::connect_operator_camera(&server);
+    operator.send(r#"{"type":"claim"}"#);
+    assert!(operator.run_until(PATIENCE, |p| p
+        .last_message("role")
+        .is_some_and(|r| r["role"] == "operator")));
+    let mut viewer = Peer::connect_operator_camera(&server);
+
+    // A viewer's camera (4:3: it would fill the screen) is refused, so the
+    // screen stays black.
+    let mut viewer_camera = Camera::new(160, 120);
+    let refused = |server: &Server| server.status()["operator_camera"]["refused_frames"].clone();
+    while refused(&server).as_u64() < Some(5) {
+        half_a_second_of(&mut viewer_camera, &mut viewer, &mut operator);
+    }
+    assert_eq!(monitor.screen().lit_rows(), [] as [usize; 0]);
+
+    // The operator's 320x180 on the 640x480 screen: 640x360, rows 60 to
+    // 419, black bars above and below.
+    let mut operator_camera = Camera::new(320, 180);
+    let screen = screen_until_between(
+        &mut monitor,
+        &server,
+        "the operator's camera never showed",
+        || half_a_second_of(&mut operator_camera, &mut operator, &mut viewer),
+        |s| {
+            let lit = s.lit_rows();
+            lit.first() >= Some(&60) && lit.last() <= Some(&419) && lit.len() > 300
+        },
+    );
+    assert_eq!((screen.width, screen.height), (640, 480));
+    assert_pattern_bars(&screen.luma(80..400));
+    let status = server.status();
+    let display = &status["display"];
+    assert_eq!(display["show"], "operator", "{display}");
+    assert!(display["frames_shown"].as_u64() > Some(0), "{display}");
+    assert_eq!(status["operator_camera"]["peer"], status["operator"]);
+    eprintln!("display: {display}");
+
+    // The operator stops; the viewer goes on sending: the screen goes
+    // black after the idle time, and stays so.
+    let refused_before = refused(&server).as_u64().unwrap();
+    screen_until_between(
+        &mut monitor,
+        &server,
+        "the screen stayed lit after the operator stopped",
+        || half_a_second_of(&mut viewer_camera, &mut viewer, &mut operator),
+        |s| s.lit_rows().is_empty(),
+    );
+    assert!(refused(&server).as_u64() > Some(refused_before));
+    drop((operator, viewer));
+    let (status, log) = guest.stop_telepi();
+    assert_eq!(status, 0, "{log}");
+}
+
+/// The percentage of the screen that is clearly green: Chromium's fake
+/// camera draws a green Pac-Man and clock on a dark green ground.
+fn green_share(screen: &Screen) -> usize {
+    let green = screen
+        .rgb
+        .chunks_exact(3)
+        .filter(|p| p[1] > 80 && p[1] / 2 > p[0] && p[1] / 2 > p[2])
+        .count();
+    green * 100 / (screen.width * screen.height)
+}
+
+fn differing_pixels(a: &Screen, b: &Screen) -> usize {
+    a.rgb
+        .chunks_exact(3)
+        .zip(b.rgb.chunks_exact(3))
+        .filter(|(p, q)| p != q)
+        .count()
+}
+
+#[test]
+#[ignore = "needs the emulated PC: tests/vm/pc.sh"]
+fn the_screen_shows_chromiums_fake_camera_shared_from_the_page() {
+    let mut guest = Guest::boot();
+    let mut monitor = Monitor::connect();
+    load_screen(&mut guest);
+    let server = start(&mut guest, &operator_on_screen());
+    let mut chromium = Command::new("node")
+        .arg("tests/browser/share-camera.mjs")
+        .arg(format!("http://{HTTP}/"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs tests/browser/share-camera.mjs");
+    let said = BufReader::new(chromium.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line == "sharing");
+    assert!(
+        said.is_some(),
+        "Chromium did not share its camera: {:?}; status {}",
+        chromium.wait(),
+        server.status()
+    );
+    // 640x480 on the 640x480 screen: all of it, Chromium's green picture.
+    let first = screen_until(
+        &mut monitor,
+        &server,
+        "Chromium's camera never showed",
+        |s| s.lit_rows().len() == s.height && green_share(s) >= 90,
+    );
+    // Its Pac-Man turns and its clock runs: the screen follows.
+    screen_until(&mut monitor, &server, "the screen stood still", |s| {
+        differing_pixels(s, &first) > 1000 && green_share(s) >= 90
+    });
+    let status = server.status();
+    let opcam = &status["operator_camera"];
+    assert_eq!(opcam["peer"], status["operator"], "{opcam}");
+    assert_eq!(
+        (&opcam["width"], &opcam["height"]),
+        (&640.into(), &480.into())
+    );
+    eprintln!("display: {}", status["display"]);
+    // Chromium leaves: the screen goes black after the idle time.
+    drop(chromium.stdin.take());
+    let left = chromium.wait().unwrap();
+    assert!(left.success(), "share-camera.mjs: {left}");
+    screen_until(
+        &mut monitor,
+        &server,
+        "the screen stayed lit after Chromium left",
+        |s| s.lit_rows().is_empty(),
+    );
     let (status, log) = guest.stop_telepi();
     assert_eq!(status, 0, "{log}");
 }

@@ -10,7 +10,9 @@
 # DRM driver's /dev/fb0, looked at from the host with the monitor's
 # `screendump`); viewers and operators are
 # real WebRTC clients on the host side of a tap link (10.0.2.1 <-> guest
-# 10.0.2.2) inside a network namespace of this script's own.
+# 10.0.2.2) inside a network namespace of this script's own: str0m peers,
+# and headless Chromium sharing its fake camera (tests/browser/share-camera.mjs,
+# with playwright-core from tests/browser).
 #
 #   tests/vm/pc.sh [TEST-NAME-FILTER]
 set -euo pipefail
@@ -36,6 +38,8 @@ initrd="$vm_cache/pc.cpio.gz"
 } | vm_initramfs "$initrd" "$stage" "$(vm_busybox amd64)"
 
 cargo build --locked
+[ -d tests/browser/node_modules/playwright-core ] ||
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
 cargo test --locked --no-run --test 'emulated_pc*'
 # tests/emulated_pc_m2m.rs runs this test binary inside the guest, by its path.
 m2m_build=$(cargo test --locked --no-run --test m2m_device --message-format=json 2>/dev/null) ||
