@@ -199,6 +199,13 @@ impl Hub {
                 Bitrate::bps(u64::from(self.config.max_bitrate)),
             );
         }
+        // str0m reckoned its next timeout when it was built, before the offer
+        // gave it candidates to check: without a timeout now, the robot's first
+        // ICE check waited for the next unrelated wake-up (the pacer's with
+        // congestion control on; without it up to 1 s, and the browser's DTLS
+        // with it: the first picture took ~1 s).
+        rtc.handle_input(Input::Timeout(now))
+            .map_err(|e| ConnectError::Rejected(e.to_string()))?;
         let id = PeerId(self.next_id);
         self.next_id += 1;
         let mut peer = Peer {

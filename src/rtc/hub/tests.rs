@@ -265,6 +265,23 @@ fn peer_that_goes_silent_is_reaped_and_reported_left() {
 }
 
 #[test]
+fn the_robot_sends_its_first_ice_check_as_it_answers_without_congestion_control() {
+    for congestion_control in [false, true] {
+        let mut hub = Hub::new(HubConfig {
+            congestion_control,
+            ..HubConfig::default()
+        });
+        let now = Instant::now();
+        connect(&mut hub, now);
+        let check = hub.poll_transmit();
+        assert!(
+            check.is_some_and(|t| t.destination == BROWSER.parse().unwrap()),
+            "congestion_control = {congestion_control}: no ICE check with the answer"
+        );
+    }
+}
+
+#[test]
 fn bad_offers_are_refused_with_reasons() {
     let mut hub = Hub::new(HubConfig {
         max_peers: 1,
