@@ -457,6 +457,7 @@ impl RtcServer {
             camera
                 .video
                 .set_viewers(self.hub.viewers(n) + recorder + screen);
+            // Both requests are taken (no short circuit), so neither lingers.
             let screen_wants = (self.screen_showing(n)).is_some_and(|d| d.take_keyframe_request());
             if recordings.take_keyframe_request(n) | screen_wants {
                 camera.video.request_keyframe(KeyframeReason::NewPeer);
