@@ -239,27 +239,40 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
     assert!(drain_events(&mut hub).contains(&HubEvent::Left(id)));
 }
 
-#[test]
-fn peer_that_goes_silent_is_reaped_and_reported_left() {
-    let config = HubConfig {
+/// A hub with an 800 ms silence timeout and one peer, run until it is
+/// connected; also when that was.
+fn connected_with_short_silence() -> (Hub, PeerId, Instant) {
+    let mut hub = Hub::new(HubConfig {
         silence_timeout: Duration::from_millis(800),
         ..HubConfig::default()
-    };
-    let mut hub = Hub::new(config);
+    });
     let t0 = Instant::now();
     let (id, mut client) = connect(&mut hub, t0);
     let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |h, _| {
         h.status().first().is_some_and(|p| p.state == "connected")
     });
-    drain_events(&mut hub);
-    // The browser vanishes: the hub keeps getting timeouts but no datagrams.
-    let mut t = now;
+    (hub, id, now)
+}
+
+/// The peers fall silent at `from`: timeouts every 50 ms and no datagrams
+/// until the hub has reaped them all (within `limit`). How long that took.
+fn time_to_reap(hub: &mut Hub, from: Instant, limit: Duration) -> Duration {
+    let mut t = from;
     while !hub.is_empty() {
         t += Duration::from_millis(50);
         hub.handle_timeout(t);
-        assert!(t - now < Duration::from_secs(2), "not reaped in time");
+        assert!(t - from < limit, "not reaped in time");
     }
-    assert!(t - now >= Duration::from_millis(800));
+    t - from
+}
+
+#[test]
+fn peer_that_goes_silent_is_reaped_and_reported_left() {
+    let (mut hub, id, now) = connected_with_short_silence();
+    drain_events(&mut hub);
+    // The browser vanishes: the hub keeps getting timeouts but no datagrams.
+    let took = time_to_reap(&mut hub, now, Duration::from_secs(2));
+    assert!(took >= Duration::from_millis(800));
     assert_eq!(drain_events(&mut hub), vec![HubEvent::Left(id)]);
     assert_eq!(hub.next_timeout(), None);
 }
@@ -536,22 +549,8 @@ fn a_camera_turned_off_is_not_sent_nor_counted_and_resumes_at_a_keyframe() {
 /// With every camera off no RTCP comes: the peer gets a data-only peer's patience.
 #[test]
 fn a_peer_with_every_camera_off_is_timed_out_like_a_data_only_one() {
-    let config = HubConfig {
-        silence_timeout: Duration::from_millis(800),
-        ..HubConfig::default()
-    };
-    let mut hub = Hub::new(config);
-    let t0 = Instant::now();
-    let (id, mut client) = connect(&mut hub, t0);
-    let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |h, _| {
-        h.status().first().is_some_and(|p| p.state == "connected")
-    });
+    let (mut hub, id, now) = connected_with_short_silence();
     assert!(hub.set_camera(id, 0, false));
-    let mut t = now;
-    while !hub.is_empty() {
-        t += Duration::from_millis(50);
-        hub.handle_timeout(t);
-        assert!(t - now < DATA_ONLY_SILENCE * 2, "not reaped in time");
-    }
-    assert!(t - now >= DATA_ONLY_SILENCE, "reaped after {:?}", t - now);
+    let took = time_to_reap(&mut hub, now, DATA_ONLY_SILENCE * 2);
+    assert!(took >= DATA_ONLY_SILENCE, "reaped after {took:?}");
 }
