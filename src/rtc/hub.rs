@@ -21,7 +21,9 @@ use crate::media::EncodedFrame;
 pub use error::ConnectError;
 use opcam::OperatorCamera;
 pub use opcam::OperatorCameraStatus;
-use peer::{write, OperatorCameraInput, Peer};
+pub(crate) use peer::{write, VideoTrack};
+use peer::{OperatorCameraInput, Peer};
+pub(crate) use sdp::pick_h264;
 use sdp::video_sections_have_h264;
 
 #[derive(Debug, Clone)]
@@ -480,4 +482,4 @@ mod opcam;
 mod peer;
 mod sdp;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
