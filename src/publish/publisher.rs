@@ -249,8 +249,8 @@ impl Publisher {
             201 => {}
             401 | 403 => {
                 let why = format!(
-                    "the WHIP endpoint refused the token (HTTP {}): check [[publish]] token; retrying every {:?}",
-                    response.status, self.timing.refused
+                    "the WHIP endpoint refused the token (HTTP {}): check [[publish]] token",
+                    response.status
                 );
                 return self.fail(now, why, true);
             }
