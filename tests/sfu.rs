@@ -428,6 +428,13 @@ token = "wrong"
     );
     subscribe(&janus, 1, &mut subscribers);
     drop(subscribers);
+
+    // A clean stop DELETEs the resource: the feed leaves the room at once,
+    // not after Janus's ICE timeout.
+    assert_eq!(server.terminate(), Some(0));
+    wait_until("the feed leaves the room", Duration::from_secs(2), || {
+        janus.publishers(ROOM).is_empty()
+    });
     drop(janus_process);
 }
 
