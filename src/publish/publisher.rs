@@ -17,7 +17,7 @@ use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::config::DtlsCert;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::Transmit;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
 use super::backoff::Backoff;
@@ -26,6 +26,7 @@ use super::url::Url;
 use crate::media::audio::EncodedAudio;
 use crate::media::EncodedFrame;
 use crate::rtc::hub::{pick_h264, write, VideoTrack};
+use crate::rtc::net::udp_input;
 
 /// One `[[publish]]` destination, checked and resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,18 +292,9 @@ impl Publisher {
         let Some(rtc) = &mut self.rtc else {
             return false;
         };
-        let Ok(contents) = data.try_into() else {
+        let Some(input) = udp_input(now, source, destination, data) else {
             return false;
         };
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination,
-                contents,
-            },
-        );
         if !rtc.accepts(&input) {
             return false;
         }
