@@ -123,7 +123,14 @@ pub fn perform(
     let mut url = request.url.clone();
     for _ in 0..=MAX_REDIRECTS {
         let mut response = exchange(tls, request, &url)?;
-        if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+        if matches!(response.status, 301..=303) {
+            // These would turn the POST into a GET: not a WHIP endpoint's answer.
+            return Err(format!(
+                "{url}: redirected with {} (only 307/308 keep the request)",
+                response.status
+            ));
+        }
+        if !matches!(response.status, 307 | 308) {
             response.url = url;
             return Ok(response);
         }

@@ -45,6 +45,9 @@ pub struct Timing {
     pub silence: Duration,
     /// From the `201` to ICE+DTLS connected.
     pub connect: Duration,
+    /// From the POST to its answer: the HTTP client's timeouts bound each
+    /// read, not a server that drips its answer.
+    pub answer: Duration,
     /// Between attempts after a `401/403` (a wrong token needs a person).
     pub refused: Duration,
     pub min_bitrate: u32,
@@ -56,6 +59,7 @@ impl Default for Timing {
         Timing {
             silence: Duration::from_secs(3),
             connect: Duration::from_secs(10),
+            answer: Duration::from_secs(30),
             refused: Duration::from_secs(60),
             min_bitrate: 150_000,
             max_bitrate: 2_500_000,
@@ -205,6 +209,10 @@ impl Publisher {
     pub fn handle_timeout(&mut self, now: Instant, candidates: impl FnOnce() -> Vec<Candidate>) {
         match self.state {
             State::Waiting if now >= self.next_attempt => self.start(now, candidates()),
+            State::Offering if now >= self.attempt_started + self.timing.answer => {
+                let why = format!("no answer to the POST within {:?}", self.timing.answer);
+                self.fail(now, why, false);
+            }
             State::Connecting if now >= self.attempt_started + self.timing.connect => {
                 let why = format!(
                     "ICE/DTLS did not connect within {:?} of the answer",
@@ -360,7 +368,8 @@ impl Publisher {
     pub fn next_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Waiting => Some(self.next_attempt),
-            State::Offering | State::Stopped => None,
+            State::Offering => Some(self.attempt_started + self.timing.answer),
+            State::Stopped => None,
             State::Connecting => Some(
                 self.rtc_timeout
                     .min(self.attempt_started + self.timing.connect),

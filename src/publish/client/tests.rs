@@ -110,3 +110,11 @@ fn nobody_listening_is_a_connect_error() {
     let error = perform(None, &post(&url)).unwrap_err();
     assert!(error.contains("connect"), "{error}");
 }
+
+#[test]
+fn a_redirect_that_would_drop_the_post_is_an_error() {
+    let moved = b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n";
+    let (url, _server) = serve(vec![moved.to_vec()]);
+    let error = perform(None, &post(&url)).unwrap_err();
+    assert!(error.contains("redirected with 302"), "{error}");
+}

@@ -336,3 +336,22 @@ fn a_repeated_problem_is_logged_once() {
         "after a success the same problem is news again"
     );
 }
+
+#[test]
+fn a_post_never_answered_is_given_up_and_its_late_answer_ignored() {
+    let t0 = Instant::now();
+    let mut p = publisher(t0, false);
+    let request = post(&mut p, t0);
+    let late = t0 + Timing::default().answer;
+    assert_eq!(p.next_timeout(), Some(late));
+    p.handle_timeout(late, robot_candidates);
+    assert_eq!(p.state(), State::Waiting);
+    assert!(p
+        .status()
+        .last_error
+        .unwrap()
+        .contains("no answer to the POST"));
+    let (_sfu, answer) = Sfu::answer(request.body.as_deref().unwrap(), late);
+    p.handle_response(late, request.id, response(201, Some("/r"), &answer));
+    assert_eq!(p.state(), State::Waiting, "a stale answer starts nothing");
+}
