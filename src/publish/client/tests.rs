@@ -118,3 +118,23 @@ fn a_redirect_that_would_drop_the_post_is_an_error() {
     let error = perform(None, &post(&url)).unwrap_err();
     assert!(error.contains("redirected with 302"), "{error}");
 }
+
+#[test]
+fn an_https_endpoint_with_an_untrusted_certificate_is_a_clear_error() {
+    let state = std::env::temp_dir().join(format!("telepi-whip-tls-{}", std::process::id()));
+    let identity = crate::http::cert::Identity::load(None, None, || Ok(state.clone())).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let tls = rustls::ServerConnection::new(identity.config.clone()).unwrap();
+        let mut stream = rustls::StreamOwned::new(tls, tcp);
+        let _ = stream.read(&mut [0u8; 512]); // the handshake, refused by the client
+    });
+    let url = Url::parse(&format!("https://localhost:{port}/whip")).unwrap();
+    let tls = crate::broker::tls::client_config(None).ok();
+    let error = perform(tls.as_ref(), &post(&url)).unwrap_err();
+    assert!(error.contains("certificate"), "{error}");
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+}
