@@ -25,8 +25,8 @@ if [ -f /usr/share/simple-whip-server/src/server.js ]; then
   exit 0
 fi
 # Only when apt would remove nothing for it (a NodeSource nodejs must stay).
-if apt-get install -s simple-whip-server 2>/dev/null | grep -q '^Inst simple-whip-server' &&
-  ! apt-get install -s simple-whip-server 2>/dev/null | grep -q '^Remv' &&
+plan=$(apt-get install -s simple-whip-server 2>/dev/null || true)
+if [[ "$plan" == *"Inst simple-whip-server"* ]] && [[ "$plan" != *"Remv "* ]] &&
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq simple-whip-server >/dev/null 2>&1; then
   $sudo systemctl disable --now simple-whip-server >/dev/null 2>&1 || true
   exit 0
