@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // telepi's patch: every queued task needs an idle thread of its own.
+        // A thread already notified still counts as waiting until it takes
+        // the lock again, so comparing with zero queued a burst of tasks
+        // behind one wake-up; the rest waited until some other task ended
+        // (a keep-alive connection: possibly never).
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
