@@ -14,3 +14,5 @@ pub mod media;
 pub mod metrics;
 pub mod rtc;
 pub mod secret;
+#[doc(hidden)]
+pub mod testing;
