@@ -15,3 +15,5 @@ pub mod metrics;
 pub mod publish;
 pub mod rtc;
 pub mod secret;
+#[doc(hidden)]
+pub mod testing;

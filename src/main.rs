@@ -202,10 +202,9 @@ fn run(config: &Config) -> Result<(), String> {
     let http = HttpServer::start(config.http.listen, config.http.plain, https, context)
         .map_err(|e| e.to_string())?;
     tracing::info!(
-        "telepi {} serving http://{} (plain: {:?}; rtc udp {})",
+        "telepi {}: {}; rtc udp {}",
         env!("CARGO_PKG_VERSION"),
-        config.http.listen,
-        config.http.plain,
+        config.http.describe_plain(),
         config.rtc.listen,
     );
     for (camera, pipeline) in config.cameras().zip(&pipelines) {

@@ -265,6 +265,11 @@ fn video(e: &mut Exposition, cameras: &Value) {
             "frames_sent_to_peers",
         ),
         (
+            "telepi_video_snapshot_wakes_total",
+            "Snapshots that woke a camera nobody watched, for a fresh picture.",
+            "snapshot_wakes",
+        ),
+        (
             "telepi_video_frames_skipped_total",
             "Frames not written to a peer (before its first keyframe, or a failed write).",
             "frames_skipped_for_peers",

@@ -603,6 +603,13 @@ impl RtcServer {
                 let role = session.peers.iter().find(|s| s.id == p.id).map(|s| s.role);
                 let mut value = serde_json::to_value(&p).expect("peer status serializes");
                 value["role"] = serde_json::to_value(role).expect("roles serialize");
+                // The hub keeps every video m-line the browser offered; one
+                // past the last camera carries nothing.
+                if let Some(lines) = value["receiving"].as_array_mut() {
+                    for line in lines.iter_mut().skip(self.media.cameras.len()) {
+                        *line = false.into();
+                    }
+                }
                 value
             })
             .collect();
