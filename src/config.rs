@@ -47,6 +47,8 @@ pub struct Config {
     pub controls: Vec<ControlConfig>,
     /// `[[readings]]`: how the page shows what programs publish.
     pub readings: Vec<ReadingConfig>,
+    /// `[[publish]]`: SFUs to publish to over WHIP (see [`crate::publish`]).
+    pub publish: Vec<crate::publish::PublishConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -437,7 +439,16 @@ impl Config {
             );
         }
         self.checked_controls()?;
+        self.publish_destinations()?;
         Ok(())
+    }
+
+    /// `[[publish]]`, checked against the cameras.
+    pub fn publish_destinations(&self) -> Result<Vec<crate::publish::Destination>, String> {
+        let names: Vec<&str> = self.cameras().map(|c| c.name.as_str()).collect();
+        (self.publish.iter())
+            .map(|p| p.destination(&names))
+            .collect()
     }
 }
 

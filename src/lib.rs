@@ -12,6 +12,7 @@ pub mod hostport;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod publish;
 pub mod rtc;
 pub mod secret;
 #[doc(hidden)]
