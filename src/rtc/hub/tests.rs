@@ -554,3 +554,86 @@ fn a_peer_with_every_camera_off_is_timed_out_like_a_data_only_one() {
     let took = time_to_reap(&mut hub, now, DATA_ONLY_SILENCE * 2);
     assert!(took >= DATA_ONLY_SILENCE, "reaped after {took:?}");
 }
+
+/// Delivers `datagram` from the hub to the client.
+fn to_client(client: &mut Client, now: Instant, t: &str0m::net::Transmit) {
+    let contents = (&*t.contents).try_into().unwrap();
+    let input = Input::Receive(
+        now,
+        Receive {
+            proto: Protocol::Udp,
+            source: t.source,
+            destination: t.destination,
+            contents,
+        },
+    );
+    client.rtc.handle_input(input).unwrap();
+}
+
+#[test]
+fn a_keyframe_that_lost_half_its_packets_is_repaired_by_retransmission() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let (_, mut client) = connect(&mut hub, t0);
+    let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
+        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
+    });
+    client.events.clear();
+    // A camera-like 640x480 IDR at 1.5 Mbit/s: some 30 packets.
+    let (w, h) = (640, 480);
+    let pattern = TestPattern::new(w, h, 30).unwrap().camera_like();
+    let mut raw = crate::media::Frame::black_i420(w, h);
+    pattern.draw(0, 0, &mut raw);
+    let mut encoder = OpenH264Encoder::new(w, h, 30, 1_500_000).unwrap();
+    let au = encoder.encode(&raw, true).unwrap().unwrap();
+    assert!(au.len() > 30_000, "keyframe of {} bytes", au.len());
+    let keyframe = EncodedFrame {
+        data: au.into(),
+        captured: now,
+        rtp_time: 0,
+        keyframe: true,
+    };
+    hub.send_video(0, &keyframe);
+    // The link drops 20 of the keyframe's first transmissions (a burst
+    // overflowing a slow link's queue); the retransmissions get through.
+    let mut big = 0;
+    let mut received = false;
+    for _ in 0..300 {
+        now += Duration::from_millis(5);
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        hub.handle_timeout(now);
+        loop {
+            let mut moved = false;
+            while let Ok(out) = client.rtc.poll_output() {
+                match out {
+                    Output::Transmit(t) => {
+                        moved = true;
+                        hub.receive(now, t.source, t.destination, &t.contents);
+                    }
+                    Output::Event(Event::MediaData(m)) => {
+                        received |= crate::media::h264::annexb::is_idr(&m.data);
+                    }
+                    Output::Event(_) => {}
+                    Output::Timeout(_) => break,
+                }
+            }
+            while let Some(t) = hub.poll_transmit() {
+                moved = true;
+                if t.contents.len() > 1000 {
+                    big += 1;
+                    if (5..25).contains(&big) {
+                        continue;
+                    }
+                }
+                to_client(&mut client, now, &t);
+            }
+            if !moved {
+                break;
+            }
+        }
+        if received {
+            return;
+        }
+    }
+    panic!("the keyframe was never completed ({big} large datagrams sent)");
+}
