@@ -15,14 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::PeerId;
 use crate::media::bitrate::BitrateController;
-
-/// One of a camera's encodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layer {
-    Main,
-    Low,
-}
+pub use crate::media::layer::Layer;
 
 /// Why a viewer is on its layer (shown on the page's HUD).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -30,7 +23,7 @@ pub enum Layer {
 pub enum Why {
     /// One encode for everybody (`layers = "single"`, or a passthrough source).
     Single,
-    /// Just joined: it starts on the low layer, whose first keyframe fits any link.
+    /// Just joined, no estimate yet: it starts on the main layer.
     Starting,
     /// Its link carries the main encode.
     FastLink,
@@ -69,10 +62,12 @@ pub enum LayerOutput {
     Bitrate(Layer, u32),
     /// Viewers wait for a keyframe of this layer to switch to it.
     Keyframe(Layer),
+    /// What a viewer gets changed (for its page's HUD).
+    Viewer(PeerId, ViewerLayer),
 }
 
 /// What `/api/status` and the HUD show of one viewer.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ViewerLayer {
     pub layer: Layer,
     /// The layer it is switching to, at that layer's next keyframe.
@@ -104,9 +99,23 @@ struct Viewer {
     why: Why,
     /// Since when its estimate has pointed away from `wanted`.
     pointing_away_since: Option<Instant>,
-    last_switch: Instant,
+    /// `None` until its first switch: a joiner whose link is slow moves down
+    /// as soon as its estimate says so.
+    last_switch: Option<Instant>,
     /// A nonsense estimate is logged once per viewer.
     warned: bool,
+    /// What it was last told, so each change is told once.
+    shown: Option<ViewerLayer>,
+}
+
+impl Viewer {
+    fn shows(&self) -> ViewerLayer {
+        ViewerLayer {
+            layer: self.layer,
+            switching_to: (self.wanted != self.layer).then_some(self.wanted),
+            why: self.why,
+        }
+    }
 }
 
 pub struct LayerPicker {
@@ -137,7 +146,7 @@ impl LayerPicker {
             .retain(|v| links.iter().any(|link| link.id == v.id));
         for link in links {
             if !self.viewers.iter().any(|v| v.id == link.id) {
-                self.viewers.push(self.joining(now, link.id));
+                self.viewers.push(self.joining(link.id));
             }
         }
         let estimates: Vec<(ViewerLink, Option<u64>)> =
@@ -146,6 +155,7 @@ impl LayerPicker {
             // One encode: it must fit the slowest link, as before layers.
             let lowest = estimates.iter().filter_map(|(_, e)| *e).min();
             self.set_bitrate(now, Layer::Main, lowest);
+            self.tell_changes();
             return;
         }
         self.set_bitrate(
@@ -190,11 +200,12 @@ impl LayerPicker {
             } else {
                 UP_AFTER
             };
-            if now >= since + hold && now >= viewer.last_switch + MIN_DWELL {
+            let dwelt = viewer.last_switch.is_none_or(|t| now >= t + MIN_DWELL);
+            if now >= since + hold && dwelt {
                 tracing::info!(peer = %viewer.id, estimate, ?desired, "viewer changes layer at the next keyframe");
                 viewer.wanted = desired;
                 viewer.why = why;
-                viewer.last_switch = now;
+                viewer.last_switch = Some(now);
                 viewer.pointing_away_since = None;
             }
         }
@@ -204,15 +215,15 @@ impl LayerPicker {
             .min();
         self.set_bitrate(now, Layer::Low, low_estimate);
         self.ask_switch_keyframes(now);
+        self.tell_changes();
     }
 
     /// Whether a frame of `layer` goes to viewer `id`. A viewer switching to
     /// `layer` switches at its keyframe; until then it keeps its old layer.
     pub fn admit(&mut self, id: PeerId, layer: Layer, keyframe: bool) -> bool {
         let Some(viewer) = self.viewers.iter_mut().find(|v| v.id == id) else {
-            // Not known yet (joined since the last update): the main layer,
-            // or the only one.
-            return layer == Layer::Main || self.low.is_none();
+            // Joined since the last update: viewers start on the main layer.
+            return layer == Layer::Main;
         };
         if viewer.layer == layer {
             return true;
@@ -227,22 +238,15 @@ impl LayerPicker {
 
     /// The layer a viewer's keyframe request (PLI/FIR, joining) is for.
     pub fn keyframe_layer(&self, id: PeerId) -> Layer {
-        let viewer = self.viewers.iter().find(|v| v.id == id);
-        match viewer {
+        match self.viewers.iter().find(|v| v.id == id) {
             Some(v) if v.layer != v.wanted => v.wanted,
             Some(v) => v.layer,
-            None if self.low.is_some() => Layer::Low,
             None => Layer::Main,
         }
     }
 
     pub fn viewer(&self, id: PeerId) -> Option<ViewerLayer> {
-        let v = self.viewers.iter().find(|v| v.id == id)?;
-        Some(ViewerLayer {
-            layer: v.layer,
-            switching_to: (v.wanted != v.layer).then_some(v.wanted),
-            why: v.why,
-        })
+        self.viewers.iter().find(|v| v.id == id).map(Viewer::shows)
     }
 
     /// Viewers that get, or are switching to, the low layer: zero parks its encoder.
@@ -262,19 +266,29 @@ impl LayerPicker {
         self.outputs.pop_front()
     }
 
-    fn joining(&self, now: Instant, id: PeerId) -> Viewer {
-        let (layer, why) = match self.low {
-            Some(_) => (Layer::Low, Why::Starting),
-            None => (Layer::Main, Why::Single),
-        };
+    fn joining(&self, id: PeerId) -> Viewer {
         Viewer {
             id,
-            layer,
-            wanted: layer,
-            why,
+            layer: Layer::Main,
+            wanted: Layer::Main,
+            why: match self.low {
+                Some(_) => Why::Starting,
+                None => Why::Single,
+            },
             pointing_away_since: None,
-            last_switch: now,
+            last_switch: None,
             warned: false,
+            shown: None,
+        }
+    }
+
+    fn tell_changes(&mut self) {
+        for viewer in &mut self.viewers {
+            let now = viewer.shows();
+            if viewer.shown != Some(now) {
+                viewer.shown = Some(now);
+                self.outputs.push_back(LayerOutput::Viewer(viewer.id, now));
+            }
         }
     }
 

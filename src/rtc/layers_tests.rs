@@ -44,7 +44,7 @@ fn layer(p: &LayerPicker, id: u64) -> Layer {
 }
 
 #[test]
-fn fast_viewers_get_main_and_a_slow_one_the_low_layer_switching_at_keyframes() {
+fn fast_viewers_keep_main_and_a_slow_one_moves_to_the_low_layer_at_its_keyframe() {
     let mut p = auto();
     let mut now = Instant::now();
     let links = [
@@ -52,36 +52,36 @@ fn fast_viewers_get_main_and_a_slow_one_the_low_layer_switching_at_keyframes() {
         link(2, Some(4_000_000)),
         link(3, Some(300_000)),
     ];
-    p.update(now, &links);
-    assert_eq!(layer(&p, 1), Layer::Low, "everybody starts low");
-    assert_eq!(p.viewer(PeerId(1)).unwrap().why, Why::Starting);
-    let out = run(&mut p, &mut now, 3_000, &links);
-    assert!(out.contains(&LayerOutput::Keyframe(Layer::Main)), "{out:?}");
+    p.update(now, &[link(1, None), link(2, None), link(3, None)]);
+    assert_eq!(layer(&p, 3), Layer::Main, "everybody starts on main");
+    assert_eq!(p.viewer(PeerId(3)).unwrap().why, Why::Starting);
+    let out = run(&mut p, &mut now, 900, &links);
+    assert_eq!(p.viewer(PeerId(3)).unwrap().switching_to, None, "{out:?}");
+    let out = run(&mut p, &mut now, 300, &links);
+    assert!(out.contains(&LayerOutput::Keyframe(Layer::Low)), "{out:?}");
+    let v3 = p.viewer(PeerId(3)).unwrap();
+    assert_eq!((v3.layer, v3.switching_to), (Layer::Main, Some(Layer::Low)));
+    assert_eq!(p.keyframe_layer(PeerId(3)), Layer::Low);
+    assert!(!p.admit(PeerId(3), Layer::Low, false), "not at a P-frame");
     assert!(
-        out.contains(&LayerOutput::Bitrate(Layer::Main, 1_500_000))
-            || p.bitrate(Layer::Main) == Some(1_500_000)
-    );
-    let v1 = p.viewer(PeerId(1)).unwrap();
-    assert_eq!((v1.layer, v1.switching_to), (Layer::Low, Some(Layer::Main)));
-    assert!(!p.admit(PeerId(1), Layer::Main, false), "not at a P-frame");
-    assert!(
-        p.admit(PeerId(1), Layer::Low, false),
+        p.admit(PeerId(3), Layer::Main, false),
         "the old layer meanwhile"
     );
     assert!(
-        p.admit(PeerId(1), Layer::Main, true),
+        p.admit(PeerId(3), Layer::Low, true),
         "switches at the keyframe"
     );
     assert!(
-        !p.admit(PeerId(1), Layer::Low, false),
-        "and no longer gets the low one"
+        !p.admit(PeerId(3), Layer::Main, true),
+        "and no longer gets main"
     );
-    assert!(p.admit(PeerId(2), Layer::Main, true));
-    assert_eq!(layer(&p, 2), Layer::Main);
-    assert_eq!(layer(&p, 3), Layer::Low);
-    assert!(p.admit(PeerId(3), Layer::Low, false));
-    assert!(!p.admit(PeerId(3), Layer::Main, true));
+    run(&mut p, &mut now, 100, &links);
     assert_eq!(p.viewer(PeerId(3)).unwrap().why, Why::SlowLink);
+    for fast in [1, 2] {
+        assert_eq!(layer(&p, fast), Layer::Main);
+        assert_eq!(p.viewer(PeerId(fast)).unwrap().why, Why::FastLink);
+        assert!(!p.admit(PeerId(fast), Layer::Low, true));
+    }
     assert_eq!(p.low_viewers(), 1);
     assert_eq!(
         p.bitrate(Layer::Low),
@@ -104,10 +104,9 @@ fn settled() -> (LayerPicker, Instant) {
         link(2, Some(4_000_000)),
         link(3, Some(300_000)),
     ];
-    p.update(now, &links);
-    run(&mut p, &mut now, 3_000, &links);
-    p.admit(PeerId(1), Layer::Main, true);
-    p.admit(PeerId(2), Layer::Main, true);
+    run(&mut p, &mut now, 1_500, &links);
+    assert!(p.admit(PeerId(3), Layer::Low, true));
+    run(&mut p, &mut now, 2_000, &links);
     (p, now)
 }
 
@@ -127,6 +126,17 @@ fn a_viewer_whose_link_degrades_moves_down_after_a_second_not_at_once() {
     assert_eq!(p.keyframe_layer(PeerId(2)), Layer::Low);
     assert!(p.admit(PeerId(2), Layer::Low, true));
     assert_eq!(layer(&p, 2), Layer::Low);
+    // Back up only after its link has been good for 2 s, and not within 2 s of the last switch.
+    let links = [link(1, Some(5_000_000)), link(2, Some(5_000_000))];
+    let out = run(&mut p, &mut now, 1_900, &links);
+    assert!(
+        !out.contains(&LayerOutput::Keyframe(Layer::Main)),
+        "{out:?}"
+    );
+    let out = run(&mut p, &mut now, 300, &links);
+    assert!(out.contains(&LayerOutput::Keyframe(Layer::Main)), "{out:?}");
+    assert!(p.admit(PeerId(2), Layer::Main, true));
+    assert_eq!(layer(&p, 2), Layer::Main);
 }
 
 #[test]
@@ -177,7 +187,7 @@ fn nonsense_estimates_and_silence_keep_the_layer_and_do_not_steer_the_encodes() 
     assert_eq!(layer(&p, 3), Layer::Low, "a huge estimate does not lift it");
     assert_eq!(
         layer(&p, 4),
-        Layer::Low,
+        Layer::Main,
         "no feedback: stays where it started"
     );
     assert_eq!(p.viewer(PeerId(2)).unwrap().why, Why::NoEstimate);
@@ -198,9 +208,10 @@ fn the_main_encode_follows_the_operator_when_links_conflict() {
         Some(850_000),
         "fits the operator's link"
     );
-    let op = p.viewer(PeerId(1)).unwrap();
-    assert_eq!(op.switching_to, Some(Layer::Main));
-    assert_eq!(p.viewer(PeerId(2)).unwrap().switching_to, Some(Layer::Main));
+    for id in [1, 2] {
+        assert_eq!(layer(&p, id), Layer::Main);
+        assert_eq!(p.viewer(PeerId(id)).unwrap().switching_to, None);
+    }
 }
 
 #[test]
@@ -226,7 +237,19 @@ fn single_layer_follows_the_slowest_viewer_and_everybody_gets_main() {
     let mut now = Instant::now();
     let links = [link(1, Some(5_000_000)), link(2, Some(400_000))];
     let out = run(&mut p, &mut now, 1_000, &links);
-    assert_eq!(out, [LayerOutput::Bitrate(Layer::Main, 340_000)]);
+    let single = ViewerLayer {
+        layer: Layer::Main,
+        switching_to: None,
+        why: Why::Single,
+    };
+    assert_eq!(
+        out,
+        [
+            LayerOutput::Bitrate(Layer::Main, 340_000),
+            LayerOutput::Viewer(PeerId(1), single),
+            LayerOutput::Viewer(PeerId(2), single),
+        ]
+    );
     assert_eq!(p.viewer(PeerId(2)).unwrap().why, Why::Single);
     assert!(p.admit(PeerId(2), Layer::Main, false));
     assert_eq!(p.keyframe_layer(PeerId(9)), Layer::Main);

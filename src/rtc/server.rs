@@ -13,6 +13,7 @@ use smol::{Async, Timer};
 
 use super::hub::{ConnectError, Hub, HubEvent, VideoTotals};
 use super::ice;
+use super::layers::{Layer, LayerOutput, LayerPicker, ViewerLink};
 use super::net::{self, RtcSocket};
 use super::protocol::Outbound;
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
@@ -20,7 +21,6 @@ use super::stun::StunClient;
 use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
-use crate::media::bitrate::BitrateController;
 use crate::media::display::Display;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
@@ -122,7 +122,10 @@ pub struct CameraLinks {
     pub name: String,
     pub video: Arc<VideoShared>,
     pub frames: Receiver<EncodedFrame>,
-    pub bitrate: BitrateController,
+    /// The low layer's frames, if the camera has one.
+    pub low_frames: Option<Receiver<EncodedFrame>>,
+    /// Which viewer gets which layer, and the encoders' bitrates.
+    pub layers: LayerPicker,
 }
 
 /// The loop's ends of the media threads.
@@ -163,7 +166,7 @@ pub struct RtcServer {
 enum Wake {
     Datagram(std::io::Result<(usize, SocketAddr, SocketAddr)>),
     Command(Option<Command>),
-    Frame(usize, EncodedFrame),
+    Frame(usize, Layer, EncodedFrame),
     Audio(EncodedAudio),
     Api,
     Timer,
@@ -218,8 +221,8 @@ impl RtcServer {
                         }
                     };
                     let frame = async {
-                        let (camera, frame) = next_frame(&self.media.cameras).await;
-                        Wake::Frame(camera, frame)
+                        let (camera, layer, frame) = next_frame(&self.media.cameras).await;
+                        Wake::Frame(camera, layer, frame)
                     };
                     let audio = async {
                         match self.media.microphone.recv().await {
@@ -253,8 +256,19 @@ impl RtcServer {
                     Wake::Datagram(Err(e)) => tracing::debug!("udp recv: {e}"),
                     Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
-                    Wake::Frame(camera, frame) => {
-                        self.hub.send_video(camera, &frame);
+                    Wake::Frame(camera, Layer::Low, frame) => {
+                        let layers = &mut self.media.cameras[camera].layers;
+                        let keyframe = frame.keyframe;
+                        self.hub.send_video_to(camera, &frame, |peer| {
+                            layers.admit(peer, Layer::Low, keyframe)
+                        });
+                    }
+                    Wake::Frame(camera, Layer::Main, frame) => {
+                        let layers = &mut self.media.cameras[camera].layers;
+                        let keyframe = frame.keyframe;
+                        self.hub.send_video_to(camera, &frame, |peer| {
+                            layers.admit(peer, Layer::Main, keyframe)
+                        });
                         self.media.recordings.video(camera, &frame);
                         if let Some(display) = self.screen_showing(camera) {
                             display.push(&frame.data, frame.keyframe);
@@ -278,7 +292,7 @@ impl RtcServer {
                 if let Some(api) = &mut self.api {
                     api.tick(now);
                 }
-                self.adapt_bitrate(now);
+                self.pick_layers(now);
                 self.flush(now);
             }
             let now = Instant::now();
@@ -325,18 +339,44 @@ impl RtcServer {
         }
     }
 
-    /// Each camera's encoder gets an even share of the slowest peer's link.
-    fn adapt_bitrate(&mut self, now: Instant) {
+    /// Each camera's layers from its viewers' estimates (each camera gets
+    /// an even share of a peer's link); the encoders follow.
+    fn pick_layers(&mut self, now: Instant) {
         let share = self.media.cameras.len().max(1) as u64;
-        let estimate = self.hub.lowest_estimate().map(|bps| bps / share);
-        for camera in &mut self.media.cameras {
-            if let Some(bps) = camera.bitrate.update(now, estimate) {
-                tracing::info!(
-                    bps,
-                    camera = camera.name,
-                    "encoder bitrate follows the slowest peer"
-                );
-                camera.video.set_bitrate(bps);
+        let operator = self.session.operator();
+        for (n, camera) in self.media.cameras.iter_mut().enumerate() {
+            let links: Vec<ViewerLink> = (self.hub.viewer_estimates(n).into_iter())
+                .map(|(id, estimate)| ViewerLink {
+                    id,
+                    estimate: estimate.map(|bps| bps / share),
+                    operator: operator == Some(id),
+                })
+                .collect();
+            camera.layers.update(now, &links);
+            while let Some(output) = camera.layers.poll_output() {
+                match output {
+                    LayerOutput::Bitrate(layer, bps) => {
+                        tracing::info!(bps, camera = camera.name, ?layer, "encoder bitrate");
+                        match (layer, &camera.video.low) {
+                            (Layer::Main, _) => camera.video.set_bitrate(bps),
+                            (Layer::Low, Some(low)) => low.set_bitrate(bps),
+                            (Layer::Low, None) => {}
+                        }
+                    }
+                    LayerOutput::Keyframe(layer) => request_keyframe(camera, layer),
+                    LayerOutput::Viewer(peer, shown) => {
+                        let message = Outbound::Layer {
+                            camera: n,
+                            layer: shown.layer,
+                            switching_to: shown.switching_to,
+                            why: shown.why,
+                        };
+                        self.hub.send_text(peer, &message.to_json());
+                    }
+                }
+            }
+            if let Some(low) = &camera.video.low {
+                low.set_viewers(camera.layers.low_viewers());
             }
         }
     }
@@ -403,9 +443,16 @@ impl RtcServer {
                     .peer_joined(now, peer, secret.as_deref(), view_only),
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
-                HubEvent::KeyframeWanted { camera, reason } => {
+                HubEvent::KeyframeWanted {
+                    peer,
+                    camera,
+                    reason,
+                } => {
                     if let Some(camera) = self.media.cameras.get(camera) {
-                        camera.video.request_keyframe(reason);
+                        match camera.layers.keyframe_layer(peer) {
+                            Layer::Main => camera.video.request_keyframe(reason),
+                            Layer::Low => request_keyframe(camera, Layer::Low),
+                        }
                     }
                 }
                 // Only the operator talks through the robot's speaker.
@@ -542,6 +589,10 @@ impl RtcServer {
                 let role = session.peers.iter().find(|s| s.id == p.id).map(|s| s.role);
                 let mut value = serde_json::to_value(&p).expect("peer status serializes");
                 value["role"] = serde_json::to_value(role).expect("roles serialize");
+                let layers: Vec<_> = (self.media.cameras.iter())
+                    .map(|c| c.layers.viewer(p.id))
+                    .collect();
+                value["layers"] = serde_json::to_value(layers).expect("layers serialize");
                 value
             })
             .collect();
@@ -589,7 +640,8 @@ fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value
         "height": source.height,
         "fps": source.fps,
         "encoder": camera.video.encoder,
-        "bitrate": camera.bitrate.current(),
+        "bitrate": camera.layers.bitrate(Layer::Main),
+        "layers": layers_status(camera),
         "frames_sent_to_peers": totals.frames_sent,
         "frames_skipped_for_peers": totals.frames_skipped,
     });
@@ -601,19 +653,68 @@ fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value
     status
 }
 
-/// The next encoded frame of any camera, with the camera's index. A pipeline
-/// that is gone (or never started) just stops waking the loop.
-async fn next_frame(cameras: &[CameraLinks]) -> (usize, EncodedFrame) {
-    let mut waits: Vec<_> = cameras
-        .iter()
-        .map(|c| Some(Box::pin(c.frames.recv())))
-        .collect();
+/// A keyframe of one of the camera's layers (the main one's through its
+/// throttle, like every request).
+fn request_keyframe(camera: &CameraLinks, layer: Layer) {
+    match (layer, &camera.video.low) {
+        (Layer::Low, Some(low)) => low.request_keyframe(),
+        _ => camera.video.request_keyframe(KeyframeReason::NewPeer),
+    }
+}
+
+/// Per layer: its size, target bitrate and what it encoded since start.
+fn layers_status(camera: &CameraLinks) -> serde_json::Value {
+    let source = &camera.video.source;
+    let mut layers = serde_json::json!({
+        "main": {
+            "width": source.width,
+            "height": source.height,
+            "bitrate": camera.layers.bitrate(Layer::Main),
+        },
+    });
+    layers["main"]
+        .as_object_mut()
+        .expect("an object")
+        .extend(object(camera.video.main_counters.status()));
+    if let Some(low) = &camera.video.low {
+        let mut status = serde_json::json!({
+            "width": low.width,
+            "height": low.height,
+            "bitrate": camera.layers.bitrate(Layer::Low),
+            "viewers": camera.layers.low_viewers(),
+        });
+        status
+            .as_object_mut()
+            .expect("an object")
+            .extend(object(low.counters.status()));
+        layers["low"] = status;
+    }
+    layers
+}
+
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The next encoded frame of any camera's layers, with the camera's index.
+/// A pipeline that is gone (or never started) just stops waking the loop.
+async fn next_frame(cameras: &[CameraLinks]) -> (usize, Layer, EncodedFrame) {
+    let mut waits = Vec::new();
+    for (camera, links) in cameras.iter().enumerate() {
+        waits.push((camera, Layer::Main, Some(Box::pin(links.frames.recv()))));
+        if let Some(low) = &links.low_frames {
+            waits.push((camera, Layer::Low, Some(Box::pin(low.recv()))));
+        }
+    }
     std::future::poll_fn(|cx| {
-        for (camera, wait) in waits.iter_mut().enumerate() {
+        for (camera, layer, wait) in waits.iter_mut() {
             let Some(recv) = wait else { continue };
             match std::future::Future::poll(recv.as_mut(), cx) {
                 std::task::Poll::Ready(Ok(frame)) => {
-                    return std::task::Poll::Ready((camera, frame))
+                    return std::task::Poll::Ready((*camera, *layer, frame))
                 }
                 std::task::Poll::Ready(Err(_)) => *wait = None,
                 std::task::Poll::Pending => {}

@@ -174,6 +174,7 @@ impl Peer {
                 for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
                     track.awaiting_keyframe = true;
                     events.push_back(HubEvent::KeyframeWanted {
+                        peer: self.id,
                         camera,
                         reason: KeyframeReason::NewPeer,
                     });
@@ -226,6 +227,7 @@ impl Peer {
                         // str0m may report the m-line after `Connected`.
                         if self.connected {
                             events.push_back(HubEvent::KeyframeWanted {
+                                peer: self.id,
                                 camera: self.video.len() - 1,
                                 reason: KeyframeReason::NewPeer,
                             });
@@ -281,6 +283,7 @@ impl Peer {
             Event::KeyframeRequest(request) => {
                 if let Some(camera) = self.video.iter().position(|t| t.mid == request.mid) {
                     events.push_back(HubEvent::KeyframeWanted {
+                        peer: self.id,
                         camera,
                         reason: KeyframeReason::Loss,
                     });

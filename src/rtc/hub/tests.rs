@@ -145,6 +145,7 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
     let events = drain_events(&mut hub);
     assert!(
         events.contains(&HubEvent::KeyframeWanted {
+            peer: id,
             camera: 0,
             reason: KeyframeReason::NewPeer
         }),
@@ -408,7 +409,7 @@ fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
 fn each_video_m_line_carries_the_next_camera() {
     let mut hub = Hub::new(HubConfig::default());
     let t0 = Instant::now();
-    let (_, mut client) = connect_videos(&mut hub, t0, 2);
+    let (id, mut client) = connect_videos(&mut hub, t0, 2);
     let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
         c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
     });
@@ -416,6 +417,7 @@ fn each_video_m_line_carries_the_next_camera() {
     let events = drain_events(&mut hub);
     for camera in 0..2 {
         let wanted = HubEvent::KeyframeWanted {
+            peer: id,
             camera,
             reason: KeyframeReason::NewPeer,
         };
@@ -527,6 +529,7 @@ fn a_camera_turned_off_is_not_sent_nor_counted_and_resumes_at_a_keyframe() {
     assert_eq!(
         drain_events(&mut hub),
         [HubEvent::KeyframeWanted {
+            peer: id,
             camera: 1,
             reason: KeyframeReason::NewPeer
         }]
