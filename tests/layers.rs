@@ -33,7 +33,7 @@ fn a_slow_viewer_gets_the_low_layer_and_the_fast_ones_keep_the_main_one() {
         return;
     }
     // Before the robot starts, so its candidates include the veth's address.
-    let slow_link = std::thread::spawn(enter_slow_link).join().unwrap();
+    let slow_link = slow_link();
     let server = Server::start_on("0.0.0.0", &["--config", "tests/fixtures/layers.toml"]);
 
     // Phase 1: two fast viewers alone.
@@ -55,6 +55,15 @@ fn a_slow_viewer_gets_the_low_layer_and_the_fast_ones_keep_the_main_one() {
     std::thread::sleep(Duration::from_secs(8));
     let with_slow = server.status();
     let phase2_end = Instant::now();
+    let tc = Command::new("tc")
+        .args(["-s", "qdisc", "show", "dev", "vfast"])
+        .output()
+        .unwrap();
+    println!(
+        "figure: tc {} {}",
+        String::from_utf8_lossy(&tc.stdout).replace('\n', " "),
+        String::from_utf8_lossy(&tc.stderr)
+    );
     let main_with_slow = layer_rate(&settled, &with_slow, "main", phase2.elapsed());
     let low_with_slow = layer_rate(&settled, &with_slow, "low", phase2.elapsed());
     let peers = with_slow["peers"].as_array().unwrap();
@@ -82,6 +91,13 @@ fn a_slow_viewer_gets_the_low_layer_and_the_fast_ones_keep_the_main_one() {
     std::thread::sleep(Duration::from_secs(3));
     let recovered = server.status();
     let main_after = layer_rate(&after, &recovered, "main", phase3.elapsed());
+    let estimates: Vec<_> = (recovered["peers"].as_array().unwrap().iter())
+        .map(|p| p["bitrate_estimate"].clone())
+        .collect();
+    println!(
+        "figure: estimates after {estimates:?}, main target {}",
+        recovered["cameras"][0]["layers"]["main"]["bitrate"]
+    );
     let fast_reports: Vec<Report> = fast.into_iter().map(Viewer::leave).collect();
 
     // The slow viewer's picture came from the low layer: the quarter size,
@@ -136,6 +152,17 @@ fn a_slow_viewer_gets_the_low_layer_and_the_fast_ones_keep_the_main_one() {
         println!("figure: fast viewer {n}: {:.1} fps alone, {:.1} fps with the slow viewer, frozen {:.1} %", report.fps(phase1, phase1_end), report.fps(phase2, phase2_end), report.frozen(phase2, phase2_end));
     }
     println!("figure: slow viewer: first frame after {slow_first:?}, {:.1} fps, frozen {:.1} % (last 8 s)", slow_report.fps(phase2, phase2_end), slow_report.frozen(phase2, phase2_end));
+    let slow_peer = peers
+        .iter()
+        .find(|p| p["remote"].as_str().unwrap_or("").starts_with(SLOW_IP));
+    println!(
+        "figure: slow peer at the end of phase 2: {}",
+        slow_peer.unwrap()
+    );
+    println!(
+        "figure: low layer {}",
+        with_slow["cameras"][0]["layers"]["low"]
+    );
     println!(
         "figure: main IDRs {idrs} in {:.0} s ({asked} asked for)",
         recovered["uptime_s"].as_f64().unwrap()
@@ -195,22 +222,33 @@ fn run_inside_a_namespace() {
     }
 }
 
-/// Moves this thread into a new network namespace joined to the process's
-/// one by a veth pair, 300 kbit/s each way; returns the namespace.
-fn enter_slow_link() -> File {
-    // SAFETY: unshare(CLONE_NEWNET) changes only the calling thread's
-    // network namespace; sockets it opens from now on live there.
-    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+/// A new network namespace joined to this one by a veth pair capped at
+/// 300 kbit/s each way; the returned file keeps it alive.
+fn slow_link() -> File {
+    let (tid_tx, tid) = channel();
+    let (configured, wait) = channel::<()>();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: unshare(CLONE_NEWNET) changes only the calling thread's
+        // network namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        wait.recv().unwrap();
+        File::open("/proc/thread-self/ns/net").unwrap()
+    });
+    let tid = tid.recv().unwrap();
     let pid = std::process::id();
     sh(&format!(
-        "ip link set lo up && ip link add vslow type veth peer name vfast && ip link set vfast netns {pid} \
-         && ip addr add {SLOW_IP}/24 dev vslow && ip link set vslow up && tc qdisc add dev vslow root {CAP}"
+        "ip link add vfast type veth peer name vslow && ip link set vslow netns {tid} \
+         && ip addr add {ROBOT_SIDE_IP}/24 dev vfast && ip link set vfast up && tc qdisc add dev vfast root {CAP}"
     ));
     sh(&format!(
-        "nsenter -t {pid} -n sh -c 'ip addr add {ROBOT_SIDE_IP}/24 dev vfast && ip link set vfast up && tc qdisc add dev vfast root {CAP}'"
+        "nsenter --net=/proc/{pid}/task/{tid}/ns/net sh -c 'ip link set lo up && ip addr add {SLOW_IP}/24 dev vslow \
+         && ip link set vslow up && tc qdisc add dev vslow root {CAP}'"
     ));
-    File::open("/proc/thread-self/ns/net").unwrap()
+    configured.send(()).unwrap();
+    thread.join().unwrap()
 }
 
 fn sh(script: &str) {
