@@ -47,11 +47,7 @@ fn layer(p: &LayerPicker, id: u64) -> Layer {
 fn fast_viewers_keep_main_and_a_slow_one_moves_to_the_low_layer_at_its_keyframe() {
     let mut p = auto();
     let mut now = Instant::now();
-    let links = [
-        link(1, Some(5_000_000)),
-        link(2, Some(4_000_000)),
-        link(3, Some(300_000)),
-    ];
+    let links = two_fast_one_slow();
     p.update(now, &[link(1, None), link(2, None), link(3, None)]);
     assert_eq!(layer(&p, 3), Layer::Main, "everybody starts on main");
     assert_eq!(p.viewer(PeerId(3)).unwrap().why, Why::Starting);
@@ -95,15 +91,19 @@ fn fast_viewers_keep_main_and_a_slow_one_moves_to_the_low_layer_at_its_keyframe(
     );
 }
 
+fn two_fast_one_slow() -> [ViewerLink; 3] {
+    [
+        link(1, Some(5_000_000)),
+        link(2, Some(4_000_000)),
+        link(3, Some(300_000)),
+    ]
+}
+
 /// Three viewers settled: 1 and 2 on main, 3 on low.
 fn settled() -> (LayerPicker, Instant) {
     let mut p = auto();
     let mut now = Instant::now();
-    let links = [
-        link(1, Some(5_000_000)),
-        link(2, Some(4_000_000)),
-        link(3, Some(300_000)),
-    ];
+    let links = two_fast_one_slow();
     run(&mut p, &mut now, 1_500, &links);
     assert!(p.admit(PeerId(3), Layer::Low, true));
     run(&mut p, &mut now, 2_000, &links);
