@@ -112,6 +112,7 @@ fn a_slow_viewer_gets_the_low_layer_and_the_fast_ones_keep_the_main_one() {
     for report in &fast_reports {
         assert_eq!(report.last_size, Some((640, 480)), "{}", report.summary());
         assert!(!report.said_layer("low"), "{}", report.summary());
+        assert!(report.said_layer("main"), "{}", report.summary());
     }
     let low = &with_slow["cameras"][0]["layers"]["low"];
     assert!(low["keyframes"].as_u64().unwrap() >= 1, "{low}");

@@ -82,10 +82,12 @@ impl VideoConfig {
         (self.layers == "auto").then(|| (even(self.width), even(self.height)))
     }
 
-    /// The low layer's bitrate range: up to `low_bitrate`, down to the
-    /// camera's floor (or less, if `low_bitrate` is lower still).
+    /// The low layer's bitrate range: up to `low_bitrate`, down to a sixth
+    /// of it. Its viewers' links are the weak ones: held at the main layer's
+    /// floor (150 kbit/s) above a slow link's estimate, its frames queued in
+    /// the pacer (0.5 s freezes behind a 300 kbit/s link estimated at 85).
     pub fn low_bitrate_range(&self) -> (u32, u32) {
-        (self.min_bitrate.min(self.low_bitrate), self.low_bitrate)
+        (self.low_bitrate / 6, self.low_bitrate)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -294,7 +296,7 @@ mod tests {
     fn layers_default_to_auto_with_a_quarter_size_low_layer_and_mistakes_are_explained() {
         let c = load(&layers(&["[video]\nwidth = 640\nheight = 480\n"])).unwrap();
         assert_eq!(c.video.low_layer_size(), Some((320, 240)));
-        assert_eq!(c.video.low_bitrate_range(), (150_000, 300_000));
+        assert_eq!(c.video.low_bitrate_range(), (50_000, 300_000));
         let odd = load(&layers(&["[video]\nwidth = 1280\nheight = 722\n"])).unwrap();
         assert_eq!(odd.video.low_layer_size(), Some((640, 360)));
         let single = load(&layers(&["[video]\nlayers = \"single\"\n"])).unwrap();

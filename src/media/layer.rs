@@ -5,11 +5,11 @@
 //! which viewer gets which layer is decided in [`crate::rtc::layers`].
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::h264::annexb::is_idr;
-use super::pipeline::KeyframeThrottle;
+use super::pipeline::{KeyframeReason, KeyframeThrottle};
 use super::{EncodedFrame, Frame, PixelFormat, VideoEncoder};
 
 /// One of a camera's encodes.
@@ -53,7 +53,8 @@ pub struct LowShared {
     pub height: u32,
     /// Viewers on (or moving to) the low layer; zero parks its encoder.
     viewers: AtomicUsize,
-    keyframe_wanted: AtomicBool,
+    /// Pending requests: [`JOINING`] and/or [`LOSS`].
+    keyframe_wanted: AtomicU8,
     target_bitrate: AtomicU64,
     pub counters: LayerCounters,
 }
@@ -63,14 +64,23 @@ impl LowShared {
         self.viewers.store(n, Ordering::SeqCst);
     }
 
-    pub fn request_keyframe(&self) {
-        self.keyframe_wanted.store(true, Ordering::SeqCst);
+    /// Throttled like the main encode's: a viewer switching to this layer
+    /// within 100 ms, losses (PLI/FIR) once per keyframe interval.
+    pub fn request_keyframe(&self, reason: KeyframeReason) {
+        let bit = match reason {
+            KeyframeReason::Loss => LOSS,
+            KeyframeReason::NewPeer | KeyframeReason::Snapshot => JOINING,
+        };
+        self.keyframe_wanted.fetch_or(bit, Ordering::SeqCst);
     }
 
     pub fn set_bitrate(&self, bps: u32) {
         self.target_bitrate.store(u64::from(bps), Ordering::SeqCst);
     }
 }
+
+const JOINING: u8 = 1;
+const LOSS: u8 = 2;
 
 /// The pipeline thread's side: the low layer's encoder.
 pub struct LowEncode {
@@ -93,7 +103,7 @@ impl LowEncode {
             width,
             height,
             viewers: AtomicUsize::new(0),
-            keyframe_wanted: AtomicBool::new(false),
+            keyframe_wanted: AtomicU8::new(0),
             target_bitrate: AtomicU64::new(0),
             counters: LayerCounters::default(),
         };
@@ -119,11 +129,12 @@ impl LowEncode {
             self.was_parked = true;
             return Ok(None);
         }
-        if std::mem::take(&mut self.was_parked)
-            | shared.keyframe_wanted.swap(false, Ordering::SeqCst)
-        {
-            self.throttle
-                .request(super::pipeline::KeyframeReason::NewPeer);
+        let wanted = shared.keyframe_wanted.swap(0, Ordering::SeqCst);
+        if std::mem::take(&mut self.was_parked) || wanted & JOINING != 0 {
+            self.throttle.request(KeyframeReason::NewPeer);
+        }
+        if wanted & LOSS != 0 {
+            self.throttle.request(KeyframeReason::Loss);
         }
         let wanted = shared.target_bitrate.load(Ordering::SeqCst) as u32;
         if wanted != 0 && wanted != self.bitrate {
@@ -231,7 +242,7 @@ mod tests {
         assert_eq!(first.rtp_time, 3000);
         let second = low.encode(&frame, &shared, 6000).unwrap();
         assert!(second.is_none_or(|f| !f.keyframe));
-        shared.request_keyframe();
+        shared.request_keyframe(KeyframeReason::NewPeer);
         assert!(low.encode(&frame, &shared, 9000).unwrap().unwrap().keyframe);
         shared.set_viewers(0);
         assert_eq!(low.encode(&frame, &shared, 12000).unwrap(), None);

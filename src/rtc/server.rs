@@ -13,7 +13,7 @@ use smol::{Async, Timer};
 
 use super::hub::{ConnectError, Hub, HubEvent, VideoTotals};
 use super::ice;
-use super::layers::{Layer, LayerOutput, LayerPicker, ViewerLink};
+use super::layers::{Layer, LayerOutput, LayerPicker, ViewerLayer, ViewerLink};
 use super::net::{self, RtcSocket};
 use super::protocol::Outbound;
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
@@ -363,15 +363,11 @@ impl RtcServer {
                             (Layer::Low, None) => {}
                         }
                     }
-                    LayerOutput::Keyframe(layer) => request_keyframe(camera, layer),
+                    LayerOutput::Keyframe(layer) => {
+                        request_keyframe(camera, layer, KeyframeReason::NewPeer)
+                    }
                     LayerOutput::Viewer(peer, shown) => {
-                        let message = Outbound::Layer {
-                            camera: n,
-                            layer: shown.layer,
-                            switching_to: shown.switching_to,
-                            why: shown.why,
-                        };
-                        self.hub.send_text(peer, &message.to_json());
+                        self.hub.send_text(peer, &layer_message(n, shown));
                     }
                 }
             }
@@ -438,9 +434,16 @@ impl RtcServer {
                     peer,
                     secret,
                     view_only,
-                } => self
-                    .session
-                    .peer_joined(now, peer, secret.as_deref(), view_only),
+                } => {
+                    self.session
+                        .peer_joined(now, peer, secret.as_deref(), view_only);
+                    // Its layer was decided before its data channel opened.
+                    for (n, camera) in self.media.cameras.iter().enumerate() {
+                        if let Some(shown) = camera.layers.viewer(peer) {
+                            self.hub.send_text(peer, &layer_message(n, shown));
+                        }
+                    }
+                }
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
                 HubEvent::KeyframeWanted {
@@ -449,10 +452,7 @@ impl RtcServer {
                     reason,
                 } => {
                     if let Some(camera) = self.media.cameras.get(camera) {
-                        match camera.layers.keyframe_layer(peer) {
-                            Layer::Main => camera.video.request_keyframe(reason),
-                            Layer::Low => request_keyframe(camera, Layer::Low),
-                        }
+                        request_keyframe(camera, camera.layers.keyframe_layer(peer), reason);
                     }
                 }
                 // Only the operator talks through the robot's speaker.
@@ -653,12 +653,22 @@ fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value
     status
 }
 
-/// A keyframe of one of the camera's layers (the main one's through its
-/// throttle, like every request).
-fn request_keyframe(camera: &CameraLinks, layer: Layer) {
+/// The `layer` message telling a peer which of camera `n`'s layers it gets.
+fn layer_message(n: usize, shown: ViewerLayer) -> String {
+    let message = Outbound::Layer {
+        camera: n,
+        layer: shown.layer,
+        switching_to: shown.switching_to,
+        why: shown.why,
+    };
+    message.to_json()
+}
+
+/// A keyframe of one of the camera's layers, through that layer's throttle.
+fn request_keyframe(camera: &CameraLinks, layer: Layer, reason: KeyframeReason) {
     match (layer, &camera.video.low) {
-        (Layer::Low, Some(low)) => low.request_keyframe(),
-        _ => camera.video.request_keyframe(KeyframeReason::NewPeer),
+        (Layer::Low, Some(low)) => low.request_keyframe(reason),
+        _ => camera.video.request_keyframe(reason),
     }
 }
 
