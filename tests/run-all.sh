@@ -44,6 +44,8 @@ took() {
 }
 
 cargo build --locked
+# Includes tests/layers.rs (~30 s): a 300 kbit/s viewer behind tc tbf in its
+# own network namespace (root; SKIPPED otherwise, a failure under CI=true).
 cargo test --locked --all-targets
 took "cargo test"
 
