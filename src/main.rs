@@ -11,7 +11,6 @@ use telepi::drive::Drive;
 use telepi::http::access::Access;
 use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
-use telepi::media::bitrate::BitrateController;
 use telepi::media::display::{self, Display};
 use telepi::media::pipeline::Pipeline;
 use telepi::media::record::{RecordWhen, RecordedCamera, RecordingService};
@@ -20,6 +19,7 @@ use telepi::metrics::HttpCounts;
 use telepi::publish::client::HttpWorkers;
 use telepi::publish::{self, Destination, Publishers, Timing};
 use telepi::rtc::hub::{Hub, HubConfig};
+use telepi::rtc::layers::{LayerConfig, LayerPicker, Limits};
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
 use telepi::rtc::{ice, net, turn_check};
@@ -84,7 +84,8 @@ fn run(config: &Config) -> Result<(), String> {
         .cameras()
         .zip(videos)
         .map(|(camera, (source, encoder))| {
-            Pipeline::spawn(source, encoder, camera.keyframe_interval())
+            let low = (encoder.as_deref()).and_then(|main| select::open_low_encoder(camera, main));
+            Pipeline::spawn(source, encoder, camera.keyframe_interval(), low)
         })
         .collect();
     if pipelines.is_empty() {
@@ -134,7 +135,17 @@ fn run(config: &Config) -> Result<(), String> {
             name: camera.name.clone(),
             video: pipeline.shared.clone(),
             frames: pipeline.frames.clone(),
-            bitrate: BitrateController::new(camera.min_bitrate, camera.bitrate),
+            low_frames: pipeline.low_frames.clone(),
+            layers: LayerPicker::new(LayerConfig {
+                main: Limits {
+                    min: camera.min_bitrate,
+                    max: camera.bitrate,
+                },
+                low: pipeline.shared.low.as_ref().map(|_| {
+                    let (min, max) = camera.low_bitrate_range();
+                    Limits { min, max }
+                }),
+            }),
         })
         .collect();
     let display = match (config.display_shows()?, &config.display.device) {

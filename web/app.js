@@ -120,6 +120,7 @@
       case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
       case 'controls': custom.setControls(msg); break;
       case 'cameras': cameras.names = msg.names || []; renderPip(); break;
+      case 'layer': renderLayer(msg); break;
       case 'custom': custom.onCustom(msg); break;
       case 'error': toast(msg.reason); break;
       case 'bye': return onBye(msg);
@@ -607,6 +608,17 @@
     else if (state === 'ok' && driveLink === 'lost') toast('Motor controller answers again');
     driveLink = state;
     $('readouts').dataset.link = state || 'none';
+  }
+
+  // The big picture's (first camera's) layer: "low (slow link)", "low → main".
+  const LAYER_WHY = { slow_link: 'slow link', starting: 'starting', no_estimate: 'no estimate' };
+  function renderLayer(msg) {
+    if (msg.camera !== 0) return;
+    const why = LAYER_WHY[msg.why];
+    let text = msg.switching_to ? `${msg.layer} → ${msg.switching_to}` : msg.layer;
+    if (why && !msg.switching_to) text += ` (${why})`;
+    $('layer').textContent = text;
+    $('layer').title = msg.why;
   }
 
   function renderTelemetry() {

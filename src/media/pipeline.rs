@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::convert::i420_to_jpeg;
 use super::demand::{Demand, Hold};
 use super::h264::annexb::is_idr;
+use super::layer::{LayerCounters, LowEncode, LowShared};
 use super::snapshot::{IdrSnapshots, IDR_TIMEOUT, JPEG_QUALITY};
 use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
 
@@ -118,6 +119,10 @@ pub struct VideoShared {
     raw_arrived: Condvar,
     /// Snapshots of passthrough sources, which have no raw frame.
     idr_snapshots: IdrSnapshots,
+    /// What the main encode sent on.
+    pub main_counters: LayerCounters,
+    /// The low layer (`layers = "auto"`, not for passthrough sources).
+    pub low: Option<LowShared>,
 }
 
 impl VideoShared {
@@ -213,16 +218,27 @@ impl VideoShared {
 pub struct Pipeline {
     pub shared: Arc<VideoShared>,
     pub frames: smol::channel::Receiver<EncodedFrame>,
+    /// The low layer's frames, if it has one.
+    pub low_frames: Option<smol::channel::Receiver<EncodedFrame>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Pipeline {
-    /// Starts the thread. `encoder` is `None` for sources that deliver H.264 themselves.
+    /// Starts the thread. `encoder` is `None` for sources that deliver H.264
+    /// themselves; `low` is the low layer's encoder and size, if it has one.
     pub fn spawn(
         source: Box<dyn VideoSource>,
         encoder: Option<Box<dyn VideoEncoder>>,
         keyframe_interval: Duration,
+        low: Option<(Box<dyn VideoEncoder>, u32, u32)>,
     ) -> Pipeline {
+        let (low_encode, low_shared) = match low.filter(|_| encoder.is_some()) {
+            Some((encoder, width, height)) => {
+                let (encode, shared) = LowEncode::new(encoder, width, height, keyframe_interval);
+                (Some(encode), Some(shared))
+            }
+            None => (None, None),
+        };
         let shared = Arc::new(VideoShared {
             source: source.info(),
             encoder: encoder.as_ref().map_or(PASSTHROUGH, |e| e.name()),
@@ -233,15 +249,20 @@ impl Pipeline {
             latest_raw: Mutex::new(None),
             raw_arrived: Condvar::new(),
             idr_snapshots: IdrSnapshots::new(IDR_TIMEOUT),
+            main_counters: LayerCounters::default(),
+            low: low_shared,
         });
         // Two frames of slack: if the loop is behind, newer frames win over queued ones.
         let (tx, rx) = smol::channel::bounded(2);
+        let (low_tx, low_rx) = smol::channel::bounded(2);
+        let low = low_encode.map(|encode| (encode, low_tx));
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("video".into())
-            .spawn(move || run(source, encoder, &thread_shared, &tx, keyframe_interval))
+            .spawn(move || run(source, encoder, low, &thread_shared, &tx, keyframe_interval))
             .expect("spawning the video thread");
         Pipeline {
+            low_frames: shared.low.is_some().then_some(low_rx),
             shared,
             frames: rx,
             thread: Some(thread),
@@ -253,6 +274,9 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         self.shared.shutdown();
         self.frames.close();
+        if let Some(low) = &self.low_frames {
+            low.close();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -262,6 +286,7 @@ impl Drop for Pipeline {
 fn run(
     mut source: Box<dyn VideoSource>,
     mut encoder: Option<Box<dyn VideoEncoder>>,
+    mut low: Option<(LowEncode, smol::channel::Sender<EncodedFrame>)>,
     shared: &VideoShared,
     tx: &smol::channel::Sender<EncodedFrame>,
     keyframe_interval: Duration,
@@ -272,6 +297,7 @@ fn run(
     // A source that keeps failing the same way (a camera that is gone) is
     // logged once, not twice a second.
     let mut last_error = String::new();
+    let mut low_failing = false;
     let counters = &shared.counters;
     while shared.viewers.wait() {
         let frame = match source.next_frame() {
@@ -321,6 +347,20 @@ fn run(
                 let idr = throttle.take(Instant::now());
                 let encoded = enc.encode(&frame, idr);
                 let captured = frame.captured;
+                if let (Some((low, low_tx)), Some(low_shared)) = (&mut low, &shared.low) {
+                    let rtp_time = rtp_time(epoch, captured);
+                    match low.encode(&frame, low_shared, rtp_time) {
+                        // A full queue drops the frame, as for the main layer.
+                        Ok(Some(au)) => _ = low_tx.try_send(au),
+                        Ok(None) => {}
+                        // Logged once, not at every frame.
+                        Err(e) if !low_failing => {
+                            low_failing = true;
+                            tracing::warn!("low layer encoder: {e}");
+                        }
+                        Err(_) => {}
+                    }
+                }
                 shared.keep_raw(frame);
                 if idr && !matches!(encoded, Ok(Some(_))) {
                     throttle.missed();
@@ -345,13 +385,13 @@ fn run(
             }
         };
         counters.encoded.fetch_add(1, Ordering::Relaxed);
-        let since = captured.saturating_duration_since(epoch);
         let encoded = EncodedFrame {
             keyframe: is_idr(&data),
             data: data.into(),
             captured,
-            rtp_time: (since.as_micros() * 9 / 100) as u64,
+            rtp_time: rtp_time(epoch, captured),
         };
+        shared.main_counters.count(&encoded);
         if encoded.keyframe {
             counters.keyframes.fetch_add(1, Ordering::Relaxed);
             shared.idr_snapshots.offer(&encoded.data);
@@ -363,6 +403,11 @@ fn run(
             counters.dropped_loop_behind.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The 90 kHz RTP clock of a frame captured at `captured`; both layers share it.
+fn rtp_time(epoch: Instant, captured: Instant) -> u64 {
+    (captured.saturating_duration_since(epoch).as_micros() * 9 / 100) as u64
 }
 
 fn reason_bit(reason: KeyframeReason) -> u8 {

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+mod layers;
 pub mod system;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,6 +135,7 @@ pub fn render(status: &Value, http: &HttpCounts, system: &system::Snapshot) -> S
     );
     peers(&mut e, status);
     video(&mut e, &status["cameras"]);
+    layers::render(&mut e, status);
     control(&mut e, status);
     audio(&mut e, &status["audio"]);
     recording(&mut e, &status["recording"]);

@@ -69,8 +69,9 @@ pub enum HubEvent {
         peer: PeerId,
         text: String,
     },
-    /// Some peer needs an IDR of this camera (it just connected, or sent PLI/FIR).
+    /// A peer needs an IDR of this camera (it just connected, or sent PLI/FIR).
     KeyframeWanted {
+        peer: PeerId,
         camera: usize,
         reason: KeyframeReason,
     },
@@ -281,6 +282,17 @@ impl Hub {
     /// Writes one shared access unit of `camera` (config order) to every
     /// connected peer with a video m-line for it.
     pub fn send_video(&mut self, camera: usize, frame: &EncodedFrame) {
+        self.send_video_to(camera, frame, |_| true);
+    }
+
+    /// [`Hub::send_video`] to the peers `admit` lets through: those on the
+    /// layer `frame` belongs to.
+    pub fn send_video_to(
+        &mut self,
+        camera: usize,
+        frame: &EncodedFrame,
+        mut admit: impl FnMut(PeerId) -> bool,
+    ) {
         if self.totals.len() <= camera {
             self.totals.resize(camera + 1, VideoTotals::default());
         }
@@ -289,6 +301,9 @@ impl Hub {
             let Some(track) = peer.video.get_mut(camera).filter(|t| t.on) else {
                 continue;
             };
+            if !admit(peer.id) {
+                continue;
+            }
             if track.send(&mut peer.rtc, peer.id, frame) {
                 peer.frames_sent += 1;
                 totals.frames_sent += 1;
@@ -319,6 +334,7 @@ impl Hub {
             track.awaiting_keyframe = true;
             if peer.connected {
                 self.events.push_back(HubEvent::KeyframeWanted {
+                    peer: id,
                     camera,
                     reason: KeyframeReason::NewPeer,
                 });
@@ -414,14 +430,12 @@ impl Hub {
         self.peers.is_empty()
     }
 
-    /// The lowest bandwidth estimate among connected peers: the shared encoder
-    /// must fit the slowest link.
-    pub fn lowest_estimate(&self) -> Option<u64> {
-        self.peers
-            .iter()
-            .filter(|p| p.connected)
-            .filter_map(|p| p.estimate)
-            .min()
+    /// Each connected peer receiving `camera`, with its bandwidth estimate.
+    pub fn viewer_estimates(&self, camera: usize) -> Vec<(PeerId, Option<u64>)> {
+        let watches = |p: &&Peer| p.connected && p.video.get(camera).is_some_and(|t| t.on);
+        (self.peers.iter().filter(watches))
+            .map(|p| (p.id, p.estimate))
+            .collect()
     }
 
     /// Frames of `camera` written to peers and skipped, since start.

@@ -8,7 +8,8 @@
 //! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
 //! `cameras {names}` (on joining: the camera each video m-line carries),
 //! `presence {peers: [{id, role}]}`, `telemetry {...}`, `controls {...}`,
-//! `custom {name, value}` (from a program on the local API); telemetry has
+//! `custom {name, value}` (from a program on the local API), `layer {camera,
+//! layer, switching_to, why}` (which encode it gets: `main` or `low`); telemetry has
 //! `drive_link` when the motors are behind a link that can fail.
 
 use std::collections::BTreeMap;
@@ -132,6 +133,13 @@ pub enum Outbound<'a> {
         drive_link: Option<LinkState>,
         /// Everybody sees that they are being recorded.
         recording: bool,
+    },
+    /// Which of a camera's encodes this peer gets, and why (its HUD shows it).
+    Layer {
+        camera: usize,
+        layer: crate::media::layer::Layer,
+        switching_to: Option<crate::media::layer::Layer>,
+        why: super::layers::Why,
     },
     /// The robot's cameras by name, in the order of the offer's video m-lines.
     Cameras {

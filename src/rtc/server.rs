@@ -13,6 +13,7 @@ use smol::{Async, Timer};
 
 use super::hub::{ConnectError, Hub, HubEvent, VideoTotals};
 use super::ice;
+use super::layers::{Layer, LayerPicker};
 use super::net::{self, RtcSocket};
 use super::protocol::Outbound;
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
@@ -20,7 +21,6 @@ use super::stun::StunClient;
 use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
-use crate::media::bitrate::BitrateController;
 use crate::media::display::Display;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
@@ -124,7 +124,10 @@ pub struct CameraLinks {
     pub name: String,
     pub video: Arc<VideoShared>,
     pub frames: Receiver<EncodedFrame>,
-    pub bitrate: BitrateController,
+    /// The low layer's frames, if the camera has one.
+    pub low_frames: Option<Receiver<EncodedFrame>>,
+    /// Which viewer gets which layer, and the encoders' bitrates.
+    pub layers: LayerPicker,
 }
 
 /// The loop's ends of the media threads.
@@ -168,7 +171,7 @@ pub struct RtcServer {
 enum Wake {
     Datagram(std::io::Result<(usize, SocketAddr, SocketAddr)>),
     Command(Option<Command>),
-    Frame(usize, EncodedFrame),
+    Frame(usize, Layer, EncodedFrame),
     Audio(EncodedAudio),
     Api,
     Whip(Done),
@@ -233,8 +236,8 @@ impl RtcServer {
                         }
                     };
                     let frame = async {
-                        let (camera, frame) = next_frame(&self.media.cameras).await;
-                        Wake::Frame(camera, frame)
+                        let (camera, layer, frame) = next_frame(&self.media.cameras).await;
+                        Wake::Frame(camera, layer, frame)
                     };
                     let audio = async {
                         match self.media.microphone.recv().await {
@@ -276,8 +279,19 @@ impl RtcServer {
                     Wake::Datagram(Err(e)) => tracing::debug!("udp recv: {e}"),
                     Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
-                    Wake::Frame(camera, frame) => {
-                        self.hub.send_video(camera, &frame);
+                    Wake::Frame(camera, Layer::Low, frame) => {
+                        let layers = &mut self.media.cameras[camera].layers;
+                        let keyframe = frame.keyframe;
+                        self.hub.send_video_to(camera, &frame, |peer| {
+                            layers.admit(peer, Layer::Low, keyframe)
+                        });
+                    }
+                    Wake::Frame(camera, Layer::Main, frame) => {
+                        let layers = &mut self.media.cameras[camera].layers;
+                        let keyframe = frame.keyframe;
+                        self.hub.send_video_to(camera, &frame, |peer| {
+                            layers.admit(peer, Layer::Main, keyframe)
+                        });
                         self.publish.send_video(now, camera, &frame);
                         self.media.recordings.video(camera, &frame);
                         if let Some(display) = self.screen_showing(camera) {
@@ -311,7 +325,7 @@ impl RtcServer {
                 if let Some(api) = &mut self.api {
                     api.tick(now);
                 }
-                self.adapt_bitrate(now);
+                self.pick_layers(now);
                 self.flush(now);
             }
             let now = Instant::now();
@@ -358,24 +372,6 @@ impl RtcServer {
                 self.stun.refresh(now);
             }
             self.session.set_cpu_temp(read_cpu_temp_c());
-        }
-    }
-
-    /// Each camera's encoder gets an even share of the slowest peer's link.
-    fn adapt_bitrate(&mut self, now: Instant) {
-        let share = self.media.cameras.len().max(1) as u64;
-        // The SFU's link is one more the shared encode must fit.
-        let lowest = [self.hub.lowest_estimate(), self.publish.lowest_estimate()];
-        let estimate = lowest.into_iter().flatten().min().map(|bps| bps / share);
-        for camera in &mut self.media.cameras {
-            if let Some(bps) = camera.bitrate.update(now, estimate) {
-                tracing::info!(
-                    bps,
-                    camera = camera.name,
-                    "encoder bitrate follows the slowest peer"
-                );
-                camera.video.set_bitrate(bps);
-            }
         }
     }
 
@@ -436,14 +432,25 @@ impl RtcServer {
                     peer,
                     secret,
                     view_only,
-                } => self
-                    .session
-                    .peer_joined(now, peer, secret.as_deref(), view_only),
+                } => {
+                    self.session
+                        .peer_joined(now, peer, secret.as_deref(), view_only);
+                    // Its layer was decided before its data channel opened.
+                    for (n, camera) in self.media.cameras.iter().enumerate() {
+                        if let Some(shown) = camera.layers.viewer(peer) {
+                            self.hub.send_text(peer, &layer_message(n, shown));
+                        }
+                    }
+                }
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
-                HubEvent::KeyframeWanted { camera, reason } => {
+                HubEvent::KeyframeWanted {
+                    peer,
+                    camera,
+                    reason,
+                } => {
                     if let Some(camera) = self.media.cameras.get(camera) {
-                        camera.video.request_keyframe(reason);
+                        request_keyframe(camera, camera.layers.keyframe_layer(peer), reason);
                     }
                 }
                 // Only the operator talks through the robot's speaker.
@@ -610,6 +617,10 @@ impl RtcServer {
                         *line = false.into();
                     }
                 }
+                let layers: Vec<_> = (self.media.cameras.iter())
+                    .map(|c| c.layers.viewer(p.id))
+                    .collect();
+                value["layers"] = serde_json::to_value(layers).expect("layers serialize");
                 value
             })
             .collect();
@@ -647,6 +658,9 @@ impl RtcServer {
     }
 }
 
+mod layers;
+use layers::{layer_message, layers_status, request_keyframe};
+
 /// One camera in `/api/status`: what it captures, how it encodes, its
 /// counters, and how many of its frames went to peers.
 fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value {
@@ -658,7 +672,8 @@ fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value
         "height": source.height,
         "fps": source.fps,
         "encoder": camera.video.encoder,
-        "bitrate": camera.bitrate.current(),
+        "bitrate": camera.layers.bitrate(Layer::Main),
+        "layers": layers_status(camera),
         "frames_sent_to_peers": totals.frames_sent,
         "frames_skipped_for_peers": totals.frames_skipped,
     });
@@ -670,19 +685,22 @@ fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value
     status
 }
 
-/// The next encoded frame of any camera, with the camera's index. A pipeline
-/// that is gone (or never started) just stops waking the loop.
-async fn next_frame(cameras: &[CameraLinks]) -> (usize, EncodedFrame) {
-    let mut waits: Vec<_> = cameras
-        .iter()
-        .map(|c| Some(Box::pin(c.frames.recv())))
-        .collect();
+/// The next encoded frame of any camera's layers, with the camera's index.
+/// A pipeline that is gone (or never started) just stops waking the loop.
+async fn next_frame(cameras: &[CameraLinks]) -> (usize, Layer, EncodedFrame) {
+    let mut waits = Vec::new();
+    for (camera, links) in cameras.iter().enumerate() {
+        waits.push((camera, Layer::Main, Some(Box::pin(links.frames.recv()))));
+        if let Some(low) = &links.low_frames {
+            waits.push((camera, Layer::Low, Some(Box::pin(low.recv()))));
+        }
+    }
     std::future::poll_fn(|cx| {
-        for (camera, wait) in waits.iter_mut().enumerate() {
+        for (camera, layer, wait) in waits.iter_mut() {
             let Some(recv) = wait else { continue };
             match std::future::Future::poll(recv.as_mut(), cx) {
                 std::task::Poll::Ready(Ok(frame)) => {
-                    return std::task::Poll::Ready((camera, frame))
+                    return std::task::Poll::Ready((*camera, *layer, frame))
                 }
                 std::task::Poll::Ready(Err(_)) => *wait = None,
                 std::task::Poll::Pending => {}

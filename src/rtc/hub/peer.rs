@@ -96,6 +96,24 @@ impl VideoTrack {
     }
 }
 
+/// Retransmissions may be this share of a video stream's bytes over the
+/// last second. str0m's default, 0.15, drops every queued resend above it:
+/// a joiner that lost 20 packets of a 29-packet keyframe got 9 of them back
+/// and then none (hub test), so it showed nothing until a later PLI brought
+/// a new keyframe. Pacing still holds resends to the estimate.
+const RTX_RATIO_CAP: f32 = 0.6;
+/// str0m's own defaults for the resend cache: packets and age.
+const RTX_CACHE_PACKETS: usize = 1000;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+
+/// Lets NACKs repair a lost keyframe (see [`RTX_RATIO_CAP`]).
+fn allow_keyframe_repair(rtc: &mut Rtc, mid: Mid) {
+    let mut api = rtc.direct_api();
+    if let Some(stream) = api.stream_tx_by_mid(mid, None) {
+        stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+    }
+}
+
 /// Writes one frame (or audio packet) on `mid`; false if str0m refused it.
 /// `peer` names the receiver in logs (a peer, a WHIP destination).
 pub(crate) fn write(
@@ -162,6 +180,7 @@ impl Peer {
                 for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
                     track.awaiting_keyframe = true;
                     events.push_back(HubEvent::KeyframeWanted {
+                        peer: self.id,
                         camera,
                         reason: KeyframeReason::NewPeer,
                     });
@@ -204,6 +223,7 @@ impl Peer {
                         }
                     }
                     Some(pt) => {
+                        allow_keyframe_repair(&mut self.rtc, m.mid);
                         self.video.push(VideoTrack {
                             mid: m.mid,
                             pt,
@@ -213,6 +233,7 @@ impl Peer {
                         // str0m may report the m-line after `Connected`.
                         if self.connected {
                             events.push_back(HubEvent::KeyframeWanted {
+                                peer: self.id,
                                 camera: self.video.len() - 1,
                                 reason: KeyframeReason::NewPeer,
                             });
@@ -268,6 +289,7 @@ impl Peer {
             Event::KeyframeRequest(request) => {
                 if let Some(camera) = self.video.iter().position(|t| t.mid == request.mid) {
                     events.push_back(HubEvent::KeyframeWanted {
+                        peer: self.id,
                         camera,
                         reason: KeyframeReason::Loss,
                     });
