@@ -1,4 +1,5 @@
-// telepi page: WebRTC video from the robot plus teleop over the "default" data channel.
+// telepi page: WebRTC video from the robot plus teleop over the "default" data channel
+// (drives over the lossy "drive" one).
 // Plain script, no build step. Protocol: JSON text messages tagged by "type".
 'use strict';
 
@@ -9,7 +10,11 @@
   const CONNECT_TIMEOUT_MS = 10000; // POST /connect
   const DRIVE_INTERVAL_MS = 50; // ~20 Hz while a control is held
   const SLOW_INTERVAL_MS = 1000; // ping + fps
-  const SILENCE_MS = 5000; // nothing heard for this long: the robot is gone (e.g. restarted)
+  const SILENCE_MS = 3000; // nothing heard for this long: the link is lost, hold on
+  // The robot keeps a silent page this long (`peer_timeout_ms`, 20 s by
+  // default): a link that stays lost longer gets a new connection.
+  const HOLD_MS = 20000;
+  const RESUME_KEY = 'telepi-resume';
   const TOAST_MS = 3000;
   const KEY_TURN = 0.6;
   const JOY_DEADZONE = 0.08;
@@ -52,7 +57,9 @@
   const net = {
     pc: null,
     dc: null,
-    state: 'new', // new | connecting | connected | reconnecting | closed
+    driveDc: null,
+    state: 'new', // new | connecting | connected | holding | reconnecting | closed
+    heldSince: null, // performance.now() when the link was lost, while holding
     retryMs: RETRY_MIN_MS,
     retryTimer: null,
     leaving: false,
@@ -105,6 +112,36 @@
     return true;
   }
 
+  // Drives are perishable: they go on the unordered channel without
+  // retransmissions, stamped with the page's clock so the robot drops late
+  // ones, and never queue (one still in the buffer means the link is stuck).
+  function sendDrive(linear, angular) {
+    const msg = { type: 'drive', linear, angular, seq: ++drive.seq, t: Math.round(performance.now()) };
+    const dc = net.driveDc;
+    if (!dc || dc.readyState !== 'open') return send(msg);
+    if (dc.bufferedAmount > 0) return false;
+    dc.send(JSON.stringify(msg));
+    return true;
+  }
+
+  // The operator role comes with a token that takes it back from a new
+  // connection (a reload, a reconnect after a long blip); kept per tab.
+  function onRole(msg) {
+    robot.role = msg.role;
+    try {
+      if (msg.resume) sessionStorage.setItem(RESUME_KEY, msg.resume);
+      else if (msg.role === 'viewer') sessionStorage.removeItem(RESUME_KEY);
+    } catch { /* storage off: no resuming */ }
+  }
+
+  function resumeRole() {
+    let resume = null;
+    try {
+      resume = sessionStorage.getItem(RESUME_KEY);
+    } catch { /* storage off */ }
+    if (resume) send({ type: 'claim', resume, secret: secret || undefined });
+  }
+
   function onMessage(event) {
     robot.heardAt = performance.now();
     let msg;
@@ -115,7 +152,7 @@
     }
     switch (msg.type) {
       case 'pong': robot.rtt = performance.now() - msg.t; break;
-      case 'role': robot.role = msg.role; break;
+      case 'role': onRole(msg); break;
       case 'presence': robot.peers = msg.peers || []; break;
       case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
       case 'controls': custom.setControls(msg); break;
@@ -211,8 +248,10 @@
     pc.addEventListener('track', (e) => current() && attachTrack(e));
     pc.addEventListener('connectionstatechange', () => {
       if (!current()) return;
-      if (pc.connectionState === 'connected') setState('connected');
-      if (['failed', 'disconnected', 'closed'].includes(pc.connectionState)) {
+      if (pc.connectionState === 'connected') linkBack();
+      // A blip: keep the connection, the robot keeps us (and our role).
+      if (pc.connectionState === 'disconnected') hold();
+      if (['failed', 'closed'].includes(pc.connectionState)) {
         scheduleReconnect(`connection ${pc.connectionState}`);
       }
     });
@@ -220,6 +259,7 @@
       if (!current()) return;
       net.retryMs = RETRY_MIN_MS;
       robot.heardAt = performance.now();
+      resumeRole();
       sendPing();
       renderControl();
     });
@@ -269,6 +309,7 @@
     const dc = pc.createDataChannel('default');
     net.pc = pc;
     net.dc = dc;
+    net.driveDc = pc.createDataChannel('drive', { ordered: false, maxRetransmits: 0 });
     watchPeer(pc, dc);
     minimisePlayoutDelay(pc.addTransceiver('video', { direction: 'recvonly' }).receiver);
     // Each video m-line gets the robot's next camera.
@@ -317,6 +358,8 @@
     stopSharing();
     camera.transceiver = null;
     net.dc = null;
+    net.driveDc = null;
+    net.heldSince = null;
     drive.active = false;
     robot.rtt = null;
     Object.keys(link).forEach((k) => { link[k] = null; });
@@ -368,6 +411,27 @@
     net.state = state;
     $('status-dot').dataset.state = state;
     $('status').textContent = detail ? `${state}: ${detail}` : state;
+    document.body.dataset.link = state;
+  }
+
+  // The link is lost: the motors have stopped (the robot's deadman), the
+  // controls are greyed, and the connection is kept for when it comes back.
+  function hold() {
+    if (net.heldSince !== null || !net.pc) return;
+    net.heldSince = performance.now();
+    clearInputs();
+    drive.active = false;
+    renderHold();
+  }
+
+  function renderHold() {
+    const s = ((performance.now() - net.heldSince) / 1000).toFixed(0);
+    setState('holding', `link lost — holding (${s} s)`);
+  }
+
+  function linkBack() {
+    net.heldSince = null;
+    setState('connected');
   }
 
   // ---- teleop input -------------------------------------------------------
@@ -441,13 +505,13 @@
       return;
     }
     if (!mayDrive()) return;
-    const sent = send({ type: 'drive', linear: round3(cmd.linear), angular: round3(cmd.angular), seq: ++drive.seq });
-    drive.active = sent;
+    if (net.heldSince !== null) return;
+    if (sendDrive(round3(cmd.linear), round3(cmd.angular))) drive.active = true;
   }
 
   function releaseDrive() {
     drive.active = false;
-    send({ type: 'drive', linear: 0, angular: 0, seq: ++drive.seq });
+    sendDrive(0, 0);
     send({ type: 'stop' });
   }
 
@@ -703,14 +767,18 @@
     send({ type: 'ping', t: performance.now() });
   }
 
-  // A robot that dies without closing the connection would otherwise only be
-  // noticed by ICE consent expiry, several seconds later. Hidden tabs have
-  // throttled timers, so silence there proves nothing.
+  // Telemetry comes 5 times a second: silence means the link is lost before
+  // ICE says so. Hold on through a blip; a link lost for longer than the
+  // robot keeps us gets a new connection. Hidden tabs have throttled
+  // timers, so silence there proves nothing.
   function checkSilence() {
     const open = net.dc && net.dc.readyState === 'open';
-    if (open && !document.hidden && performance.now() - robot.heardAt > SILENCE_MS) {
-      scheduleReconnect('robot not answering');
-    }
+    const silent = performance.now() - robot.heardAt > SILENCE_MS;
+    if (open && !document.hidden && silent) hold();
+    if (net.heldSince === null) return;
+    if (!silent && net.pc && net.pc.connectionState === 'connected') return linkBack();
+    if (performance.now() - net.heldSince > HOLD_MS) return scheduleReconnect('link lost for too long');
+    renderHold();
   }
 
   function slowTick() {
@@ -924,10 +992,21 @@
   // Test hook for the browser test (tests/browser/).
   window.telepi = {
     state: () => net.state,
+    // Messages sent per data channel label (the browser's own count).
+    channelMessages: async () => {
+      const sent = {};
+      if (!net.pc) return sent;
+      (await net.pc.getStats()).forEach((r) => {
+        if (r.type === 'data-channel') sent[r.label] = (sent[r.label] || 0) + r.messagesSent;
+      });
+      return sent;
+    },
     stats: () => ({
       state: net.state,
       connection: net.pc ? net.pc.connectionState : 'closed',
       dataChannel: net.dc ? net.dc.readyState : 'closed',
+      driveChannel: net.driveDc ? net.driveDc.readyState : 'closed',
+      holding: net.heldSince !== null,
       rtt: robot.rtt,
       role: robot.role,
       peers: robot.peers,

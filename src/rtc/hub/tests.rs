@@ -554,3 +554,5 @@ fn a_peer_with_every_camera_off_is_timed_out_like_a_data_only_one() {
     let took = time_to_reap(&mut hub, now, DATA_ONLY_SILENCE * 2);
     assert!(took >= DATA_ONLY_SILENCE, "reaped after {took:?}");
 }
+
+mod blip;
