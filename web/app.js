@@ -10,11 +10,15 @@
   const CONNECT_TIMEOUT_MS = 10000; // POST /connect
   const DRIVE_INTERVAL_MS = 50; // ~20 Hz while a control is held
   const SLOW_INTERVAL_MS = 1000; // ping + fps
-  const SILENCE_MS = 3000; // nothing heard for this long: the link is lost, hold on
+  const SILENCE_MS = 1500; // nothing heard (telemetry comes at 5 Hz): the link is lost, hold on
   // The robot keeps a silent page this long (`peer_timeout_ms`, 20 s by
   // default): a link that stays lost longer gets a new connection.
   const HOLD_MS = 20000;
   const RESUME_KEY = 'telepi-resume';
+  // Holding this long: the path may be gone for good (a new address, a NAT
+  // rebinding; ICE may still say connected): try an ICE restart, again this often.
+  const RESTART_AFTER_MS = 1500;
+  const RESTART_TIMEOUT_MS = 3000;
   const TOAST_MS = 3000;
   const KEY_TURN = 0.6;
   const JOY_DEADZONE = 0.08;
@@ -60,6 +64,11 @@
     driveDc: null,
     state: 'new', // new | connecting | connected | holding | reconnecting | closed
     heldSince: null, // performance.now() when the link was lost, while holding
+    heldFrames: 0, // frames decoded then: a new one means the link is back
+    peer: null, // the robot's id for this connection, for ICE restarts
+    restartAt: 0, // performance.now() of the last ICE restart attempt
+    restarting: false,
+    restarts: { tried: 0, done: 0, last: null }, // for the test hook
     retryMs: RETRY_MIN_MS,
     retryTimer: null,
     leaving: false,
@@ -144,6 +153,8 @@
 
   function onMessage(event) {
     robot.heardAt = performance.now();
+    // A message is proof the link is back, before ICE says so.
+    if (net.heldSince !== null) linkBack();
     let msg;
     try {
       msg = JSON.parse(event.data);
@@ -251,9 +262,10 @@
       if (pc.connectionState === 'connected') linkBack();
       // A blip: keep the connection, the robot keeps us (and our role).
       if (pc.connectionState === 'disconnected') hold();
-      if (['failed', 'closed'].includes(pc.connectionState)) {
-        scheduleReconnect(`connection ${pc.connectionState}`);
+      if (pc.connectionState === 'failed') {
+        restartIce().catch((err) => current() && scheduleReconnect(`connection failed, ${err.message}`));
       }
+      if (pc.connectionState === 'closed') scheduleReconnect('connection closed');
     });
     dc.addEventListener('open', () => {
       if (!current()) return;
@@ -327,7 +339,8 @@
       await waitForIceGathering(pc);
       const answer = await postOffer(pc.localDescription.sdp);
       if (pc !== net.pc) return;
-      await pc.setRemoteDescription(answer);
+      net.peer = answer.peer ?? null;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     } catch (err) {
       if (pc === net.pc) scheduleReconnect(err.message);
     }
@@ -348,7 +361,48 @@
     if (!res.ok) throw new Error(`connect: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
     const answer = await res.json();
     if (answer.type !== 'answer' || typeof answer.sdp !== 'string') throw new Error('connect: bad answer');
-    return answer;
+    return answer; // with `peer`, the session's id
+  }
+
+  // A new offer with new ICE credentials for the same session: the robot
+  // keeps the peer, its role and its recording. It proves the session is ours
+  // with the ICE ufrag of our current offer. Throws when the robot refuses
+  // (the session ended: connect anew) or can't be reached.
+  async function restartIce() {
+    const { pc } = net;
+    if (!pc || net.restarting) return;
+    if (broker || net.peer === null) throw new Error('no ICE restart here');
+    net.restarting = true;
+    net.restartAt = performance.now();
+    net.restarts.tried += 1;
+    try {
+      const ufrag = (/^a=ice-ufrag:(.*)$/m.exec(pc.localDescription.sdp) || [])[1];
+      pc.restartIce();
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      await waitForIceGathering(pc);
+      const res = await fetch('/connect/restart', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ peer: net.peer, ufrag: ufrag && ufrag.trim(), type: 'offer', sdp: pc.localDescription.sdp }),
+        signal: AbortSignal.timeout(RESTART_TIMEOUT_MS),
+      });
+      if (res.status === 401) loggedOut();
+      if (!res.ok) {
+        const err = new Error(`ICE restart: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+        err.final = res.status === 404 || res.status === 400;
+        throw err;
+      }
+      const answer = await res.json();
+      if (pc === net.pc) await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      net.restarts.done += 1;
+    } catch (err) {
+      net.restarts.last = err.message;
+      // Back to the last agreed description, so a later attempt can offer again.
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      throw err;
+    } finally {
+      net.restarting = false;
+    }
   }
 
   function closePeer() {
@@ -360,6 +414,7 @@
     net.dc = null;
     net.driveDc = null;
     net.heldSince = null;
+    net.peer = null;
     drive.active = false;
     robot.rtt = null;
     Object.keys(link).forEach((k) => { link[k] = null; });
@@ -415,11 +470,12 @@
   }
 
   // The link is lost: the motors have stopped (the robot's deadman), the
-  // controls are greyed, and the connection is kept for when it comes back.
+  // controls are greyed and send nothing, and the connection is kept for when
+  // it comes back; then what is held at that moment drives again.
   function hold() {
     if (net.heldSince !== null || !net.pc) return;
     net.heldSince = performance.now();
-    clearInputs();
+    net.heldFrames = framesDecoded();
     drive.active = false;
     renderHold();
   }
@@ -429,7 +485,10 @@
     setState('holding', `link lost — holding (${s} s)`);
   }
 
+  // Video or a message got through: the link is back. (Messages may lag: the
+  // robot's reliable channel resends what it queued in the outage first.)
   function linkBack() {
+    robot.heardAt = performance.now();
     net.heldSince = null;
     setState('connected');
   }
@@ -496,6 +555,7 @@
 
   function driveTick() {
     if (document.hidden) return;
+    if (net.heldSince !== null && framesDecoded() > net.heldFrames) linkBack();
     flushServos();
     custom.flush();
     const cmd = currentCommand();
@@ -776,8 +836,13 @@
     const silent = performance.now() - robot.heardAt > SILENCE_MS;
     if (open && !document.hidden && silent) hold();
     if (net.heldSince === null) return;
-    if (!silent && net.pc && net.pc.connectionState === 'connected') return linkBack();
+    if (!silent) return linkBack();
     if (performance.now() - net.heldSince > HOLD_MS) return scheduleReconnect('link lost for too long');
+    const now = performance.now();
+    if (now - net.heldSince > RESTART_AFTER_MS && now - net.restartAt > RESTART_AFTER_MS) {
+      // Unreachable robot: keep holding; a refusal (session gone): start over.
+      restartIce().catch((err) => err.final && scheduleReconnect(err.message));
+    }
     renderHold();
   }
 
@@ -1007,6 +1072,7 @@
       dataChannel: net.dc ? net.dc.readyState : 'closed',
       driveChannel: net.driveDc ? net.driveDc.readyState : 'closed',
       holding: net.heldSince !== null,
+      restarts: net.restarts,
       rtt: robot.rtt,
       role: robot.role,
       peers: robot.peers,

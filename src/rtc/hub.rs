@@ -22,7 +22,8 @@ pub use error::ConnectError;
 use opcam::OperatorCamera;
 pub use opcam::OperatorCameraStatus;
 use peer::{write, OperatorCameraInput, Peer};
-use sdp::video_sections_have_h264;
+pub use restart::RestartError;
+use sdp::{attribute, video_sections_have_h264};
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -235,6 +236,11 @@ impl Hub {
             frames_sent: 0,
             frames_skipped: 0,
             held_since: None,
+            remote_ufrag: attribute(offer_sdp, "ice-ufrag").unwrap_or("").to_string(),
+            fingerprint: attribute(offer_sdp, "fingerprint")
+                .unwrap_or("")
+                .to_string(),
+            last_restart: None,
         };
         peer.drain(&mut self.transmits, &mut self.events);
         tracing::info!(peer = %id, "offer accepted");
@@ -494,6 +500,7 @@ mod forward;
 mod hold;
 mod opcam;
 mod peer;
+mod restart;
 mod sdp;
 #[cfg(test)]
 mod tests;

@@ -150,9 +150,39 @@ test('a 2 s outage: same peer, same operator, same connection; picture and drivi
     `after the link, motors moving ${driveMs} ms after w was pressed at the return; stale drives ${after.rejections.stale}`);
 });
 
+// Runs `ip ARGS...` in the namespace `ns`.
+const ipIn = (ns, ...args) => promisify(execFile)('ip', ['netns', 'exec', ns, 'ip', ...args]);
+
+test('the browser\'s address changes mid-session: the same peer, picture back', async (t) => {
+  const before = await robot();
+  const peer = before.peers[0].id;
+  const frames = (await frameTimes()).length;
+  const mac = JSON.parse((await ipIn(LINK.browserNs, '-j', 'link', 'show', 'eth0')).stdout)[0].address;
+  const changedAt = await page.evaluate(() => performance.now());
+  // A new DHCP lease: the old address is gone, a new one in its place.
+  await ipIn(LINK.robotNs, 'neigh', 'replace', '10.99.0.3', 'lladdr', mac, 'dev', 'eth0', 'nud', 'permanent');
+  await ipIn(LINK.browserNs, 'addr', 'del', '10.99.0.2/24', 'dev', 'eth0');
+  await ipIn(LINK.browserNs, 'addr', 'add', '10.99.0.3/24', 'dev', 'eth0');
+  const times = await waitFor('frames after the address change', frameTimes,
+    { until: (f) => f.length > frames + 30 && f.at(-1) > changedAt + 1000, timeoutMs: 30_000, intervalMs: 200 });
+  const after = await robot();
+  const page_ = await stats();
+  const seen = `page: ${JSON.stringify({ state: page_.state, connection: page_.connection, restarts: page_.restarts })}`;
+  assert.deepEqual(after.peers.map((p) => p.id), [peer], `the same peer; ${seen}`);
+  assert.equal(after.operator, peer);
+  assert.equal(page_.pcs, 1, `the same RTCPeerConnection; ${seen}`);
+  const remote = after.peers[0].remote;
+  const around = times.filter((at) => at > changedAt - 1000);
+  let freeze = 0;
+  for (let i = 1; i < around.length; i += 1) freeze = Math.max(freeze, around[i] - around[i - 1]);
+  t.diagnostic(`LINK figures: address change: frozen ${Math.round(freeze)} ms; the robot now sends to ${remote}; ` +
+    `ICE restarts ${JSON.stringify((await stats()).restarts)}`);
+});
+
 test('an outage longer than the silence limit: peer reaped, operator released, motors stopped, the page reconnects', async (t) => {
   const before = await robot();
   const old = before.peers[0].id;
+  const { pcs } = await stats();
   await page.keyboard.down('w');
   try {
     await waitFor('motors moving', robot, { until: moving, timeoutMs: 5000, intervalMs: 20 });
@@ -172,6 +202,6 @@ test('an outage longer than the silence limit: peer reaped, operator released, m
   }
   const again = await waitFor('the page connected again as a new peer', robot,
     { until: (s) => s.peers.length === 1 && s.peers[0].id !== old && s.peers[0].state === 'connected', timeoutMs: 40_000, intervalMs: 500 });
-  await waitFor('video on the new connection', stats, { until: (s) => s.pcs === 2 && s.framesDecoded > 0, timeoutMs: 15_000 });
+  await waitFor('video on the new connection', stats, { until: (s) => s.pcs === pcs + 1 && s.framesDecoded > 0, timeoutMs: 15_000 });
   assert.ok(again.peers.length === 1);
 });

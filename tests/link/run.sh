@@ -130,9 +130,9 @@ inns browser curl -sf -o /dev/null http://10.99.0.1:8080/ || {
   die "telepi does not answer through the link"
 }
 
-export TELEPI_LINK="{\"base\":\"http://10.99.0.1:8080\",\"robotNs\":\"$(ns robot)\",\"control\":\"$work/link.ctl\",\"log\":\"$work/telepi.log\",\"silenceMs\":6000}"
+export TELEPI_LINK="{\"base\":\"http://10.99.0.1:8080\",\"robotNs\":\"$(ns robot)\",\"browserNs\":\"$(ns browser)\",\"control\":\"$work/link.ctl\",\"log\":\"$work/telepi.log\",\"silenceMs\":6000}"
 started=$(date +%s)
-inns browser node --test --test-reporter=spec tests/link/ &
+inns browser node --test --test-reporter=spec ${TELEPI_LINK_TESTS:+--test-name-pattern="$TELEPI_LINK_TESTS"} tests/link/ &
 node_pid=$!
 pids+=($node_pid)
 status=0

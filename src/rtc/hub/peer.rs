@@ -53,6 +53,11 @@ pub(super) struct Peer {
     pub(super) frames_skipped: u64,
     /// Since when the peer's link is silent, while it is held (see `hold.rs`).
     pub(super) held_since: Option<Instant>,
+    /// Its current offer's ICE ufrag and DTLS fingerprint, and its last ICE
+    /// restart (see `restart.rs`).
+    pub(super) remote_ufrag: String,
+    pub(super) fingerprint: String,
+    pub(super) last_restart: Option<Instant>,
 }
 
 /// One video m-line of a peer and what it carries (a camera, or the operator's camera).

@@ -2,6 +2,7 @@
 //! link), its first datagram after the silence asks for a keyframe at once
 //! and the picture resumes at it; only the silence limit ends the peer.
 
+use super::restart::RESTART_INTERVAL;
 use super::*;
 
 /// The link is down for `length`: the hub's timers run (every 50 ms), what it
@@ -172,4 +173,124 @@ fn drives_come_on_their_own_lossy_channel_and_replies_go_on_the_reliable_one() {
         _ => None,
     });
     assert_eq!(on, Some(reliable));
+}
+
+/// The client's current ICE ufrag, from its latest offer.
+fn ufrag_of(sdp: &str) -> String {
+    super::super::sdp::attribute(sdp, "ice-ufrag")
+        .unwrap()
+        .to_string()
+}
+
+/// The client restarts ICE: a new offer with new credentials, through
+/// `Hub::restart`; the answer applied. Returns the offer's SDP.
+fn restart_ice(
+    hub: &mut Hub,
+    client: &mut Client,
+    id: PeerId,
+    now: Instant,
+    ufrag: &str,
+) -> String {
+    let mut api = client.rtc.sdp_api();
+    api.ice_restart(true);
+    let (offer, pending) = api.apply().unwrap();
+    let sdp = offer.to_sdp_string();
+    let answer = hub.restart(now, id, ufrag, &sdp).unwrap();
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    sdp
+}
+
+#[test]
+fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let (mut client, first_offer, pending) = offer(true);
+    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
+    let (id, answer) = hub
+        .connect(t0, &first_offer, std::slice::from_ref(&robot), None, false)
+        .unwrap();
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
+        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
+    });
+    drain_events(&mut hub);
+    let mut ufrag = ufrag_of(&first_offer);
+
+    // Refusals first: each says why, and the session is unharmed.
+    let (_, stranger, _) = offer(true);
+    let refused = |hub: &mut Hub, now, peer, ufrag: &str, sdp: &str| {
+        hub.restart(now, peer, ufrag, sdp).unwrap_err()
+    };
+    assert_eq!(
+        refused(&mut hub, now, PeerId(99), &ufrag, &stranger),
+        RestartError::UnknownSession(PeerId(99))
+    );
+    assert_eq!(
+        refused(&mut hub, now, id, "guess", &stranger),
+        RestartError::WrongUfrag
+    );
+    assert_eq!(
+        refused(&mut hub, now, id, &ufrag, &first_offer),
+        RestartError::NotARestart
+    );
+    assert_eq!(
+        refused(&mut hub, now, id, &ufrag, &stranger),
+        RestartError::FingerprintChanged,
+        "another connection's offer"
+    );
+    for e in [RestartError::WrongUfrag, RestartError::TooSoon] {
+        assert!(!e.to_string().is_empty());
+    }
+
+    // 200 restarts, one a second: the same peer each time, and it still talks.
+    for n in 0..200 {
+        let sdp = restart_ice(&mut hub, &mut client, id, now, &ufrag);
+        assert_ne!(ufrag_of(&sdp), ufrag, "restart {n}: new credentials");
+        ufrag = ufrag_of(&sdp);
+        // A flood: the next one within the second is refused.
+        assert_eq!(
+            hub.restart(now, id, &ufrag, &sdp).unwrap_err(),
+            RestartError::TooSoon
+        );
+        now = run_until(
+            &mut hub,
+            &mut client,
+            now,
+            Duration::from_secs(5),
+            |h, _| h.status()[0].state == "connected",
+        );
+        now += RESTART_INTERVAL;
+    }
+    assert_eq!(hub.status().len(), 1);
+    assert_eq!(hub.status()[0].id, id);
+    client.events.clear();
+    assert!(hub.send_text(id, "still here"));
+    now = run_until(
+        &mut hub,
+        &mut client,
+        now,
+        Duration::from_secs(5),
+        |_, c| {
+            c.events
+                .iter()
+                .any(|e| matches!(e, Event::ChannelData(d) if d.data == b"still here"))
+        },
+    );
+    let events = drain_events(&mut hub);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, HubEvent::Left(_) | HubEvent::Joined { .. })),
+        "no new presence entry: {events:?}"
+    );
+    assert!(hub.contains(id));
+    let _ = now;
 }
