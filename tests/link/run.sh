@@ -33,54 +33,16 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo -n true 2>/dev/null || skip "needs root (or password-less sudo) for network namespaces"
   exec sudo --preserve-env=TELEPI_BIN,TELEPI_LINK_KEEP,CI,PATH "$self" "$@"
 fi
+# shellcheck source=tests/netns.sh
+source tests/netns.sh
 need=()
-command -v ip >/dev/null || need+=(iproute2)
-command -v curl >/dev/null || need+=(curl)
+need_browser_tools
 command -v python3 >/dev/null || need+=(python3)
-command -v chromium >/dev/null || need+=(chromium)
-command -v node >/dev/null || need+=(nodejs)
-command -v npm >/dev/null || need+=(npm)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing: ${need[*]}"
-  apt-get update -qq || log "apt-get update failed; going on with the indexes there are"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-bin=$(realpath -m "${TELEPI_BIN:-target/debug/telepi}")
-[ -x "$bin" ] || die "telepi binary not found at $bin (cargo build, or set TELEPI_BIN)"
-[ -d tests/browser/node_modules/playwright-core ] ||
-  (cd tests/browser && npm ci --no-audit --no-fund --silent)
-
-id=tplink$$
-namespaces=(robot router browser)
-ns() { echo "$id-$1"; }
-work=$(mktemp -d /tmp/telepi-link.XXXXXX)
-pids=()
-cleaning=0
-cleanup() {
-  local status=$?
-  [ $cleaning = 0 ] || return
-  cleaning=1
-  trap '' INT TERM
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  # Whatever else runs in our namespaces was started by us: end it by pid.
-  local n p
-  for n in "${namespaces[@]}"; do
-    for p in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-  done
-  sleep 0.3
-  for n in "${namespaces[@]}"; do
-    for p in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$(ns "$n")" 2>/dev/null || true
-  done
-  if [ "${TELEPI_LINK_KEEP:-0}" = 1 ]; then log "logs kept in $work"; else rm -rf "$work"; fi
-  exit $status
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+install_needed
+find_telepi_and_playwright
+netns_begin link robot router browser
 
 # ---- topology ------------------------------------------------------------------
-inns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
 ip netns add "$(ns robot)" 2>/dev/null || skip "cannot create network namespaces here"
 ip netns add "$(ns router)"
 ip netns add "$(ns browser)"

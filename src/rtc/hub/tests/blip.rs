@@ -16,6 +16,28 @@ fn outage(hub: &mut Hub, now: &mut Instant, length: Duration) {
     }
 }
 
+/// Offers `sdp` to the hub from `client` and applies the answer.
+fn answered(
+    hub: &mut Hub,
+    client: &mut Client,
+    now: Instant,
+    sdp: &str,
+    pending: str0m::change::SdpPendingOffer,
+) -> PeerId {
+    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
+    let (id, answer) = hub.connect(now, sdp, &[robot], None, false).unwrap();
+    let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+    client.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    id
+}
+
+/// Runs until the client's data channel is open; the time then.
+fn channel_open(hub: &mut Hub, client: &mut Client, from: Instant) -> Instant {
+    run_until(hub, client, from, Duration::from_secs(5), |_, c| {
+        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
+    })
+}
+
 fn keyframe_wanted(events: &[HubEvent]) -> bool {
     events.contains(&HubEvent::KeyframeWanted {
         camera: 0,
@@ -31,9 +53,7 @@ fn a_blip_holds_the_peer_and_its_return_asks_for_a_keyframe_at_once() {
         let mut hub = Hub::new(HubConfig::default());
         let t0 = Instant::now();
         let (id, mut client) = connect(&mut hub, t0);
-        let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
-            c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
-        });
+        let mut now = channel_open(&mut hub, &mut client, t0);
         let frames = idr_frames(160, 120, 1);
         let p_frame = EncodedFrame {
             keyframe: false,
@@ -89,9 +109,7 @@ fn a_silence_past_the_limit_still_ends_the_peer_as_before() {
     let mut hub = Hub::new(HubConfig::default());
     let t0 = Instant::now();
     let (id, mut client) = connect(&mut hub, t0);
-    let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
-        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
-    });
+    let now = channel_open(&mut hub, &mut client, t0);
     drain_events(&mut hub);
     let limit = HubConfig::default().silence_timeout;
     let took = time_to_reap(&mut hub, now, limit + Duration::from_secs(1));
@@ -135,15 +153,7 @@ fn drives_come_on_their_own_lossy_channel_and_replies_go_on_the_reliable_one() {
     };
     let mut hub = Hub::new(HubConfig::default());
     let t0 = Instant::now();
-    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
-    let (id, answer) = hub
-        .connect(t0, &offer.to_sdp_string(), &[robot], None, false)
-        .unwrap();
-    client
-        .rtc
-        .sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-        .unwrap();
+    let id = answered(&mut hub, &mut client, t0, &offer.to_sdp_string(), pending);
     let now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
         let open = |e: &&Event| matches!(e, Event::ChannelOpen(..));
         c.events.iter().filter(open).count() == 2
@@ -209,18 +219,8 @@ fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
     let mut hub = Hub::new(HubConfig::default());
     let t0 = Instant::now();
     let (mut client, first_offer, pending) = offer(true);
-    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
-    let (id, answer) = hub
-        .connect(t0, &first_offer, std::slice::from_ref(&robot), None, false)
-        .unwrap();
-    client
-        .rtc
-        .sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-        .unwrap();
-    let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
-        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
-    });
+    let id = answered(&mut hub, &mut client, t0, &first_offer, pending);
+    let mut now = channel_open(&mut hub, &mut client, t0);
     drain_events(&mut hub);
     let mut ufrag = ufrag_of(&first_offer);
 
