@@ -43,6 +43,12 @@ took() {
   part_start=$now
 }
 
+# Janus and simple-whip-server for tests/sfu.rs (publishing over WHIP; ~25 s
+# inside cargo test below): Debian packages, or the WHIP server unpacked into
+# target/sfu-tools where its package does not install (NodeSource Node.js).
+tests/sfu/install.sh
+took "SFU packages"
+
 cargo build --locked
 cargo test --locked --all-targets
 took "cargo test"

@@ -3,12 +3,12 @@
 //! The thread sleeps while nobody watches.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::convert::i420_to_jpeg;
-use super::demand::Demand;
+use super::demand::{Demand, Hold};
 use super::h264::annexb::is_idr;
 use super::snapshot::{IdrSnapshots, IDR_TIMEOUT, JPEG_QUALITY};
 use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
@@ -98,6 +98,8 @@ struct VideoCounters {
     dropped_by_encoder: AtomicU64,
     /// Encoded, but dropped: the network loop's queue (two frames) was full.
     dropped_loop_behind: AtomicU64,
+    /// Snapshots that woke the camera because nobody was watching it.
+    snapshot_wakes: AtomicU64,
 }
 
 /// State shared between the network loop and the pipeline thread.
@@ -112,6 +114,8 @@ pub struct VideoShared {
     counters: VideoCounters,
     /// The newest raw frame, for snapshots; moved in after encoding, never copied.
     latest_raw: Mutex<Option<Frame>>,
+    /// Signalled with each new `latest_raw`.
+    raw_arrived: Condvar,
     /// Snapshots of passthrough sources, which have no raw frame.
     idr_snapshots: IdrSnapshots,
 }
@@ -138,25 +142,48 @@ impl VideoShared {
     }
 
     /// `/api/snapshot.jpg`: the newest raw frame, or for a passthrough
-    /// source its next keyframe decoded (this blocks up to [`IDR_TIMEOUT`]);
-    /// else why there is none.
+    /// source its next keyframe decoded; else why there is none. A camera
+    /// nobody watches is woken until it gives a fresh picture (this blocks
+    /// up to [`IDR_TIMEOUT`]), so a snapshot is never a stale one.
     pub fn snapshot_jpeg(&self) -> Result<Vec<u8>, String> {
+        let awake = (self.viewers.get() == 0).then(|| self.wake_for_snapshot());
         if self.encoder != PASSTHROUGH {
-            let frame = self
-                .latest_raw
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .ok_or("no raw frame yet: snapshots come from the stream while someone watches")?;
+            let frame = self.raw_frame(awake.is_some())?;
             return i420_to_jpeg(&frame, JPEG_QUALITY).map_err(|e| e.to_string());
-        }
-        if self.viewers.get() == 0 {
-            return Err("nobody is watching: a passthrough camera's snapshot is its next keyframe, which flows only while someone watches".into());
         }
         let jpeg = self
             .idr_snapshots
             .jpeg(|| self.request_keyframe(KeyframeReason::Snapshot))?;
         Ok(jpeg.to_vec())
+    }
+
+    fn wake_for_snapshot(&self) -> Hold<'_> {
+        self.counters.snapshot_wakes.fetch_add(1, Ordering::Relaxed);
+        self.viewers.hold()
+    }
+
+    /// The newest raw frame; `woken`: one captured from now on, as the
+    /// frames kept from before the camera slept are stale.
+    fn raw_frame(&self, woken: bool) -> Result<Frame, String> {
+        let asked = Instant::now();
+        let deadline = asked + IDR_TIMEOUT;
+        let mut latest = self.latest_raw.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(frame) = latest.as_ref().filter(|f| !woken || f.captured >= asked) {
+                return Ok(frame.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("the camera gave no picture within {IDR_TIMEOUT:?}"));
+            }
+            let waited = self.raw_arrived.wait_timeout(latest, left);
+            latest = waited.unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    fn keep_raw(&self, frame: Frame) {
+        *self.latest_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
+        self.raw_arrived.notify_all();
     }
 
     /// Frames and keyframes through the pipeline since start, for status and metrics.
@@ -174,6 +201,7 @@ impl VideoShared {
             },
             "frames_dropped_by_encoder": get(&c.dropped_by_encoder),
             "frames_dropped_loop_behind": get(&c.dropped_loop_behind),
+            "snapshot_wakes": get(&c.snapshot_wakes),
         })
     }
 
@@ -203,6 +231,7 @@ impl Pipeline {
             target_bitrate: AtomicU64::new(0),
             counters: VideoCounters::default(),
             latest_raw: Mutex::new(None),
+            raw_arrived: Condvar::new(),
             idr_snapshots: IdrSnapshots::new(IDR_TIMEOUT),
         });
         // Two frames of slack: if the loop is behind, newer frames win over queued ones.
@@ -261,6 +290,17 @@ fn run(
                 continue;
             }
         };
+        if shared.viewers.get() == 0 {
+            // Awake for a snapshot only: keep its picture, send nothing.
+            match frame.format {
+                PixelFormat::H264 if is_idr(&frame.data) => {
+                    shared.idr_snapshots.offer(&frame.data.into())
+                }
+                PixelFormat::I420 => shared.keep_raw(frame),
+                _ => {}
+            }
+            continue;
+        }
         let wanted = shared.keyframe_wanted.swap(0, Ordering::SeqCst);
         for reason in [
             KeyframeReason::NewPeer,
@@ -281,7 +321,7 @@ fn run(
                 let idr = throttle.take(Instant::now());
                 let encoded = enc.encode(&frame, idr);
                 let captured = frame.captured;
-                *shared.latest_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
+                shared.keep_raw(frame);
                 if idr && !matches!(encoded, Ok(Some(_))) {
                     throttle.missed();
                 }

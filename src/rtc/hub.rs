@@ -11,7 +11,7 @@ use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::{Frequency, MediaTime};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::Transmit;
 use str0m::{Candidate, Input, RtcConfig};
 
 use super::PeerId;
@@ -21,8 +21,10 @@ use crate::media::EncodedFrame;
 pub use error::ConnectError;
 use opcam::OperatorCamera;
 pub use opcam::OperatorCameraStatus;
-use peer::{write, OperatorCameraInput, Peer};
+pub(crate) use peer::{write, VideoTrack};
+use peer::{OperatorCameraInput, Peer};
 pub use restart::RestartError;
+pub(crate) use sdp::pick_h264;
 use sdp::{attribute, video_sections_have_h264};
 
 #[derive(Debug, Clone)]
@@ -256,18 +258,9 @@ impl Hub {
         destination: SocketAddr,
         data: &[u8],
     ) -> bool {
-        let Ok(contents) = data.try_into() else {
+        let Some(input) = super::net::udp_input(now, source, destination, data) else {
             return false;
         };
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination,
-                contents,
-            },
-        );
         let Some(peer) = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)) else {
             return false;
         };
@@ -503,4 +496,4 @@ mod peer;
 mod restart;
 mod sdp;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,8 +1,9 @@
 //! Data-channel messages: JSON text, one object per message, tagged by `type`.
 //!
 //! Browser → robot: `ping {t}`, `drive {linear, angular, seq?, t?}` (both in
-//! [-1, 1], clamped; stale ones dropped), `stop`, `servo {name, value}` (value
-//! in [-1, 1], clamped), `claim {secret?, resume?}`, `release`, `custom {name, value}` (a
+//! [-1, 1], clamped as they are parsed; stale ones dropped), `stop`, `servo
+//! {name, value}` (value in [-1, 1], clamped as it is parsed), `claim
+//! {secret?, resume?}`, `release`, `custom {name, value}` (a
 //! control declared in `[[controls]]`), `record {on}` (operator only),
 //! `camera {name, on}` (stop or resume receiving one camera).
 //! Robot → browser: `pong {t}`, `error {reason}`, `role {role, resume?}`,
@@ -38,8 +39,10 @@ pub enum Inbound {
     },
     /// Normalised cmd_vel: `linear` forward, `angular` counter-clockwise.
     Drive {
-        linear: f64,
-        angular: f64,
+        #[serde(deserialize_with = "unit")]
+        linear: f32,
+        #[serde(deserialize_with = "unit")]
+        angular: f32,
         /// Increasing per peer; a `drive` not above the last one seen is stale.
         seq: Option<u64>,
         /// When the page sent it, on its own clock (ms): one that took much
@@ -50,7 +53,8 @@ pub enum Inbound {
     Stop,
     Servo {
         name: String,
-        value: f64,
+        #[serde(deserialize_with = "unit")]
+        value: f32,
     },
     /// Asks for the operator role; `secret` when one is configured, or the
     /// `resume` token this page got with the role on an earlier connection.
@@ -74,6 +78,19 @@ pub enum Inbound {
         #[serde(deserialize_with = "required")]
         value: Value,
     },
+}
+
+/// A number clamped into [-1, 1] as it is parsed, before any arithmetic
+/// sees it: cast first, 1e308 would be an f32 infinity, which the mixer
+/// treats as zero (a robot that spins in place instead of going straight).
+/// `-0.0` and values too small for an f32 come out as `0.0`.
+fn unit<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_nan() {
+        return Err(serde::de::Error::custom("not a number"));
+    }
+    // Adding +0.0 turns -0.0 into +0.0 and leaves every other value alone.
+    Ok(v.clamp(-1.0, 1.0) as f32 + 0.0)
 }
 
 /// A present field, `null` included (a plain `Value` field would take a
@@ -207,7 +224,7 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"drive","linear":3,"angular":0}"#),
             Ok(Inbound::Drive {
-                linear: 3.0,
+                linear: 1.0,
                 angular: 0.0,
                 seq: None,
                 t: None
@@ -336,6 +353,44 @@ mod tests {
             .to_json(),
             r#"{"type":"role","role":"operator","resume":"ab12"}"#
         );
+    }
+
+    /// Issue 19: `1e308` came through as an f32 infinity and stopped the
+    /// motor it should have driven at full speed.
+    #[test]
+    fn drive_and_servo_numbers_are_clamped_as_they_are_parsed() {
+        let cases: [(&str, f32); 13] = [
+            ("1e308", 1.0),
+            ("-1e308", -1.0),
+            ("1.7976931348623157e308", 1.0),
+            ("-1.7976931348623157e308", -1.0),
+            ("3.5e38", 1.0),
+            ("1e20", 1.0),
+            ("5", 1.0),
+            ("-0.0", 0.0),
+            ("5e-324", 0.0),
+            ("-5e-324", 0.0),
+            ("-2.2250738585072014e-308", 0.0),
+            ("1e-40", 1e-40),
+            ("-0.25", -0.25),
+        ];
+        for (text, want) in cases {
+            let drive = format!(r#"{{"type":"drive","linear":{text},"angular":{text}}}"#);
+            let Ok(Inbound::Drive {
+                linear, angular, ..
+            }) = parse(&drive)
+            else {
+                panic!("{drive} refused")
+            };
+            for got in [linear, angular] {
+                assert_eq!(got.to_bits(), want.to_bits(), "{text} gave {got:e}");
+            }
+            let servo = format!(r#"{{"type":"servo","name":"pan","value":{text}}}"#);
+            let Ok(Inbound::Servo { value, .. }) = parse(&servo) else {
+                panic!("{servo} refused")
+            };
+            assert_eq!(value.to_bits(), want.to_bits(), "{text} gave {value:e}");
+        }
     }
 
     /// Found by `fuzz/run.sh` (datachannel): without serde_json's

@@ -25,6 +25,8 @@ use crate::media::display::Display;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
 use crate::media::{EncodedFrame, VideoSink};
+use crate::publish::client::{Done, HttpWorkers};
+use crate::publish::Publishers;
 
 /// Requests from other threads (HTTP, signals) to the loop.
 pub enum Command {
@@ -180,6 +182,9 @@ pub struct RtcServer {
     /// The local addresses last seen: a change (DHCP, a new uplink) means the
     /// public address may have changed too.
     local_addrs: Vec<SocketAddr>,
+    /// `[[publish]]`: the SFUs we publish to, and their HTTP requests in flight.
+    publish: Publishers,
+    whip: HttpWorkers,
 }
 
 enum Wake {
@@ -188,6 +193,7 @@ enum Wake {
     Frame(usize, EncodedFrame),
     Audio(EncodedAudio),
     Api,
+    Whip(Done),
     Timer,
 }
 
@@ -215,8 +221,17 @@ impl RtcServer {
             started: Instant::now(),
             next_host_check: Instant::now(),
             local_addrs: net::candidate_addrs(local),
+            publish: Publishers::default(),
+            whip: HttpWorkers::new(None),
         };
         Ok((server, LoopHandle { commands: tx }))
+    }
+
+    /// Publishes to these WHIP destinations too, making their requests with `whip`.
+    pub fn with_publishers(mut self, publish: Publishers, whip: HttpWorkers) -> RtcServer {
+        self.publish = publish;
+        self.whip = whip;
+        self
     }
 
     /// Runs until a `Shutdown` command (or every handle is dropped), then
@@ -249,6 +264,12 @@ impl RtcServer {
                             Err(_) => smol::future::pending().await,
                         }
                     };
+                    let whip = async {
+                        match self.whip.results().recv().await {
+                            Ok(done) => Wake::Whip(done),
+                            Err(_) => smol::future::pending().await,
+                        }
+                    };
                     let timer = async {
                         Timer::at(deadline).await;
                         Wake::Timer
@@ -258,6 +279,7 @@ impl RtcServer {
                         .or(api)
                         .or(frame)
                         .or(audio)
+                        .or(whip)
                         .or(timer)
                         .await
                 };
@@ -267,6 +289,7 @@ impl RtcServer {
                         let data = &buf[..n];
                         if !self.stun.receive(now, source, destination, data)
                             && !self.hub.receive(now, source, destination, data)
+                            && !self.publish.receive(now, source, destination, data)
                         {
                             tracing::trace!("unclaimed datagram from {source}");
                         }
@@ -277,6 +300,7 @@ impl RtcServer {
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
                     Wake::Frame(camera, frame) => {
                         self.hub.send_video(camera, &frame);
+                        self.publish.send_video(now, camera, &frame);
                         self.media.recordings.video(camera, &frame);
                         if let Some(display) = self.screen_showing(camera) {
                             display.push(&frame.data, frame.keyframe);
@@ -284,6 +308,7 @@ impl RtcServer {
                     }
                     Wake::Audio(packet) => {
                         self.hub.send_audio(&packet);
+                        self.publish.send_audio(now, &packet);
                         self.media.recordings.audio(&packet);
                     }
                     Wake::Api => {
@@ -291,9 +316,17 @@ impl RtcServer {
                             api.service(now);
                         }
                     }
+                    Wake::Whip(done) => {
+                        (self.publish).handle_response(now, done.destination, done.id, done.result)
+                    }
                     Wake::Timer => {}
                 }
                 self.hub.handle_timeout(now);
+                let (local_addrs, stun, public_addr) =
+                    (&self.local_addrs, &self.stun, self.public_addr);
+                self.publish.handle_timeout(now, || {
+                    ice::local_candidates(local_addrs, stun.reflexive(), public_addr)
+                });
                 self.stun.handle_timeout(now);
                 self.check_host(now);
                 self.session.tick(now);
@@ -308,8 +341,10 @@ impl RtcServer {
             self.session.farewell_all("the robot is shutting down");
             self.drain_session();
             self.hub.disconnect_all(now);
+            self.publish.shutdown();
             // Also hands the motor programs the final stop.
             self.flush(now);
+            self.await_whip_goodbyes().await;
             tracing::info!("rtc loop stopped");
         });
         for camera in &self.media.cameras {
@@ -326,6 +361,7 @@ impl RtcServer {
             self.session.next_deadline(),
             self.stun.next_timeout(),
             self.api.as_ref().and_then(LocalApi::next_deadline),
+            self.publish.next_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -350,7 +386,9 @@ impl RtcServer {
     /// Each camera's encoder gets an even share of the slowest peer's link.
     fn adapt_bitrate(&mut self, now: Instant) {
         let share = self.media.cameras.len().max(1) as u64;
-        let estimate = self.hub.lowest_estimate().map(|bps| bps / share);
+        // The SFU's link is one more the shared encode must fit.
+        let lowest = [self.hub.lowest_estimate(), self.publish.lowest_estimate()];
+        let estimate = lowest.into_iter().flatten().min().map(|bps| bps / share);
         for camera in &mut self.media.cameras {
             if let Some(bps) = camera.bitrate.update(now, estimate) {
                 tracing::info!(
@@ -468,7 +506,12 @@ impl RtcServer {
                 tracing::debug!("STUN request to {server}: {e}");
             }
         }
-        while let Some(t) = self.hub.poll_transmit() {
+        while let Some(request) = self.publish.poll_request() {
+            self.whip.start(request);
+        }
+        let (hub, publish) = (&mut self.hub, &mut self.publish);
+        let transmits = std::iter::from_fn(|| hub.poll_transmit());
+        for t in transmits.chain(std::iter::from_fn(|| publish.poll_transmit())) {
             if let Err(e) = self
                 .socket
                 .get_ref()
@@ -484,22 +527,40 @@ impl RtcServer {
         for (n, camera) in self.media.cameras.iter().enumerate() {
             let recorder = usize::from(recordings.is_recording_camera(n));
             let screen = usize::from(self.screen_showing(n).is_some());
+            let sfus = self.publish.viewers(n);
             camera
                 .video
-                .set_viewers(self.hub.viewers(n) + recorder + screen);
-            // Both requests are taken (no short circuit), so neither lingers.
+                .set_viewers(self.hub.viewers(n) + recorder + screen + sfus);
+            // Every request is taken (no short circuit), so none lingers.
             let screen_wants = (self.screen_showing(n)).is_some_and(|d| d.take_keyframe_request());
-            if recordings.take_keyframe_request(n) | screen_wants {
+            let sfu_wants = self.publish.take_keyframe_request(n);
+            if recordings.take_keyframe_request(n) | screen_wants | sfu_wants {
                 camera.video.request_keyframe(KeyframeReason::NewPeer);
             }
         }
         let recording_audio = usize::from(recordings.is_recording_audio());
         self.media
             .audio
-            .set_listeners(self.hub.listeners() + recording_audio);
+            .set_listeners(self.hub.listeners() + recording_audio + self.publish.listeners());
         self.session.set_recording(recordings.is_recording());
         if let Some(api) = &mut self.api {
             api.flush();
+        }
+    }
+
+    /// The DELETEs of a shutdown, given a moment so the SFU frees the
+    /// resources at once rather than after its own timeout.
+    async fn await_whip_goodbyes(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.whip.in_flight() > 0 {
+            let done = async { self.whip.results().recv().await.ok() };
+            let late = async {
+                Timer::at(deadline).await;
+                None
+            };
+            if done.or(late).await.is_none() {
+                break;
+            }
         }
     }
 
@@ -572,6 +633,13 @@ impl RtcServer {
                 let role = session.peers.iter().find(|s| s.id == p.id).map(|s| s.role);
                 let mut value = serde_json::to_value(&p).expect("peer status serializes");
                 value["role"] = serde_json::to_value(role).expect("roles serialize");
+                // The hub keeps every video m-line the browser offered; one
+                // past the last camera carries nothing.
+                if let Some(lines) = value["receiving"].as_array_mut() {
+                    for line in lines.iter_mut().skip(self.media.cameras.len()) {
+                        *line = false.into();
+                    }
+                }
                 value
             })
             .collect();
@@ -604,6 +672,7 @@ impl RtcServer {
             "audio": self.media.audio.status(),
             "recording": self.media.recordings.status(),
             "display": self.media.display.as_deref().map(Display::status),
+            "publish": self.publish.status(),
         })
     }
 }

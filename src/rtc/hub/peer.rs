@@ -61,13 +61,13 @@ pub(super) struct Peer {
 }
 
 /// One video m-line of a peer and what it carries (a camera, or the operator's camera).
-pub(super) struct VideoTrack {
-    pub(super) mid: Mid,
-    pub(super) pt: Pt,
+pub(crate) struct VideoTrack {
+    pub(crate) mid: Mid,
+    pub(crate) pt: Pt,
     /// Until it has an IDR, P-frames only make the peer's decoder show garbage.
-    pub(super) awaiting_keyframe: bool,
+    pub(crate) awaiting_keyframe: bool,
     /// False while the peer has turned this camera off (a `camera` message).
-    pub(super) on: bool,
+    pub(crate) on: bool,
 }
 
 /// Something a peer did that concerns the operator's camera.
@@ -79,7 +79,12 @@ pub(super) enum OperatorCameraInput {
 impl VideoTrack {
     /// Writes one access unit unless the peer still waits for a keyframe
     /// and this isn't one; true if written.
-    pub(super) fn send(&mut self, rtc: &mut Rtc, peer: PeerId, frame: &EncodedFrame) -> bool {
+    pub(crate) fn send(
+        &mut self,
+        rtc: &mut Rtc,
+        peer: impl std::fmt::Display,
+        frame: &EncodedFrame,
+    ) -> bool {
         let decodable = frame.keyframe || !self.awaiting_keyframe;
         let time = MediaTime::from_90khz(frame.rtp_time);
         let sent = decodable
@@ -100,9 +105,10 @@ impl VideoTrack {
 }
 
 /// Writes one frame (or audio packet) on `mid`; false if str0m refused it.
-pub(super) fn write(
+/// `peer` names the receiver in logs (a peer, a WHIP destination).
+pub(crate) fn write(
     rtc: &mut Rtc,
-    peer: PeerId,
+    peer: impl std::fmt::Display,
     mid: Mid,
     pt: Pt,
     captured: Instant,

@@ -5,7 +5,7 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::Pt;
 
 /// Prefers Constrained Baseline (42e0xx), then any packetization-mode=1 H.264.
-pub(super) fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> Option<Pt> {
+pub(crate) fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> Option<Pt> {
     let candidates: Vec<(Pt, Option<u32>)> = params
         .filter(|p| p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1))
         .map(|p| (p.pt(), p.spec().format.profile_level_id))

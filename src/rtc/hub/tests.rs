@@ -387,7 +387,7 @@ fn an_offer_without_a_usable_media_section_is_rejected() {
 }
 
 /// Encoded pattern frames of one size, every one an IDR (so none is held back).
-fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
+pub(crate) fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
     let mut source = TestPattern::new(width, height, 30).unwrap();
     let mut encoder = OpenH264Encoder::new(width, height, 30, 400_000).unwrap();
     (0..count)

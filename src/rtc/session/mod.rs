@@ -253,12 +253,11 @@ impl Session {
                 angular,
                 seq,
                 t,
-            } => self.on_drive(now, peer, (linear as f32, angular as f32), seq, t),
+            } => self.on_drive(now, peer, (linear, angular), seq, t),
             Inbound::Servo { name, value } => {
                 if self.operator != Some(peer) {
                     return self.reject(peer, Rejection::NotOperator, self.not_operator());
                 }
-                let value = (value as f32).clamp(-1.0, 1.0);
                 if self.drive.set_servo(&name, value).is_err() {
                     return self.reject(
                         peer,
@@ -349,6 +348,7 @@ impl Session {
         }
     }
 
+    /// `linear` and `angular` come clamped into [-1, 1] by the parser.
     fn on_drive(
         &mut self,
         now: Instant,
@@ -389,8 +389,8 @@ impl Session {
         self.emit(Event::Drive {
             peer,
             role: Role::Operator,
-            linear: linear.clamp(-1.0, 1.0),
-            angular: angular.clamp(-1.0, 1.0),
+            linear,
+            angular,
         });
     }
 

@@ -467,6 +467,57 @@ fn out_of_range_numbers_are_clamped() {
     assert!(h.motors.writes().contains(&Write::Servo(0, 1000)));
 }
 
+/// Issue 19: `1e308` or `f64::MAX` must drive like `1`, not stop a motor
+/// (an f32 infinity) and spin the robot on the other axis.
+#[test]
+fn extreme_numbers_drive_like_their_clamped_values() {
+    let extremes = [
+        ("1e308", "1"),
+        ("-1e308", "-1"),
+        ("1.7976931348623157e308", "1"),
+        ("-1.7976931348623157e308", "-1"),
+        ("1e300", "1"),
+        ("5e-324", "0"),
+        ("-0.0", "0"),
+    ];
+    for (huge, clamped) in extremes {
+        for (other, t) in [("0", 0), ("0.3", 1)] {
+            let motors = |pair: [&str; 2]| {
+                let mut h = harness(None);
+                h.join(A);
+                let msg = format!(
+                    r#"{{"type":"drive","linear":{},"angular":{}}}"#,
+                    pair[0], pair[1]
+                );
+                h.say(A, &msg);
+                (h.motors(), h.events())
+            };
+            let [a, b] = if t == 0 { [huge, other] } else { [other, huge] };
+            let [ca, cb] = if t == 0 {
+                [clamped, other]
+            } else {
+                [other, clamped]
+            };
+            assert_eq!(
+                motors([a, b]),
+                motors([ca, cb]),
+                "drive {a}, {b} against {ca}, {cb}"
+            );
+        }
+        let servo = |value: &str| {
+            let mut h = harness(None);
+            h.join(A);
+            h.say(A, r#"{"type":"claim"}"#);
+            h.say(
+                A,
+                &format!(r#"{{"type":"servo","name":"pan","value":{value}}}"#),
+            );
+            (h.servos().to_string(), h.motors.writes(), h.events())
+        };
+        assert_eq!(servo(huge), servo(clamped), "servo {huge}");
+    }
+}
+
 #[test]
 fn servo_is_for_the_operator_only() {
     let mut h = harness(None);
