@@ -99,7 +99,8 @@ pub struct RtcConfig {
     /// The one UDP socket every peer's media and data goes through.
     pub listen: SocketAddr,
     pub max_peers: usize,
-    /// A connected peer silent for this long is dropped (it vanished without a goodbye).
+    /// A connected peer silent for this long is dropped (it vanished without a
+    /// goodbye); it is held through shorter silences (blips).
     pub peer_timeout_ms: u64,
     /// STUN and TURN servers in the browser's RTCIceServer shape. The page gets
     /// them; telepi itself asks the `stun:` ones for its public address.
@@ -174,7 +175,7 @@ impl Default for RtcConfig {
         RtcConfig {
             listen: "0.0.0.0:50000".parse().expect("literal address"),
             max_peers: 16,
-            peer_timeout_ms: 1500,
+            peer_timeout_ms: 20_000,
             ice_servers: Vec::new(),
             turn_secret: None,
             turn_ttl_s: 12 * 3600,

@@ -158,7 +158,7 @@ fn peers(e: &mut Exposition, status: &Value) {
     // Every role/state pair appears, at 0 too, so alerts see a drop to none.
     let mut by_kind: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for role in ["operator", "viewer", "none"] {
-        for state in ["connecting", "connected"] {
+        for state in ["connecting", "connected", "holding"] {
             by_kind.insert((role, state), 0);
         }
     }

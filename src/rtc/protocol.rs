@@ -1,11 +1,12 @@
 //! Data-channel messages: JSON text, one object per message, tagged by `type`.
 //!
-//! Browser → robot: `ping {t}`, `drive {linear, angular, seq?}` (both in
-//! [-1, 1], clamped as they are parsed), `stop`, `servo {name, value}`
-//! (value in [-1, 1], clamped as it is parsed), `claim {secret?}`, `release`, `custom {name, value}` (a
+//! Browser → robot: `ping {t}`, `drive {linear, angular, seq?, t?}` (both in
+//! [-1, 1], clamped as they are parsed; stale ones dropped), `stop`, `servo
+//! {name, value}` (value in [-1, 1], clamped as it is parsed), `claim
+//! {secret?, resume?}`, `release`, `custom {name, value}` (a
 //! control declared in `[[controls]]`), `record {on}` (operator only),
 //! `camera {name, on}` (stop or resume receiving one camera).
-//! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
+//! Robot → browser: `pong {t}`, `error {reason}`, `role {role, resume?}`,
 //! `cameras {names}` (on joining: the camera each video m-line carries),
 //! `presence {peers: [{id, role}]}`, `telemetry {...}`, `controls {...}`,
 //! `custom {name, value}` (from a program on the local API), `layer {camera,
@@ -20,6 +21,12 @@ use serde_json::Value;
 use super::PeerId;
 use crate::controls::Controls;
 use crate::drive::{LinkState, Motors, ServoValues};
+
+/// The label of a page's second data channel, unordered and without
+/// retransmissions, for `drive` only: a lost or late drive is simply gone,
+/// so none queues behind a blip. Everything else, and every reply, uses the
+/// page's first (reliable) channel.
+pub const DRIVE_CHANNEL: &str = "drive";
 
 /// Largest data-channel message we parse; anything bigger is refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -39,6 +46,9 @@ pub enum Inbound {
         angular: f32,
         /// Increasing per peer; a `drive` not above the last one seen is stale.
         seq: Option<u64>,
+        /// When the page sent it, on its own clock (ms): one that took much
+        /// longer than the page's fastest is stale (see `session/fresh.rs`).
+        t: Option<f64>,
     },
     /// Emergency stop, honoured from every peer.
     Stop,
@@ -47,9 +57,11 @@ pub enum Inbound {
         #[serde(deserialize_with = "unit")]
         value: f32,
     },
-    /// Asks for the operator role; `secret` when one is configured.
+    /// Asks for the operator role; `secret` when one is configured, or the
+    /// `resume` token this page got with the role on an earlier connection.
     Claim {
         secret: Option<String>,
+        resume: Option<String>,
     },
     Release,
     /// Starts or stops recording (operator only).
@@ -111,9 +123,12 @@ pub enum Outbound<'a> {
     Error {
         reason: String,
     },
-    /// The receiving peer's own role.
+    /// The receiving peer's own role; an operator also gets a single-use
+    /// token to take the role back on a new connection (`claim {resume}`).
     Role {
         role: Role,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume: Option<&'a str>,
     },
     Presence {
         peers: &'a [PeerRole],
@@ -210,7 +225,8 @@ mod tests {
             Ok(Inbound::Drive {
                 linear: 1.0,
                 angular: -0.5,
-                seq: Some(9)
+                seq: Some(9),
+                t: None
             })
         );
         assert_eq!(
@@ -218,7 +234,17 @@ mod tests {
             Ok(Inbound::Drive {
                 linear: 1.0,
                 angular: 0.0,
-                seq: None
+                seq: None,
+                t: None
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"drive","linear":0,"angular":0,"seq":2,"t":1234.5}"#),
+            Ok(Inbound::Drive {
+                linear: 0.0,
+                angular: 0.0,
+                seq: Some(2),
+                t: Some(1234.5)
             })
         );
         // A stop must get through whatever else the page adds to it.
@@ -229,12 +255,16 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"claim","secret":"s"}"#),
             Ok(Inbound::Claim {
-                secret: Some("s".into())
+                secret: Some("s".into()),
+                resume: None
             })
         );
         assert_eq!(
-            parse(r#"{"type":"claim"}"#),
-            Ok(Inbound::Claim { secret: None })
+            parse(r#"{"type":"claim","resume":"r"}"#),
+            Ok(Inbound::Claim {
+                secret: None,
+                resume: Some("r".into())
+            })
         );
         assert_eq!(parse(r#"{"type":"release"}"#), Ok(Inbound::Release));
         assert_eq!(
@@ -290,6 +320,7 @@ mod tests {
             r#"{"type":"drive","linear":1}"#,
             r#"{"type":"drive","linear":1,"angular":0,"seq":-1}"#,
             r#"{"type":"drive","linear":1,"angular":0,"seq":1.5}"#,
+            r#"{"type":"drive","linear":1,"angular":0,"t":"now"}"#,
             r#"{"type":"servo","name":"pan","value":"max"}"#,
             r#"{"type":"servo","value":1}"#,
             r#"{"linear":1,"angular":0}"#,
@@ -315,8 +346,20 @@ mod tests {
             r#"{"type":"presence","peers":[{"id":1,"role":"operator"},{"id":2,"role":"viewer"}]}"#
         );
         assert_eq!(
-            Outbound::Role { role: Role::Viewer }.to_json(),
+            Outbound::Role {
+                role: Role::Viewer,
+                resume: None
+            }
+            .to_json(),
             r#"{"type":"role","role":"viewer"}"#
+        );
+        assert_eq!(
+            Outbound::Role {
+                role: Role::Operator,
+                resume: Some("ab12")
+            }
+            .to_json(),
+            r#"{"type":"role","role":"operator","resume":"ab12"}"#
         );
     }
 

@@ -11,7 +11,7 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 
-use super::hub::{ConnectError, Hub, HubEvent, VideoTotals};
+use super::hub::{ConnectError, Hub, HubEvent, RestartError, VideoTotals};
 use super::ice;
 use super::layers::{Layer, LayerPicker};
 use super::net::{self, RtcSocket};
@@ -40,6 +40,13 @@ pub enum Command {
     Disconnect {
         peer: PeerId,
         reply: Sender<bool>,
+    },
+    /// An ICE restart of `peer`'s session; `ufrag` is its current offer's.
+    Restart {
+        peer: PeerId,
+        ufrag: String,
+        sdp: String,
+        reply: Sender<Result<String, RestartError>>,
     },
     /// Close a peer on an operator's request; needs the secret when one is configured.
     Eject {
@@ -81,6 +88,21 @@ impl LoopHandle {
             reply,
         })
         .unwrap_or_else(|| Err(ConnectError::Rejected("the robot is shutting down".into())))
+    }
+
+    pub fn restart(
+        &self,
+        peer: PeerId,
+        ufrag: String,
+        sdp: String,
+    ) -> Result<String, RestartError> {
+        self.ask(|reply| Command::Restart {
+            peer,
+            ufrag,
+            sdp,
+            reply,
+        })
+        .unwrap_or_else(|| Err(RestartError::Rejected("the robot is shutting down".into())))
     }
 
     pub fn disconnect(&self, peer: PeerId) -> bool {
@@ -394,6 +416,14 @@ impl RtcServer {
             Command::StunServers(servers) => self.stun.set_servers(now, servers),
             Command::Disconnect { peer, reply } => {
                 let _ = reply.try_send(self.hub.disconnect(peer, now));
+            }
+            Command::Restart {
+                peer,
+                ufrag,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.try_send(self.hub.restart(now, peer, &ufrag, &sdp));
             }
             Command::Eject {
                 peer,

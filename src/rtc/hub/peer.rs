@@ -19,6 +19,7 @@ use super::sdp::{pick_h264, video_line, VideoLine};
 use super::{HubConfig, HubEvent, PeerId};
 use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
+use crate::rtc::protocol::DRIVE_CHANNEL;
 
 /// Silence allowed from a connected peer that receives no video.
 pub(super) const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);
@@ -50,6 +51,13 @@ pub(super) struct Peer {
     pub(super) rtt: Option<Duration>,
     pub(super) frames_sent: u64,
     pub(super) frames_skipped: u64,
+    /// Since when the peer's link is silent, while it is held (see `hold.rs`).
+    pub(super) held_since: Option<Instant>,
+    /// Its current offer's ICE ufrag and DTLS fingerprint, and its last ICE
+    /// restart (see `restart.rs`).
+    pub(super) remote_ufrag: String,
+    pub(super) fingerprint: String,
+    pub(super) last_restart: Option<Instant>,
 }
 
 /// One video m-line of a peer and what it carries (a camera, or the operator's camera).
@@ -177,26 +185,15 @@ impl Peer {
         match event {
             Event::Connected => {
                 self.connected = true;
-                for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
-                    track.awaiting_keyframe = true;
-                    events.push_back(HubEvent::KeyframeWanted {
-                        peer: self.id,
-                        camera,
-                        reason: KeyframeReason::NewPeer,
-                    });
-                }
-                if let Some(track) = &mut self.operator_camera {
-                    track.awaiting_keyframe = true;
-                    let wants = OperatorCameraInput::WantsKeyframe(KeyframeReason::NewPeer);
-                    self.operator_camera_inbox.push(wants);
-                }
+                self.start_video_at_keyframe(events);
                 if !self.expects_channel {
                     self.join(events);
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                // We are ICE-lite: the browser would have to restart ICE; treat it as gone.
-                self.rtc.disconnect();
+                // Our checks go unanswered: maybe a blip. The peer is held
+                // until the silence limit; packets from it bring it back.
+                tracing::info!(peer = %self.id, "ICE disconnected: holding");
             }
             Event::MediaAdded(m) if m.kind == MediaKind::Video => {
                 let pt = self
@@ -271,8 +268,10 @@ impl Peer {
             }
             Event::ChannelOpen(id, label) => {
                 tracing::debug!(peer = %self.id, "data channel '{label}' open");
-                self.channel.get_or_insert(id);
-                self.join(events);
+                if label != DRIVE_CHANNEL {
+                    self.channel.get_or_insert(id);
+                    self.join(events);
+                }
             }
             Event::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
             Event::ChannelData(d) => {
@@ -306,6 +305,24 @@ impl Peer {
             Event::MediaEgressStats(stats) => self.rtt = stats.rtt.or(self.rtt),
             Event::Closed => self.rtc.disconnect(),
             _ => {}
+        }
+    }
+
+    /// Every video m-line waits for an IDR, which is asked for: P-frames
+    /// are useless to a peer that just connected or whose link just came back.
+    pub(super) fn start_video_at_keyframe(&mut self, events: &mut VecDeque<HubEvent>) {
+        for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
+            track.awaiting_keyframe = true;
+            events.push_back(HubEvent::KeyframeWanted {
+                peer: self.id,
+                camera,
+                reason: KeyframeReason::NewPeer,
+            });
+        }
+        if let Some(track) = &mut self.operator_camera {
+            track.awaiting_keyframe = true;
+            let wants = OperatorCameraInput::WantsKeyframe(KeyframeReason::NewPeer);
+            self.operator_camera_inbox.push(wants);
         }
     }
 

@@ -17,6 +17,14 @@ pub(crate) fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> 
         .map(|(pt, _)| *pt)
 }
 
+/// The first `a=NAME:` value of the SDP (session or media level): browsers
+/// put the same ICE credentials and fingerprint on every bundled section.
+pub(super) fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=")?.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
 /// Every `m=video` section of the offer must offer H.264 with
 /// packetization-mode=1; an offer without video (data channel only) is fine.
 pub(super) fn video_sections_have_h264(sdp: &str) -> bool {

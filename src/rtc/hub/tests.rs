@@ -617,3 +617,5 @@ fn a_keyframe_that_lost_half_its_packets_is_repaired_by_retransmission() {
     }
     panic!("the keyframe was never completed ({big} large datagrams sent)");
 }
+
+mod blip;
