@@ -57,7 +57,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--config", "tests/fixtures/reap-1500.toml"]);
     let stopped = |s: &serde_json::Value| s["motors"]["left"] == 0.0 && s["motors"]["right"] == 0.0;
 
     let mut silence = Vec::new();
@@ -81,7 +81,7 @@ fn main() {
         freed.push(time_until(&server, last, |s| s["operator"].is_null()));
     }
 
-    println!("deadman_ms = 300 (default), peer_timeout_ms = 1500 (default)");
+    println!("deadman_ms = 300 (default), peer_timeout_ms = 1500 (tests/fixtures/reap-1500.toml)");
     report("last drive -> motors 0", silence);
     report("client dies -> motors 0", death);
     report("client dies -> operator role free", freed);

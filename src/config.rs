@@ -47,6 +47,8 @@ pub struct Config {
     pub controls: Vec<ControlConfig>,
     /// `[[readings]]`: how the page shows what programs publish.
     pub readings: Vec<ReadingConfig>,
+    /// `[[publish]]`: SFUs to publish to over WHIP (see [`crate::publish`]).
+    pub publish: Vec<crate::publish::PublishConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -97,7 +99,8 @@ pub struct RtcConfig {
     /// The one UDP socket every peer's media and data goes through.
     pub listen: SocketAddr,
     pub max_peers: usize,
-    /// A connected peer silent for this long is dropped (it vanished without a goodbye).
+    /// A connected peer silent for this long is dropped (it vanished without a
+    /// goodbye); it is held through shorter silences (blips).
     pub peer_timeout_ms: u64,
     /// STUN and TURN servers in the browser's RTCIceServer shape. The page gets
     /// them; telepi itself asks the `stun:` ones for its public address.
@@ -143,6 +146,21 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
+impl HttpConfig {
+    /// The startup log's words for what plain HTTP does.
+    pub fn describe_plain(&self) -> String {
+        let listen = self.listen;
+        match self.plain {
+            PlainHttp::On => format!("serving http://{listen}"),
+            PlainHttp::Redirect => format!("http://{listen} redirects to HTTPS"),
+            PlainHttp::ViewOnly => {
+                format!("serving http://{listen} for watching only (operators use HTTPS)")
+            }
+            PlainHttp::Off => "no plain HTTP (HTTPS only)".into(),
+        }
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
@@ -157,7 +175,7 @@ impl Default for RtcConfig {
         RtcConfig {
             listen: "0.0.0.0:50000".parse().expect("literal address"),
             max_peers: 16,
-            peer_timeout_ms: 1500,
+            peer_timeout_ms: 20_000,
             ice_servers: Vec::new(),
             turn_secret: None,
             turn_ttl_s: 12 * 3600,
@@ -422,7 +440,16 @@ impl Config {
             );
         }
         self.checked_controls()?;
+        self.publish_destinations()?;
         Ok(())
+    }
+
+    /// `[[publish]]`, checked against the cameras.
+    pub fn publish_destinations(&self) -> Result<Vec<crate::publish::Destination>, String> {
+        let names: Vec<&str> = self.cameras().map(|c| c.name.as_str()).collect();
+        (self.publish.iter())
+            .map(|p| p.destination(&names))
+            .collect()
     }
 }
 
@@ -440,6 +467,30 @@ mod tests {
             Action::Run(c) => Ok(*c),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Issue 19: the log said `plain: On`.
+    #[test]
+    fn plain_http_is_described_in_words() {
+        let http = |plain| HttpConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            plain,
+        };
+        assert_eq!(
+            http(PlainHttp::On).describe_plain(),
+            "serving http://0.0.0.0:8080"
+        );
+        assert_eq!(
+            http(PlainHttp::Redirect).describe_plain(),
+            "http://0.0.0.0:8080 redirects to HTTPS"
+        );
+        assert!(http(PlainHttp::ViewOnly)
+            .describe_plain()
+            .contains("watching only"));
+        assert_eq!(
+            http(PlainHttp::Off).describe_plain(),
+            "no plain HTTP (HTTPS only)"
+        );
     }
 
     #[test]
@@ -545,6 +596,18 @@ mod tests {
         assert!(load(&layer("[record]\nmax_file_mb = 50\nquota_mb = 10"))
             .unwrap_err()
             .contains("one file must fit"));
+        // Issue 19: a small quota alone used to refuse to start (the
+        // default max_file_mb, 100, did not fit).
+        let small = load(&layer("[record]\nquota_mb = 10")).unwrap();
+        assert_eq!(small.record.limits().max_file_bytes, 10_000_000);
+        let default = load(&layer("")).unwrap().record.limits();
+        assert_eq!(
+            (default.max_file_bytes, default.quota_bytes),
+            (100_000_000, 1_000_000_000)
+        );
+        assert!(load(&layer("[record]\nquota_mb = 0"))
+            .unwrap_err()
+            .contains("quota_mb must be"));
         assert!(load(&layer("[record]\nmax_file_seconds = 0"))
             .unwrap_err()
             .contains("max_file_seconds"));

@@ -194,7 +194,8 @@ impl Controls {
             (ControlKind::Button | ControlKind::Toggle, Value::Bool(_)) => Ok(value.clone()),
             (ControlKind::Slider, Value::Number(n)) => {
                 let (lo, hi) = (control.min.unwrap_or(0.0), control.max.unwrap_or(1.0));
-                let v = n.as_f64().unwrap_or(lo).clamp(lo, hi);
+                // serde_json gives only finite numbers; + 0.0 makes -0.0 plain 0.
+                let v = n.as_f64().unwrap_or(lo).clamp(lo, hi) + 0.0;
                 Ok(Value::from(v))
             }
             (ControlKind::Slider, _) => Err(format!(
@@ -329,6 +330,23 @@ mod tests {
             .check_value("horn", &json!(true))
             .unwrap_err()
             .contains("declares no [[controls]]"));
+    }
+
+    /// Issue 19: extremes land on the range's ends, -0.0 is sent on as 0.
+    #[test]
+    fn slider_extremes_are_clamped() {
+        let c = parse("[[controls]]\nname = \"tilt\"\nkind = \"slider\"\nmin = -1.0\nmax = 1.0")
+            .unwrap();
+        let sent = |text: &str| {
+            let value: Value = serde_json::from_str(text).unwrap();
+            c.check_value("tilt", &value).unwrap().to_string()
+        };
+        assert_eq!(sent("1e308"), "1.0");
+        assert_eq!(sent("-1.7976931348623157e308"), "-1.0");
+        assert_eq!(sent("18446744073709551615"), "1.0");
+        assert_eq!(sent("-9223372036854775808"), "-1.0");
+        assert_eq!(sent("-0.0"), "0.0");
+        assert_eq!(sent("5e-324"), "5e-324");
     }
 
     #[test]

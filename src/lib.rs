@@ -12,5 +12,8 @@ pub mod hostport;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod publish;
 pub mod rtc;
 pub mod secret;
+#[doc(hidden)]
+pub mod testing;

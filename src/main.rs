@@ -11,13 +11,15 @@ use telepi::drive::Drive;
 use telepi::http::access::Access;
 use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
-use telepi::media::bitrate::BitrateController;
 use telepi::media::display::{self, Display};
 use telepi::media::pipeline::Pipeline;
 use telepi::media::record::{RecordWhen, RecordedCamera, RecordingService};
 use telepi::media::{audio, devices, select, VideoSink};
 use telepi::metrics::HttpCounts;
+use telepi::publish::client::HttpWorkers;
+use telepi::publish::{self, Destination, Publishers, Timing};
 use telepi::rtc::hub::{Hub, HubConfig};
+use telepi::rtc::layers::{LayerConfig, LayerPicker, Limits};
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
 use telepi::rtc::{ice, net, turn_check};
@@ -82,7 +84,8 @@ fn run(config: &Config) -> Result<(), String> {
         .cameras()
         .zip(videos)
         .map(|(camera, (source, encoder))| {
-            Pipeline::spawn(source, encoder, camera.keyframe_interval())
+            let low = (encoder.as_deref()).and_then(|main| select::open_low_encoder(camera, main));
+            Pipeline::spawn(source, encoder, camera.keyframe_interval(), low)
         })
         .collect();
     if pipelines.is_empty() {
@@ -132,7 +135,17 @@ fn run(config: &Config) -> Result<(), String> {
             name: camera.name.clone(),
             video: pipeline.shared.clone(),
             frames: pipeline.frames.clone(),
-            bitrate: BitrateController::new(camera.min_bitrate, camera.bitrate),
+            low_frames: pipeline.low_frames.clone(),
+            layers: LayerPicker::new(LayerConfig {
+                main: Limits {
+                    min: camera.min_bitrate,
+                    max: camera.bitrate,
+                },
+                low: pipeline.shared.low.as_ref().map(|_| {
+                    let (min, max) = camera.low_bitrate_range();
+                    Limits { min, max }
+                }),
+            }),
         })
         .collect();
     let display = match (config.display_shows()?, &config.display.device) {
@@ -160,6 +173,9 @@ fn run(config: &Config) -> Result<(), String> {
     };
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;
+    let destinations = config.publish_destinations()?;
+    let whip = HttpWorkers::new(publish::tls_for(&destinations)?);
+    let server = server.with_publishers(publish_to(config, destinations), whip);
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
     turn_check::spawn(&config.rtc);
     let access = Arc::new(Access::new(
@@ -197,10 +213,9 @@ fn run(config: &Config) -> Result<(), String> {
     let http = HttpServer::start(config.http.listen, config.http.plain, https, context)
         .map_err(|e| e.to_string())?;
     tracing::info!(
-        "telepi {} serving http://{} (plain: {:?}; rtc udp {})",
+        "telepi {}: {}; rtc udp {}",
         env!("CARGO_PKG_VERSION"),
-        config.http.listen,
-        config.http.plain,
+        config.http.describe_plain(),
         config.rtc.listen,
     );
     for (camera, pipeline) in config.cameras().zip(&pipelines) {
@@ -237,6 +252,23 @@ fn run(config: &Config) -> Result<(), String> {
     drop(pipelines);
     drop(audio);
     Ok(())
+}
+
+/// The `[[publish]]` destinations, each one more consumer of its camera's encode.
+fn publish_to(config: &Config, destinations: Vec<Destination>) -> Publishers {
+    for d in &destinations {
+        tracing::info!(url = %d.url, camera = d.camera, audio = d.audio, "will publish over WHIP");
+    }
+    let cert = str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .expect("the aws-lc-rs provider generates DTLS certificates");
+    let timing = Timing {
+        min_bitrate: config.cameras().map(|c| c.min_bitrate).sum(),
+        max_bitrate: config.cameras().map(|c| c.bitrate).sum(),
+        ..Timing::default()
+    };
+    Publishers::new(destinations, timing, cert, Instant::now())
 }
 
 fn init_logging() {

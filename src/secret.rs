@@ -1,7 +1,14 @@
 //! Checking passwords and secrets without leaking, through timing, how much
 //! of a guess was right or how long the real one is.
 
-use aws_lc_rs::{constant_time, digest};
+use aws_lc_rs::{constant_time, digest, rand};
+
+/// A fresh unguessable token: 128 random bits as 32 hex digits.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes).expect("the OS random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Whether `presented` is `expected`. Both are hashed first, so the
 /// comparison takes the same time whatever their lengths.
@@ -32,6 +39,14 @@ mod tests {
         assert!(!matches("hunter2", "hunter22"));
         assert!(!matches("hunter2", ""));
         assert!(matches("", ""));
+    }
+
+    #[test]
+    fn tokens_are_long_and_new_each_time() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 
     #[test]

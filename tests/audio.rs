@@ -57,3 +57,33 @@ fn the_microphone_reaches_peers_and_only_the_operator_reaches_the_speaker() {
     );
     assert!(server.status()["audio"]["talkback_peak"].as_u64().unwrap() > 30000);
 }
+
+/// Issue 19: without a sound card, alsa-lib printed sixteen `ALSA lib ...`
+/// lines at every start. An empty ALSA configuration has no `default`
+/// device on any machine, with or without a card.
+#[test]
+fn no_sound_card_is_one_clear_line_without_alsa_lib_noise() {
+    let config =
+        std::env::temp_dir().join(format!("telepi-empty-alsa-{}.conf", std::process::id()));
+    std::fs::write(&config, "").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_telepi"))
+        .args(["--http", "127.0.0.1:0", "--rtc", "127.0.0.1:0"])
+        .env("ALSA_CONFIG_PATH", &config)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = common::Log::default();
+    log.collect(child.stderr.take().unwrap());
+    let speaker = log.wait_for(Duration::from_secs(20), &["no speaker"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_file(&config).unwrap();
+    let text = log.text();
+    assert!(speaker.is_some(), "no `no speaker` line:\n{text}");
+    assert!(text.contains("no microphone"), "{text}");
+    assert!(
+        !text.contains("ALSA lib"),
+        "alsa-lib's own printer:\n{text}"
+    );
+}

@@ -138,6 +138,24 @@ fn a_peer_turns_the_second_camera_off_and_its_encoder_idles_until_turned_on() {
     assert_eq!(receiving(&server), serde_json::json!([true, true]));
 }
 
+/// Issue 19: a third m-line with no camera behind it said `true`.
+#[test]
+fn an_m_line_past_the_last_camera_is_not_receiving() {
+    let server = Server::start(&["--config", TWO_CAMERAS]);
+    let mut peer = Peer::connect_videos(&server, 3);
+    assert!(
+        peer.run_until(Duration::from_secs(20), |p| {
+            p.frames_decoded >= 5 && p.more_tracks[0].frames_decoded >= 5
+        }),
+        "both cameras decode"
+    );
+    let status = server.status();
+    assert_eq!(
+        status["peers"][0]["receiving"],
+        serde_json::json!([true, true, false])
+    );
+}
+
 #[test]
 fn snapshots_come_from_the_camera_asked_for_and_the_first_by_default() {
     let server = Server::start(&["--config", TWO_CAMERAS]);

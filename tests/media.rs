@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{header, request, request_bytes_full, Peer, Server};
+use common::{header, request_bytes_full, Peer, Server};
 
 const PIPE_CONFIG: &str = "tests/fixtures/pipe-ffmpeg.toml";
 
@@ -57,17 +57,50 @@ fn pipe_source_is_passed_through_and_survives_its_process_dying() {
     );
 }
 
+/// Issue 19: once everyone had left, the snapshot was the last picture,
+/// byte-identical seconds later. A camera nobody watches is woken for a
+/// fresh one (the pattern moves, so two snapshots a second apart differ),
+/// and sleeps again after.
 #[test]
-fn snapshot_is_a_jpeg_of_the_stream_and_refused_before_there_is_a_frame() {
+fn snapshot_is_a_fresh_jpeg_whether_or_not_anyone_watches() {
     let server = Server::start(&[]);
-    let (code, reason) = request(server.http, "GET", "/api/snapshot.jpg", &[], b"").unwrap();
-    assert_eq!(code, 503, "{reason}");
+    let snapshot = || {
+        let (code, _, jpeg) = request_bytes_full(server.http, "GET", "/api/snapshot.jpg").unwrap();
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&jpeg));
+        let image = telepi::media::convert::jpeg_to_i420(&jpeg).expect("a decodable JPEG");
+        assert_eq!((image.width, image.height), (640, 480));
+        jpeg
+    };
+    let before_anyone = snapshot();
     let mut peer = Peer::connect(&server);
     assert!(peer.run_until(Duration::from_secs(10), |p| p.frames_decoded >= 5));
-    let jpeg = common::request_bytes(server.http, "GET", "/api/snapshot.jpg").unwrap();
-    assert_eq!(jpeg.0, 200);
-    let image = telepi::media::convert::jpeg_to_i420(&jpeg.1).expect("a decodable JPEG");
-    assert_eq!((image.width, image.height), (640, 480));
+    let watched = snapshot();
+    drop(peer);
+    assert!(server.wait_for(Duration::from_secs(10), |s| s["peers"]
+        .as_array()
+        .is_some_and(|p| p.is_empty())));
+    let left = snapshot();
+    std::thread::sleep(Duration::from_millis(1000));
+    let later = snapshot();
+    assert!(
+        before_anyone != watched && watched != left && left != later,
+        "stale snapshots"
+    );
+    let wakes = server.status()["video"]["snapshot_wakes"].as_u64().unwrap();
+    assert!(wakes >= 3, "{wakes} wakes");
+    let captured = || {
+        server.status()["video"]["frames_captured"]
+            .as_u64()
+            .unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let parked = captured();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        captured(),
+        parked,
+        "the camera sleeps again after a snapshot"
+    );
 }
 
 /// ffprobe's codec and size of an image given as bytes.
@@ -114,9 +147,10 @@ fn high_profile_pipe_config() -> std::path::PathBuf {
 fn a_passthrough_snapshot_is_the_next_keyframe_decoded_shared_by_concurrent_requests() {
     let config = high_profile_pipe_config();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
-    let (code, reason) = request(server.http, "GET", "/api/snapshot.jpg", &[], b"").unwrap();
-    assert_eq!(code, 503);
-    assert!(reason.contains("nobody is watching"), "{reason}");
+    // Nobody watches: the camera is woken until its next keyframe.
+    let (code, _, jpeg) = request_bytes_full(server.http, "GET", "/api/snapshot.jpg").unwrap();
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&jpeg));
+    assert_eq!(ffprobe_image(&jpeg), ("mjpeg".into(), 320, 240));
 
     let mut peer = Peer::connect(&server);
     assert!(peer.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 5));

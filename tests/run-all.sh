@@ -43,7 +43,15 @@ took() {
   part_start=$now
 }
 
+# Janus and simple-whip-server for tests/sfu.rs (publishing over WHIP; ~25 s
+# inside cargo test below): Debian packages, or the WHIP server unpacked into
+# target/sfu-tools where its package does not install (NodeSource Node.js).
+tests/sfu/install.sh
+took "SFU packages"
+
 cargo build --locked
+# Includes tests/layers.rs (~30 s): a 300 kbit/s viewer behind tc tbf in its
+# own network namespace (root; SKIPPED otherwise, a failure under CI=true).
 cargo test --locked --all-targets
 took "cargo test"
 
@@ -59,6 +67,16 @@ took "browser tests"
 if [ "${TELEPI_SKIP_NAT:-0}" != 1 ]; then
   TELEPI_BIN="$PWD/target/debug/telepi" tests/nat/run.sh
   took "NAT tests"
+fi
+
+# ---- Links that blip (tests/link/run.sh; README "Links that blip") -------------
+# Network namespaces joined by a userspace link emulator, checked against its
+# settings first; headless Chromium on the page through a 2 s outage and one
+# past the silence limit, an address change (~50 s). SKIPPED without root or namespaces (fails
+# under CI=true). TELEPI_SKIP_LINK=1 skips it.
+if [ "${TELEPI_SKIP_LINK:-0}" != 1 ]; then
+  TELEPI_BIN="$PWD/target/debug/telepi" tests/link/run.sh
+  took "link tests"
 fi
 
 # The benchmark tool, briefly (telepi only, 1 viewer, 2 s), so it keeps working;

@@ -371,6 +371,15 @@ fn drives_stops_and_a_dead_link_over_a_pseudo_terminal() {
     operator_told(&mut op, "lost");
     assert_eq!(link(&server), "lost");
     let mcu = Controller::plug(&port);
+    // Issue 19: a controller that just booted is told a stop and where the
+    // servo is (set to 1.0 above), before any motor command.
+    let (_, before) = mcu.wait_for("the servo restated after the replug", |l| {
+        l == Line::Servo(0, 2000)
+    });
+    assert!(
+        before.contains(&Line::Stop) && !before.iter().any(|l| matches!(l, Line::Motors(..))),
+        "X first, no M before the servo: {before:?}"
+    );
     operator_told(&mut op, "ok");
     assert!(server
         .log

@@ -249,7 +249,9 @@ fn wildcard_bind_streams_on_a_multi_homed_host() {
             .output();
         match result {
             Ok(out) if String::from_utf8_lossy(&out.stderr).contains("unshare failed") => {
-                eprintln!("skipped: cannot create a network namespace here (needs root)");
+                telepi::testing::skipped(&format!(
+                    "{NAME}: cannot create a network namespace here (needs root)"
+                ));
             }
             Ok(out) => {
                 let text = format!(
@@ -262,7 +264,7 @@ fn wildcard_bind_streams_on_a_multi_homed_host() {
                     "inner run failed:\n{text}"
                 );
             }
-            Err(e) => eprintln!("skipped: no unshare ({e})"),
+            Err(e) => telepi::testing::skipped(&format!("{NAME}: no unshare ({e})")),
         }
         return;
     }

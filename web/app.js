@@ -1,4 +1,5 @@
-// telepi page: WebRTC video from the robot plus teleop over the "default" data channel.
+// telepi page: WebRTC video from the robot plus teleop over the "default" data channel
+// (drives over the lossy "drive" one).
 // Plain script, no build step. Protocol: JSON text messages tagged by "type".
 'use strict';
 
@@ -9,7 +10,15 @@
   const CONNECT_TIMEOUT_MS = 10000; // POST /connect
   const DRIVE_INTERVAL_MS = 50; // ~20 Hz while a control is held
   const SLOW_INTERVAL_MS = 1000; // ping + fps
-  const SILENCE_MS = 5000; // nothing heard for this long: the robot is gone (e.g. restarted)
+  const SILENCE_MS = 1500; // nothing heard (telemetry comes at 5 Hz): the link is lost, hold on
+  // The robot keeps a silent page this long (`peer_timeout_ms`, 20 s by
+  // default): a link that stays lost longer gets a new connection.
+  const HOLD_MS = 20000;
+  const RESUME_KEY = 'telepi-resume';
+  // Holding this long: the path may be gone for good (a new address, a NAT
+  // rebinding; ICE may still say connected): try an ICE restart, again this often.
+  const RESTART_AFTER_MS = 1500;
+  const RESTART_TIMEOUT_MS = 3000;
   const TOAST_MS = 3000;
   const KEY_TURN = 0.6;
   const JOY_DEADZONE = 0.08;
@@ -52,7 +61,14 @@
   const net = {
     pc: null,
     dc: null,
-    state: 'new', // new | connecting | connected | reconnecting | closed
+    driveDc: null,
+    state: 'new', // new | connecting | connected | holding | reconnecting | closed
+    heldSince: null, // performance.now() when the link was lost, while holding
+    heldFrames: 0, // frames decoded then: a new one means the link is back
+    peer: null, // the robot's id for this connection, for ICE restarts
+    restartAt: 0, // performance.now() of the last ICE restart attempt
+    restarting: false,
+    restarts: { tried: 0, done: 0, last: null }, // for the test hook
     retryMs: RETRY_MIN_MS,
     retryTimer: null,
     leaving: false,
@@ -105,8 +121,40 @@
     return true;
   }
 
+  // Drives are perishable: they go on the unordered channel without
+  // retransmissions, stamped with the page's clock so the robot drops late
+  // ones, and never queue (one still in the buffer means the link is stuck).
+  function sendDrive(linear, angular) {
+    const msg = { type: 'drive', linear, angular, seq: ++drive.seq, t: Math.round(performance.now()) };
+    const dc = net.driveDc;
+    if (!dc || dc.readyState !== 'open') return send(msg);
+    if (dc.bufferedAmount > 0) return false;
+    dc.send(JSON.stringify(msg));
+    return true;
+  }
+
+  // The operator role comes with a token that takes it back from a new
+  // connection (a reload, a reconnect after a long blip); kept per tab.
+  function onRole(msg) {
+    robot.role = msg.role;
+    try {
+      if (msg.resume) sessionStorage.setItem(RESUME_KEY, msg.resume);
+      else if (msg.role === 'viewer') sessionStorage.removeItem(RESUME_KEY);
+    } catch { /* storage off: no resuming */ }
+  }
+
+  function resumeRole() {
+    let resume = null;
+    try {
+      resume = sessionStorage.getItem(RESUME_KEY);
+    } catch { /* storage off */ }
+    if (resume) send({ type: 'claim', resume, secret: secret || undefined });
+  }
+
   function onMessage(event) {
     robot.heardAt = performance.now();
+    // A message is proof the link is back, before ICE says so.
+    if (net.heldSince !== null) linkBack();
     let msg;
     try {
       msg = JSON.parse(event.data);
@@ -115,11 +163,12 @@
     }
     switch (msg.type) {
       case 'pong': robot.rtt = performance.now() - msg.t; break;
-      case 'role': robot.role = msg.role; break;
+      case 'role': onRole(msg); break;
       case 'presence': robot.peers = msg.peers || []; break;
       case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
       case 'controls': custom.setControls(msg); break;
       case 'cameras': cameras.names = msg.names || []; renderPip(); break;
+      case 'layer': renderLayer(msg); break;
       case 'custom': custom.onCustom(msg); break;
       case 'error': toast(msg.reason); break;
       case 'bye': return onBye(msg);
@@ -211,15 +260,19 @@
     pc.addEventListener('track', (e) => current() && attachTrack(e));
     pc.addEventListener('connectionstatechange', () => {
       if (!current()) return;
-      if (pc.connectionState === 'connected') setState('connected');
-      if (['failed', 'disconnected', 'closed'].includes(pc.connectionState)) {
-        scheduleReconnect(`connection ${pc.connectionState}`);
+      if (pc.connectionState === 'connected') linkBack();
+      // A blip: keep the connection, the robot keeps us (and our role).
+      if (pc.connectionState === 'disconnected') hold();
+      if (pc.connectionState === 'failed') {
+        restartIce().catch((err) => current() && scheduleReconnect(`connection failed, ${err.message}`));
       }
+      if (pc.connectionState === 'closed') scheduleReconnect('connection closed');
     });
     dc.addEventListener('open', () => {
       if (!current()) return;
       net.retryMs = RETRY_MIN_MS;
       robot.heardAt = performance.now();
+      resumeRole();
       sendPing();
       renderControl();
     });
@@ -269,6 +322,7 @@
     const dc = pc.createDataChannel('default');
     net.pc = pc;
     net.dc = dc;
+    net.driveDc = pc.createDataChannel('drive', { ordered: false, maxRetransmits: 0 });
     watchPeer(pc, dc);
     minimisePlayoutDelay(pc.addTransceiver('video', { direction: 'recvonly' }).receiver);
     // Each video m-line gets the robot's next camera.
@@ -286,7 +340,8 @@
       await waitForIceGathering(pc);
       const answer = await postOffer(pc.localDescription.sdp);
       if (pc !== net.pc) return;
-      await pc.setRemoteDescription(answer);
+      net.peer = answer.peer ?? null;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     } catch (err) {
       if (pc === net.pc) scheduleReconnect(err.message);
     }
@@ -307,7 +362,48 @@
     if (!res.ok) throw new Error(`connect: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
     const answer = await res.json();
     if (answer.type !== 'answer' || typeof answer.sdp !== 'string') throw new Error('connect: bad answer');
-    return answer;
+    return answer; // with `peer`, the session's id
+  }
+
+  // A new offer with new ICE credentials for the same session: the robot
+  // keeps the peer, its role and its recording. It proves the session is ours
+  // with the ICE ufrag of our current offer. Throws when the robot refuses
+  // (the session ended: connect anew) or can't be reached.
+  async function restartIce() {
+    const { pc } = net;
+    if (!pc || net.restarting) return;
+    if (broker || net.peer === null) throw new Error('no ICE restart here');
+    net.restarting = true;
+    net.restartAt = performance.now();
+    net.restarts.tried += 1;
+    try {
+      const ufrag = (/^a=ice-ufrag:(.*)$/m.exec(pc.localDescription.sdp) || [])[1];
+      pc.restartIce();
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      await waitForIceGathering(pc);
+      const res = await fetch('/connect/restart', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ peer: net.peer, ufrag: ufrag && ufrag.trim(), type: 'offer', sdp: pc.localDescription.sdp }),
+        signal: AbortSignal.timeout(RESTART_TIMEOUT_MS),
+      });
+      if (res.status === 401) loggedOut();
+      if (!res.ok) {
+        const err = new Error(`ICE restart: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+        err.final = res.status === 404 || res.status === 400;
+        throw err;
+      }
+      const answer = await res.json();
+      if (pc === net.pc) await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      net.restarts.done += 1;
+    } catch (err) {
+      net.restarts.last = err.message;
+      // Back to the last agreed description, so a later attempt can offer again.
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      throw err;
+    } finally {
+      net.restarting = false;
+    }
   }
 
   function closePeer() {
@@ -317,6 +413,9 @@
     stopSharing();
     camera.transceiver = null;
     net.dc = null;
+    net.driveDc = null;
+    net.heldSince = null;
+    net.peer = null;
     drive.active = false;
     robot.rtt = null;
     Object.keys(link).forEach((k) => { link[k] = null; });
@@ -368,6 +467,31 @@
     net.state = state;
     $('status-dot').dataset.state = state;
     $('status').textContent = detail ? `${state}: ${detail}` : state;
+    document.body.dataset.link = state;
+  }
+
+  // The link is lost: the motors have stopped (the robot's deadman), the
+  // controls are greyed and send nothing, and the connection is kept for when
+  // it comes back; then what is held at that moment drives again.
+  function hold() {
+    if (net.heldSince !== null || !net.pc) return;
+    net.heldSince = performance.now();
+    net.heldFrames = framesDecoded();
+    drive.active = false;
+    renderHold();
+  }
+
+  function renderHold() {
+    const s = ((performance.now() - net.heldSince) / 1000).toFixed(0);
+    setState('holding', `link lost — holding (${s} s)`);
+  }
+
+  // Video or a message got through: the link is back. (Messages may lag: the
+  // robot's reliable channel resends what it queued in the outage first.)
+  function linkBack() {
+    robot.heardAt = performance.now();
+    net.heldSince = null;
+    setState('connected');
   }
 
   // ---- teleop input -------------------------------------------------------
@@ -432,6 +556,7 @@
 
   function driveTick() {
     if (document.hidden) return;
+    if (net.heldSince !== null && framesDecoded() > net.heldFrames) linkBack();
     flushServos();
     custom.flush();
     const cmd = currentCommand();
@@ -441,13 +566,13 @@
       return;
     }
     if (!mayDrive()) return;
-    const sent = send({ type: 'drive', linear: round3(cmd.linear), angular: round3(cmd.angular), seq: ++drive.seq });
-    drive.active = sent;
+    if (net.heldSince !== null) return;
+    if (sendDrive(round3(cmd.linear), round3(cmd.angular))) drive.active = true;
   }
 
   function releaseDrive() {
     drive.active = false;
-    send({ type: 'drive', linear: 0, angular: 0, seq: ++drive.seq });
+    sendDrive(0, 0);
     send({ type: 'stop' });
   }
 
@@ -609,6 +734,17 @@
     $('readouts').dataset.link = state || 'none';
   }
 
+  // The big picture's (first camera's) layer: "low (slow link)", "low → main".
+  const LAYER_WHY = { slow_link: 'slow link', starting: 'starting', no_estimate: 'no estimate' };
+  function renderLayer(msg) {
+    if (msg.camera !== 0) return;
+    const why = LAYER_WHY[msg.why];
+    let text = msg.switching_to ? `${msg.layer} → ${msg.switching_to}` : msg.layer;
+    if (why && !msg.switching_to) text += ` (${why})`;
+    $('layer').textContent = text;
+    $('layer').title = msg.why;
+  }
+
   function renderTelemetry() {
     const t = robot.telemetry;
     renderDriveLink(t.drive_link || null);
@@ -703,14 +839,23 @@
     send({ type: 'ping', t: performance.now() });
   }
 
-  // A robot that dies without closing the connection would otherwise only be
-  // noticed by ICE consent expiry, several seconds later. Hidden tabs have
-  // throttled timers, so silence there proves nothing.
+  // Telemetry comes 5 times a second: silence means the link is lost before
+  // ICE says so. Hold on through a blip; a link lost for longer than the
+  // robot keeps us gets a new connection. Hidden tabs have throttled
+  // timers, so silence there proves nothing.
   function checkSilence() {
     const open = net.dc && net.dc.readyState === 'open';
-    if (open && !document.hidden && performance.now() - robot.heardAt > SILENCE_MS) {
-      scheduleReconnect('robot not answering');
+    const silent = performance.now() - robot.heardAt > SILENCE_MS;
+    if (open && !document.hidden && silent) hold();
+    if (net.heldSince === null) return;
+    if (!silent) return linkBack();
+    if (performance.now() - net.heldSince > HOLD_MS) return scheduleReconnect('link lost for too long');
+    const now = performance.now();
+    if (now - net.heldSince > RESTART_AFTER_MS && now - net.restartAt > RESTART_AFTER_MS) {
+      // Unreachable robot: keep holding; a refusal (session gone): start over.
+      restartIce().catch((err) => err.final && scheduleReconnect(err.message));
     }
+    renderHold();
   }
 
   function slowTick() {
@@ -924,10 +1069,22 @@
   // Test hook for the browser test (tests/browser/).
   window.telepi = {
     state: () => net.state,
+    // Messages sent per data channel label (the browser's own count).
+    channelMessages: async () => {
+      const sent = {};
+      if (!net.pc) return sent;
+      (await net.pc.getStats()).forEach((r) => {
+        if (r.type === 'data-channel') sent[r.label] = (sent[r.label] || 0) + r.messagesSent;
+      });
+      return sent;
+    },
     stats: () => ({
       state: net.state,
       connection: net.pc ? net.pc.connectionState : 'closed',
       dataChannel: net.dc ? net.dc.readyState : 'closed',
+      driveChannel: net.driveDc ? net.driveDc.readyState : 'closed',
+      holding: net.heldSince !== null,
+      restarts: net.restarts,
       rtt: robot.rtt,
       role: robot.role,
       peers: robot.peers,

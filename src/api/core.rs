@@ -140,8 +140,9 @@ pub struct Api {
     servo_pulses: BTreeMap<usize, (String, u32)>,
     /// `None` unless the drive backend is `external`.
     link: Option<LinkState>,
-    /// The newest presence, for programs that subscribe later.
-    presence: Option<String>,
+    /// The newest presence, for programs that subscribe later (nobody, until
+    /// a page joins).
+    presence: String,
     dropped: u64,
 }
 
@@ -159,7 +160,11 @@ impl Api {
             motors: Motors::default(),
             servo_pulses: BTreeMap::new(),
             link: external.then_some(LinkState::Connecting),
-            presence: None,
+            presence: Event::Presence {
+                peers: Vec::new(),
+                operator: None,
+            }
+            .to_json(),
             dropped: 0,
         }
     }
@@ -254,7 +259,7 @@ impl Api {
         let kind = event.kind();
         let mut json = None;
         if kind == EventKind::Presence {
-            self.presence = Some(event.to_json());
+            self.presence = event.to_json();
         }
         let ids: Vec<ClientId> = self
             .clients
@@ -391,12 +396,8 @@ impl Api {
                 }
                 .to_json();
                 self.push(id, subscribed);
-                if let Some(presence) = self
-                    .presence
-                    .clone()
-                    .filter(|_| events.contains(&EventKind::Presence))
-                {
-                    self.push(id, presence);
+                if events.contains(&EventKind::Presence) {
+                    self.push(id, self.presence.clone());
                 }
             }
             Request::Reading { name, value } => self.reading(id, name, value),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 pub mod client;
 pub mod link;
 pub mod signaling;
-mod tls;
+pub(crate) mod tls;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -35,6 +35,14 @@ pub struct VideoConfig {
     pub encoder: String,
     /// `operator` (while the operator's switch is on) or `always`.
     pub record: RecordWhen,
+    /// `auto`: besides the main encode, a low layer for viewers whose link
+    /// cannot carry it; `single`: one encode, fitted to the slowest viewer.
+    /// Passthrough sources always have one.
+    pub layers: String,
+    /// The low layer's size: the camera's divided by this (2: a quarter of the pixels).
+    pub low_scale: u32,
+    /// The low layer's highest bitrate, bits per second.
+    pub low_bitrate: u32,
 }
 
 /// The name a lone `[video]` table's camera gets.
@@ -56,6 +64,9 @@ impl Default for VideoConfig {
             pipe_command: None,
             encoder: "auto".into(),
             record: RecordWhen::Operator,
+            layers: "auto".into(),
+            low_scale: 2,
+            low_bitrate: 300_000,
         }
     }
 }
@@ -63,6 +74,20 @@ impl Default for VideoConfig {
 impl VideoConfig {
     pub fn keyframe_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_interval_ms)
+    }
+
+    /// The low layer's size, if `layers = "auto"` (even, so I420 holds).
+    pub fn low_layer_size(&self) -> Option<(u32, u32)> {
+        let even = |n: u32| (n / self.low_scale) & !1;
+        (self.layers == "auto").then(|| (even(self.width), even(self.height)))
+    }
+
+    /// The low layer's bitrate range: up to `low_bitrate`, down to a sixth
+    /// of it. Its viewers' links are the weak ones: held at the main layer's
+    /// floor (150 kbit/s) above a slow link's estimate, its frames queued in
+    /// the pacer (0.5 s freezes behind a 300 kbit/s link estimated at 85).
+    pub fn low_bitrate_range(&self) -> (u32, u32) {
+        (self.low_bitrate / 6, self.low_bitrate)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -100,6 +125,27 @@ impl VideoConfig {
             return Err(format!(
                 "video min_bitrate {} must be >0 and <= bitrate {}",
                 self.min_bitrate, self.bitrate
+            ));
+        }
+        if !["auto", "single"].contains(&self.layers.as_str()) {
+            return Err(format!(
+                "video layers {:?}: use auto or single",
+                self.layers
+            ));
+        }
+        if !(2..=4).contains(&self.low_scale)
+            || self.width / self.low_scale < 32
+            || self.height / self.low_scale < 32
+        {
+            return Err(format!(
+                "video low_scale {} must be 2..=4 and leave at least 32x32 of {}x{}",
+                self.low_scale, self.width, self.height
+            ));
+        }
+        if self.low_bitrate < 50_000 || self.low_bitrate >= self.bitrate {
+            return Err(format!(
+                "video low_bitrate {} must be at least 50000 and below bitrate {}",
+                self.low_bitrate, self.bitrate
             ));
         }
         crate::media::select::parse_source(&self.source)?;
@@ -244,6 +290,21 @@ mod tests {
             typo.contains("#2") && typo.contains("unknown field"),
             "{typo}"
         );
+    }
+
+    #[test]
+    fn layers_default_to_auto_with_a_quarter_size_low_layer_and_mistakes_are_explained() {
+        let c = load(&layers(&["[video]\nwidth = 640\nheight = 480\n"])).unwrap();
+        assert_eq!(c.video.low_layer_size(), Some((320, 240)));
+        assert_eq!(c.video.low_bitrate_range(), (50_000, 300_000));
+        let odd = load(&layers(&["[video]\nwidth = 1280\nheight = 722\n"])).unwrap();
+        assert_eq!(odd.video.low_layer_size(), Some((640, 360)));
+        let single = load(&layers(&["[video]\nlayers = \"single\"\n"])).unwrap();
+        assert_eq!(single.video.low_layer_size(), None);
+        let err = |text: &str| load(&layers(&[text])).unwrap_err();
+        assert!(err("[video]\nlayers = \"two\"\n").contains("auto or single"));
+        assert!(err("[video]\nlow_scale = 8\n").contains("2..=4"));
+        assert!(err("[video]\nlow_bitrate = 2000000\n").contains("below bitrate"));
     }
 
     #[test]

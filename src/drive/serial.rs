@@ -16,7 +16,9 @@
 //! Nothing heard for 1 s (3 s after opening: an Arduino reboots when the
 //! port opens) marks the link lost, logged once and shown as `drive_link` in
 //! `/api/status`; a port that fails is reopened every second (USB adapters
-//! come back under the same name).
+//! come back under the same name). After every (re)open, and when the
+//! controller answers first or again, `X` and every servo's `S` go out: it
+//! may just have booted and know neither.
 //!
 //! ```toml
 //! [drive]
@@ -276,6 +278,8 @@ impl Serial {
             unsent: Vec::new(),
             received: Vec::new(),
             moving: None,
+            servos: [None; MAX_SERVOS],
+            restate: false,
             reopen_at: now,
         };
         let thread = std::thread::Builder::new()
@@ -340,6 +344,11 @@ struct Worker {
     received: Vec<u8>,
     /// The last `M` sent, repeated with each ping so the controller's watchdog stays fed.
     moving: Option<(i16, i16)>,
+    /// Every servo's last pulse, for [`restate`](Self::restate).
+    servos: [Option<u32>; MAX_SERVOS],
+    /// A (re)opened or newly answering controller may have just booted (an
+    /// Arduino resets when its port opens): tell it a stop and the servos.
+    restate: bool,
     reopen_at: Instant,
 }
 
@@ -349,7 +358,7 @@ impl Worker {
             let outbox = self.next_outbox();
             let now = Instant::now();
             self.reopen(now);
-            let mut lines = String::new();
+            let mut lines = self.restate(&outbox);
             for command in outbox.commands() {
                 self.moving = match command {
                     Command::Motors(l, r) => Some((l, r)),
@@ -375,6 +384,23 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// `X` and every servo's pulse when the controller may have forgotten
+    /// them; remembers the servos `outbox` sets.
+    fn restate(&mut self, outbox: &Outbox) -> String {
+        for (known, new) in self.servos.iter_mut().zip(outbox.servos) {
+            *known = new.or(*known);
+        }
+        if !std::mem::take(&mut self.restate) || self.port.is_none() {
+            return String::new();
+        }
+        let servos =
+            (self.servos.iter().enumerate()).filter_map(|(i, us)| Some(Command::Servo(i, (*us)?)));
+        std::iter::once(Command::Stop)
+            .chain(servos)
+            .map(|c| c.to_string())
+            .collect()
     }
 
     /// Waits up to [`POLL`] for commands and takes them.
@@ -412,6 +438,7 @@ impl Worker {
             Ok(port) => {
                 tracing::info!("serial: reopened {}", self.port_name());
                 self.port = Some(port);
+                self.restate = true;
                 self.unsent.clear();
                 self.received.clear();
             }
@@ -474,8 +501,13 @@ impl Worker {
         match self.link.heard(now) {
             LinkState::Lost => tracing::info!("serial: motor controller answers again"),
             LinkState::Connecting => tracing::info!("serial: motor controller answers"),
-            LinkState::Ok => {}
+            LinkState::Ok => return self.on_reply(line),
         }
+        self.restate = true;
+        self.on_reply(line);
+    }
+
+    fn on_reply(&self, line: &str) {
         match parse_reply(line) {
             Reply::Err(why) => tracing::warn!("serial: motor controller: ERR {why}"),
             Reply::Other(text) => tracing::debug!("serial: motor controller says {text:?}"),

@@ -15,6 +15,7 @@ use crate::controls::Controls;
 use crate::media::pipeline::VideoShared;
 use crate::media::record::Recordings;
 use crate::metrics::{self, HttpCounts};
+use crate::rtc::hub::RestartError;
 use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
@@ -392,12 +393,27 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
         (Method::Post, "/connect") => {
             let sdp = signaling::offer_from_json(content_type, body)?;
             let secret = operator_secret(Instant::now());
-            let (_, answer) = robot
+            let (peer, answer) = robot
                 .connect(sdp, secret, view_only)
                 .map_err(|e| Refusal::new(400, e.to_string()))?;
             Ok(Reply::json(
                 200,
-                &serde_json::json!({ "type": "answer", "sdp": answer }),
+                &serde_json::json!({ "type": "answer", "sdp": answer, "peer": peer }),
+            ))
+        }
+        (Method::Post, "/connect/restart") => {
+            let (peer, ufrag, sdp) = signaling::restart_from_json(content_type, body)?;
+            let answer = robot.restart(PeerId(peer), ufrag, sdp).map_err(|e| {
+                let status = match e {
+                    RestartError::UnknownSession(_) => 404,
+                    RestartError::TooSoon => 429,
+                    _ => 400,
+                };
+                Refusal::new(status, e.to_string())
+            })?;
+            Ok(Reply::json(
+                200,
+                &serde_json::json!({ "type": "answer", "sdp": answer, "peer": peer }),
             ))
         }
         (Method::Post, "/whep") => {
@@ -467,8 +483,8 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
         }
         (
             _,
-            "/connect" | "/whep" | "/api/status" | "/api/snapshot.jpg" | "/api/ice-servers"
-            | "/api/controls" | "/login" | "/metrics",
+            "/connect" | "/connect/restart" | "/whep" | "/api/status" | "/api/snapshot.jpg"
+            | "/api/ice-servers" | "/api/controls" | "/login" | "/metrics",
         ) => Err(Refusal::new(405, format!("{method} not allowed on {path}"))),
         _ => Err(Refusal::new(404, format!("no such resource: {path}"))),
     }

@@ -74,6 +74,28 @@ pub fn offer_from_json(content_type: Option<&str>, body: &[u8]) -> Result<String
     Ok(offer.sdp)
 }
 
+/// The offer's own fields are checked by `offer_from_json`.
+#[derive(Deserialize)]
+struct JsonRestart {
+    peer: u64,
+    ufrag: String,
+    #[serde(flatten)]
+    offer: serde_json::Value,
+}
+
+/// `POST /connect/restart` body: `{"peer":N,"ufrag":"...","type":"offer","sdp":"..."}`,
+/// an ICE restart of session N whose current offer had that ICE ufrag.
+pub fn restart_from_json(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(u64, String, String), Refusal> {
+    let restart: JsonRestart = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(400, format!("malformed JSON restart: {e}")))?;
+    let offer = serde_json::to_vec(&restart.offer).expect("JSON values serialize");
+    let sdp = offer_from_json(content_type, &offer)?;
+    Ok((restart.peer, restart.ufrag, sdp))
+}
+
 /// WHEP's `POST /whep` body: the SDP itself, as `application/sdp`.
 pub fn offer_from_sdp(content_type: Option<&str>, body: &[u8]) -> Result<String, Refusal> {
     if media_type(content_type).as_deref() != Some("application/sdp") {
@@ -182,6 +204,25 @@ mod tests {
                 .status,
             400
         );
+    }
+
+    #[test]
+    fn restarts_name_the_session_and_its_ufrag() {
+        let ok = br#"{"peer":3,"ufrag":"ab+/","type":"offer","sdp":"v=0"}"#;
+        assert_eq!(
+            restart_from_json(None, ok).unwrap(),
+            (3, "ab+/".into(), "v=0".into())
+        );
+        for bad in [
+            &br#"{"ufrag":"a","type":"offer","sdp":"v=0"}"#[..],
+            br#"{"peer":3,"type":"offer","sdp":"v=0"}"#,
+            br#"{"peer":3,"ufrag":"a","type":"answer","sdp":"v=0"}"#,
+            br#"{"peer":-1,"ufrag":"a","type":"offer","sdp":"v=0"}"#,
+            b"[",
+        ] {
+            let refusal = restart_from_json(None, bad).unwrap_err();
+            assert_eq!(refusal.status, 400, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Bandwidth adaptation for the one shared encoder: it must fit the slowest
-//! peer's link. Falls quickly when the lowest estimate drops, climbs slowly
+//! Bandwidth adaptation for one shared encode (a layer, see
+//! `rtc::layers`): it must fit the link it follows. Falls quickly when the lowest estimate drops, climbs slowly
 //! and only after the estimate has stayed high, so one noisy estimate doesn't
 //! make the picture pump.
 

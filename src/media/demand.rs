@@ -7,6 +7,8 @@ use std::sync::{Condvar, Mutex};
 #[derive(Debug, Default)]
 pub struct Demand {
     wanted: AtomicUsize,
+    /// [`Hold`]s: someone needs the stream briefly (a snapshot), not a peer.
+    held: AtomicUsize,
     shutdown: AtomicBool,
     wake: (Mutex<()>, Condvar),
 }
@@ -31,10 +33,18 @@ impl Demand {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Blocks while nobody wants the stream; false once shut down.
+    /// Wakes the stream until the returned hold is dropped, without
+    /// counting as someone who wants it ([`get`](Self::get) stays as it is).
+    pub fn hold(&self) -> Hold<'_> {
+        self.held.fetch_add(1, Ordering::SeqCst);
+        self.notify();
+        Hold(self)
+    }
+
+    /// Blocks while nobody wants or holds the stream; false once shut down.
     pub fn wait(&self) -> bool {
         let mut guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
-        while self.get() == 0 && !self.is_shut_down() {
+        while self.get() == 0 && self.held.load(Ordering::SeqCst) == 0 && !self.is_shut_down() {
             guard = self.wake.1.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
         !self.is_shut_down()
@@ -43,6 +53,15 @@ impl Demand {
     fn notify(&self) {
         let _guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
         self.wake.1.notify_all();
+    }
+}
+
+/// See [`Demand::hold`].
+pub struct Hold<'a>(&'a Demand);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -64,6 +83,21 @@ mod tests {
         demand.set(0);
         let d = demand.clone();
         let waiter = std::thread::spawn(move || d.wait());
+        demand.shutdown();
+        assert!(!waiter.join().unwrap());
+    }
+
+    #[test]
+    fn a_hold_wakes_the_thread_without_counting_as_wanted() {
+        let demand = Arc::new(Demand::default());
+        let hold = demand.hold();
+        assert!(demand.wait(), "held: no parking");
+        assert_eq!(demand.get(), 0);
+        drop(hold);
+        let d = demand.clone();
+        let waiter = std::thread::spawn(move || d.wait());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "parks again once released");
         demand.shutdown();
         assert!(!waiter.join().unwrap());
     }

@@ -19,6 +19,7 @@ pub mod display;
 pub mod encoder;
 pub mod fdpoll;
 pub mod h264;
+pub mod layer;
 pub mod pace;
 pub mod pipeline;
 pub mod record;

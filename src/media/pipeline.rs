@@ -3,13 +3,14 @@
 //! The thread sleeps while nobody watches.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::convert::i420_to_jpeg;
-use super::demand::Demand;
+use super::demand::{Demand, Hold};
 use super::h264::annexb::is_idr;
+use super::layer::{LayerCounters, LowEncode, LowShared};
 use super::snapshot::{IdrSnapshots, IDR_TIMEOUT, JPEG_QUALITY};
 use super::{EncodedFrame, Frame, PixelFormat, SourceInfo, VideoEncoder, VideoSource};
 
@@ -98,6 +99,8 @@ struct VideoCounters {
     dropped_by_encoder: AtomicU64,
     /// Encoded, but dropped: the network loop's queue (two frames) was full.
     dropped_loop_behind: AtomicU64,
+    /// Snapshots that woke the camera because nobody was watching it.
+    snapshot_wakes: AtomicU64,
 }
 
 /// State shared between the network loop and the pipeline thread.
@@ -112,8 +115,14 @@ pub struct VideoShared {
     counters: VideoCounters,
     /// The newest raw frame, for snapshots; moved in after encoding, never copied.
     latest_raw: Mutex<Option<Frame>>,
+    /// Signalled with each new `latest_raw`.
+    raw_arrived: Condvar,
     /// Snapshots of passthrough sources, which have no raw frame.
     idr_snapshots: IdrSnapshots,
+    /// What the main encode sent on.
+    pub main_counters: LayerCounters,
+    /// The low layer (`layers = "auto"`, not for passthrough sources).
+    pub low: Option<LowShared>,
 }
 
 impl VideoShared {
@@ -138,25 +147,48 @@ impl VideoShared {
     }
 
     /// `/api/snapshot.jpg`: the newest raw frame, or for a passthrough
-    /// source its next keyframe decoded (this blocks up to [`IDR_TIMEOUT`]);
-    /// else why there is none.
+    /// source its next keyframe decoded; else why there is none. A camera
+    /// nobody watches is woken until it gives a fresh picture (this blocks
+    /// up to [`IDR_TIMEOUT`]), so a snapshot is never a stale one.
     pub fn snapshot_jpeg(&self) -> Result<Vec<u8>, String> {
+        let awake = (self.viewers.get() == 0).then(|| self.wake_for_snapshot());
         if self.encoder != PASSTHROUGH {
-            let frame = self
-                .latest_raw
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .ok_or("no raw frame yet: snapshots come from the stream while someone watches")?;
+            let frame = self.raw_frame(awake.is_some())?;
             return i420_to_jpeg(&frame, JPEG_QUALITY).map_err(|e| e.to_string());
-        }
-        if self.viewers.get() == 0 {
-            return Err("nobody is watching: a passthrough camera's snapshot is its next keyframe, which flows only while someone watches".into());
         }
         let jpeg = self
             .idr_snapshots
             .jpeg(|| self.request_keyframe(KeyframeReason::Snapshot))?;
         Ok(jpeg.to_vec())
+    }
+
+    fn wake_for_snapshot(&self) -> Hold<'_> {
+        self.counters.snapshot_wakes.fetch_add(1, Ordering::Relaxed);
+        self.viewers.hold()
+    }
+
+    /// The newest raw frame; `woken`: one captured from now on, as the
+    /// frames kept from before the camera slept are stale.
+    fn raw_frame(&self, woken: bool) -> Result<Frame, String> {
+        let asked = Instant::now();
+        let deadline = asked + IDR_TIMEOUT;
+        let mut latest = self.latest_raw.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(frame) = latest.as_ref().filter(|f| !woken || f.captured >= asked) {
+                return Ok(frame.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("the camera gave no picture within {IDR_TIMEOUT:?}"));
+            }
+            let waited = self.raw_arrived.wait_timeout(latest, left);
+            latest = waited.unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    fn keep_raw(&self, frame: Frame) {
+        *self.latest_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
+        self.raw_arrived.notify_all();
     }
 
     /// Frames and keyframes through the pipeline since start, for status and metrics.
@@ -174,6 +206,7 @@ impl VideoShared {
             },
             "frames_dropped_by_encoder": get(&c.dropped_by_encoder),
             "frames_dropped_loop_behind": get(&c.dropped_loop_behind),
+            "snapshot_wakes": get(&c.snapshot_wakes),
         })
     }
 
@@ -185,16 +218,27 @@ impl VideoShared {
 pub struct Pipeline {
     pub shared: Arc<VideoShared>,
     pub frames: smol::channel::Receiver<EncodedFrame>,
+    /// The low layer's frames, if it has one.
+    pub low_frames: Option<smol::channel::Receiver<EncodedFrame>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Pipeline {
-    /// Starts the thread. `encoder` is `None` for sources that deliver H.264 themselves.
+    /// Starts the thread. `encoder` is `None` for sources that deliver H.264
+    /// themselves; `low` is the low layer's encoder and size, if it has one.
     pub fn spawn(
         source: Box<dyn VideoSource>,
         encoder: Option<Box<dyn VideoEncoder>>,
         keyframe_interval: Duration,
+        low: Option<(Box<dyn VideoEncoder>, u32, u32)>,
     ) -> Pipeline {
+        let (low_encode, low_shared) = match low.filter(|_| encoder.is_some()) {
+            Some((encoder, width, height)) => {
+                let (encode, shared) = LowEncode::new(encoder, width, height, keyframe_interval);
+                (Some(encode), Some(shared))
+            }
+            None => (None, None),
+        };
         let shared = Arc::new(VideoShared {
             source: source.info(),
             encoder: encoder.as_ref().map_or(PASSTHROUGH, |e| e.name()),
@@ -203,16 +247,22 @@ impl Pipeline {
             target_bitrate: AtomicU64::new(0),
             counters: VideoCounters::default(),
             latest_raw: Mutex::new(None),
+            raw_arrived: Condvar::new(),
             idr_snapshots: IdrSnapshots::new(IDR_TIMEOUT),
+            main_counters: LayerCounters::default(),
+            low: low_shared,
         });
         // Two frames of slack: if the loop is behind, newer frames win over queued ones.
         let (tx, rx) = smol::channel::bounded(2);
+        let (low_tx, low_rx) = smol::channel::bounded(2);
+        let low = low_encode.map(|encode| (encode, low_tx));
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("video".into())
-            .spawn(move || run(source, encoder, &thread_shared, &tx, keyframe_interval))
+            .spawn(move || run(source, encoder, low, &thread_shared, &tx, keyframe_interval))
             .expect("spawning the video thread");
         Pipeline {
+            low_frames: shared.low.is_some().then_some(low_rx),
             shared,
             frames: rx,
             thread: Some(thread),
@@ -224,6 +274,9 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         self.shared.shutdown();
         self.frames.close();
+        if let Some(low) = &self.low_frames {
+            low.close();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -233,6 +286,7 @@ impl Drop for Pipeline {
 fn run(
     mut source: Box<dyn VideoSource>,
     mut encoder: Option<Box<dyn VideoEncoder>>,
+    mut low: Option<(LowEncode, smol::channel::Sender<EncodedFrame>)>,
     shared: &VideoShared,
     tx: &smol::channel::Sender<EncodedFrame>,
     keyframe_interval: Duration,
@@ -243,6 +297,7 @@ fn run(
     // A source that keeps failing the same way (a camera that is gone) is
     // logged once, not twice a second.
     let mut last_error = String::new();
+    let mut low_failing = false;
     let counters = &shared.counters;
     while shared.viewers.wait() {
         let frame = match source.next_frame() {
@@ -261,6 +316,17 @@ fn run(
                 continue;
             }
         };
+        if shared.viewers.get() == 0 {
+            // Awake for a snapshot only: keep its picture, send nothing.
+            match frame.format {
+                PixelFormat::H264 if is_idr(&frame.data) => {
+                    shared.idr_snapshots.offer(&frame.data.into())
+                }
+                PixelFormat::I420 => shared.keep_raw(frame),
+                _ => {}
+            }
+            continue;
+        }
         let wanted = shared.keyframe_wanted.swap(0, Ordering::SeqCst);
         for reason in [
             KeyframeReason::NewPeer,
@@ -281,7 +347,21 @@ fn run(
                 let idr = throttle.take(Instant::now());
                 let encoded = enc.encode(&frame, idr);
                 let captured = frame.captured;
-                *shared.latest_raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame);
+                if let (Some((low, low_tx)), Some(low_shared)) = (&mut low, &shared.low) {
+                    let rtp_time = rtp_time(epoch, captured);
+                    match low.encode(&frame, low_shared, rtp_time) {
+                        // A full queue drops the frame, as for the main layer.
+                        Ok(Some(au)) => _ = low_tx.try_send(au),
+                        Ok(None) => {}
+                        // Logged once, not at every frame.
+                        Err(e) if !low_failing => {
+                            low_failing = true;
+                            tracing::warn!("low layer encoder: {e}");
+                        }
+                        Err(_) => {}
+                    }
+                }
+                shared.keep_raw(frame);
                 if idr && !matches!(encoded, Ok(Some(_))) {
                     throttle.missed();
                 }
@@ -305,13 +385,13 @@ fn run(
             }
         };
         counters.encoded.fetch_add(1, Ordering::Relaxed);
-        let since = captured.saturating_duration_since(epoch);
         let encoded = EncodedFrame {
             keyframe: is_idr(&data),
             data: data.into(),
             captured,
-            rtp_time: (since.as_micros() * 9 / 100) as u64,
+            rtp_time: rtp_time(epoch, captured),
         };
+        shared.main_counters.count(&encoded);
         if encoded.keyframe {
             counters.keyframes.fetch_add(1, Ordering::Relaxed);
             shared.idr_snapshots.offer(&encoded.data);
@@ -323,6 +403,11 @@ fn run(
             counters.dropped_loop_behind.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The 90 kHz RTP clock of a frame captured at `captured`; both layers share it.
+fn rtp_time(epoch: Instant, captured: Instant) -> u64 {
+    (captured.saturating_duration_since(epoch).as_micros() * 9 / 100) as u64
 }
 
 fn reason_bit(reason: KeyframeReason) -> u8 {

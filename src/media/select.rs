@@ -200,6 +200,43 @@ fn open_encoder(
     }
 }
 
+/// The low layer's encoder and size for a camera whose main encoder is
+/// `main`, if `layers = "auto"`: of the same kind (a second hardware context
+/// beside a hardware main encode), else openh264. `None` (logged) if none opens.
+pub fn open_low_encoder(
+    config: &VideoConfig,
+    main: &dyn VideoEncoder,
+) -> Option<(Box<dyn VideoEncoder>, u32, u32)> {
+    let (w, h) = config.low_layer_size()?;
+    let (fps, bps) = (config.fps.max(1), config.low_bitrate);
+    let hardware = (main.name() == M2M_NAME)
+        .then(m2m::probe)
+        .flatten()
+        .and_then(|path| match M2mEncoder::new(&path, w, h, fps, bps) {
+            Ok(encoder) => Some(Box::new(encoder) as Box<dyn VideoEncoder>),
+            Err(e) => {
+                tracing::warn!("low layer on {}: {e}; using openh264", path.display());
+                None
+            }
+        });
+    let encoder = match hardware {
+        Some(encoder) => encoder,
+        None => match OpenH264Encoder::new(w, h, fps, bps) {
+            Ok(encoder) => Box::new(encoder),
+            Err(e) => {
+                tracing::warn!("camera {:?}: no low layer ({e})", config.name);
+                return None;
+            }
+        },
+    };
+    tracing::info!(
+        "camera {:?}: low layer {w}x{h} up to {bps} bit/s on {}",
+        config.name,
+        encoder.name()
+    );
+    Some((encoder, w, h))
+}
+
 /// Opens every camera in config order, then checks that those the hardware
 /// encoder serves (`auto` included, now resolved) fit it together.
 pub fn open_cameras<'a>(

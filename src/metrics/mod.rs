@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+mod layers;
 pub mod system;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -134,10 +135,12 @@ pub fn render(status: &Value, http: &HttpCounts, system: &system::Snapshot) -> S
     );
     peers(&mut e, status);
     video(&mut e, &status["cameras"]);
+    layers::render(&mut e, status);
     control(&mut e, status);
     audio(&mut e, &status["audio"]);
     recording(&mut e, &status["recording"]);
     broker(&mut e, &status["broker"]);
+    publish(&mut e, &status["publish"]);
     let mut f = e.family(
         "telepi_http_responses_total",
         "counter",
@@ -155,7 +158,7 @@ fn peers(e: &mut Exposition, status: &Value) {
     // Every role/state pair appears, at 0 too, so alerts see a drop to none.
     let mut by_kind: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for role in ["operator", "viewer", "none"] {
-        for state in ["connecting", "connected"] {
+        for state in ["connecting", "connected", "holding"] {
             by_kind.insert((role, state), 0);
         }
     }
@@ -262,6 +265,11 @@ fn video(e: &mut Exposition, cameras: &Value) {
             "telepi_video_frames_sent_total",
             "Frames written to peers (one frame to three peers counts three).",
             "frames_sent_to_peers",
+        ),
+        (
+            "telepi_video_snapshot_wakes_total",
+            "Snapshots that woke a camera nobody watched, for a fresh picture.",
+            "snapshot_wakes",
         ),
         (
             "telepi_video_frames_skipped_total",
@@ -426,6 +434,76 @@ fn broker(e: &mut Exposition, broker: &Value) {
             ),
         ],
     );
+}
+
+/// Each `[[publish]]` destination, labelled with its index and server
+/// (not the path: it can hold a stream key).
+fn publish(e: &mut Exposition, destinations: &Value) {
+    let list = destinations.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if list.is_empty() {
+        return;
+    }
+    let labels = |d: &Value| {
+        let server = d["server"].as_str().unwrap_or("").to_string();
+        [d["destination"].to_string(), server]
+    };
+    let mut f = e.family(
+        "telepi_publish_info",
+        "gauge",
+        "Each WHIP destination's state and last error (always 1; the facts are labels).",
+    );
+    for d in list {
+        let state = d["state"].as_str().unwrap_or("");
+        let error = d["last_error"].as_str().unwrap_or("");
+        let [n, server] = labels(d);
+        let labels = [("destination", n.as_str()), ("server", &server)];
+        f.sample(
+            &[
+                labels[0],
+                labels[1],
+                ("state", state),
+                ("last_error", error),
+            ],
+            1.0,
+        );
+    }
+    let figures: [(&'static str, &'static str, &'static str, &'static str); 4] = [
+        (
+            "telepi_publish_up",
+            "gauge",
+            "1 while publishing to the destination.",
+            "",
+        ),
+        (
+            "telepi_publish_bitrate_bits_per_second",
+            "gauge",
+            "What goes to the destination (video, audio, RTCP), over the last second.",
+            "bitrate_bps",
+        ),
+        (
+            "telepi_publish_sent_bytes_total",
+            "counter",
+            "UDP payload bytes sent to the destination.",
+            "bytes_sent",
+        ),
+        (
+            "telepi_publish_sessions_total",
+            "counter",
+            "Times the destination was connected (1 + re-publishes).",
+            "publishes",
+        ),
+    ];
+    for (name, kind, help, field) in figures {
+        let mut f = e.family(name, kind, help);
+        for d in list {
+            let value = match field {
+                "" => f64::from(u8::from(d["state"] == "publishing")),
+                field => num(&d[field]),
+            };
+            let [n, server] = labels(d);
+            f.sample(&[("destination", &n), ("server", &server)], value);
+        }
+    }
 }
 
 #[cfg(test)]

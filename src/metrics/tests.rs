@@ -164,3 +164,36 @@ fn a_broker_shows_its_link() {
         .lines()
         .any(|l| l == "telepi_broker_offers_answered_total 2"));
 }
+
+#[test]
+fn whip_destinations_show_state_bitrate_and_last_error() {
+    let mut status = status();
+    status["publish"] = json!([
+        {"destination": 0, "server": "http://10.0.0.2:7080", "state": "publishing",
+         "last_error": null, "publishes": 2, "bytes_sent": 5000, "bitrate_bps": 320000},
+        {"destination": 1, "server": "https://sfu.example.org", "state": "waiting",
+         "last_error": "the WHIP endpoint refused the token (HTTP 401)", "publishes": 0,
+         "bytes_sent": 0, "bitrate_bps": 0}
+    ]);
+    let text = render(
+        &status,
+        &HttpCounts::default(),
+        &system::Snapshot::default(),
+    );
+    let has = |line: &str| text.lines().any(|l| l == line);
+    for line in [
+        r#"telepi_publish_info{destination="0",server="http://10.0.0.2:7080",state="publishing",last_error=""} 1"#,
+        r#"telepi_publish_info{destination="1",server="https://sfu.example.org",state="waiting",last_error="the WHIP endpoint refused the token (HTTP 401)"} 1"#,
+        r#"telepi_publish_up{destination="0",server="http://10.0.0.2:7080"} 1"#,
+        r#"telepi_publish_up{destination="1",server="https://sfu.example.org"} 0"#,
+        r#"telepi_publish_bitrate_bits_per_second{destination="0",server="http://10.0.0.2:7080"} 320000"#,
+        r#"telepi_publish_sent_bytes_total{destination="0",server="http://10.0.0.2:7080"} 5000"#,
+        r#"telepi_publish_sessions_total{destination="0",server="http://10.0.0.2:7080"} 2"#,
+    ] {
+        assert!(has(line), "missing {line}\n{text}");
+    }
+    assert!(
+        !render_default().contains("telepi_publish"),
+        "nothing without [[publish]]"
+    );
+}

@@ -11,7 +11,7 @@ use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::{Frequency, MediaTime};
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::Transmit;
 use str0m::{Candidate, Input, RtcConfig};
 
 use super::PeerId;
@@ -21,15 +21,22 @@ use crate::media::EncodedFrame;
 pub use error::ConnectError;
 use opcam::OperatorCamera;
 pub use opcam::OperatorCameraStatus;
-use peer::{write, OperatorCameraInput, Peer};
-use sdp::video_sections_have_h264;
+pub(crate) use peer::{write, VideoTrack};
+use peer::{OperatorCameraInput, Peer};
+pub use restart::RestartError;
+pub(crate) use sdp::pick_h264;
+use sdp::{attribute, video_sections_have_h264};
 
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub max_peers: usize,
-    /// A connected peer we hear nothing from for this long is gone (browsers
-    /// send RTCP and STUN consent checks continuously while they watch).
+    /// A connected peer we hear nothing from for this long is gone. Shorter
+    /// silences are blips the peer is held through (see `hub/hold.rs`).
     pub silence_timeout: Duration,
+    /// A peer that watches video and is silent this long has lost its link
+    /// (browsers send RTCP several times a second while they watch): it is
+    /// held, and its return asks for a keyframe.
+    pub link_lost_after: Duration,
     /// A peer that never completes ICE+DTLS within this is dropped.
     pub connect_timeout: Duration,
     pub min_bitrate: u32,
@@ -42,7 +49,8 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             max_peers: 16,
-            silence_timeout: Duration::from_millis(1500),
+            silence_timeout: Duration::from_secs(20),
+            link_lost_after: Duration::from_millis(1500),
             connect_timeout: Duration::from_secs(15),
             min_bitrate: 150_000,
             max_bitrate: 2_500_000,
@@ -67,8 +75,9 @@ pub enum HubEvent {
         peer: PeerId,
         text: String,
     },
-    /// Some peer needs an IDR of this camera (it just connected, or sent PLI/FIR).
+    /// A peer needs an IDR of this camera (it just connected, or sent PLI/FIR).
     KeyframeWanted {
+        peer: PeerId,
         camera: usize,
         reason: KeyframeReason,
     },
@@ -229,6 +238,12 @@ impl Hub {
             rtt: None,
             frames_sent: 0,
             frames_skipped: 0,
+            held_since: None,
+            remote_ufrag: attribute(offer_sdp, "ice-ufrag").unwrap_or("").to_string(),
+            fingerprint: attribute(offer_sdp, "fingerprint")
+                .unwrap_or("")
+                .to_string(),
+            last_restart: None,
         };
         peer.drain(&mut self.transmits, &mut self.events);
         tracing::info!(peer = %id, "offer accepted");
@@ -244,22 +259,13 @@ impl Hub {
         destination: SocketAddr,
         data: &[u8],
     ) -> bool {
-        let Ok(contents) = data.try_into() else {
+        let Some(input) = super::net::udp_input(now, source, destination, data) else {
             return false;
         };
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination,
-                contents,
-            },
-        );
         let Some(peer) = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)) else {
             return false;
         };
-        peer.last_heard = now;
+        peer.heard(now, &mut self.events);
         peer.remote = Some(source);
         if let Err(e) = peer.rtc.handle_input(input) {
             tracing::warn!(peer = %peer.id, "dropping peer: {e}");
@@ -273,6 +279,7 @@ impl Hub {
     /// Drives every peer's timers and reaps the dead ones.
     pub fn handle_timeout(&mut self, now: Instant) {
         for peer in &mut self.peers {
+            peer.hold_if_silent(now, &self.config);
             if peer.timeout <= now {
                 if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
                     tracing::warn!(peer = %peer.id, "dropping peer: {e}");
@@ -288,14 +295,28 @@ impl Hub {
     /// Writes one shared access unit of `camera` (config order) to every
     /// connected peer with a video m-line for it.
     pub fn send_video(&mut self, camera: usize, frame: &EncodedFrame) {
+        self.send_video_to(camera, frame, |_| true);
+    }
+
+    /// [`Hub::send_video`] to the peers `admit` lets through: those on the
+    /// layer `frame` belongs to.
+    pub fn send_video_to(
+        &mut self,
+        camera: usize,
+        frame: &EncodedFrame,
+        mut admit: impl FnMut(PeerId) -> bool,
+    ) {
         if self.totals.len() <= camera {
             self.totals.resize(camera + 1, VideoTotals::default());
         }
         let totals = &mut self.totals[camera];
-        for peer in self.peers.iter_mut().filter(|p| p.connected) {
+        for peer in self.peers.iter_mut().filter(|p| p.sending()) {
             let Some(track) = peer.video.get_mut(camera).filter(|t| t.on) else {
                 continue;
             };
+            if !admit(peer.id) {
+                continue;
+            }
             if track.send(&mut peer.rtc, peer.id, frame) {
                 peer.frames_sent += 1;
                 totals.frames_sent += 1;
@@ -326,6 +347,7 @@ impl Hub {
             track.awaiting_keyframe = true;
             if peer.connected {
                 self.events.push_back(HubEvent::KeyframeWanted {
+                    peer: id,
                     camera,
                     reason: KeyframeReason::NewPeer,
                 });
@@ -338,7 +360,7 @@ impl Hub {
     pub fn send_audio(&mut self, packet: &EncodedAudio) {
         let rtp_time = MediaTime::new(packet.rtp_time, Frequency::EIGHT_KHZ);
         for peer in &mut self.peers {
-            let Some((mid, pt)) = peer.audio.filter(|_| peer.connected) else {
+            let Some((mid, pt)) = peer.audio.filter(|_| peer.sending()) else {
                 continue;
             };
             write(
@@ -397,7 +419,14 @@ impl Hub {
     pub fn next_timeout(&self) -> Option<Instant> {
         self.peers
             .iter()
-            .map(|p| p.timeout.min(p.deadline(&self.config)))
+            .flat_map(|p| {
+                [
+                    Some(p.timeout),
+                    Some(p.deadline(&self.config)),
+                    p.link_lost_at(&self.config),
+                ]
+            })
+            .flatten()
             .min()
     }
 
@@ -421,14 +450,13 @@ impl Hub {
         self.peers.is_empty()
     }
 
-    /// The lowest bandwidth estimate among connected peers: the shared encoder
-    /// must fit the slowest link.
-    pub fn lowest_estimate(&self) -> Option<u64> {
-        self.peers
-            .iter()
-            .filter(|p| p.connected)
-            .filter_map(|p| p.estimate)
-            .min()
+    /// Each peer receiving `camera` with its bandwidth estimate. A held
+    /// peer's link is down, not slow: it doesn't count.
+    pub fn viewer_estimates(&self, camera: usize) -> Vec<(PeerId, Option<u64>)> {
+        let watches = |p: &&Peer| p.sending() && p.video.get(camera).is_some_and(|t| t.on);
+        (self.peers.iter().filter(watches))
+            .map(|p| (p.id, p.estimate))
+            .collect()
     }
 
     /// Frames of `camera` written to peers and skipped, since start.
@@ -441,10 +469,10 @@ impl Hub {
             .iter()
             .map(|p| PeerStatus {
                 id: p.id,
-                state: if p.connected {
-                    "connected"
-                } else {
-                    "connecting"
+                state: match (p.connected, p.held_since) {
+                    (true, None) => "connected",
+                    (true, Some(_)) => "holding",
+                    (false, _) => "connecting",
                 },
                 remote: p.remote,
                 bitrate_estimate: p.estimate,
@@ -476,8 +504,10 @@ impl Hub {
 
 mod error;
 mod forward;
+mod hold;
 mod opcam;
 mod peer;
+mod restart;
 mod sdp;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,6 +3,7 @@
 
 pub mod hub;
 pub mod ice;
+pub mod layers;
 pub mod md5;
 pub mod net;
 pub mod protocol;

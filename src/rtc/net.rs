@@ -232,6 +232,24 @@ fn interface_ipv4s() -> Vec<Ipv4Addr> {
     out
 }
 
+/// A datagram from the socket as str0m input; `None` if str0m cannot take
+/// it (too large or empty).
+pub fn udp_input(
+    now: std::time::Instant,
+    source: SocketAddr,
+    destination: SocketAddr,
+    data: &[u8],
+) -> Option<str0m::Input<'_>> {
+    let contents = data.try_into().ok()?;
+    let receive = str0m::net::Receive {
+        proto: str0m::net::Protocol::Udp,
+        source,
+        destination,
+        contents,
+    };
+    Some(str0m::Input::Receive(now, receive))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,16 @@
 //! Data-channel messages: JSON text, one object per message, tagged by `type`.
 //!
-//! Browser → robot: `ping {t}`, `drive {linear, angular, seq?}` (both in
-//! [-1, 1], clamped), `stop`, `servo {name, value}` (value in [-1, 1],
-//! clamped), `claim {secret?}`, `release`, `custom {name, value}` (a
+//! Browser → robot: `ping {t}`, `drive {linear, angular, seq?, t?}` (both in
+//! [-1, 1], clamped as they are parsed; stale ones dropped), `stop`, `servo
+//! {name, value}` (value in [-1, 1], clamped as it is parsed), `claim
+//! {secret?, resume?}`, `release`, `custom {name, value}` (a
 //! control declared in `[[controls]]`), `record {on}` (operator only),
 //! `camera {name, on}` (stop or resume receiving one camera).
-//! Robot → browser: `pong {t}`, `error {reason}`, `role {role}`,
+//! Robot → browser: `pong {t}`, `error {reason}`, `role {role, resume?}`,
 //! `cameras {names}` (on joining: the camera each video m-line carries),
 //! `presence {peers: [{id, role}]}`, `telemetry {...}`, `controls {...}`,
-//! `custom {name, value}` (from a program on the local API); telemetry has
+//! `custom {name, value}` (from a program on the local API), `layer {camera,
+//! layer, switching_to, why}` (which encode it gets: `main` or `low`); telemetry has
 //! `drive_link` when the motors are behind a link that can fail.
 
 use std::collections::BTreeMap;
@@ -19,6 +21,12 @@ use serde_json::Value;
 use super::PeerId;
 use crate::controls::Controls;
 use crate::drive::{LinkState, Motors, ServoValues};
+
+/// The label of a page's second data channel, unordered and without
+/// retransmissions, for `drive` only: a lost or late drive is simply gone,
+/// so none queues behind a blip. Everything else, and every reply, uses the
+/// page's first (reliable) channel.
+pub const DRIVE_CHANNEL: &str = "drive";
 
 /// Largest data-channel message we parse; anything bigger is refused unread.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -32,20 +40,28 @@ pub enum Inbound {
     },
     /// Normalised cmd_vel: `linear` forward, `angular` counter-clockwise.
     Drive {
-        linear: f64,
-        angular: f64,
+        #[serde(deserialize_with = "unit")]
+        linear: f32,
+        #[serde(deserialize_with = "unit")]
+        angular: f32,
         /// Increasing per peer; a `drive` not above the last one seen is stale.
         seq: Option<u64>,
+        /// When the page sent it, on its own clock (ms): one that took much
+        /// longer than the page's fastest is stale (see `session/fresh.rs`).
+        t: Option<f64>,
     },
     /// Emergency stop, honoured from every peer.
     Stop,
     Servo {
         name: String,
-        value: f64,
+        #[serde(deserialize_with = "unit")]
+        value: f32,
     },
-    /// Asks for the operator role; `secret` when one is configured.
+    /// Asks for the operator role; `secret` when one is configured, or the
+    /// `resume` token this page got with the role on an earlier connection.
     Claim {
         secret: Option<String>,
+        resume: Option<String>,
     },
     Release,
     /// Starts or stops recording (operator only).
@@ -63,6 +79,19 @@ pub enum Inbound {
         #[serde(deserialize_with = "required")]
         value: Value,
     },
+}
+
+/// A number clamped into [-1, 1] as it is parsed, before any arithmetic
+/// sees it: cast first, 1e308 would be an f32 infinity, which the mixer
+/// treats as zero (a robot that spins in place instead of going straight).
+/// `-0.0` and values too small for an f32 come out as `0.0`.
+fn unit<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_nan() {
+        return Err(serde::de::Error::custom("not a number"));
+    }
+    // Adding +0.0 turns -0.0 into +0.0 and leaves every other value alone.
+    Ok(v.clamp(-1.0, 1.0) as f32 + 0.0)
 }
 
 /// A present field, `null` included (a plain `Value` field would take a
@@ -94,9 +123,12 @@ pub enum Outbound<'a> {
     Error {
         reason: String,
     },
-    /// The receiving peer's own role.
+    /// The receiving peer's own role; an operator also gets a single-use
+    /// token to take the role back on a new connection (`claim {resume}`).
     Role {
         role: Role,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume: Option<&'a str>,
     },
     Presence {
         peers: &'a [PeerRole],
@@ -116,6 +148,13 @@ pub enum Outbound<'a> {
         drive_link: Option<LinkState>,
         /// Everybody sees that they are being recorded.
         recording: bool,
+    },
+    /// Which of a camera's encodes this peer gets, and why (its HUD shows it).
+    Layer {
+        camera: usize,
+        layer: crate::media::layer::Layer,
+        switching_to: Option<crate::media::layer::Layer>,
+        why: super::layers::Why,
     },
     /// The robot's cameras by name, in the order of the offer's video m-lines.
     Cameras {
@@ -186,15 +225,26 @@ mod tests {
             Ok(Inbound::Drive {
                 linear: 1.0,
                 angular: -0.5,
-                seq: Some(9)
+                seq: Some(9),
+                t: None
             })
         );
         assert_eq!(
             parse(r#"{"type":"drive","linear":3,"angular":0}"#),
             Ok(Inbound::Drive {
-                linear: 3.0,
+                linear: 1.0,
                 angular: 0.0,
-                seq: None
+                seq: None,
+                t: None
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"drive","linear":0,"angular":0,"seq":2,"t":1234.5}"#),
+            Ok(Inbound::Drive {
+                linear: 0.0,
+                angular: 0.0,
+                seq: Some(2),
+                t: Some(1234.5)
             })
         );
         // A stop must get through whatever else the page adds to it.
@@ -205,12 +255,16 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"claim","secret":"s"}"#),
             Ok(Inbound::Claim {
-                secret: Some("s".into())
+                secret: Some("s".into()),
+                resume: None
             })
         );
         assert_eq!(
-            parse(r#"{"type":"claim"}"#),
-            Ok(Inbound::Claim { secret: None })
+            parse(r#"{"type":"claim","resume":"r"}"#),
+            Ok(Inbound::Claim {
+                secret: None,
+                resume: Some("r".into())
+            })
         );
         assert_eq!(parse(r#"{"type":"release"}"#), Ok(Inbound::Release));
         assert_eq!(
@@ -266,6 +320,7 @@ mod tests {
             r#"{"type":"drive","linear":1}"#,
             r#"{"type":"drive","linear":1,"angular":0,"seq":-1}"#,
             r#"{"type":"drive","linear":1,"angular":0,"seq":1.5}"#,
+            r#"{"type":"drive","linear":1,"angular":0,"t":"now"}"#,
             r#"{"type":"servo","name":"pan","value":"max"}"#,
             r#"{"type":"servo","value":1}"#,
             r#"{"linear":1,"angular":0}"#,
@@ -291,9 +346,59 @@ mod tests {
             r#"{"type":"presence","peers":[{"id":1,"role":"operator"},{"id":2,"role":"viewer"}]}"#
         );
         assert_eq!(
-            Outbound::Role { role: Role::Viewer }.to_json(),
+            Outbound::Role {
+                role: Role::Viewer,
+                resume: None
+            }
+            .to_json(),
             r#"{"type":"role","role":"viewer"}"#
         );
+        assert_eq!(
+            Outbound::Role {
+                role: Role::Operator,
+                resume: Some("ab12")
+            }
+            .to_json(),
+            r#"{"type":"role","role":"operator","resume":"ab12"}"#
+        );
+    }
+
+    /// Issue 19: `1e308` came through as an f32 infinity and stopped the
+    /// motor it should have driven at full speed.
+    #[test]
+    fn drive_and_servo_numbers_are_clamped_as_they_are_parsed() {
+        let cases: [(&str, f32); 13] = [
+            ("1e308", 1.0),
+            ("-1e308", -1.0),
+            ("1.7976931348623157e308", 1.0),
+            ("-1.7976931348623157e308", -1.0),
+            ("3.5e38", 1.0),
+            ("1e20", 1.0),
+            ("5", 1.0),
+            ("-0.0", 0.0),
+            ("5e-324", 0.0),
+            ("-5e-324", 0.0),
+            ("-2.2250738585072014e-308", 0.0),
+            ("1e-40", 1e-40),
+            ("-0.25", -0.25),
+        ];
+        for (text, want) in cases {
+            let drive = format!(r#"{{"type":"drive","linear":{text},"angular":{text}}}"#);
+            let Ok(Inbound::Drive {
+                linear, angular, ..
+            }) = parse(&drive)
+            else {
+                panic!("{drive} refused")
+            };
+            for got in [linear, angular] {
+                assert_eq!(got.to_bits(), want.to_bits(), "{text} gave {got:e}");
+            }
+            let servo = format!(r#"{{"type":"servo","name":"pan","value":{text}}}"#);
+            let Ok(Inbound::Servo { value, .. }) = parse(&servo) else {
+                panic!("{servo} refused")
+            };
+            assert_eq!(value.to_bits(), want.to_bits(), "{text} gave {value:e}");
+        }
     }
 
     /// Found by `fuzz/run.sh` (datachannel): without serde_json's

@@ -11,8 +11,9 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 
-use super::hub::{ConnectError, Hub, HubEvent, VideoTotals};
+use super::hub::{ConnectError, Hub, HubEvent, RestartError, VideoTotals};
 use super::ice;
+use super::layers::{Layer, LayerPicker};
 use super::net::{self, RtcSocket};
 use super::protocol::Outbound;
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
@@ -20,11 +21,12 @@ use super::stun::StunClient;
 use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
-use crate::media::bitrate::BitrateController;
 use crate::media::display::Display;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
 use crate::media::{EncodedFrame, VideoSink};
+use crate::publish::client::{Done, HttpWorkers};
+use crate::publish::Publishers;
 
 /// Requests from other threads (HTTP, signals) to the loop.
 pub enum Command {
@@ -38,6 +40,13 @@ pub enum Command {
     Disconnect {
         peer: PeerId,
         reply: Sender<bool>,
+    },
+    /// An ICE restart of `peer`'s session; `ufrag` is its current offer's.
+    Restart {
+        peer: PeerId,
+        ufrag: String,
+        sdp: String,
+        reply: Sender<Result<String, RestartError>>,
     },
     /// Close a peer on an operator's request; needs the secret when one is configured.
     Eject {
@@ -81,6 +90,21 @@ impl LoopHandle {
         .unwrap_or_else(|| Err(ConnectError::Rejected("the robot is shutting down".into())))
     }
 
+    pub fn restart(
+        &self,
+        peer: PeerId,
+        ufrag: String,
+        sdp: String,
+    ) -> Result<String, RestartError> {
+        self.ask(|reply| Command::Restart {
+            peer,
+            ufrag,
+            sdp,
+            reply,
+        })
+        .unwrap_or_else(|| Err(RestartError::Rejected("the robot is shutting down".into())))
+    }
+
     pub fn disconnect(&self, peer: PeerId) -> bool {
         self.ask(|reply| Command::Disconnect { peer, reply })
             .unwrap_or(false)
@@ -122,7 +146,10 @@ pub struct CameraLinks {
     pub name: String,
     pub video: Arc<VideoShared>,
     pub frames: Receiver<EncodedFrame>,
-    pub bitrate: BitrateController,
+    /// The low layer's frames, if the camera has one.
+    pub low_frames: Option<Receiver<EncodedFrame>>,
+    /// Which viewer gets which layer, and the encoders' bitrates.
+    pub layers: LayerPicker,
 }
 
 /// The loop's ends of the media threads.
@@ -158,14 +185,18 @@ pub struct RtcServer {
     /// The local addresses last seen: a change (DHCP, a new uplink) means the
     /// public address may have changed too.
     local_addrs: Vec<SocketAddr>,
+    /// `[[publish]]`: the SFUs we publish to, and their HTTP requests in flight.
+    publish: Publishers,
+    whip: HttpWorkers,
 }
 
 enum Wake {
     Datagram(std::io::Result<(usize, SocketAddr, SocketAddr)>),
     Command(Option<Command>),
-    Frame(usize, EncodedFrame),
+    Frame(usize, Layer, EncodedFrame),
     Audio(EncodedAudio),
     Api,
+    Whip(Done),
     Timer,
 }
 
@@ -193,8 +224,17 @@ impl RtcServer {
             started: Instant::now(),
             next_host_check: Instant::now(),
             local_addrs: net::candidate_addrs(local),
+            publish: Publishers::default(),
+            whip: HttpWorkers::new(None),
         };
         Ok((server, LoopHandle { commands: tx }))
+    }
+
+    /// Publishes to these WHIP destinations too, making their requests with `whip`.
+    pub fn with_publishers(mut self, publish: Publishers, whip: HttpWorkers) -> RtcServer {
+        self.publish = publish;
+        self.whip = whip;
+        self
     }
 
     /// Runs until a `Shutdown` command (or every handle is dropped), then
@@ -218,12 +258,18 @@ impl RtcServer {
                         }
                     };
                     let frame = async {
-                        let (camera, frame) = next_frame(&self.media.cameras).await;
-                        Wake::Frame(camera, frame)
+                        let (camera, layer, frame) = next_frame(&self.media.cameras).await;
+                        Wake::Frame(camera, layer, frame)
                     };
                     let audio = async {
                         match self.media.microphone.recv().await {
                             Ok(a) => Wake::Audio(a),
+                            Err(_) => smol::future::pending().await,
+                        }
+                    };
+                    let whip = async {
+                        match self.whip.results().recv().await {
+                            Ok(done) => Wake::Whip(done),
                             Err(_) => smol::future::pending().await,
                         }
                     };
@@ -236,6 +282,7 @@ impl RtcServer {
                         .or(api)
                         .or(frame)
                         .or(audio)
+                        .or(whip)
                         .or(timer)
                         .await
                 };
@@ -245,6 +292,7 @@ impl RtcServer {
                         let data = &buf[..n];
                         if !self.stun.receive(now, source, destination, data)
                             && !self.hub.receive(now, source, destination, data)
+                            && !self.publish.receive(now, source, destination, data)
                         {
                             tracing::trace!("unclaimed datagram from {source}");
                         }
@@ -253,8 +301,20 @@ impl RtcServer {
                     Wake::Datagram(Err(e)) => tracing::debug!("udp recv: {e}"),
                     Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
-                    Wake::Frame(camera, frame) => {
-                        self.hub.send_video(camera, &frame);
+                    Wake::Frame(camera, Layer::Low, frame) => {
+                        let layers = &mut self.media.cameras[camera].layers;
+                        let keyframe = frame.keyframe;
+                        self.hub.send_video_to(camera, &frame, |peer| {
+                            layers.admit(peer, Layer::Low, keyframe)
+                        });
+                    }
+                    Wake::Frame(camera, Layer::Main, frame) => {
+                        let layers = &mut self.media.cameras[camera].layers;
+                        let keyframe = frame.keyframe;
+                        self.hub.send_video_to(camera, &frame, |peer| {
+                            layers.admit(peer, Layer::Main, keyframe)
+                        });
+                        self.publish.send_video(now, camera, &frame);
                         self.media.recordings.video(camera, &frame);
                         if let Some(display) = self.screen_showing(camera) {
                             display.push(&frame.data, frame.keyframe);
@@ -262,6 +322,7 @@ impl RtcServer {
                     }
                     Wake::Audio(packet) => {
                         self.hub.send_audio(&packet);
+                        self.publish.send_audio(now, &packet);
                         self.media.recordings.audio(&packet);
                     }
                     Wake::Api => {
@@ -269,16 +330,24 @@ impl RtcServer {
                             api.service(now);
                         }
                     }
+                    Wake::Whip(done) => {
+                        (self.publish).handle_response(now, done.destination, done.id, done.result)
+                    }
                     Wake::Timer => {}
                 }
                 self.hub.handle_timeout(now);
+                let (local_addrs, stun, public_addr) =
+                    (&self.local_addrs, &self.stun, self.public_addr);
+                self.publish.handle_timeout(now, || {
+                    ice::local_candidates(local_addrs, stun.reflexive(), public_addr)
+                });
                 self.stun.handle_timeout(now);
                 self.check_host(now);
                 self.session.tick(now);
                 if let Some(api) = &mut self.api {
                     api.tick(now);
                 }
-                self.adapt_bitrate(now);
+                self.pick_layers(now);
                 self.flush(now);
             }
             let now = Instant::now();
@@ -286,8 +355,10 @@ impl RtcServer {
             self.session.farewell_all("the robot is shutting down");
             self.drain_session();
             self.hub.disconnect_all(now);
+            self.publish.shutdown();
             // Also hands the motor programs the final stop.
             self.flush(now);
+            self.await_whip_goodbyes().await;
             tracing::info!("rtc loop stopped");
         });
         for camera in &self.media.cameras {
@@ -304,6 +375,7 @@ impl RtcServer {
             self.session.next_deadline(),
             self.stun.next_timeout(),
             self.api.as_ref().and_then(LocalApi::next_deadline),
+            self.publish.next_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -322,22 +394,6 @@ impl RtcServer {
                 self.stun.refresh(now);
             }
             self.session.set_cpu_temp(read_cpu_temp_c());
-        }
-    }
-
-    /// Each camera's encoder gets an even share of the slowest peer's link.
-    fn adapt_bitrate(&mut self, now: Instant) {
-        let share = self.media.cameras.len().max(1) as u64;
-        let estimate = self.hub.lowest_estimate().map(|bps| bps / share);
-        for camera in &mut self.media.cameras {
-            if let Some(bps) = camera.bitrate.update(now, estimate) {
-                tracing::info!(
-                    bps,
-                    camera = camera.name,
-                    "encoder bitrate follows the slowest peer"
-                );
-                camera.video.set_bitrate(bps);
-            }
         }
     }
 
@@ -360,6 +416,14 @@ impl RtcServer {
             Command::StunServers(servers) => self.stun.set_servers(now, servers),
             Command::Disconnect { peer, reply } => {
                 let _ = reply.try_send(self.hub.disconnect(peer, now));
+            }
+            Command::Restart {
+                peer,
+                ufrag,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.try_send(self.hub.restart(now, peer, &ufrag, &sdp));
             }
             Command::Eject {
                 peer,
@@ -398,14 +462,25 @@ impl RtcServer {
                     peer,
                     secret,
                     view_only,
-                } => self
-                    .session
-                    .peer_joined(now, peer, secret.as_deref(), view_only),
+                } => {
+                    self.session
+                        .peer_joined(now, peer, secret.as_deref(), view_only);
+                    // Its layer was decided before its data channel opened.
+                    for (n, camera) in self.media.cameras.iter().enumerate() {
+                        if let Some(shown) = camera.layers.viewer(peer) {
+                            self.hub.send_text(peer, &layer_message(n, shown));
+                        }
+                    }
+                }
                 HubEvent::Left(peer) => self.session.peer_left(now, peer),
                 HubEvent::Text { peer, text } => self.session.message(now, peer, &text),
-                HubEvent::KeyframeWanted { camera, reason } => {
+                HubEvent::KeyframeWanted {
+                    peer,
+                    camera,
+                    reason,
+                } => {
                     if let Some(camera) = self.media.cameras.get(camera) {
-                        camera.video.request_keyframe(reason);
+                        request_keyframe(camera, camera.layers.keyframe_layer(peer), reason);
                     }
                 }
                 // Only the operator talks through the robot's speaker.
@@ -438,7 +513,12 @@ impl RtcServer {
                 tracing::debug!("STUN request to {server}: {e}");
             }
         }
-        while let Some(t) = self.hub.poll_transmit() {
+        while let Some(request) = self.publish.poll_request() {
+            self.whip.start(request);
+        }
+        let (hub, publish) = (&mut self.hub, &mut self.publish);
+        let transmits = std::iter::from_fn(|| hub.poll_transmit());
+        for t in transmits.chain(std::iter::from_fn(|| publish.poll_transmit())) {
             if let Err(e) = self
                 .socket
                 .get_ref()
@@ -454,22 +534,40 @@ impl RtcServer {
         for (n, camera) in self.media.cameras.iter().enumerate() {
             let recorder = usize::from(recordings.is_recording_camera(n));
             let screen = usize::from(self.screen_showing(n).is_some());
+            let sfus = self.publish.viewers(n);
             camera
                 .video
-                .set_viewers(self.hub.viewers(n) + recorder + screen);
-            // Both requests are taken (no short circuit), so neither lingers.
+                .set_viewers(self.hub.viewers(n) + recorder + screen + sfus);
+            // Every request is taken (no short circuit), so none lingers.
             let screen_wants = (self.screen_showing(n)).is_some_and(|d| d.take_keyframe_request());
-            if recordings.take_keyframe_request(n) | screen_wants {
+            let sfu_wants = self.publish.take_keyframe_request(n);
+            if recordings.take_keyframe_request(n) | screen_wants | sfu_wants {
                 camera.video.request_keyframe(KeyframeReason::NewPeer);
             }
         }
         let recording_audio = usize::from(recordings.is_recording_audio());
         self.media
             .audio
-            .set_listeners(self.hub.listeners() + recording_audio);
+            .set_listeners(self.hub.listeners() + recording_audio + self.publish.listeners());
         self.session.set_recording(recordings.is_recording());
         if let Some(api) = &mut self.api {
             api.flush();
+        }
+    }
+
+    /// The DELETEs of a shutdown, given a moment so the SFU frees the
+    /// resources at once rather than after its own timeout.
+    async fn await_whip_goodbyes(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.whip.in_flight() > 0 {
+            let done = async { self.whip.results().recv().await.ok() };
+            let late = async {
+                Timer::at(deadline).await;
+                None
+            };
+            if done.or(late).await.is_none() {
+                break;
+            }
         }
     }
 
@@ -542,6 +640,17 @@ impl RtcServer {
                 let role = session.peers.iter().find(|s| s.id == p.id).map(|s| s.role);
                 let mut value = serde_json::to_value(&p).expect("peer status serializes");
                 value["role"] = serde_json::to_value(role).expect("roles serialize");
+                // The hub keeps every video m-line the browser offered; one
+                // past the last camera carries nothing.
+                if let Some(lines) = value["receiving"].as_array_mut() {
+                    for line in lines.iter_mut().skip(self.media.cameras.len()) {
+                        *line = false.into();
+                    }
+                }
+                let layers: Vec<_> = (self.media.cameras.iter())
+                    .map(|c| c.layers.viewer(p.id))
+                    .collect();
+                value["layers"] = serde_json::to_value(layers).expect("layers serialize");
                 value
             })
             .collect();
@@ -574,9 +683,13 @@ impl RtcServer {
             "audio": self.media.audio.status(),
             "recording": self.media.recordings.status(),
             "display": self.media.display.as_deref().map(Display::status),
+            "publish": self.publish.status(),
         })
     }
 }
+
+mod layers;
+use layers::{layer_message, layers_status, request_keyframe};
 
 /// One camera in `/api/status`: what it captures, how it encodes, its
 /// counters, and how many of its frames went to peers.
@@ -589,7 +702,8 @@ fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value
         "height": source.height,
         "fps": source.fps,
         "encoder": camera.video.encoder,
-        "bitrate": camera.bitrate.current(),
+        "bitrate": camera.layers.bitrate(Layer::Main),
+        "layers": layers_status(camera),
         "frames_sent_to_peers": totals.frames_sent,
         "frames_skipped_for_peers": totals.frames_skipped,
     });
@@ -601,19 +715,22 @@ fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value
     status
 }
 
-/// The next encoded frame of any camera, with the camera's index. A pipeline
-/// that is gone (or never started) just stops waking the loop.
-async fn next_frame(cameras: &[CameraLinks]) -> (usize, EncodedFrame) {
-    let mut waits: Vec<_> = cameras
-        .iter()
-        .map(|c| Some(Box::pin(c.frames.recv())))
-        .collect();
+/// The next encoded frame of any camera's layers, with the camera's index.
+/// A pipeline that is gone (or never started) just stops waking the loop.
+async fn next_frame(cameras: &[CameraLinks]) -> (usize, Layer, EncodedFrame) {
+    let mut waits = Vec::new();
+    for (camera, links) in cameras.iter().enumerate() {
+        waits.push((camera, Layer::Main, Some(Box::pin(links.frames.recv()))));
+        if let Some(low) = &links.low_frames {
+            waits.push((camera, Layer::Low, Some(Box::pin(low.recv()))));
+        }
+    }
     std::future::poll_fn(|cx| {
-        for (camera, wait) in waits.iter_mut().enumerate() {
+        for (camera, layer, wait) in waits.iter_mut() {
             let Some(recv) = wait else { continue };
             match std::future::Future::poll(recv.as_mut(), cx) {
                 std::task::Poll::Ready(Ok(frame)) => {
-                    return std::task::Poll::Ready((camera, frame))
+                    return std::task::Poll::Ready((*camera, *layer, frame))
                 }
                 std::task::Poll::Ready(Err(_)) => *wait = None,
                 std::task::Poll::Pending => {}

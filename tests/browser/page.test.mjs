@@ -239,6 +239,16 @@ test('teleop: holding w drives forward, releasing stops', async (t) => {
   } finally {
     if (!released) await page.keyboard.up('w').catch(() => {});
   }
+  // Drives went on the lossy "drive" channel, stamped, and none was stale.
+  const sent = await page.evaluate(() => window.telepi.channelMessages());
+  assert.ok(sent.drive >= 20, `drives on the drive channel: ${JSON.stringify(sent)}`);
+  assert.equal((await status()).rejections.stale, 0);
+
+  // A reload makes a new connection: the page takes its role back at once
+  // with its resume token, without a click.
+  await page.reload({ waitUntil: 'load' });
+  await waitFor('the operator role again after a reload', () => stats(page),
+    { until: (s) => s.dataChannel === 'open' && s.role === 'operator', timeoutMs: 10_000 });
 });
 
 test('viewer password: the login form lets the page in, and it plays', async (t) => {

@@ -4,6 +4,7 @@
 
 pub mod camera;
 pub mod guest;
+pub mod janus;
 pub mod monitor;
 mod peer;
 

@@ -8,7 +8,7 @@ use openh264::formats::YUVSource;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
@@ -408,10 +408,22 @@ impl Peer {
                 }
             }
             Event::MediaData(m) => {
-                if let Ok(Some(yuv)) = self.decoder.decode(&m.data) {
-                    self.frames_decoded += 1;
-                    self.last_size = Some(yuv.dimensions());
-                    self.last_luma = Some(luma_of(&yuv));
+                let damaged = match self.decoder.decode(&m.data) {
+                    Ok(Some(yuv)) => {
+                        self.frames_decoded += 1;
+                        self.last_size = Some(yuv.dimensions());
+                        self.last_luma = Some(luma_of(&yuv));
+                        false
+                    }
+                    Ok(None) => false,
+                    Err(_) => true,
+                };
+                // Like a browser: a frame after lost packets, or one that
+                // does not decode, asks for a keyframe (PLI).
+                if damaged || !m.contiguous {
+                    if let Some(mut writer) = self.rtc.writer(m.mid) {
+                        let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+                    }
                 }
             }
             _ => {}

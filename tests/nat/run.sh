@@ -42,22 +42,16 @@ log() { echo "nat: $*" >&2; }
 die() { echo "nat: FAIL: $*" >&2; exit 1; }
 
 # ---- packages ------------------------------------------------------------------
+# shellcheck source=tests/netns.sh
+source tests/netns.sh
 need=()
+need_browser_tools
 command -v turnserver >/dev/null || need+=(coturn)
 [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_passwd >/dev/null || need+=(mosquitto)
 command -v iptables >/dev/null || need+=(iptables)
-command -v ip >/dev/null || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
-command -v curl >/dev/null || need+=(curl)
-command -v chromium >/dev/null || need+=(chromium)
-command -v node >/dev/null || need+=(nodejs)
-command -v npm >/dev/null || need+=(npm)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing: ${need[*]}"
-  apt-get update -qq || log "apt-get update failed; going on with the indexes there are"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_needed
 # Debian's coturn service must not run: the test starts its own instances.
 # Nor Debian's mosquitto service.
 for service in coturn mosquitto; do
@@ -66,44 +60,12 @@ for service in coturn mosquitto; do
   fi
 done
 
-bin=$(realpath -m "${TELEPI_BIN:-target/debug/telepi}")
-[ -x "$bin" ] || die "telepi binary not found at $bin (cargo build, or set TELEPI_BIN)"
-[ -d tests/browser/node_modules/playwright-core ] ||
-  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+find_telepi_and_playwright
 
 # ---- cleanup -------------------------------------------------------------------
-id=tpnat$$
-namespaces=(inet srv rrouter robot rrouter2 robot2 brouter browser)
-ns() { echo "$id-$1"; }
-work=$(mktemp -d /tmp/telepi-nat.XXXXXX)
-pids=()
-cleaning=0
-cleanup() {
-  local status=$?
-  [ $cleaning = 0 ] || return
-  cleaning=1
-  trap '' INT TERM
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  # Anything else still running inside our namespaces was started by us (a
-  # Chromium left by a killed node, say): end it by pid too.
-  local n p
-  for n in "${namespaces[@]}"; do
-    for p in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-  done
-  sleep 0.3
-  for n in "${namespaces[@]}"; do
-    for p in $(ip netns pids "$(ns "$n")" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$(ns "$n")" 2>/dev/null || true
-  done
-  if [ "${TELEPI_NAT_KEEP:-0}" = 1 ]; then log "logs kept in $work"; else rm -rf "$work"; fi
-  exit $status
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+netns_begin nat inet srv rrouter robot rrouter2 robot2 brouter browser
 
 # ---- topology ------------------------------------------------------------------
-inns() { local n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
 for n in "${namespaces[@]}"; do
   ip netns add "$(ns "$n")"
   inns "$n" ip link set lo up

@@ -151,3 +151,33 @@ vm_vmlinux() {
   fi
   echo "$out"
 }
+
+# Boots the machine QEMU_LINE describes (as tests/common/guest.rs does: its
+# /init ends in a shell that runs one line at a time after `@@ready@@`) and
+# checks that FILE, a host path, is an executable there; powers it off.
+# Prints `seen`, `unseen`, or `no answer` (QEMU failed, or no shell in 180 s).
+#   vm_guest_sees QEMU_LINE FILE
+vm_guest_sees() {
+  local line=$1 file=$2 answer="no answer" out pid to from i
+  coproc GUEST { exec sh -c "exec $line -display none -monitor none -serial stdio -no-reboot" 2>&1; }
+  pid=$GUEST_PID from=${GUEST[0]:-} to=${GUEST[1]:-}
+  if [ -z "$from" ]; then
+    echo "$answer"
+    return
+  fi
+  while IFS= read -r -t 180 out <&"$from" 2>/dev/null; do
+    case ${out%$'\r'} in
+      @@ready@@) printf '%s\n' "if [ -x '$file' ]; then echo @@seen@@; else echo @@unseen@@; fi" >&"$to" ;;
+      @@seen@@ | @@unseen@@)
+        answer=${out%$'\r'}
+        answer=${answer//@/}
+        break
+        ;;
+    esac
+  done
+  printf '/vm/busybox poweroff -f\n' >&"$to" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  echo "$answer"
+}

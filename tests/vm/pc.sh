@@ -31,6 +31,11 @@ fi
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cp tests/vm/pc/init "$stage/init"
+# The guest shows the host's root, but its own /tmp and /run: it binds
+# these back when they lie there (a clone under /tmp).
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$target_dir" ] || vm_die "cargo metadata gave no target directory"
+printf '%s\n' "$PWD" "$target_dir" >"$stage/keep"
 initrd="$vm_cache/pc.cpio.gz"
 {
   vm_module_paths "$kernel" 9pnet_virtio 9p virtio_pci virtio_net overlay vivid snd-aloop i2c-dev i2c-stub bochs
@@ -63,11 +68,16 @@ export TELEPI_VM_QEMU="qemu-system-x86_64 -accel tcg -smp 1 -m 1024 -kernel $vml
 status=0
 unshare -n bash -c '
   set -e
+  source tests/vm/lib.sh
   ip link set lo up
   ip tuntap add tap0 mode tap
   ip addr add 10.0.2.1/24 dev tap0
   ip link set tap0 up
+  # Once, before the boots of every test: the binary under test must be
+  # visible in the guest, or each of them would fail the same way.
+  seen=$(vm_guest_sees "$TELEPI_VM_QEMU" "$0")
+  [ "$seen" = seen ] || vm_die "the emulated PC ($seen) does not show $0 (this checkout: $PWD); tests/vm/pc/init binds back the folders tests/vm/pc.sh lists in its keep file"
   exec cargo test --locked --offline --test "emulated_pc*" -- --ignored --test-threads=1 "$@"
-' pc-tests "$@" || status=$?
+' "$target_dir/debug/telepi" "$@" || status=$?
 echo "emulated PC checks: $(($(date +%s) - started))s"
 exit $status

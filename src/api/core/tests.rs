@@ -147,6 +147,21 @@ fn garbage_gets_an_error_and_is_counted() {
     assert_eq!(h.outputs(), []);
 }
 
+/// Issue 19: before any page joined, subscribing gave no presence at all.
+#[test]
+fn presence_before_any_page_joined_is_nobody() {
+    let mut h = harness("sim");
+    let a = h.connect();
+    h.say(a, r#"{"type":"subscribe","events":["presence"]}"#);
+    assert_eq!(
+        h.lines(a),
+        [
+            json!({"type":"subscribed","events":["presence"]}),
+            json!({"type":"presence","peers":[],"operator":null})
+        ]
+    );
+}
+
 #[test]
 fn events_go_only_to_subscribers_and_presence_is_caught_up() {
     let mut h = harness("sim");

@@ -1,7 +1,9 @@
 //! ALSA capture (the robot's microphone) and playback (its speaker), 8 kHz
 //! mono S16, one 20 ms period at a time; blocking, on the audio threads.
 
+use std::ffi::{c_char, c_int, CStr};
 use std::io;
+use std::sync::Once;
 use std::time::Instant;
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
@@ -10,6 +12,8 @@ use alsa::{Direction, ValueOr};
 use super::{AudioSink, AudioSource, CHUNK, SAMPLE_RATE};
 
 fn open(device: &str, direction: Direction) -> io::Result<PCM> {
+    static QUIET: Once = Once::new();
+    QUIET.call_once(quiet_alsa_lib);
     let what = if direction == Direction::Capture {
         "capture"
     } else {
@@ -41,6 +45,47 @@ fn open(device: &str, direction: Direction) -> io::Result<PCM> {
         )));
     }
     Ok(pcm)
+}
+
+/// alsa-lib prints its own errors to stderr (`ALSA lib ... cannot find card
+/// '0'`, sixteen lines at every start on a robot without a sound card);
+/// ours say the same in one line ("no microphone ..."), so its printer
+/// goes to the debug log instead.
+fn quiet_alsa_lib() {
+    // The handler's C type is variadic, which stable Rust cannot define. A
+    // handler that takes only the fixed arguments and ignores the rest is
+    // called correctly on every ABI telepi builds for (x86-64, AArch64,
+    // ARM EABI): fixed integer and pointer arguments sit in the same
+    // registers whether or not the call is variadic.
+    type Handler = unsafe extern "C" fn(
+        file: *const c_char,
+        line: c_int,
+        function: *const c_char,
+        err: c_int,
+        format: *const c_char,
+    );
+    extern "C" {
+        fn snd_lib_error_set_handler(handler: Option<Handler>) -> c_int;
+    }
+    unsafe extern "C" fn to_debug_log(
+        _file: *const c_char,
+        _line: c_int,
+        function: *const c_char,
+        err: c_int,
+        format: *const c_char,
+    ) {
+        let text = |p: *const c_char| {
+            // SAFETY: alsa-lib passes NUL-terminated strings (or null).
+            (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy())
+        };
+        tracing::debug!(
+            "alsa-lib {}: {} (error {err})",
+            text(function).unwrap_or_default(),
+            text(format).unwrap_or_default()
+        );
+    }
+    // SAFETY: see above; the handler lives for the whole program.
+    unsafe { snd_lib_error_set_handler(Some(to_debug_log)) };
 }
 
 /// Retries once after an overrun/underrun (xrun), which ALSA reports as an error.

@@ -42,7 +42,8 @@ pub struct RecordConfig {
     /// Record the robot's microphone beside the video.
     pub audio: bool,
     /// A file ends at the first keyframe past this size or duration.
-    pub max_file_mb: u64,
+    /// Unset: 100 MB, or `quota_mb` when that is smaller.
+    pub max_file_mb: Option<u64>,
     pub max_file_seconds: u64,
     /// The oldest recordings are deleted while all of them take more.
     pub quota_mb: u64,
@@ -54,7 +55,7 @@ impl Default for RecordConfig {
             dir: None,
             always: false,
             audio: true,
-            max_file_mb: 100,
+            max_file_mb: None,
             max_file_seconds: 600,
             quota_mb: 1000,
         }
@@ -62,27 +63,38 @@ impl Default for RecordConfig {
 }
 
 const MB: u64 = 1_000_000;
+const DEFAULT_MAX_FILE_MB: u64 = 100;
 
 impl RecordConfig {
+    /// A small quota makes small files rather than refusing to start.
+    fn max_file_mb(&self) -> u64 {
+        self.max_file_mb
+            .unwrap_or(DEFAULT_MAX_FILE_MB.min(self.quota_mb))
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
-            max_file_bytes: self.max_file_mb * MB,
+            max_file_bytes: self.max_file_mb() * MB,
             max_file_duration: Duration::from_secs(self.max_file_seconds),
             quota_bytes: self.quota_mb * MB,
         }
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        if !(1..=100_000).contains(&self.max_file_mb) {
+        if !(1..=100_000_000).contains(&self.quota_mb) {
+            return Err("record quota_mb must be 1..=100000000".into());
+        }
+        if !(1..=100_000).contains(&self.max_file_mb()) {
             return Err("record max_file_mb must be 1..=100000".into());
         }
         if !(1..=86_400).contains(&self.max_file_seconds) {
             return Err("record max_file_seconds must be 1..=86400 (a day)".into());
         }
-        if self.quota_mb < self.max_file_mb || self.quota_mb > 100_000_000 {
+        if self.quota_mb < self.max_file_mb() {
             return Err(format!(
                 "record quota_mb {} must be at least max_file_mb ({}): one file must fit",
-                self.quota_mb, self.max_file_mb
+                self.quota_mb,
+                self.max_file_mb()
             ));
         }
         Ok(())

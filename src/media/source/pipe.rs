@@ -591,8 +591,9 @@ mod tests {
     fn real_encoder_output_through_a_pipe() {
         let path = std::env::var("PATH").unwrap_or_default();
         if find_program("ffmpeg", Some(&path)).is_err() {
-            eprintln!("ffmpeg not installed; skipping");
-            return;
+            return crate::testing::skipped(
+                "real_encoder_output_through_a_pipe: ffmpeg is not installed",
+            );
         }
         // Real-time pacing and no encoder lookahead, like a camera.
         let cmd =

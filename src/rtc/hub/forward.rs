@@ -73,7 +73,7 @@ impl Hub {
         let operator = self.operator_camera.operator();
         let mut waiting = false;
         for peer in &mut self.peers {
-            if !peer.connected || Some(peer.id) == operator {
+            if !peer.sending() || Some(peer.id) == operator {
                 continue;
             }
             let Some(track) = &mut peer.operator_camera else {

@@ -19,6 +19,7 @@ use super::sdp::{pick_h264, video_line, VideoLine};
 use super::{HubConfig, HubEvent, PeerId};
 use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
+use crate::rtc::protocol::DRIVE_CHANNEL;
 
 /// Silence allowed from a connected peer that receives no video.
 pub(super) const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);
@@ -50,16 +51,23 @@ pub(super) struct Peer {
     pub(super) rtt: Option<Duration>,
     pub(super) frames_sent: u64,
     pub(super) frames_skipped: u64,
+    /// Since when the peer's link is silent, while it is held (see `hold.rs`).
+    pub(super) held_since: Option<Instant>,
+    /// Its current offer's ICE ufrag and DTLS fingerprint, and its last ICE
+    /// restart (see `restart.rs`).
+    pub(super) remote_ufrag: String,
+    pub(super) fingerprint: String,
+    pub(super) last_restart: Option<Instant>,
 }
 
 /// One video m-line of a peer and what it carries (a camera, or the operator's camera).
-pub(super) struct VideoTrack {
-    pub(super) mid: Mid,
-    pub(super) pt: Pt,
+pub(crate) struct VideoTrack {
+    pub(crate) mid: Mid,
+    pub(crate) pt: Pt,
     /// Until it has an IDR, P-frames only make the peer's decoder show garbage.
-    pub(super) awaiting_keyframe: bool,
+    pub(crate) awaiting_keyframe: bool,
     /// False while the peer has turned this camera off (a `camera` message).
-    pub(super) on: bool,
+    pub(crate) on: bool,
 }
 
 /// Something a peer did that concerns the operator's camera.
@@ -71,7 +79,12 @@ pub(super) enum OperatorCameraInput {
 impl VideoTrack {
     /// Writes one access unit unless the peer still waits for a keyframe
     /// and this isn't one; true if written.
-    pub(super) fn send(&mut self, rtc: &mut Rtc, peer: PeerId, frame: &EncodedFrame) -> bool {
+    pub(crate) fn send(
+        &mut self,
+        rtc: &mut Rtc,
+        peer: impl std::fmt::Display,
+        frame: &EncodedFrame,
+    ) -> bool {
         let decodable = frame.keyframe || !self.awaiting_keyframe;
         let time = MediaTime::from_90khz(frame.rtp_time);
         let sent = decodable
@@ -91,10 +104,29 @@ impl VideoTrack {
     }
 }
 
+/// Retransmissions may be this share of a video stream's bytes over the
+/// last second. str0m's default, 0.15, drops every queued resend above it:
+/// a joiner that lost 20 packets of a 29-packet keyframe got 9 of them back
+/// and then none (hub test), so it showed nothing until a later PLI brought
+/// a new keyframe. Pacing still holds resends to the estimate.
+const RTX_RATIO_CAP: f32 = 0.6;
+/// str0m's own defaults for the resend cache: packets and age.
+const RTX_CACHE_PACKETS: usize = 1000;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+
+/// Lets NACKs repair a lost keyframe (see [`RTX_RATIO_CAP`]).
+fn allow_keyframe_repair(rtc: &mut Rtc, mid: Mid) {
+    let mut api = rtc.direct_api();
+    if let Some(stream) = api.stream_tx_by_mid(mid, None) {
+        stream.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+    }
+}
+
 /// Writes one frame (or audio packet) on `mid`; false if str0m refused it.
-pub(super) fn write(
+/// `peer` names the receiver in logs (a peer, a WHIP destination).
+pub(crate) fn write(
     rtc: &mut Rtc,
-    peer: PeerId,
+    peer: impl std::fmt::Display,
     mid: Mid,
     pt: Pt,
     captured: Instant,
@@ -153,25 +185,15 @@ impl Peer {
         match event {
             Event::Connected => {
                 self.connected = true;
-                for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
-                    track.awaiting_keyframe = true;
-                    events.push_back(HubEvent::KeyframeWanted {
-                        camera,
-                        reason: KeyframeReason::NewPeer,
-                    });
-                }
-                if let Some(track) = &mut self.operator_camera {
-                    track.awaiting_keyframe = true;
-                    let wants = OperatorCameraInput::WantsKeyframe(KeyframeReason::NewPeer);
-                    self.operator_camera_inbox.push(wants);
-                }
+                self.start_video_at_keyframe(events);
                 if !self.expects_channel {
                     self.join(events);
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                // We are ICE-lite: the browser would have to restart ICE; treat it as gone.
-                self.rtc.disconnect();
+                // Our checks go unanswered: maybe a blip. The peer is held
+                // until the silence limit; packets from it bring it back.
+                tracing::info!(peer = %self.id, "ICE disconnected: holding");
             }
             Event::MediaAdded(m) if m.kind == MediaKind::Video => {
                 let pt = self
@@ -198,6 +220,7 @@ impl Peer {
                         }
                     }
                     Some(pt) => {
+                        allow_keyframe_repair(&mut self.rtc, m.mid);
                         self.video.push(VideoTrack {
                             mid: m.mid,
                             pt,
@@ -207,6 +230,7 @@ impl Peer {
                         // str0m may report the m-line after `Connected`.
                         if self.connected {
                             events.push_back(HubEvent::KeyframeWanted {
+                                peer: self.id,
                                 camera: self.video.len() - 1,
                                 reason: KeyframeReason::NewPeer,
                             });
@@ -244,8 +268,10 @@ impl Peer {
             }
             Event::ChannelOpen(id, label) => {
                 tracing::debug!(peer = %self.id, "data channel '{label}' open");
-                self.channel.get_or_insert(id);
-                self.join(events);
+                if label != DRIVE_CHANNEL {
+                    self.channel.get_or_insert(id);
+                    self.join(events);
+                }
             }
             Event::ChannelClose(id) if self.channel == Some(id) => self.channel = None,
             Event::ChannelData(d) => {
@@ -262,6 +288,7 @@ impl Peer {
             Event::KeyframeRequest(request) => {
                 if let Some(camera) = self.video.iter().position(|t| t.mid == request.mid) {
                     events.push_back(HubEvent::KeyframeWanted {
+                        peer: self.id,
                         camera,
                         reason: KeyframeReason::Loss,
                     });
@@ -278,6 +305,24 @@ impl Peer {
             Event::MediaEgressStats(stats) => self.rtt = stats.rtt.or(self.rtt),
             Event::Closed => self.rtc.disconnect(),
             _ => {}
+        }
+    }
+
+    /// Every video m-line waits for an IDR, which is asked for: P-frames
+    /// are useless to a peer that just connected or whose link just came back.
+    pub(super) fn start_video_at_keyframe(&mut self, events: &mut VecDeque<HubEvent>) {
+        for (camera, track) in self.video.iter_mut().enumerate().filter(|(_, t)| t.on) {
+            track.awaiting_keyframe = true;
+            events.push_back(HubEvent::KeyframeWanted {
+                peer: self.id,
+                camera,
+                reason: KeyframeReason::NewPeer,
+            });
+        }
+        if let Some(track) = &mut self.operator_camera {
+            track.awaiting_keyframe = true;
+            let wants = OperatorCameraInput::WantsKeyframe(KeyframeReason::NewPeer);
+            self.operator_camera_inbox.push(wants);
         }
     }
 

@@ -5,7 +5,7 @@ use str0m::format::{Codec, PayloadParams};
 use str0m::media::Pt;
 
 /// Prefers Constrained Baseline (42e0xx), then any packetization-mode=1 H.264.
-pub(super) fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> Option<Pt> {
+pub(crate) fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> Option<Pt> {
     let candidates: Vec<(Pt, Option<u32>)> = params
         .filter(|p| p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1))
         .map(|p| (p.pt(), p.spec().format.profile_level_id))
@@ -15,6 +15,14 @@ pub(super) fn pick_h264<'a>(params: impl Iterator<Item = &'a PayloadParams>) -> 
         .find(|(_, profile)| profile.is_some_and(|id| id >> 8 == 0x42e0))
         .or(candidates.first())
         .map(|(pt, _)| *pt)
+}
+
+/// The first `a=NAME:` value of the SDP (session or media level): browsers
+/// put the same ICE credentials and fingerprint on every bundled section.
+pub(super) fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=")?.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
 }
 
 /// Every `m=video` section of the offer must offer H.264 with

@@ -76,6 +76,16 @@ fn connect_videos(hub: &mut Hub, now: Instant, videos: usize) -> (PeerId, Client
 
 /// Moves datagrams both ways until both sides are quiet at `now`.
 fn pump(hub: &mut Hub, client: &mut Client, now: Instant) {
+    pump_dropping(hub, client, now, |_| false);
+}
+
+/// [`pump`], dropping the hub's datagrams for which `lost` says so.
+fn pump_dropping(
+    hub: &mut Hub,
+    client: &mut Client,
+    now: Instant,
+    mut lost: impl FnMut(&str0m::net::Transmit) -> bool,
+) {
     loop {
         let mut moved = false;
         while let Ok(out) = client.rtc.poll_output() {
@@ -90,17 +100,9 @@ fn pump(hub: &mut Hub, client: &mut Client, now: Instant) {
         }
         while let Some(t) = hub.poll_transmit() {
             moved = true;
-            let contents = (&*t.contents).try_into().unwrap();
-            let input = Input::Receive(
-                now,
-                Receive {
-                    proto: Protocol::Udp,
-                    source: t.source,
-                    destination: t.destination,
-                    contents,
-                },
-            );
-            client.rtc.handle_input(input).unwrap();
+            if !lost(&t) {
+                to_client(client, now, &t);
+            }
         }
         if !moved {
             return;
@@ -145,6 +147,7 @@ fn client_connects_gets_keyframe_first_and_decodes_video_and_talks_on_the_channe
     let events = drain_events(&mut hub);
     assert!(
         events.contains(&HubEvent::KeyframeWanted {
+            peer: id,
             camera: 0,
             reason: KeyframeReason::NewPeer
         }),
@@ -387,7 +390,7 @@ fn an_offer_without_a_usable_media_section_is_rejected() {
 }
 
 /// Encoded pattern frames of one size, every one an IDR (so none is held back).
-fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
+pub(crate) fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
     let mut source = TestPattern::new(width, height, 30).unwrap();
     let mut encoder = OpenH264Encoder::new(width, height, 30, 400_000).unwrap();
     (0..count)
@@ -408,7 +411,7 @@ fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
 fn each_video_m_line_carries_the_next_camera() {
     let mut hub = Hub::new(HubConfig::default());
     let t0 = Instant::now();
-    let (_, mut client) = connect_videos(&mut hub, t0, 2);
+    let (id, mut client) = connect_videos(&mut hub, t0, 2);
     let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
         c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
     });
@@ -416,6 +419,7 @@ fn each_video_m_line_carries_the_next_camera() {
     let events = drain_events(&mut hub);
     for camera in 0..2 {
         let wanted = HubEvent::KeyframeWanted {
+            peer: id,
             camera,
             reason: KeyframeReason::NewPeer,
         };
@@ -527,6 +531,7 @@ fn a_camera_turned_off_is_not_sent_nor_counted_and_resumes_at_a_keyframe() {
     assert_eq!(
         drain_events(&mut hub),
         [HubEvent::KeyframeWanted {
+            peer: id,
             camera: 1,
             reason: KeyframeReason::NewPeer
         }]
@@ -554,3 +559,63 @@ fn a_peer_with_every_camera_off_is_timed_out_like_a_data_only_one() {
     let took = time_to_reap(&mut hub, now, DATA_ONLY_SILENCE * 2);
     assert!(took >= DATA_ONLY_SILENCE, "reaped after {took:?}");
 }
+
+/// Delivers `datagram` from the hub to the client.
+fn to_client(client: &mut Client, now: Instant, t: &str0m::net::Transmit) {
+    let contents = (&*t.contents).try_into().unwrap();
+    let input = Input::Receive(
+        now,
+        Receive {
+            proto: Protocol::Udp,
+            source: t.source,
+            destination: t.destination,
+            contents,
+        },
+    );
+    client.rtc.handle_input(input).unwrap();
+}
+
+#[test]
+fn a_keyframe_that_lost_half_its_packets_is_repaired_by_retransmission() {
+    let mut hub = Hub::new(HubConfig::default());
+    let t0 = Instant::now();
+    let (_, mut client) = connect(&mut hub, t0);
+    let mut now = run_until(&mut hub, &mut client, t0, Duration::from_secs(5), |_, c| {
+        c.events.iter().any(|e| matches!(e, Event::ChannelOpen(..)))
+    });
+    client.events.clear();
+    // A camera-like 640x480 IDR at 1.5 Mbit/s: some 30 packets.
+    let (w, h) = (640, 480);
+    let pattern = TestPattern::new(w, h, 30).unwrap().camera_like();
+    let mut raw = crate::media::Frame::black_i420(w, h);
+    pattern.draw(0, 0, &mut raw);
+    let mut encoder = OpenH264Encoder::new(w, h, 30, 1_500_000).unwrap();
+    let au = encoder.encode(&raw, true).unwrap().unwrap();
+    assert!(au.len() > 30_000, "keyframe of {} bytes", au.len());
+    let keyframe = EncodedFrame {
+        data: au.into(),
+        captured: now,
+        rtp_time: 0,
+        keyframe: true,
+    };
+    hub.send_video(0, &keyframe);
+    // The link drops 20 of the keyframe's first transmissions (a burst
+    // overflowing a slow link's queue); the retransmissions get through.
+    let mut big = 0;
+    for _ in 0..300 {
+        now += Duration::from_millis(5);
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        hub.handle_timeout(now);
+        pump_dropping(&mut hub, &mut client, now, |t| {
+            big += usize::from(t.contents.len() > 1000);
+            t.contents.len() > 1000 && (5..25).contains(&big)
+        });
+        let is_idr = |e: &Event| matches!(e, Event::MediaData(m) if crate::media::h264::annexb::is_idr(&m.data));
+        if client.events.iter().any(is_idr) {
+            return;
+        }
+    }
+    panic!("the keyframe was never completed ({big} large datagrams sent)");
+}
+
+mod blip;

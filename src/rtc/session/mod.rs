@@ -5,8 +5,10 @@
 //! Roles: at most one operator, everyone else a viewer. Without an operator
 //! secret the role goes to the first peer that sends `claim` or a `drive`
 //! while it is free; with one, `claim` (or joining) with the right secret
-//! takes it, even from the current operator. Losing the operator, for any
-//! reason, stops the motors. `stop` is honoured from everybody. A peer that
+//! takes it, even from the current operator. The operator also gets a
+//! single-use resume token: its page presents it from a new connection
+//! (reload, a reconnect after a blip) to take the role back from its old,
+//! dead one at once. Losing the operator, for any reason, stops the motors. `stop` is honoured from everybody. A peer that
 //! joined view-only (plain HTTP in view-only mode) never operates.
 //!
 //! What peers do that programs on the local API may want to know comes out
@@ -27,8 +29,11 @@ use crate::api::{Audience, Event};
 use crate::controls::Controls;
 use crate::drive::{Drive, LinkState};
 
+mod fresh;
+mod resume;
 mod telemetry;
 
+use fresh::Freshness;
 pub use telemetry::{read_cpu_temp_c, SessionStatus};
 use telemetry::{Rejection, Rejections};
 
@@ -73,6 +78,8 @@ struct Peer {
     id: PeerId,
     /// Highest `drive` seq accepted from this peer.
     last_seq: Option<u64>,
+    /// Its drives' trip times, to drop stale ones.
+    fresh: Freshness,
     view_only: bool,
 }
 
@@ -81,6 +88,9 @@ pub struct Session {
     drive: Drive,
     peers: heapless::Vec<Peer, MAX_PEERS>,
     operator: Option<PeerId>,
+    /// The operator's resume token (see the module doc); a new one with
+    /// every change of operator.
+    resume: Option<String>,
     outputs: VecDeque<SessionOutput>,
     started: Instant,
     /// Due time of the next telemetry broadcast; `None` while nobody listens.
@@ -109,6 +119,7 @@ impl Session {
             drive,
             peers: heapless::Vec::new(),
             operator: None,
+            resume: None,
             outputs: VecDeque::new(),
             started: now,
             telemetry_at: None,
@@ -157,6 +168,7 @@ impl Session {
         let joined = Peer {
             id: peer,
             last_seq: None,
+            fresh: Freshness::default(),
             view_only,
         };
         if self.peers.push(joined).is_err() {
@@ -190,7 +202,7 @@ impl Session {
             let wrong = Outbound::error("wrong operator secret: joined as a viewer");
             self.send(peer, &wrong);
         }
-        self.send(peer, &Outbound::Role { role: Role::Viewer });
+        self.send_role(peer);
         self.broadcast_presence();
     }
 
@@ -202,6 +214,7 @@ impl Session {
         if self.operator == Some(peer) {
             tracing::info!("operator {peer} left: motors stopped");
             self.operator = None;
+            self.resume = None;
             self.drive.stop(now);
         }
         if self.peers.is_empty() {
@@ -239,12 +252,12 @@ impl Session {
                 linear,
                 angular,
                 seq,
-            } => self.on_drive(now, peer, linear as f32, angular as f32, seq),
+                t,
+            } => self.on_drive(now, peer, (linear, angular), seq, t),
             Inbound::Servo { name, value } => {
                 if self.operator != Some(peer) {
                     return self.reject(peer, Rejection::NotOperator, self.not_operator());
                 }
-                let value = (value as f32).clamp(-1.0, 1.0);
                 if self.drive.set_servo(&name, value).is_err() {
                     return self.reject(
                         peer,
@@ -262,7 +275,9 @@ impl Session {
             }
             Inbound::Custom { name, value } => self.on_custom(peer, name, &value),
             Inbound::Camera { name, on } => self.on_camera(peer, &name, on),
-            Inbound::Claim { secret } => self.on_claim(now, peer, secret.as_deref()),
+            Inbound::Claim { secret, resume } => {
+                self.on_claim(now, peer, secret.as_deref(), resume.as_deref())
+            }
             Inbound::Release if self.operator == Some(peer) => self.set_operator(now, None),
             Inbound::Release => self.reject(
                 peer,
@@ -333,13 +348,14 @@ impl Session {
         }
     }
 
+    /// `linear` and `angular` come clamped into [-1, 1] by the parser.
     fn on_drive(
         &mut self,
         now: Instant,
         peer: PeerId,
-        linear: f32,
-        angular: f32,
+        (linear, angular): (f32, f32),
         seq: Option<u64>,
+        t: Option<f64>,
     ) {
         if self.operator != Some(peer) {
             if self.is_view_only(peer) {
@@ -350,6 +366,7 @@ impl Session {
             }
             self.set_operator(now, Some(peer));
         }
+        let started = self.started;
         let p = self.peer(peer).expect("checked by message()");
         if let Some(seq) = seq {
             // Unordered channels can deliver late: a stale command must not win.
@@ -357,6 +374,10 @@ impl Session {
                 return;
             }
             p.last_seq = Some(seq);
+        }
+        if t.is_some_and(|t| !p.fresh.is_fresh(started, now, t)) {
+            // Nothing to tell the page: it has sent a fresher one already.
+            return self.rejections.count(Rejection::Stale);
         }
         if self.stop_latched {
             if linear != 0.0 || angular != 0.0 {
@@ -368,8 +389,8 @@ impl Session {
         self.emit(Event::Drive {
             peer,
             role: Role::Operator,
-            linear: linear.clamp(-1.0, 1.0),
-            angular: angular.clamp(-1.0, 1.0),
+            linear,
+            angular,
         });
     }
 
@@ -437,18 +458,17 @@ impl Session {
         }
     }
 
-    fn on_claim(&mut self, now: Instant, peer: PeerId, secret: Option<&str>) {
+    fn on_claim(&mut self, now: Instant, peer: PeerId, secret: Option<&str>, resume: Option<&str>) {
         if self.operator == Some(peer) {
-            return self.send(
-                peer,
-                &Outbound::Role {
-                    role: self.role(peer),
-                },
-            );
+            return self.send_role(peer);
         }
         match (&self.secret, self.operator) {
             _ if self.is_view_only(peer) => {
                 self.reject(peer, Rejection::ViewOnly, format!("claim: {VIEW_ONLY}"))
+            }
+            _ if resume.is_some_and(|token| self.resume_matches(token)) => {
+                tracing::info!("operator {:?} resumes on peer {peer}", self.operator);
+                self.set_operator(now, Some(peer));
             }
             (Some(_), _) if !self.authorize(secret) => self.reject(
                 peer,
@@ -474,13 +494,9 @@ impl Session {
         tracing::info!("operator: {old:?} -> {new:?}");
         self.drive.stop(now);
         self.stop_latched = false;
+        self.resume = new.map(|_| crate::secret::random_token());
         for peer in [old, new].into_iter().flatten() {
-            self.send(
-                peer,
-                &Outbound::Role {
-                    role: self.role(peer),
-                },
-            );
+            self.send_role(peer);
         }
         self.broadcast_presence();
     }

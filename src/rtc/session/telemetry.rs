@@ -27,6 +27,8 @@ pub(super) enum Rejection {
     WrongSecret,
     /// Well-formed, but names a servo or control (or value) the robot lacks.
     Invalid,
+    /// A drive that arrived too late to obey (see `fresh.rs`); dropped silently.
+    Stale,
 }
 
 /// Refused messages by [`Rejection`].
@@ -38,6 +40,7 @@ pub struct Rejections {
     view_only: u64,
     wrong_secret: u64,
     invalid: u64,
+    stale: u64,
 }
 
 impl Rejections {
@@ -49,6 +52,7 @@ impl Rejections {
             Rejection::ViewOnly => &mut self.view_only,
             Rejection::WrongSecret => &mut self.wrong_secret,
             Rejection::Invalid => &mut self.invalid,
+            Rejection::Stale => &mut self.stale,
         };
         *n += 1;
     }
@@ -60,6 +64,7 @@ impl Rejections {
             + self.view_only
             + self.wrong_secret
             + self.invalid
+            + self.stale
     }
 }
 

@@ -1,0 +1,216 @@
+//! Publishing to an SFU over WHIP (RFC 9725): each `[[publish]]` table is one
+//! destination, one more consumer of the shared encode. The [`Publishers`]
+//! are sans-IO like the hub; the network loop feeds them and makes their HTTP
+//! requests through [`client::HttpWorkers`].
+
+pub mod backoff;
+pub mod client;
+pub mod publisher;
+pub mod url;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+use str0m::config::DtlsCert;
+use str0m::net::Transmit;
+use str0m::Candidate;
+
+use crate::media::audio::EncodedAudio;
+use crate::media::EncodedFrame;
+use client::{HttpRequest, HttpResponse};
+pub use publisher::{Destination, PublishStatus, Publisher, State, Timing};
+use url::Url;
+
+/// One `[[publish]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// The WHIP endpoint, `http://` or `https://`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer TOKEN`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Which camera (its `[[video]] name`); the first by default.
+    #[serde(default)]
+    pub camera: Option<String>,
+    /// The microphone too (when there is one).
+    #[serde(default = "yes")]
+    pub audio: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl PublishConfig {
+    /// Checked against the configured cameras' names (config order).
+    pub fn destination(&self, cameras: &[&str]) -> Result<Destination, String> {
+        let url = Url::parse(&self.url).map_err(|e| format!("publish url {e}"))?;
+        let camera = match &self.camera {
+            None => 0,
+            Some(name) => cameras.iter().position(|c| c == name).ok_or_else(|| {
+                format!("publish camera {name:?}: no such camera (have {cameras:?})")
+            })?,
+        };
+        if self
+            .token
+            .as_deref()
+            .is_some_and(|t| t.contains(['\r', '\n']))
+        {
+            return Err("publish token: no line breaks allowed".into());
+        }
+        Ok(Destination {
+            url,
+            token: self.token.clone().filter(|t| !t.is_empty()),
+            camera,
+            audio: self.audio,
+        })
+    }
+}
+
+/// Every destination, driven as one.
+#[derive(Default)]
+pub struct Publishers {
+    list: Vec<Publisher>,
+}
+
+impl Publishers {
+    pub fn new(
+        destinations: Vec<Destination>,
+        timing: Timing,
+        cert: DtlsCert,
+        now: Instant,
+    ) -> Self {
+        let list = (destinations.into_iter().enumerate())
+            .map(|(n, d)| Publisher::new(n, d, timing.clone(), cert.clone(), now))
+            .collect();
+        Publishers { list }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// `candidates` is asked for only when an attempt starts.
+    pub fn handle_timeout(&mut self, now: Instant, candidates: impl Fn() -> Vec<Candidate>) {
+        for p in &mut self.list {
+            p.handle_timeout(now, &candidates);
+        }
+    }
+
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        destination: usize,
+        id: u64,
+        result: Result<HttpResponse, String>,
+    ) {
+        if let Some(p) = self.list.get_mut(destination) {
+            p.handle_response(now, id, result);
+        }
+    }
+
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        self.list
+            .iter_mut()
+            .any(|p| p.receive(now, source, destination, data))
+    }
+
+    pub fn send_video(&mut self, now: Instant, camera: usize, frame: &EncodedFrame) {
+        self.list
+            .iter_mut()
+            .for_each(|p| p.send_video(now, camera, frame));
+    }
+
+    pub fn send_audio(&mut self, now: Instant, packet: &EncodedAudio) {
+        self.list.iter_mut().for_each(|p| p.send_audio(now, packet));
+    }
+
+    pub fn shutdown(&mut self) {
+        self.list.iter_mut().for_each(Publisher::shutdown);
+    }
+
+    /// Destinations that need `camera` encoded now.
+    pub fn viewers(&self, camera: usize) -> usize {
+        let watches = |p: &&Publisher| p.camera() == camera && p.wants_video();
+        self.list.iter().filter(watches).count()
+    }
+
+    pub fn listeners(&self) -> usize {
+        self.list.iter().filter(|p| p.wants_audio()).count()
+    }
+
+    /// Whether any destination of `camera` wants a keyframe (every request is taken).
+    pub fn take_keyframe_request(&mut self, camera: usize) -> bool {
+        let of_camera = self.list.iter_mut().filter(|p| p.camera() == camera);
+        of_camera.fold(false, |any, p| p.take_keyframe_request() | any)
+    }
+
+    pub fn lowest_estimate(&self) -> Option<u64> {
+        self.list.iter().filter_map(Publisher::estimate).min()
+    }
+
+    pub fn poll_request(&mut self) -> Option<HttpRequest> {
+        self.list.iter_mut().find_map(Publisher::poll_request)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.list.iter_mut().find_map(Publisher::poll_transmit)
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.list.iter().filter_map(Publisher::next_timeout).min()
+    }
+
+    pub fn status(&self) -> Vec<PublishStatus> {
+        self.list.iter().map(Publisher::status).collect()
+    }
+}
+
+/// The TLS client settings, if any destination is `https://`.
+pub fn tls_for(destinations: &[Destination]) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    if destinations.iter().any(|d| d.url.https) {
+        crate::broker::tls::client_config(None).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load, parse};
+
+    #[test]
+    fn publish_tables_are_checked_against_the_cameras() {
+        let config = parse(
+            "[[video]]\nname = \"front\"\n[[video]]\nname = \"arm\"\n\
+             [[publish]]\nurl = \"http://10.0.0.2:7080/whip/endpoint/robot\"\ntoken = \"t\"\n\
+             [[publish]]\nurl = \"https://sfu.example.org/whip\"\ncamera = \"arm\"\naudio = false\n",
+        )
+        .unwrap();
+        let d = config.publish_destinations().unwrap();
+        assert_eq!(
+            (d[0].camera, d[0].audio, d[0].token.as_deref()),
+            (0, true, Some("t"))
+        );
+        assert_eq!((d[1].camera, d[1].audio, d[1].url.https), (1, false, true));
+        for (bad, error) in [
+            ("url = \"rtmp://x/\"", "not an http:// or https:// URL"),
+            ("url = \"http://x/\"\ncamera = \"rear\"", "no such camera"),
+            ("url = \"http://x/\"\ntoken = \"a\\nb\"", "no line breaks"),
+            ("url = \"http://x/\"\nstream = 1", "unknown field"),
+        ] {
+            let layer = ("test".to_string(), format!("[[publish]]\n{bad}\n"));
+            let e = load(&[layer]).unwrap_err();
+            assert!(e.contains(error), "{e}");
+        }
+    }
+}
