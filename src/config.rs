@@ -237,7 +237,7 @@ telepi: stream a camera to browsers over WebRTC and drive the robot from them
 Usage: telepi [OPTIONS]
 
 Options:
-  --config FILE        TOML configuration file (see README)
+  --config FILE        TOML configuration file (docs/reference/configuration.md)
   --http ADDR:PORT     page, signaling and API address   [default: 0.0.0.0:8080]
   --https ADDR:PORT    also serve everything over TLS here (certificate from
                        [https] cert/key, else a generated self-signed pair)
@@ -245,7 +245,7 @@ Options:
   --board NAME         start from a board profile (pins, driver, encoder); the
                        config file and flags override it. --board list shows them
   --list-devices       list cameras, their formats and the usable encoders
-  export-page DIR      write the page into DIR, to open with ?broker= (README)
+  export-page DIR      write the page into DIR, to open with ?broker= (docs/guide/remote-access.md)
   -h, --help           show this help
   -V, --version        show the version
 

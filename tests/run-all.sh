@@ -59,7 +59,7 @@ took "cargo test"
 TELEPI_BIN="$PWD/target/debug/telepi" node --test tests/browser/
 took "browser tests"
 
-# ---- Through NATs (tests/nat/run.sh; README "Through NATs") ------------------
+# ---- Through NATs (tests/nat/run.sh; docs/dev/testing.md) ------------------
 # Network namespaces only: coturn on an "internet" bridge, the robot behind a
 # symmetric NAT, headless Chromium behind another NAT opening the page over
 # HTTPS: video and driving through the TURN relay, a direct path through a
@@ -69,7 +69,7 @@ if [ "${TELEPI_SKIP_NAT:-0}" != 1 ]; then
   took "NAT tests"
 fi
 
-# ---- Links that blip (tests/link/run.sh; README "Links that blip") -------------
+# ---- Links that blip (tests/link/run.sh; docs/dev/testing.md) -------------
 # Network namespaces joined by a userspace link emulator, checked against its
 # settings first; headless Chromium on the page through a 2 s outage and one
 # past the silence limit, an address change (~50 s). SKIPPED without root or namespaces (fails
@@ -84,7 +84,7 @@ fi
 bench/run.sh --smoke
 took "bench smoke"
 
-# ---- Fuzzing (fuzz/, README "Fuzzing") ---------------------------------------
+# ---- Fuzzing (fuzz/, docs/dev/fuzzing.md) ---------------------------------------
 # Every cargo-fuzz target briefly from its seed corpus (nightly and cargo-fuzz
 # are installed by fuzz/run.sh when missing); a crash fails the run and leaves
 # its input in fuzz/artifacts/. TELEPI_FUZZ_SECONDS sets the time per target,
@@ -104,7 +104,7 @@ if [ "${TELEPI_SKIP_VM:-0}" != 1 ]; then
   took "emulated PC"
 fi
 
-# ---- Raspberry Pi (board/, tests/pi/; README "Put it on a Pi") -------------
+# ---- Raspberry Pi (board/, tests/pi/; docs/start/pi.md) -------------
 # Cross-builds aarch64 + armv7 release binaries and their .debs (size budget
 # 8 MB stripped), checks the packages and the unit, runs both binaries under
 # qemu-user through the end-to-end tests above (WebRTC frames decoded on the

@@ -1,4 +1,4 @@
-// Signaling through an MQTT broker, for robots nothing can connect to (README:
+// Signaling through an MQTT broker, for robots nothing can connect to (docs/guide/remote-access.md,
 // "Remote robots through a broker"). Active only when the page is opened with
 // ?broker=ws(s)://HOST:PORT (plus &username=, &password=, &prefix=, &robot=);
 // otherwise the page talks to the robot that served it, as always.

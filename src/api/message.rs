@@ -1,5 +1,5 @@
 //! The local API's messages: one JSON object per line, tagged by `type`,
-//! in the data channel's style (see README "Your own programs").
+//! in the data channel's style (docs/reference/local-api.md).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};

@@ -4,8 +4,7 @@
 //! what the operator sends and who is connected, publish readings and
 //! messages for the pages, and may drive the motors themselves
 //! (`[drive] backend = "external"`) while telepi keeps the deadman, the
-//! stop and the one operator. The protocol is in README ("Your own
-//! programs: the local API").
+//! stop and the one operator. The protocol is in docs/reference/local-api.md.
 //!
 //! ```toml
 //! [api]

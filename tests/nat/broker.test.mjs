@@ -1,5 +1,5 @@
 // A robot with no inbound port at all, reached through an MQTT broker, and a
-// link that heals: run by tests/nat/run.sh (README "Through NATs") in the
+// link that heals: run by tests/nat/run.sh (docs/dev/testing.md, "Through NATs") in the
 // browser's namespace. The robot sits behind a symmetric NAT with nothing
 // forwarded; Mosquitto (TCP for the robot, websockets for the page) and
 // coturn live on the "internet". TELEPI_NAT.broker says where things are:
