@@ -220,14 +220,21 @@ fn restart_ice(
     sdp
 }
 
+/// A client with one video m-line and its channel open; its peer id, its
+/// offer's SDP and the time then. Hub events so far are drained.
+fn watching_with_channel_open(hub: &mut Hub) -> (Client, PeerId, String, Instant) {
+    let t0 = Instant::now();
+    let (mut client, first_offer, pending) = offer(true);
+    let id = answered(hub, &mut client, t0, &first_offer, pending);
+    let now = channel_open(hub, &mut client, t0);
+    drain_events(hub);
+    (client, id, first_offer, now)
+}
+
 #[test]
 fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
     let mut hub = Hub::new(HubConfig::default());
-    let t0 = Instant::now();
-    let (mut client, first_offer, pending) = offer(true);
-    let id = answered(&mut hub, &mut client, t0, &first_offer, pending);
-    let mut now = channel_open(&mut hub, &mut client, t0);
-    drain_events(&mut hub);
+    let (mut client, id, first_offer, mut now) = watching_with_channel_open(&mut hub);
     let mut ufrag = ufrag_of(&first_offer);
 
     // Refusals first: each says why, and the session is unharmed.
@@ -304,11 +311,7 @@ fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
 #[test]
 fn a_new_address_moves_the_send_path_and_asks_for_a_keyframe_at_once() {
     let mut hub = Hub::new(HubConfig::default());
-    let t0 = Instant::now();
-    let (mut client, first_offer, pending) = offer(true);
-    let id = answered(&mut hub, &mut client, t0, &first_offer, pending);
-    let mut now = channel_open(&mut hub, &mut client, t0);
-    drain_events(&mut hub);
+    let (mut client, id, first_offer, mut now) = watching_with_channel_open(&mut hub);
     // From now on the client's datagrams reach the robot from a new address
     // (a new lease, a NAT rebinding; what the robot sends there is mapped
     // back), and the page restarts ICE, as it does when its media stalls.
