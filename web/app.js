@@ -19,6 +19,11 @@
   // rebinding; ICE may still say connected): try an ICE restart, again this often.
   const RESTART_AFTER_MS = 1500;
   const RESTART_TIMEOUT_MS = 3000;
+  // Nothing at all received (video, RTCP, 5 Hz telemetry) and no new frame
+  // for this long: the path is dead, checked this often (see watchStall).
+  const STALL_MS = 400;
+  const STALL_TICK_MS = 100;
+  const PROBE_TIMEOUT_MS = 500;
   const TOAST_MS = 3000;
   const KEY_TURN = 0.6;
   const JOY_DEADZONE = 0.08;
@@ -848,14 +853,64 @@
     const silent = performance.now() - robot.heardAt > SILENCE_MS;
     if (open && !document.hidden && silent) hold();
     if (net.heldSince === null) return;
-    if (!silent) return linkBack();
+    // Heard since the hold began (watchStall may hold before telemetry lapses).
+    if (robot.heardAt > net.heldSince) return linkBack();
     if (performance.now() - net.heldSince > HOLD_MS) return scheduleReconnect('link lost for too long');
     const now = performance.now();
-    if (now - net.heldSince > RESTART_AFTER_MS && now - net.restartAt > RESTART_AFTER_MS) {
+    const silentFor = now - robot.heardAt;
+    if (silentFor > SILENCE_MS + RESTART_AFTER_MS && now - net.restartAt > RESTART_AFTER_MS) {
       // Unreachable robot: keep holding; a refusal (session gone): start over.
       restartIce().catch((err) => err.final && scheduleReconnect(err.message));
     }
     renderHold();
+  }
+
+  // What getStats said last: the transports' bytes received, the frames
+  // decoded and since when neither moved.
+  const stall = { bytes: -1, frames: -1, since: 0, busy: false };
+
+  // A dead media path is noticed within STALL_MS, not after SILENCE_MS on a
+  // 1 s tick: the page holds at once. When the robot still answers over HTTP
+  // meanwhile, only the media path is gone (our address changed, a NAT
+  // rebinding): restart ICE at once. In a plain outage the probe gets no
+  // answer and the page just holds, as before, until the link is back.
+  async function watchStall() {
+    const { pc } = net;
+    const open = net.dc && net.dc.readyState === 'open';
+    if (!pc || !open || document.hidden || stall.busy) {
+      stall.since = 0;
+      return;
+    }
+    stall.busy = true;
+    try {
+      let bytes = 0;
+      (await pc.getStats()).forEach((r) => { if (r.type === 'transport') bytes += r.bytesReceived || 0; });
+      const frames = framesDecoded();
+      const now = performance.now();
+      if (pc !== net.pc) return;
+      if (bytes !== stall.bytes || frames !== stall.frames || !stall.since) {
+        Object.assign(stall, { bytes, frames, since: now });
+        return;
+      }
+      if (now - stall.since < STALL_MS) return;
+      hold();
+      if (broker || net.restarting || now - net.restartAt < RESTART_AFTER_MS) return;
+      net.restartAt = now; // one probe per RESTART_AFTER_MS
+      if (!(await robotAnswers()) || pc !== net.pc || net.heldSince === null) return;
+      await restartIce().catch((err) => err.final && scheduleReconnect(err.message));
+    } finally {
+      stall.busy = false;
+    }
+  }
+
+  // Whether the robot answers over HTTP within PROBE_TIMEOUT_MS.
+  async function robotAnswers() {
+    try {
+      const res = await fetch('/api/status', { cache: 'no-store', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+      return res.ok;
+    } catch {
+      return false;
+    }
   }
 
   function slowTick() {
@@ -1122,5 +1177,6 @@
   renderFleet();
   setInterval(driveTick, DRIVE_INTERVAL_MS);
   setInterval(slowTick, SLOW_INTERVAL_MS);
+  setInterval(watchStall, STALL_TICK_MS);
   connect();
 })();

@@ -239,6 +239,7 @@ impl Hub {
             frames_sent: 0,
             frames_skipped: 0,
             held_since: None,
+            sends_to: None,
             remote_ufrag: attribute(offer_sdp, "ice-ufrag").unwrap_or("").to_string(),
             fingerprint: attribute(offer_sdp, "fingerprint")
                 .unwrap_or("")

@@ -8,6 +8,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use str0m::net::Transmit;
+
 use super::peer::Peer;
 use super::{HubConfig, HubEvent};
 
@@ -44,6 +46,27 @@ impl Peer {
         if let Some(since) = self.held_since.take() {
             let silent = now.saturating_duration_since(since);
             tracing::info!(peer = %self.id, ?silent, "link back: keyframe requested");
+            self.start_video_at_keyframe(events);
+        }
+    }
+
+    /// Every datagram str0m sends. Media goes to the pair the browser
+    /// nominated; when that moves (the browser's address changed, a NAT
+    /// rebinding, an ICE restart onto a new path) the frames sent to the old
+    /// address are lost and the decoder waits: ask for a keyframe at once.
+    pub(super) fn follow_send_path(
+        &mut self,
+        transmit: &Transmit,
+        events: &mut VecDeque<HubEvent>,
+    ) {
+        // STUN (first byte 0-3, RFC 7983) answers checks on any pair.
+        if transmit.contents.first().is_none_or(|b| *b < 4) {
+            return;
+        }
+        let before = self.sends_to.replace(transmit.destination);
+        if self.connected && before.is_some_and(|b| b != transmit.destination) {
+            tracing::info!(peer = %self.id, from = ?before, to = %transmit.destination,
+                "send path moved: keyframe requested");
             self.start_video_at_keyframe(events);
         }
     }

@@ -53,6 +53,9 @@ pub(super) struct Peer {
     pub(super) frames_skipped: u64,
     /// Since when the peer's link is silent, while it is held (see `hold.rs`).
     pub(super) held_since: Option<Instant>,
+    /// Where str0m sends media, DTLS and SCTP: the nominated pair's remote
+    /// address (see `hold.rs`).
+    pub(super) sends_to: Option<SocketAddr>,
     /// Its current offer's ICE ufrag and DTLS fingerprint, and its last ICE
     /// restart (see `restart.rs`).
     pub(super) remote_ufrag: String,
@@ -171,7 +174,10 @@ impl Peer {
                     self.timeout = t;
                     return;
                 }
-                Ok(Output::Transmit(t)) => transmits.push_back(t),
+                Ok(Output::Transmit(t)) => {
+                    self.follow_send_path(&t, events);
+                    transmits.push_back(t);
+                }
                 Ok(Output::Event(e)) => self.on_event(e, events),
                 Err(e) => {
                     tracing::warn!(peer = %self.id, "dropping peer: {e}");

@@ -220,14 +220,21 @@ fn restart_ice(
     sdp
 }
 
+/// A client with one video m-line and its channel open; its peer id, its
+/// offer's SDP and the time then. Hub events so far are drained.
+fn watching_with_channel_open(hub: &mut Hub) -> (Client, PeerId, String, Instant) {
+    let t0 = Instant::now();
+    let (mut client, first_offer, pending) = offer(true);
+    let id = answered(hub, &mut client, t0, &first_offer, pending);
+    let now = channel_open(hub, &mut client, t0);
+    drain_events(hub);
+    (client, id, first_offer, now)
+}
+
 #[test]
 fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
     let mut hub = Hub::new(HubConfig::default());
-    let t0 = Instant::now();
-    let (mut client, first_offer, pending) = offer(true);
-    let id = answered(&mut hub, &mut client, t0, &first_offer, pending);
-    let mut now = channel_open(&mut hub, &mut client, t0);
-    drain_events(&mut hub);
+    let (mut client, id, first_offer, mut now) = watching_with_channel_open(&mut hub);
     let mut ufrag = ufrag_of(&first_offer);
 
     // Refusals first: each says why, and the session is unharmed.
@@ -299,4 +306,48 @@ fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
     );
     assert!(hub.contains(id));
     let _ = now;
+}
+
+#[test]
+fn a_new_address_moves_the_send_path_and_asks_for_a_keyframe_at_once() {
+    let mut hub = Hub::new(HubConfig::default());
+    let (mut client, id, first_offer, mut now) = watching_with_channel_open(&mut hub);
+    // From now on the client's datagrams reach the robot from a new address
+    // (a new lease, a NAT rebinding; what the robot sends there is mapped
+    // back), and the page restarts ICE, as it does when its media stalls.
+    let moved: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    restart_ice(&mut hub, &mut client, id, now, &ufrag_of(&first_offer));
+    let mut sent_to_new = false;
+    let mut events = vec![];
+    let end = now + Duration::from_secs(5);
+    while now < end && !(sent_to_new && keyframe_wanted(&events)) {
+        while let Ok(out) = client.rtc.poll_output() {
+            match out {
+                Output::Transmit(t) => {
+                    hub.receive(now, moved, t.destination, &t.contents);
+                }
+                Output::Event(e) => client.events.push(e),
+                Output::Timeout(_) => break,
+            }
+        }
+        while let Some(mut t) = hub.poll_transmit() {
+            if t.destination == moved {
+                sent_to_new |= t.contents.first().is_some_and(|b| *b >= 4);
+                t.destination = BROWSER.parse().unwrap();
+            }
+            to_client(&mut client, now, &t);
+        }
+        events.extend(drain_events(&mut hub));
+        now += Duration::from_millis(5);
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        hub.handle_timeout(now);
+    }
+    assert!(
+        sent_to_new,
+        "the robot sends media and data to the new address"
+    );
+    assert!(
+        keyframe_wanted(&events),
+        "a keyframe asked for when the path moved"
+    );
 }
