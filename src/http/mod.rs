@@ -10,11 +10,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use crate::broker::client::BrokerStats;
-use crate::config::RtcConfig;
 use crate::controls::Controls;
 use crate::media::pipeline::VideoShared;
 use crate::media::record::Recordings;
 use crate::metrics::{self, HttpCounts};
+use crate::rtc::config::RtcConfig;
 use crate::rtc::hub::RestartError;
 use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};

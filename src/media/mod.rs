@@ -12,6 +12,7 @@ use std::time::Instant;
 
 pub mod audio;
 pub mod bitrate;
+pub mod config;
 pub mod convert;
 pub mod demand;
 pub mod devices;

@@ -1,6 +1,7 @@
 //! WebRTC: the peers (str0m `Rtc`s), the session logic, and the one smol loop
 //! that owns them and the UDP socket.
 
+pub mod config;
 pub mod hub;
 pub mod ice;
 pub mod layers;

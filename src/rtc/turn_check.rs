@@ -12,13 +12,13 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::config::RtcConfig;
 use super::ice::{parse_url, turn_credentials, IceUrl, Scheme, TurnCredentials};
 use super::stun_message::{
     long_term_key, new_transaction_id, Message, MessageBuilder, ALLOCATE_ERROR, ALLOCATE_REQUEST,
     ALLOCATE_SUCCESS, LIFETIME, NONCE, REALM, REFRESH_ERROR, REFRESH_REQUEST, REFRESH_SUCCESS,
     REQUESTED_TRANSPORT, USERNAME,
 };
-use crate::config::RtcConfig;
 
 /// First retransmission, doubled on each try (RFC 8489 §6.2.1), but fewer
 /// tries than the RFC's seven: this only decides what to log.
