@@ -20,9 +20,10 @@ use telepi::publish::client::HttpWorkers;
 use telepi::publish::{self, Destination, Publishers, Timing};
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::layers::{LayerConfig, LayerPicker, Limits};
+use telepi::rtc::nat::turn_check;
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
-use telepi::rtc::{ice, net, turn_check};
+use telepi::rtc::{ice, net};
 
 fn main() -> ExitCode {
     init_logging();

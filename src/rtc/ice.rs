@@ -8,8 +8,8 @@ use std::time::Duration;
 use str0m::Candidate;
 
 use super::config::{IceServer, RtcConfig};
+use super::nat::stun::Reflexive;
 use super::server::handle::LoopHandle;
-use super::stun::Reflexive;
 
 /// The user name part after the expiry time in minted TURN credentials.
 const TURN_USER: &str = "telepi";

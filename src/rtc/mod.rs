@@ -5,14 +5,11 @@ pub mod config;
 pub mod hub;
 pub mod ice;
 pub mod layers;
-pub mod md5;
+pub mod nat;
 pub mod net;
 pub mod protocol;
 pub mod server;
 pub mod session;
-pub mod stun;
-pub mod stun_message;
-pub mod turn_check;
 
 /// A peer connection's id, unique for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
