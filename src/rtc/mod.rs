@@ -11,12 +11,5 @@ pub mod protocol;
 pub mod server;
 pub mod session;
 
-/// A peer connection's id, unique for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct PeerId(pub u64);
-
-impl std::fmt::Display for PeerId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+// Re-exported: most of rtc/ and the tests name it `rtc::PeerId`.
+pub use crate::peer::PeerId;
