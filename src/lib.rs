@@ -3,6 +3,7 @@
 //! `main.rs` only wires these modules together; each one is usable (and
 //! tested) on its own.
 
+pub mod access;
 pub mod api;
 pub mod broker;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod media;
 pub mod metrics;
 pub mod peer;
 pub mod publish;
+pub mod refusal;
 pub mod rtc;
 pub mod secret;
 #[doc(hidden)]

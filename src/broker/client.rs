@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::link::{Identity, Link, LinkEvent};
 use super::signaling::{self, OfferLimit, Topics, Wanted};
 use super::{parse_url, tls, BrokerConfig, BrokerUrl};
-use crate::http::access::{Access, Credentials};
+use crate::access::{Access, Credentials};
 use crate::rtc::config::RtcConfig;
 use crate::rtc::ice;
 use crate::rtc::net::is_host_address;
