@@ -20,6 +20,7 @@ pub mod display;
 pub mod encoder;
 pub mod fdpoll;
 pub mod h264;
+pub mod keyframe;
 pub mod layer;
 pub mod pace;
 pub mod pipeline;
