@@ -4,11 +4,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use telepi::access::Access;
 use telepi::api::LocalApi;
 use telepi::broker::client::BrokerClient;
 use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
-use telepi::http::access::Access;
 use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::display::{self, Display};

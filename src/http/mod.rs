@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
+use crate::access::{self, Access, Credentials, Grant};
 use crate::broker::client::BrokerStats;
 use crate::controls::Controls;
 use crate::media::pipeline::VideoShared;
@@ -19,11 +20,8 @@ use crate::rtc::hub::RestartError;
 use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
-use access::{Access, Credentials, Grant};
 use signaling::{Refusal, MAX_BODY_BYTES};
 
-// Re-exported: main.rs and the fuzz targets name it `http::access`.
-pub use crate::access;
 pub mod cert;
 mod listen;
 mod recordings;
