@@ -3,6 +3,7 @@
 //! `main.rs` only wires these modules together; each one is usable (and
 //! tested) on its own.
 
+pub mod access;
 pub mod api;
 pub mod broker;
 pub mod config;
@@ -10,9 +11,12 @@ pub mod controls;
 pub mod drive;
 pub mod hostport;
 pub mod http;
+pub mod json;
 pub mod media;
 pub mod metrics;
+pub mod peer;
 pub mod publish;
+pub mod refusal;
 pub mod rtc;
 pub mod secret;
 #[doc(hidden)]

@@ -4,11 +4,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use telepi::access::Access;
 use telepi::api::LocalApi;
 use telepi::broker::client::BrokerClient;
 use telepi::config::{self, Action, Config};
 use telepi::drive::Drive;
-use telepi::http::access::Access;
 use telepi::http::cert::Identity;
 use telepi::http::{Context, HttpServer, Https};
 use telepi::media::display::{self, Display};
@@ -20,9 +20,10 @@ use telepi::publish::client::HttpWorkers;
 use telepi::publish::{self, Destination, Publishers, Timing};
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::layers::{LayerConfig, LayerPicker, Limits};
+use telepi::rtc::nat::turn_check;
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
 use telepi::rtc::session::Session;
-use telepi::rtc::{ice, net, turn_check};
+use telepi::rtc::{ice, net};
 
 fn main() -> ExitCode {
     init_logging();

@@ -14,7 +14,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use telepi::http::access::{cookie_value, Access, Credentials, Grant};
+use telepi::access::{cookie_value, Access, Credentials, Grant};
 use telepi::http::signaling::{
     bearer, form_value, offer_from_json, offer_from_sdp, presented_secret, Refusal,
 };

@@ -1,4 +1,4 @@
-//! The robot's STUN client (`telepi::rtc::stun::StunClient`) on arbitrary
+//! The robot's STUN client (`telepi::rtc::nat::stun::StunClient`) on arbitrary
 //! answers from the servers it asked, and from strangers.
 //!
 //! Input: records of a flags byte, a length byte and that many bytes of
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use telepi::rtc::stun::StunClient;
+use telepi::rtc::nat::stun::StunClient;
 
 fuzz_target!(|data: &[u8]| {
     let servers: [SocketAddr; 2] = [

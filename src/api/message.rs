@@ -6,8 +6,9 @@ use serde_json::{Number, Value};
 
 use crate::controls::Controls;
 use crate::drive::Motors;
-use crate::rtc::protocol::{required, PeerRole, Role};
-use crate::rtc::PeerId;
+use crate::json::required;
+use crate::peer::PeerId;
+use crate::peer::{PeerRole, Role};
 
 /// Longest line a program may send; longer ones are refused (and skipped to the next newline).
 pub const MAX_LINE_BYTES: usize = 16 * 1024;

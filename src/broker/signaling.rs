@@ -110,7 +110,7 @@ impl Request {
     }
 }
 
-pub fn ice_servers(id: &str, servers: &[crate::config::IceServer]) -> Vec<u8> {
+pub fn ice_servers(id: &str, servers: &[crate::rtc::config::IceServer]) -> Vec<u8> {
     json!({ "type": "ice-servers", "id": id, "iceServers": servers })
         .to_string()
         .into_bytes()

@@ -9,20 +9,19 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
+use crate::access::{self, Access, Credentials, Grant};
 use crate::broker::client::BrokerStats;
-use crate::config::RtcConfig;
 use crate::controls::Controls;
 use crate::media::pipeline::VideoShared;
 use crate::media::record::Recordings;
 use crate::metrics::{self, HttpCounts};
+use crate::rtc::config::RtcConfig;
 use crate::rtc::hub::RestartError;
 use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
-use access::{Access, Credentials, Grant};
 use signaling::{Refusal, MAX_BODY_BYTES};
 
-pub mod access;
 pub mod cert;
 mod listen;
 mod recordings;

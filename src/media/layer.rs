@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::h264::annexb::is_idr;
-use super::pipeline::{KeyframeReason, KeyframeThrottle};
+use super::keyframe::{KeyframeReason, KeyframeThrottle};
 use super::{EncodedFrame, Frame, PixelFormat, VideoEncoder};
 
 /// One of a camera's encodes.

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 pub mod audio;
 pub mod bitrate;
+pub mod config;
 pub mod convert;
 pub mod demand;
 pub mod devices;
@@ -19,6 +20,7 @@ pub mod display;
 pub mod encoder;
 pub mod fdpoll;
 pub mod h264;
+pub mod keyframe;
 pub mod layer;
 pub mod pace;
 pub mod pipeline;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::config::{parse_encoder, parse_source, EncoderChoice, SourceChoice, VideoConfig};
 use super::encoder::budget::{self, M2mStream};
 use super::encoder::m2m::{self, M2mEncoder, M2M_NAME};
 use super::encoder::openh264::OpenH264Encoder;
@@ -12,51 +13,6 @@ use super::source::pipe::PipeSource;
 use super::source::reconnect::Reconnecting;
 use super::v4l2;
 use super::{PixelFormat, VideoEncoder, VideoSource};
-use crate::config::VideoConfig;
-
-/// What `source` in `[video]` asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceChoice {
-    Auto,
-    Pattern,
-    /// A V4L2 camera; `None` = the first one that opens.
-    V4l2(Option<PathBuf>),
-    Pipe,
-}
-
-/// What `encoder` in `[video]` asks for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum EncoderChoice {
-    Auto,
-    OpenH264,
-    V4l2M2m,
-    Passthrough,
-}
-
-pub fn parse_source(s: &str) -> Result<SourceChoice, String> {
-    match s {
-        "auto" => Ok(SourceChoice::Auto),
-        "pattern" => Ok(SourceChoice::Pattern),
-        "v4l2" => Ok(SourceChoice::V4l2(None)),
-        "pipe" => Ok(SourceChoice::Pipe),
-        path if path.starts_with("/dev/") => Ok(SourceChoice::V4l2(Some(path.into()))),
-        other => Err(format!(
-            "video source {other:?}: use auto, pattern, v4l2, /dev/videoN or pipe"
-        )),
-    }
-}
-
-pub fn parse_encoder(s: &str) -> Result<EncoderChoice, String> {
-    match s {
-        "auto" => Ok(EncoderChoice::Auto),
-        "openh264" => Ok(EncoderChoice::OpenH264),
-        "v4l2m2m" => Ok(EncoderChoice::V4l2M2m),
-        "passthrough" => Ok(EncoderChoice::Passthrough),
-        other => Err(format!(
-            "video encoder {other:?}: use auto, openh264, v4l2m2m or passthrough"
-        )),
-    }
-}
 
 /// A source and, unless it delivers H.264 itself, the encoder for it.
 pub type Video = (Box<dyn VideoSource>, Option<Box<dyn VideoEncoder>>);
@@ -265,18 +221,6 @@ pub fn open_cameras<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_parse_and_mistakes_say_what_is_allowed() {
-        assert_eq!(parse_source("auto"), Ok(SourceChoice::Auto));
-        assert_eq!(
-            parse_source("/dev/video2"),
-            Ok(SourceChoice::V4l2(Some("/dev/video2".into())))
-        );
-        assert!(parse_source("webcam").unwrap_err().contains("pattern"));
-        assert_eq!(parse_encoder("v4l2m2m"), Ok(EncoderChoice::V4l2M2m));
-        assert!(parse_encoder("x264").unwrap_err().contains("openh264"));
-    }
 
     #[test]
     fn auto_falls_back_to_pattern_and_openh264_without_hardware() {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use str0m::Candidate;
 
-use super::server::LoopHandle;
-use super::stun::Reflexive;
-use crate::config::{IceServer, RtcConfig};
+use super::config::{IceServer, RtcConfig};
+use super::nat::stun::Reflexive;
+use super::server::handle::LoopHandle;
 
 /// The user name part after the expiry time in minted TURN credentials.
 const TURN_USER: &str = "telepi";

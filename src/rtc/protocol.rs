@@ -21,6 +21,8 @@ use serde_json::Value;
 use super::PeerId;
 use crate::controls::Controls;
 use crate::drive::{LinkState, Motors, ServoValues};
+use crate::json::required;
+pub use crate::peer::{PeerRole, Role};
 
 /// The label of a page's second data channel, unordered and without
 /// retransmissions, for `drive` only: a lost or late drive is simply gone,
@@ -92,25 +94,6 @@ fn unit<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
     }
     // Adding +0.0 turns -0.0 into +0.0 and leaves every other value alone.
     Ok(v.clamp(-1.0, 1.0) as f32 + 0.0)
-}
-
-/// A present field, `null` included (a plain `Value` field would take a
-/// missing one as `null`).
-pub(crate) fn required<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-    Value::deserialize(d)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Operator,
-    Viewer,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PeerRole {
-    pub id: PeerId,
-    pub role: Role,
 }
 
 /// Robot → browser.

@@ -11,14 +11,13 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 
-use super::hub::{ConnectError, Hub, HubEvent, RestartError, VideoTotals};
+use super::hub::{Hub, HubEvent, VideoTotals};
 use super::ice;
 use super::layers::{Layer, LayerPicker};
+use super::nat::stun::StunClient;
 use super::net::{self, RtcSocket};
 use super::protocol::Outbound;
 use super::session::{read_cpu_temp_c, Session, SessionOutput};
-use super::stun::StunClient;
-use super::PeerId;
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::display::Display;
@@ -27,119 +26,6 @@ use crate::media::record::Recordings;
 use crate::media::{EncodedFrame, VideoSink};
 use crate::publish::client::{Done, HttpWorkers};
 use crate::publish::Publishers;
-
-/// Requests from other threads (HTTP, signals) to the loop.
-pub enum Command {
-    Connect {
-        sdp: String,
-        secret: Option<String>,
-        /// Watching only, whatever the secret (plain HTTP in view-only mode).
-        view_only: bool,
-        reply: Sender<Result<(PeerId, String), ConnectError>>,
-    },
-    Disconnect {
-        peer: PeerId,
-        reply: Sender<bool>,
-    },
-    /// An ICE restart of `peer`'s session; `ufrag` is its current offer's.
-    Restart {
-        peer: PeerId,
-        ufrag: String,
-        sdp: String,
-        reply: Sender<Result<String, RestartError>>,
-    },
-    /// Close a peer on an operator's request; needs the secret when one is configured.
-    Eject {
-        peer: PeerId,
-        secret: Option<String>,
-        reply: Sender<Result<(), EjectError>>,
-    },
-    Status {
-        reply: Sender<serde_json::Value>,
-    },
-    /// The `stun:` servers, resolved afresh off the loop.
-    StunServers(Vec<SocketAddr>),
-    Shutdown,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EjectError {
-    Forbidden,
-    NoSuchPeer,
-}
-
-/// A cheap, cloneable, blocking front door to the loop for other threads.
-#[derive(Clone)]
-pub struct LoopHandle {
-    commands: Sender<Command>,
-}
-
-impl LoopHandle {
-    pub fn connect(
-        &self,
-        sdp: String,
-        secret: Option<String>,
-        view_only: bool,
-    ) -> Result<(PeerId, String), ConnectError> {
-        self.ask(|reply| Command::Connect {
-            sdp,
-            secret,
-            view_only,
-            reply,
-        })
-        .unwrap_or_else(|| Err(ConnectError::Rejected("the robot is shutting down".into())))
-    }
-
-    pub fn restart(
-        &self,
-        peer: PeerId,
-        ufrag: String,
-        sdp: String,
-    ) -> Result<String, RestartError> {
-        self.ask(|reply| Command::Restart {
-            peer,
-            ufrag,
-            sdp,
-            reply,
-        })
-        .unwrap_or_else(|| Err(RestartError::Rejected("the robot is shutting down".into())))
-    }
-
-    pub fn disconnect(&self, peer: PeerId) -> bool {
-        self.ask(|reply| Command::Disconnect { peer, reply })
-            .unwrap_or(false)
-    }
-
-    pub fn eject(&self, peer: PeerId, secret: Option<String>) -> Result<(), EjectError> {
-        self.ask(|reply| Command::Eject {
-            peer,
-            secret,
-            reply,
-        })
-        .unwrap_or(Err(EjectError::NoSuchPeer))
-    }
-
-    pub fn status(&self) -> Option<serde_json::Value> {
-        self.ask(|reply| Command::Status { reply })
-    }
-
-    /// False once the loop is gone.
-    pub fn set_stun_servers(&self, servers: Vec<SocketAddr>) -> bool {
-        self.commands
-            .send_blocking(Command::StunServers(servers))
-            .is_ok()
-    }
-
-    pub fn shutdown(&self) {
-        let _ = self.commands.send_blocking(Command::Shutdown);
-    }
-
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Option<T> {
-        let (tx, rx) = smol::channel::bounded(1);
-        self.commands.send_blocking(make(tx)).ok()?;
-        rx.recv_blocking().ok()
-    }
-}
 
 /// The loop's ends of one camera's pipeline.
 pub struct CameraLinks {
@@ -227,7 +113,7 @@ impl RtcServer {
             publish: Publishers::default(),
             whip: HttpWorkers::new(None),
         };
-        Ok((server, LoopHandle { commands: tx }))
+        Ok((server, LoopHandle::new(tx)))
     }
 
     /// Publishes to these WHIP destinations too, making their requests with `whip`.
@@ -688,7 +574,9 @@ impl RtcServer {
     }
 }
 
+pub mod handle;
 mod layers;
+pub use handle::{Command, EjectError, LoopHandle};
 use layers::{layer_message, layers_status, request_keyframe};
 
 /// One camera in `/api/status`: what it captures, how it encodes, its

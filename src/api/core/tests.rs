@@ -2,8 +2,8 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::controls::{ControlConfig, ControlKind};
-use crate::rtc::protocol::{PeerRole, Role};
-use crate::rtc::PeerId;
+use crate::peer::PeerId;
+use crate::peer::{PeerRole, Role};
 
 const TIMEOUT: Duration = Duration::from_millis(1000);
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::hmac;
 
-use super::signaling::Refusal;
+use crate::refusal::Refusal;
 
 /// Failed attempts an address may make within [`WINDOW`] before it is locked out.
 pub const MAX_FAILURES: u32 = 5;

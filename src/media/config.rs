@@ -1,12 +1,13 @@
 //! `[video]` (one camera) and `[[video]]` (several): each table is one
 //! camera, checked alone and then together (names, the hardware encoder's budget).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::media::encoder::budget::{self, M2mStream};
-use crate::media::record::RecordWhen;
+use super::encoder::budget::{self, M2mStream};
+use super::record::RecordWhen;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -148,9 +149,53 @@ impl VideoConfig {
                 self.low_bitrate, self.bitrate
             ));
         }
-        crate::media::select::parse_source(&self.source)?;
-        crate::media::select::parse_encoder(&self.encoder)?;
+        parse_source(&self.source)?;
+        parse_encoder(&self.encoder)?;
         Ok(())
+    }
+}
+
+/// What `source` in `[video]` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceChoice {
+    Auto,
+    Pattern,
+    /// A V4L2 camera; `None` = the first one that opens.
+    V4l2(Option<PathBuf>),
+    Pipe,
+}
+
+/// What `encoder` in `[video]` asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EncoderChoice {
+    Auto,
+    OpenH264,
+    V4l2M2m,
+    Passthrough,
+}
+
+pub fn parse_source(s: &str) -> Result<SourceChoice, String> {
+    match s {
+        "auto" => Ok(SourceChoice::Auto),
+        "pattern" => Ok(SourceChoice::Pattern),
+        "v4l2" => Ok(SourceChoice::V4l2(None)),
+        "pipe" => Ok(SourceChoice::Pipe),
+        path if path.starts_with("/dev/") => Ok(SourceChoice::V4l2(Some(path.into()))),
+        other => Err(format!(
+            "video source {other:?}: use auto, pattern, v4l2, /dev/videoN or pipe"
+        )),
+    }
+}
+
+pub fn parse_encoder(s: &str) -> Result<EncoderChoice, String> {
+    match s {
+        "auto" => Ok(EncoderChoice::Auto),
+        "openh264" => Ok(EncoderChoice::OpenH264),
+        "v4l2m2m" => Ok(EncoderChoice::V4l2M2m),
+        "passthrough" => Ok(EncoderChoice::Passthrough),
+        other => Err(format!(
+            "video encoder {other:?}: use auto, openh264, v4l2m2m or passthrough"
+        )),
     }
 }
 
@@ -164,7 +209,7 @@ pub fn validate<'a>(cameras: impl IntoIterator<Item = &'a VideoConfig>) -> Resul
             1 => e,
             _ => format!("[[video]] #{} ({:?}): {e}", i + 1, camera.name),
         })?;
-        if camera.name == crate::media::record::shell::OPERATOR {
+        if camera.name == super::record::shell::OPERATOR {
             return Err(format!(
                 "video name {:?} is the operator's camera's (its recordings are named so): choose another",
                 camera.name
@@ -193,7 +238,7 @@ pub fn validate<'a>(cameras: impl IntoIterator<Item = &'a VideoConfig>) -> Resul
 /// Takes the `[[video]]` array out of a merged config table: its first table
 /// stays as `video` (the first camera, where a lone `[video]` would be), the
 /// others are returned, parsed.
-pub(super) fn split_cameras(merged: &mut toml::Table) -> Result<Vec<VideoConfig>, String> {
+pub(crate) fn split_cameras(merged: &mut toml::Table) -> Result<Vec<VideoConfig>, String> {
     let Some(toml::Value::Array(tables)) = merged.get("video") else {
         return Ok(Vec::new());
     };
@@ -214,108 +259,17 @@ pub(super) fn split_cameras(merged: &mut toml::Table) -> Result<Vec<VideoConfig>
 
 #[cfg(test)]
 mod tests {
-    use crate::config::load;
-
-    fn layers(texts: &[&str]) -> Vec<(String, String)> {
-        texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (format!("layer{i}"), t.to_string()))
-            .collect()
-    }
-
-    fn names_and_sizes(config: &crate::config::Config) -> Vec<(String, u32, u32)> {
-        config
-            .cameras()
-            .map(|c| (c.name.clone(), c.width, c.height))
-            .collect()
-    }
+    use super::*;
 
     #[test]
-    fn a_lone_video_table_is_one_camera_named_main() {
-        let c = load(&layers(&["[video]\nwidth = 320\nheight = 240\n"])).unwrap();
-        assert_eq!(names_and_sizes(&c), [("main".into(), 320, 240)]);
-    }
-
-    #[test]
-    fn video_tables_are_cameras_in_order_the_first_also_being_video() {
-        let two = "[[video]]\nname = \"front\"\nsource = \"pattern\"\nwidth = 320\nheight = 240\n\
-                   [[video]]\nname = \"arm\"\nsource = \"pattern\"\nwidth = 160\nheight = 120\nencoder = \"openh264\"\n";
-        let c = load(&layers(&[two])).unwrap();
+    fn names_parse_and_mistakes_say_what_is_allowed() {
+        assert_eq!(parse_source("auto"), Ok(SourceChoice::Auto));
         assert_eq!(
-            names_and_sizes(&c),
-            [("front".into(), 320, 240), ("arm".into(), 160, 120)]
+            parse_source("/dev/video2"),
+            Ok(SourceChoice::V4l2(Some("/dev/video2".into())))
         );
-        assert_eq!(c.video.name, "front");
-        assert_eq!(c.more_cameras[0].encoder, "openh264");
-    }
-
-    #[test]
-    fn each_video_table_is_laid_over_the_board_profiles_video() {
-        let board = "[video]\nencoder = \"openh264\"\nfps = 15\n";
-        let file = "[[video]]\nname = \"a\"\n[[video]]\nname = \"b\"\nfps = 10\n";
-        let c = load(&layers(&[board, file])).unwrap();
-        let got: Vec<(&str, &str, u32)> = c
-            .cameras()
-            .map(|v| (v.name.as_str(), v.encoder.as_str(), v.fps))
-            .collect();
-        assert_eq!(got, [("a", "openh264", 15), ("b", "openh264", 10)]);
-    }
-
-    #[test]
-    fn a_camera_may_record_always_and_records_on_the_operators_switch_by_default() {
-        use crate::media::record::RecordWhen;
-        let two = "[[video]]\nname = \"front\"\n[[video]]\nname = \"arm\"\nrecord = \"always\"\n";
-        let c = load(&layers(&[two])).unwrap();
-        let record: Vec<RecordWhen> = c.cameras().map(|v| v.record).collect();
-        assert_eq!(record, [RecordWhen::Operator, RecordWhen::Always]);
-        let err = load(&layers(&["[video]\nrecord = \"sometimes\"\n"])).unwrap_err();
-        assert!(err.contains("unknown variant"), "{err}");
-    }
-
-    #[test]
-    fn mistakes_in_cameras_are_explained() {
-        let err = |text: &str| load(&layers(&[text])).unwrap_err();
-        assert!(err("[[video]]\n[[video]]\n").contains("\"main\" used twice"));
-        assert!(err("[[video]]\nname = \"a b\"\n").contains("letters, digits"));
-        assert!(err("video = []\n").contains("at least one camera"));
-        assert!(err("[[video]]\nname = \"operator\"\n").contains("operator's camera"));
-        let second_bad = err("[[video]]\nname = \"a\"\n[[video]]\nname = \"b\"\nwidth = 641\n");
-        assert!(
-            second_bad.contains("#2 (\"b\")") && second_bad.contains("even"),
-            "{second_bad}"
-        );
-        let typo = err("[[video]]\nname = \"a\"\n[[video]]\nwidht = 3\n");
-        assert!(
-            typo.contains("#2") && typo.contains("unknown field"),
-            "{typo}"
-        );
-    }
-
-    #[test]
-    fn layers_default_to_auto_with_a_quarter_size_low_layer_and_mistakes_are_explained() {
-        let c = load(&layers(&["[video]\nwidth = 640\nheight = 480\n"])).unwrap();
-        assert_eq!(c.video.low_layer_size(), Some((320, 240)));
-        assert_eq!(c.video.low_bitrate_range(), (50_000, 300_000));
-        let odd = load(&layers(&["[video]\nwidth = 1280\nheight = 722\n"])).unwrap();
-        assert_eq!(odd.video.low_layer_size(), Some((640, 360)));
-        let single = load(&layers(&["[video]\nlayers = \"single\"\n"])).unwrap();
-        assert_eq!(single.video.low_layer_size(), None);
-        let err = |text: &str| load(&layers(&[text])).unwrap_err();
-        assert!(err("[video]\nlayers = \"two\"\n").contains("auto or single"));
-        assert!(err("[video]\nlow_scale = 8\n").contains("2..=4"));
-        assert!(err("[video]\nlow_bitrate = 2000000\n").contains("below bitrate"));
-    }
-
-    #[test]
-    fn two_1080p30_hardware_streams_are_refused_at_start() {
-        let hd = |name: &str, fps: u32| {
-            format!("[[video]]\nname = \"{name}\"\nencoder = \"v4l2m2m\"\nwidth = 1920\nheight = 1080\nfps = {fps}\n")
-        };
-        let err = load(&layers(&[&(hd("front", 30) + &hd("arm", 30))])).unwrap_err();
-        assert!(err.contains("hardware encoder cannot serve"), "{err}");
-        load(&layers(&[&(hd("front", 15) + &hd("arm", 15))])).unwrap();
-        let one_in_software = hd("front", 30) + &hd("arm", 30).replace("v4l2m2m", "openh264");
-        load(&layers(&[&one_in_software])).unwrap();
+        assert!(parse_source("webcam").unwrap_err().contains("pattern"));
+        assert_eq!(parse_encoder("v4l2m2m"), Ok(EncoderChoice::V4l2M2m));
+        assert!(parse_encoder("x264").unwrap_err().contains("openh264"));
     }
 }

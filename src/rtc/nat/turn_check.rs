@@ -12,13 +12,13 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::ice::{parse_url, turn_credentials, IceUrl, Scheme, TurnCredentials};
 use super::stun_message::{
     long_term_key, new_transaction_id, Message, MessageBuilder, ALLOCATE_ERROR, ALLOCATE_REQUEST,
     ALLOCATE_SUCCESS, LIFETIME, NONCE, REALM, REFRESH_ERROR, REFRESH_REQUEST, REFRESH_SUCCESS,
     REQUESTED_TRANSPORT, USERNAME,
 };
-use crate::config::RtcConfig;
+use crate::rtc::config::RtcConfig;
+use crate::rtc::ice::{parse_url, turn_credentials, IceUrl, Scheme, TurnCredentials};
 
 /// First retransmission, doubled on each try (RFC 8489 §6.2.1), but fewer
 /// tries than the RFC's seven: this only decides what to log.
@@ -339,7 +339,7 @@ fn run(server: SocketAddr, credentials: &TurnCredentials) -> io::Result<Outcome>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtc::stun_message::{ERROR_CODE, MESSAGE_INTEGRITY};
+    use crate::rtc::nat::stun_message::{ERROR_CODE, MESSAGE_INTEGRITY};
 
     const USER: &str = "1700000600:telepi";
     const PASSWORD: &str = "TfZY87Cn/dahqnTgHc/YddW2CN0=";
