@@ -63,7 +63,9 @@ fn pipe_source_is_passed_through_and_survives_its_process_dying() {
 /// and sleeps again after.
 #[test]
 fn snapshot_is_a_fresh_jpeg_whether_or_not_anyone_watches() {
-    let server = Server::start(&[]);
+    // The test client vanishes without a goodbye: reap it in 3 s, not the
+    // 20 s a blip is held for.
+    let server = Server::start(&["--config", "tests/fixtures/fast-reap.toml"]);
     let snapshot = || {
         let (code, _, jpeg) = request_bytes_full(server.http, "GET", "/api/snapshot.jpg").unwrap();
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&jpeg));
