@@ -341,6 +341,8 @@ height = {HEIGHT}
 fps = 15
 bitrate = 300000
 min_bitrate = 300000
+# The bitrate is pinned: one encode, no low layer to pick.
+layers = "single"
 [audio]
 source = "tone"
 sink = "none"

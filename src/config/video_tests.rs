@@ -92,6 +92,10 @@ fn layers_default_to_auto_with_a_quarter_size_low_layer_and_mistakes_are_explain
     assert!(err("[video]\nlayers = \"two\"\n").contains("auto or single"));
     assert!(err("[video]\nlow_scale = 8\n").contains("2..=4"));
     assert!(err("[video]\nlow_bitrate = 2000000\n").contains("below bitrate"));
+    // A low bitrate with one encode has no low layer to leave room for.
+    let lean = "[video]\nbitrate = 300000\nmin_bitrate = 300000\nlayers = \"single\"\n";
+    assert!(load(&layers(&[lean])).is_ok());
+    assert!(err("[video]\nbitrate = 300000\n").contains("layers = \"single\""));
 }
 
 #[test]

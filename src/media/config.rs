@@ -143,9 +143,12 @@ impl VideoConfig {
                 self.low_scale, self.width, self.height
             ));
         }
-        if self.low_bitrate < 50_000 || self.low_bitrate >= self.bitrate {
+        // Only a low layer that exists needs room below the main encode.
+        let layered = self.layers == "auto";
+        if layered && (self.low_bitrate < 50_000 || self.low_bitrate >= self.bitrate) {
             return Err(format!(
-                "video low_bitrate {} must be at least 50000 and below bitrate {}",
+                "video low_bitrate {} must be at least 50000 and below bitrate {} \
+                 (or layers = \"single\": one encode, no low layer)",
                 self.low_bitrate, self.bitrate
             ));
         }
