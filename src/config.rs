@@ -14,8 +14,10 @@ use crate::media::config::{self as video, VideoConfig};
 use crate::media::display::{DisplayConfig, Show};
 use crate::media::record::RecordConfig;
 use crate::rtc::config::RtcConfig;
-use crate::rtc::session::SessionConfig;
+use crate::session::SessionConfig;
 
+#[cfg(test)]
+mod profile_tests;
 #[cfg(test)]
 mod video_tests;
 
@@ -335,10 +337,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         video::validate(self.cameras())?;
-        if !(1..=crate::rtc::session::MAX_PEERS).contains(&self.rtc.max_peers) {
+        if !(1..=crate::session::MAX_PEERS).contains(&self.rtc.max_peers) {
             return Err(format!(
                 "rtc max_peers must be 1..={}",
-                crate::rtc::session::MAX_PEERS
+                crate::session::MAX_PEERS
             ));
         }
         if self.https.listen.is_none() && self.http.plain != PlainHttp::On {

@@ -22,8 +22,8 @@ use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::layers::{LayerConfig, LayerPicker, Limits};
 use telepi::rtc::nat::turn_check;
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
-use telepi::rtc::session::Session;
 use telepi::rtc::{ice, net};
+use telepi::session::Session;
 
 fn main() -> ExitCode {
     init_logging();

@@ -16,8 +16,6 @@ use super::ice;
 use super::layers::{Layer, LayerPicker};
 use super::nat::stun::StunClient;
 use super::net::{self, RtcSocket};
-use super::protocol::Outbound;
-use super::session::{read_cpu_temp_c, Session, SessionOutput};
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::display::Display;
@@ -26,6 +24,8 @@ use crate::media::record::Recordings;
 use crate::media::{EncodedFrame, VideoSink};
 use crate::publish::client::{Done, HttpWorkers};
 use crate::publish::Publishers;
+use crate::session::protocol::Outbound;
+use crate::session::{read_cpu_temp_c, Session, SessionOutput};
 
 /// The loop's ends of one camera's pipeline.
 pub struct CameraLinks {

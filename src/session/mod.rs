@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::protocol::{self, Inbound, Outbound, PeerRole, Role};
-use super::PeerId;
 use crate::api::{Audience, Event};
 use crate::controls::Controls;
 use crate::drive::{Drive, LinkState};
+use crate::peer::PeerId;
+use protocol::{Inbound, Outbound, PeerRole, Role};
 
 mod fresh;
+pub mod protocol;
 mod resume;
 mod telemetry;
 
