@@ -78,4 +78,19 @@ impl RtcConfig {
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_millis(self.peer_timeout_ms)
     }
+
+    /// The peer limit, the ICE servers' credentials and the TURN lifetime.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=crate::session::MAX_PEERS).contains(&self.max_peers) {
+            return Err(format!(
+                "rtc max_peers must be 1..={}",
+                crate::session::MAX_PEERS
+            ));
+        }
+        super::ice::check_credentials(self).map_err(|e| format!("rtc ice_servers: {e}"))?;
+        if !(60..=7 * 24 * 3600).contains(&self.turn_ttl_s) {
+            return Err("rtc turn_ttl_s must be between 60 and 604800".into());
+        }
+        Ok(())
+    }
 }
