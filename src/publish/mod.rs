@@ -18,6 +18,8 @@ use str0m::net::Transmit;
 use str0m::Candidate;
 
 use crate::media::audio::EncodedAudio;
+use crate::media::layer::Layer;
+use crate::media::sink::{Feed, MediaSink};
 use crate::media::EncodedFrame;
 use client::{HttpRequest, HttpResponse};
 pub use publisher::{Destination, PublishStatus, Publisher, State, Timing};
@@ -172,6 +174,35 @@ impl Publishers {
 
     pub fn status(&self) -> Vec<PublishStatus> {
         self.list.iter().map(Publisher::status).collect()
+    }
+}
+
+/// The publishers as a sink of the network loop: each destination takes
+/// the main layer of its camera, and the microphone.
+impl MediaSink for Publishers {
+    fn video(&mut self, now: Instant, feed: Feed, layer: Layer, frame: &EncodedFrame) {
+        if let (Feed::Camera(camera), Layer::Main) = (feed, layer) {
+            self.send_video(now, camera, frame);
+        }
+    }
+
+    fn audio(&mut self, now: Instant, packet: &EncodedAudio) {
+        self.send_audio(now, packet);
+    }
+
+    fn viewers(&self, camera: usize) -> usize {
+        Publishers::viewers(self, camera)
+    }
+
+    fn listeners(&self) -> usize {
+        Publishers::listeners(self)
+    }
+
+    fn take_keyframe_request(&mut self, feed: Feed) -> bool {
+        match feed {
+            Feed::Camera(camera) => Publishers::take_keyframe_request(self, camera),
+            Feed::Operator => false,
+        }
     }
 }
 
