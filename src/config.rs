@@ -275,6 +275,8 @@ impl Config {
         video::validate(self.cameras())?;
         self.http.validate(&self.https)?;
         self.rtc.validate()?;
+        crate::rtc::ice::check_credentials(&self.rtc)
+            .map_err(|e| format!("rtc ice_servers: {e}"))?;
         self.broker.validate()?;
         self.record.validate()?;
         self.display_shows()?;
