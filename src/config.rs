@@ -21,6 +21,8 @@ use crate::session::SessionConfig;
 #[cfg(test)]
 mod profile_tests;
 #[cfg(test)]
+mod publish_tests;
+#[cfg(test)]
 mod video_tests;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

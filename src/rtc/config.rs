@@ -75,6 +75,17 @@ impl Default for RtcConfig {
 }
 
 impl RtcConfig {
+    /// The `[rtc]` table of a config text, alone (tests in `rtc/`).
+    #[cfg(test)]
+    pub fn from_toml(text: &str) -> Result<RtcConfig, String> {
+        #[derive(Deserialize)]
+        struct File {
+            rtc: RtcConfig,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(file.rtc)
+    }
+
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_millis(self.peer_timeout_ms)
     }
