@@ -23,6 +23,7 @@ use crate::rtc::PeerId;
 use signaling::{Refusal, MAX_BODY_BYTES};
 
 pub mod cert;
+pub mod config;
 mod listen;
 mod recordings;
 pub mod signaling;
