@@ -197,12 +197,18 @@
     return secret ? `/connect?secret=${encodeURIComponent(secret)}` : '/connect';
   }
 
+  // Just after an ICE restart's setLocalDescription, Chromium may still say
+  // 'complete' (the last gathering's) with none of the new candidates in the
+  // description yet: an offer without candidates reaches a robot behind a
+  // NAT only if the browser's checks happen to get through to it, never
+  // through TURN. So 'complete' counts only with candidates in hand.
   function waitForIceGathering(pc) {
     return new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
+      const gathered = () => pc.iceGatheringState === 'complete' && /^a=candidate:/m.test(pc.localDescription.sdp);
+      if (gathered()) return resolve();
       const timer = setTimeout(resolve, ICE_GATHER_TIMEOUT_MS);
       pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState !== 'complete') return;
+        if (!gathered()) return;
         clearTimeout(timer);
         resolve();
       });
