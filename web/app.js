@@ -201,14 +201,14 @@
   // 'complete' (the last gathering's) with none of the new candidates in the
   // description yet: an offer without candidates reaches a robot behind a
   // NAT only if the browser's checks happen to get through to it, never
-  // through TURN. So 'complete' counts only with candidates in hand.
+  // through TURN. So a 'complete' already there counts only with candidates
+  // in hand; otherwise the gathering's own 'complete' is awaited.
   function waitForIceGathering(pc) {
     return new Promise((resolve) => {
-      const gathered = () => pc.iceGatheringState === 'complete' && /^a=candidate:/m.test(pc.localDescription.sdp);
-      if (gathered()) return resolve();
+      if (pc.iceGatheringState === 'complete' && /^a=candidate:/m.test(pc.localDescription.sdp)) return resolve();
       const timer = setTimeout(resolve, ICE_GATHER_TIMEOUT_MS);
       pc.addEventListener('icegatheringstatechange', () => {
-        if (!gathered()) return;
+        if (pc.iceGatheringState !== 'complete') return;
         clearTimeout(timer);
         resolve();
       });

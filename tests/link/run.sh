@@ -12,7 +12,9 @@
 # loss, bursts, delay + jitter, rate, outage), then the page is driven
 # through blips: a 2 s outage (same peer, same operator, picture back,
 # driving again) and one longer than the silence limit (peer reaped,
-# operator released, motors stopped, the page reconnects).
+# operator released, motors stopped, the page reconnects); then the
+# browser's address changes under a page on telepi's HTTPS listener with
+# camera and mic granted (tests/link/secure.test.mjs).
 #
 #   tests/link/run.sh            (as root; uses sudo otherwise)
 # Env: TELEPI_BIN (default target/debug/telepi), TELEPI_LINK_KEEP=1 (keep logs).
@@ -80,7 +82,7 @@ state_dir = "$work/state"
 listen = "0.0.0.0:50000"
 peer_timeout_ms = 6000
 CONF
-(cd "$work" && TELEPI_LOG=info exec ip netns exec "$(ns robot)" "$bin" --config telepi.toml --http 0.0.0.0:8080) \
+(cd "$work" && TELEPI_LOG=info exec ip netns exec "$(ns robot)" "$bin" --config telepi.toml --http 0.0.0.0:8080 --https 0.0.0.0:8443) \
   >"$work/telepi.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -92,9 +94,9 @@ inns browser curl -sf -o /dev/null http://10.99.0.1:8080/ || {
   die "telepi does not answer through the link"
 }
 
-export TELEPI_LINK="{\"base\":\"http://10.99.0.1:8080\",\"robotNs\":\"$(ns robot)\",\"browserNs\":\"$(ns browser)\",\"control\":\"$work/link.ctl\",\"log\":\"$work/telepi.log\",\"silenceMs\":6000}"
+export TELEPI_LINK="{\"base\":\"http://10.99.0.1:8080\",\"robotNs\":\"$(ns robot)\",\"browserNs\":\"$(ns browser)\",\"control\":\"$work/link.ctl\",\"log\":\"$work/telepi.log\",\"silenceMs\":6000,\"secure\":\"https://10.99.0.1:8443\"}"
 started=$(date +%s)
-inns browser node --test --test-reporter=spec ${TELEPI_LINK_TESTS:+--test-name-pattern="$TELEPI_LINK_TESTS"} tests/link/ &
+inns browser node --test --test-concurrency=1 --test-reporter=spec ${TELEPI_LINK_TESTS:+--test-name-pattern="$TELEPI_LINK_TESTS"} tests/link/ &
 node_pid=$!
 pids+=($node_pid)
 status=0
