@@ -241,21 +241,14 @@ fn restart_floods_and_bad_restarts_are_refused_and_leak_nothing() {
             page.id
         );
     }
-    let frames = bystander.peer.frames_decoded;
-    assert!(
-        bystander
-            .peer
-            .run_until(Duration::from_secs(5), |p| p.frames_decoded > frames + 10),
-        "the bystander's picture goes on"
-    );
-    let video = &mut pages[0];
-    let frames = video.peer.frames_decoded;
-    assert!(
-        video
-            .peer
-            .run_until(Duration::from_secs(5), |p| p.frames_decoded > frames + 10),
-        "the restarting page's picture comes back"
-    );
+    for (page, what) in [
+        (&mut bystander, "the bystander's picture goes on"),
+        (&mut pages[0], "the restarting page's picture comes back"),
+    ] {
+        let frames = page.peer.frames_decoded;
+        let more = |p: &Peer| p.frames_decoded > frames + 10;
+        assert!(page.peer.run_until(Duration::from_secs(5), more), "{what}");
+    }
     assert!(
         rss_after <= rss_before + RSS_GROWTH_BOUND_KIB,
         "telepi grew {} KiB over {} restarts",

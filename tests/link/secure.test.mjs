@@ -8,38 +8,15 @@
 // RTCPeerConnection and peer id, an ICE restart done, the picture back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { promisify } from 'node:util';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
-import { waitFor as poll } from '../browser/wait.mjs';
+import { LINK, chromium, waitFor, robot, ipIn } from './lib.mjs';
 
-const { chromium } = createRequire(new URL('../browser/package.json', import.meta.url))('playwright-core');
-const LINK = JSON.parse(process.env.TELEPI_LINK || 'null');
-if (!LINK) throw new Error('TELEPI_LINK is not set: run tests/link/run.sh, which builds the link this test needs');
-
-const run = promisify(execFile);
 let context;
 let profileDir;
 let page;
-
-async function logTail(lines = 30) {
-  const text = await fs.readFile(LINK.log, 'utf8').catch((e) => `(cannot read the log: ${e.message})`);
-  return text.split('\n').filter((l) => !l.startsWith('ALSA lib')).slice(-lines).join('\n');
-}
-const waitFor = (what, probe, options = {}) =>
-  poll(what, probe, { ...options, tail: async () => `--- telepi log tail ---\n${await logTail()}` });
-
-// The robot's status, read on its own side of the link.
-async function robot() {
-  const { stdout } = await run('ip',
-    ['netns', 'exec', LINK.robotNs, 'curl', '-sf', '--max-time', '2', 'http://127.0.0.1:8080/api/status']);
-  return JSON.parse(stdout);
-}
-const ipIn = (ns, ...args) => run('ip', ['netns', 'exec', ns, 'ip', ...args]);
 
 const seen = () => page.evaluate(() => ({
   frames: document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames,

@@ -16,6 +16,17 @@ fn outage(hub: &mut Hub, now: &mut Instant, length: Duration) {
     }
 }
 
+/// The hub sends `text` to peer `id` and the client gets it; the time then.
+fn says(hub: &mut Hub, client: &mut Client, now: Instant, id: PeerId, text: &str) -> Instant {
+    client.events.clear();
+    assert!(hub.send_text(id, text));
+    run_until(hub, client, now, Duration::from_secs(5), |_, c| {
+        c.events
+            .iter()
+            .any(|e| matches!(e, Event::ChannelData(d) if d.data == text.as_bytes()))
+    })
+}
+
 /// The robot's candidates when it is at `addr`.
 fn robot_at(addr: &str) -> [Candidate; 1] {
     [Candidate::host(addr.parse().unwrap(), "udp").unwrap()]
@@ -291,19 +302,7 @@ fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
     }
     assert_eq!(hub.status().len(), 1);
     assert_eq!(hub.status()[0].id, id);
-    client.events.clear();
-    assert!(hub.send_text(id, "still here"));
-    now = run_until(
-        &mut hub,
-        &mut client,
-        now,
-        Duration::from_secs(5),
-        |_, c| {
-            c.events
-                .iter()
-                .any(|e| matches!(e, Event::ChannelData(d) if d.data == b"still here"))
-        },
-    );
+    now = says(&mut hub, &mut client, now, id, "still here");
     let events = drain_events(&mut hub);
     assert!(
         !events
@@ -409,18 +408,6 @@ fn a_restart_after_the_robot_moved_answers_with_its_new_address_and_connects_the
         Some(&moved.parse().unwrap()),
         "the robot sends from its new address"
     );
-    client.events.clear();
-    assert!(hub.send_text(id, "moved"));
-    run_until(
-        &mut hub,
-        &mut client,
-        now,
-        Duration::from_secs(5),
-        |_, c| {
-            c.events
-                .iter()
-                .any(|e| matches!(e, Event::ChannelData(d) if d.data == b"moved"))
-        },
-    );
+    says(&mut hub, &mut client, now, id, "moved");
     assert_eq!(hub.status().len(), 1, "the same session");
 }
