@@ -288,6 +288,95 @@ fn presence_offers_through_the_broker_and_the_will() {
     }
 }
 
+/// Sends `request` (its `id` and `reply_to` filled in) to robot `name`
+/// through the broker and returns the reply.
+fn ask(broker: &Mosquitto, name: &str, mut request: serde_json::Value) -> serde_json::Value {
+    let reply_to = format!("telepi/clients/test-{}", std::process::id());
+    request["id"] = "r1".into();
+    request["reply_to"] = reply_to.clone().into();
+    let reply = broker.subscribe(&reply_to);
+    broker.publish(
+        &format!("telepi/robots/{name}/signal"),
+        &request.to_string(),
+    );
+    wait_json(reply)
+}
+
+fn ufrag_of(sdp: &str) -> String {
+    let line = sdp
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"));
+    line.expect("an offer names its ICE ufrag").to_string()
+}
+
+#[test]
+fn an_ice_restart_through_the_broker_keeps_the_session() {
+    let broker = Mosquitto::start();
+    let config = broker.config("r5", "");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(presence(&broker, "r5")["online"], true);
+    let (mut peer, sdp, pending) = Peer::offer_from("127.0.0.1", true);
+    let reply = ask(
+        &broker,
+        "r5",
+        serde_json::json!({"type": "offer", "sdp": sdp}),
+    );
+    assert_eq!(reply["type"], "answer", "{reply}");
+    let id = reply["peer"]
+        .as_u64()
+        .expect("the answer names the session");
+    peer.accept(pending, reply["sdp"].as_str().unwrap());
+    assert!(peer.run_until(Duration::from_secs(15), |p| p.frames_decoded >= 5));
+
+    // Refused with reasons, on the asker's topic; the session stays.
+    let mut api = peer.rtc.sdp_api();
+    api.ice_restart(true);
+    let (offer, pending) = api.apply().unwrap();
+    let restart = offer.to_sdp_string();
+    for (peer_id, ufrag, reason) in [
+        (id, "guessed".to_string(), "wrong ufrag"),
+        (id + 100, ufrag_of(&sdp), "no session"),
+    ] {
+        let bad =
+            serde_json::json!({"type": "restart", "peer": peer_id, "ufrag": ufrag, "sdp": restart});
+        let reply = ask(&broker, "r5", bad);
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains(reason), "{reply}");
+    }
+    let no_ufrag = serde_json::json!({"type": "restart", "peer": id, "sdp": restart});
+    let reply = ask(&broker, "r5", no_ufrag);
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs peer and ufrag"),
+        "{reply}"
+    );
+
+    // The page's restart: new credentials, the same session, video goes on.
+    let good =
+        serde_json::json!({"type": "restart", "peer": id, "ufrag": ufrag_of(&sdp), "sdp": restart});
+    let reply = ask(&broker, "r5", good);
+    assert_eq!(reply["type"], "answer", "{reply}");
+    assert_eq!(reply["peer"], id);
+    let answer = str0m::change::SdpAnswer::from_sdp_string(reply["sdp"].as_str().unwrap()).unwrap();
+    peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    let frames = peer.frames_decoded;
+    assert!(
+        peer.run_until(Duration::from_secs(10), |p| p.frames_decoded > frames + 10),
+        "video after the restart"
+    );
+    let status = server.status();
+    let peers: Vec<_> = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(peers, [serde_json::json!(id)], "the same session, no other");
+    assert!(peer.ping(1.0), "the data channel still talks");
+}
+
 #[test]
 fn a_clean_shutdown_says_offline_itself() {
     let broker = Mosquitto::start();

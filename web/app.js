@@ -197,9 +197,15 @@
     return secret ? `/connect?secret=${encodeURIComponent(secret)}` : '/connect';
   }
 
+  // Just after an ICE restart's setLocalDescription, Chromium may still say
+  // 'complete' (the last gathering's) with none of the new candidates in the
+  // description yet: an offer without candidates reaches a robot behind a
+  // NAT only if the browser's checks happen to get through to it, never
+  // through TURN. So a 'complete' already there counts only with candidates
+  // in hand; otherwise the gathering's own 'complete' is awaited.
   function waitForIceGathering(pc) {
     return new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
+      if (pc.iceGatheringState === 'complete' && /^a=candidate:/m.test(pc.localDescription.sdp)) return resolve();
       const timer = setTimeout(resolve, ICE_GATHER_TIMEOUT_MS);
       pc.addEventListener('icegatheringstatechange', () => {
         if (pc.iceGatheringState !== 'complete') return;
@@ -355,7 +361,7 @@
   async function postOffer(sdp) {
     if (broker) {
       const reply = await broker.request(robotName, 'offer', { sdp, ...credentials() });
-      return { type: 'answer', sdp: reply.sdp };
+      return { type: 'answer', sdp: reply.sdp, peer: reply.peer };
     }
     const res = await fetch(connectUrl(), {
       method: 'POST',
@@ -377,7 +383,7 @@
   async function restartIce() {
     const { pc } = net;
     if (!pc || net.restarting) return;
-    if (broker || net.peer === null) throw new Error('no ICE restart here');
+    if (net.peer === null) throw new Error('no ICE restart here');
     net.restarting = true;
     net.restartAt = performance.now();
     net.restarts.tried += 1;
@@ -386,19 +392,7 @@
       pc.restartIce();
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
       await waitForIceGathering(pc);
-      const res = await fetch('/connect/restart', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ peer: net.peer, ufrag: ufrag && ufrag.trim(), type: 'offer', sdp: pc.localDescription.sdp }),
-        signal: AbortSignal.timeout(RESTART_TIMEOUT_MS),
-      });
-      if (res.status === 401) loggedOut();
-      if (!res.ok) {
-        const err = new Error(`ICE restart: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
-        err.final = res.status === 404 || res.status === 400;
-        throw err;
-      }
-      const answer = await res.json();
+      const answer = await postRestart({ peer: net.peer, ufrag: ufrag && ufrag.trim(), sdp: pc.localDescription.sdp });
       if (pc === net.pc) await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
       net.restarts.done += 1;
     } catch (err) {
@@ -409,6 +403,33 @@
     } finally {
       net.restarting = false;
     }
+  }
+
+  // Sends a restart offer the way the first offer went: to the robot, or
+  // through the broker. A refusal that a retry can't mend (the session
+  // ended, a bad offer) is `final`: connect anew.
+  async function postRestart(restart) {
+    if (broker) {
+      const reply = await broker.request(robotName, 'restart', { ...restart, ...credentials() }).catch((err) => {
+        const e = new Error(`ICE restart: ${err.message}`);
+        e.final = /^(no session|ICE restart|malformed)/.test(err.message) && !/too soon/.test(err.message);
+        throw e;
+      });
+      return { type: 'answer', sdp: reply.sdp };
+    }
+    const res = await fetch('/connect/restart', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ...restart, type: 'offer' }),
+      signal: AbortSignal.timeout(RESTART_TIMEOUT_MS),
+    });
+    if (res.status === 401) loggedOut();
+    if (!res.ok) {
+      const err = new Error(`ICE restart: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+      err.final = res.status === 404 || res.status === 400;
+      throw err;
+    }
+    return res.json();
   }
 
   function closePeer() {
@@ -894,9 +915,9 @@
       }
       if (now - stall.since < STALL_MS) return;
       hold();
-      if (broker || net.restarting || now - net.restartAt < RESTART_AFTER_MS) return;
+      if (net.restarting || now - net.restartAt < RESTART_AFTER_MS) return;
       net.restartAt = now; // one probe per RESTART_AFTER_MS
-      if (!(await robotAnswers()) || pc !== net.pc || net.heldSince === null) return;
+      if (!(await signalingAnswers()) || pc !== net.pc || net.heldSince === null) return;
       await restartIce().catch((err) => err.final && scheduleReconnect(err.message));
     } finally {
       stall.busy = false;
@@ -904,7 +925,10 @@
   }
 
   // Whether the robot answers over HTTP within PROBE_TIMEOUT_MS.
-  async function robotAnswers() {
+  // Whether a restart offer could get through now: the robot answers over
+  // HTTP, or the broker is connected (its request times out otherwise).
+  async function signalingAnswers() {
+    if (broker) return broker.connected();
     try {
       const res = await fetch('/api/status', { cache: 'no-store', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
       return res.ok;

@@ -14,6 +14,7 @@
 
   // Short: a request lost while a link was down is retried (web/app.js), not waited on.
   const REQUEST_TIMEOUT_MS = 5000;
+  const ACK_TIMEOUT_MS = 2000;
   const prefix = params.get('prefix') || 'telepi';
   const clientId = `telepi-page-${Math.random().toString(36).slice(2, 12)}`;
   const replyTopic = `${prefix}/clients/${clientId}`;
@@ -100,7 +101,19 @@
         reject(new Error(`${robot} did not answer through the broker`));
       }, REQUEST_TIMEOUT_MS);
       pending.set(id, { resolve, reject, timer });
-      client.publish(`${prefix}/robots/${robot}/signal`, body);
+      // QoS 1: the broker itself acknowledges. No acknowledgement means our
+      // connection to it is dead without the browser knowing (our address
+      // changed under the websocket): start a new one at once rather than
+      // after MQTT's keepalive.
+      const acked = setTimeout(() => {
+        lastError = 'no acknowledgement from the broker: reconnecting';
+        clearTimeout(timer);
+        pending.delete(id);
+        reject(new Error(`broker not connected: ${lastError}`));
+        client.end(true, () => client.reconnect());
+        changed();
+      }, ACK_TIMEOUT_MS);
+      client.publish(`${prefix}/robots/${robot}/signal`, body, { qos: 1 }, () => clearTimeout(acked));
     });
   }
 

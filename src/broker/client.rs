@@ -19,6 +19,7 @@ use crate::rtc::config::RtcConfig;
 use crate::rtc::ice;
 use crate::rtc::net::is_host_address;
 use crate::rtc::server::LoopHandle;
+use crate::rtc::PeerId;
 
 /// How often presence is compared with the robot's state.
 const PRESENCE_CHECK: Duration = Duration::from_secs(2);
@@ -325,6 +326,12 @@ impl Context {
                 }
                 Err(e) => return self.reject(link, now, &e.to_string(), reply_to),
             },
+            Wanted::Restart { peer, ufrag, sdp } => {
+                match self.robot.restart(PeerId(peer), ufrag, sdp) {
+                    Ok(answer) => signaling::answer(&request.id, peer, &answer),
+                    Err(e) => return self.reject(link, now, &e.to_string(), reply_to),
+                }
+            }
         };
         if let Err(e) = link.publish(now, &request.reply_to, &reply, false) {
             tracing::warn!("broker: cannot answer on {}: {e}", request.reply_to);

@@ -10,8 +10,11 @@
 //! - `<prefix>/robots/<name>/signal`: browsers publish requests:
 //!   `{"type":"offer","sdp":..,"id":..,"reply_to":"<prefix>/clients/<id>",
 //!   "password":..,"secret":..}` (password and secret optional), or
-//!   `{"type":"ice-servers","id":..,"reply_to":..,"password":..}`.
-//! - `reply_to`: telepi answers `{"type":"answer","sdp":..,"id":..,"peer":N}`,
+//!   `{"type":"ice-servers","id":..,"reply_to":..,"password":..}`, or an
+//!   ICE restart of session N as `POST /connect/restart` takes it:
+//!   `{"type":"restart","peer":N,"ufrag":..,"sdp":..,"id":..,"reply_to":..,"password":..}`.
+//! - `reply_to`: telepi answers `{"type":"answer","sdp":..,"id":..,"peer":N}`
+//!   (to offers and restarts),
 //!   `{"type":"ice-servers","id":..,"iceServers":[..]}` or
 //!   `{"type":"error","id":..,"error":"reason"}`.
 
@@ -57,6 +60,11 @@ pub struct Request {
     pub password: Option<String>,
     #[serde(default)]
     pub secret: Option<String>,
+    /// For restarts: the session, and the ICE ufrag of its current offer.
+    #[serde(default)]
+    pub peer: Option<u64>,
+    #[serde(default)]
+    pub ufrag: Option<String>,
 }
 
 /// What a request asks for.
@@ -64,6 +72,11 @@ pub struct Request {
 pub enum Wanted {
     Offer(String),
     IceServers,
+    Restart {
+        peer: u64,
+        ufrag: String,
+        sdp: String,
+    },
 }
 
 /// Why an offer was not taken; `reply_to` is None when there is nowhere safe to say so.
@@ -94,8 +107,17 @@ pub fn parse_request(topics: &Topics, payload: &[u8]) -> Result<(Request, Wanted
         ("offer", Some(sdp)) => Wanted::Offer(sdp.clone()),
         ("ice-servers", None) => Wanted::IceServers,
         ("offer", None) => Err(offer.reject("an offer needs sdp"))?,
+        ("restart", Some(sdp)) => match (offer.peer, &offer.ufrag) {
+            (Some(peer), Some(ufrag)) => Wanted::Restart {
+                peer,
+                ufrag: ufrag.clone(),
+                sdp: sdp.clone(),
+            },
+            _ => Err(offer.reject("a restart needs peer and ufrag"))?,
+        },
+        ("restart", None) => Err(offer.reject("a restart needs sdp"))?,
         (kind, _) => Err(offer.reject(&format!(
-            "unknown request type \"{kind}\" (offer or ice-servers)"
+            "unknown request type \"{kind}\" (offer, restart or ice-servers)"
         )))?,
     };
     Ok((offer, wanted))
@@ -231,6 +253,20 @@ mod tests {
         let e = parse_request(&topics(), answer_type).unwrap_err();
         assert!(e.reason.contains("unknown request type"), "{e:?}");
         assert_eq!(e.reply_to, Some(("telepi/clients/a".into(), "r2".into())));
+        let restart = br#"{"type":"restart","peer":4,"ufrag":"u1","sdp":"v=0","id":"r4","reply_to":"telepi/clients/a"}"#;
+        assert_eq!(
+            parse_request(&topics(), restart).unwrap().1,
+            Wanted::Restart {
+                peer: 4,
+                ufrag: "u1".into(),
+                sdp: "v=0".into()
+            }
+        );
+        let no_ufrag =
+            br#"{"type":"restart","peer":4,"sdp":"v=0","id":"r5","reply_to":"telepi/clients/a"}"#;
+        let e = parse_request(&topics(), no_ufrag).unwrap_err();
+        assert!(e.reason.contains("needs peer and ufrag"), "{e:?}");
+        assert_eq!(e.reply_to, Some(("telepi/clients/a".into(), "r5".into())));
         let no_sdp = br#"{"type":"offer","id":"r3","reply_to":"telepi/clients/a"}"#;
         assert!(parse_request(&topics(), no_sdp)
             .unwrap_err()

@@ -245,6 +245,7 @@ impl Hub {
                 .unwrap_or("")
                 .to_string(),
             last_restart: None,
+            local_candidates: candidates.to_vec(),
         };
         peer.drain(&mut self.transmits, &mut self.events);
         tracing::info!(peer = %id, "offer accepted");

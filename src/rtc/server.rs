@@ -256,8 +256,8 @@ impl RtcServer {
             let addrs = net::candidate_addrs(self.local);
             if addrs != self.local_addrs {
                 tracing::info!(old = ?self.local_addrs, new = ?addrs, "local addresses changed: asking STUN again");
+                self.stun.refresh(now, &addrs);
                 self.local_addrs = addrs;
-                self.stun.refresh(now);
             }
             self.session.set_cpu_temp(read_cpu_temp_c());
         }
@@ -289,7 +289,13 @@ impl RtcServer {
                 sdp,
                 reply,
             } => {
-                let _ = reply.try_send(self.hub.restart(now, peer, &ufrag, &sdp));
+                let candidates = ice::local_candidates(
+                    &self.local_addrs,
+                    self.stun.reflexive(),
+                    self.public_addr,
+                );
+                let restarted = self.hub.restart(now, peer, &ufrag, &sdp, &candidates);
+                let _ = reply.try_send(restarted);
             }
             Command::Eject {
                 peer,

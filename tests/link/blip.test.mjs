@@ -6,37 +6,16 @@
 // (docs/benchmarks.md); the assertions are about mechanisms.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { promisify } from 'node:util';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
-import { sleep, waitFor as poll } from '../browser/wait.mjs';
-
-const { chromium } = createRequire(new URL('../browser/package.json', import.meta.url))('playwright-core');
-const LINK = JSON.parse(process.env.TELEPI_LINK || 'null');
-if (!LINK) throw new Error('TELEPI_LINK is not set: run tests/link/run.sh, which builds the link this test needs');
+import { sleep } from '../browser/wait.mjs';
+import { LINK, chromium, waitFor, robot, ipIn } from './lib.mjs';
 
 let context;
 let profileDir;
 let page;
-
-async function logTail(lines = 30) {
-  const text = await fs.readFile(LINK.log, 'utf8').catch((e) => `(cannot read the log: ${e.message})`);
-  return text.split('\n').filter((l) => !l.startsWith('ALSA lib')).slice(-lines).join('\n');
-}
-const waitFor = (what, probe, options = {}) =>
-  poll(what, probe, { ...options, tail: async () => `--- telepi log tail ---\n${await logTail()}` });
-
-// The robot's status, read on its own side of the link (its loopback), so
-// it answers during an outage too.
-async function robot() {
-  const { stdout } = await promisify(execFile)('ip',
-    ['netns', 'exec', LINK.robotNs, 'curl', '-sf', '--max-time', '2', 'http://127.0.0.1:8080/api/status']);
-  return JSON.parse(stdout);
-}
 
 // Cuts the link both ways for `seconds`, from now on the page's clock.
 async function outage(seconds) {
@@ -149,9 +128,6 @@ test('a 2 s outage: same peer, same operator, same connection; picture and drivi
   t.diagnostic(`LINK figures: 2 s outage: frozen ${Math.round(freeze)} ms, picture back ${Math.round(firstBack)} ms ` +
     `after the link, motors moving ${driveMs} ms after w was pressed at the return; stale drives ${after.rejections.stale}`);
 });
-
-// Runs `ip ARGS...` in the namespace `ns`.
-const ipIn = (ns, ...args) => promisify(execFile)('ip', ['netns', 'exec', ns, 'ip', ...args]);
 
 test('the browser\'s address changes mid-session: the same peer, picture back', async (t) => {
   const before = await robot();

@@ -12,10 +12,15 @@
 # loss, bursts, delay + jitter, rate, outage), then the page is driven
 # through blips: a 2 s outage (same peer, same operator, picture back,
 # driving again) and one longer than the silence limit (peer reaped,
-# operator released, motors stopped, the page reconnects).
+# operator released, motors stopped, the page reconnects); then the
+# browser's address changes under a page on telepi's HTTPS listener with
+# camera and mic granted (tests/link/secure.test.mjs).
 #
 #   tests/link/run.sh            (as root; uses sudo otherwise)
-# Env: TELEPI_BIN (default target/debug/telepi), TELEPI_LINK_KEEP=1 (keep logs).
+# Env: TELEPI_BIN (default target/debug/telepi), TELEPI_LINK_KEEP=1 (keep logs),
+# TELEPI_LINK_FILES (test files instead of tests/link/), TELEPI_LINK_EMULATE
+# (more emulator options, e.g. "--loss 0.02": with tests/link/conditions.bench.mjs).
+# The later --delay wins over the default 5 ms.
 # Without root or network namespaces it says SKIPPED, and fails under CI=true.
 set -euo pipefail
 self=$(realpath "$0")
@@ -31,7 +36,7 @@ skip() {
 
 if [ "$(id -u)" -ne 0 ]; then
   sudo -n true 2>/dev/null || skip "needs root (or password-less sudo) for network namespaces"
-  exec sudo --preserve-env=TELEPI_BIN,TELEPI_LINK_KEEP,CI,PATH "$self" "$@"
+  exec sudo --preserve-env=TELEPI_BIN,TELEPI_LINK_KEEP,TELEPI_LINK_FILES,TELEPI_LINK_EMULATE,TELEPI_LINK_TESTS,CI,PATH "$self" "$@"
 fi
 # shellcheck source=tests/netns.sh
 source tests/netns.sh
@@ -71,7 +76,8 @@ log "emulator checked in $(($(date +%s) - started)) s"
 
 # ---- the link and telepi ----------------------------------------------------------
 mkfifo "$work/link.ctl"
-inns router python3 tests/link/emulator.py run to-robot to-browser --delay 5 --seed 20 \
+# shellcheck disable=SC2086 # TELEPI_LINK_EMULATE is a list of emulator options
+inns router python3 tests/link/emulator.py run to-robot to-browser --delay 5 --seed 20 ${TELEPI_LINK_EMULATE:-} \
   --control "$work/link.ctl" >"$work/link.log" 2>&1 &
 pids+=($!)
 cat >"$work/telepi.toml" <<CONF
@@ -80,7 +86,7 @@ state_dir = "$work/state"
 listen = "0.0.0.0:50000"
 peer_timeout_ms = 6000
 CONF
-(cd "$work" && TELEPI_LOG=info exec ip netns exec "$(ns robot)" "$bin" --config telepi.toml --http 0.0.0.0:8080) \
+(cd "$work" && TELEPI_LOG=info exec ip netns exec "$(ns robot)" "$bin" --config telepi.toml --http 0.0.0.0:8080 --https 0.0.0.0:8443) \
   >"$work/telepi.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
@@ -92,9 +98,9 @@ inns browser curl -sf -o /dev/null http://10.99.0.1:8080/ || {
   die "telepi does not answer through the link"
 }
 
-export TELEPI_LINK="{\"base\":\"http://10.99.0.1:8080\",\"robotNs\":\"$(ns robot)\",\"browserNs\":\"$(ns browser)\",\"control\":\"$work/link.ctl\",\"log\":\"$work/telepi.log\",\"silenceMs\":6000}"
+export TELEPI_LINK="{\"base\":\"http://10.99.0.1:8080\",\"robotNs\":\"$(ns robot)\",\"browserNs\":\"$(ns browser)\",\"control\":\"$work/link.ctl\",\"log\":\"$work/telepi.log\",\"silenceMs\":6000,\"secure\":\"https://10.99.0.1:8443\"}"
 started=$(date +%s)
-inns browser node --test --test-reporter=spec ${TELEPI_LINK_TESTS:+--test-name-pattern="$TELEPI_LINK_TESTS"} tests/link/ &
+inns browser node --test --test-concurrency=1 --test-reporter=spec ${TELEPI_LINK_TESTS:+--test-name-pattern="$TELEPI_LINK_TESTS"} ${TELEPI_LINK_FILES:-tests/link/} &
 node_pid=$!
 pids+=($node_pid)
 status=0

@@ -10,7 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { NAT, sleep, waitFor as waitForLogged, launchBrowser, assertVideoPlays } from './lib.mjs';
+import { NAT, sleep, waitFor as waitForLogged, launchBrowser, assertVideoPlays, assertRoams } from './lib.mjs';
 
 const run = promisify(execFile);
 const B = NAT.broker;
@@ -40,9 +40,11 @@ const inRobot = (...command) => run('ip', ['netns', 'exec', B.robotNs, ...comman
 
 // With w held: the robot's router forwards nothing for CUT_MS (`during` runs
 // meanwhile); the deadman must stop the motors at once and keep them still,
-// and once the link is back the page must drive again with nobody touching it.
+// and once the link is back the page must drive again with nobody touching
+// it, on the same session.
 async function cutAndHeal(t, what, during = async () => {}) {
   await waitFor(`motors moving before the ${what}`, robotStatus, { until: (s) => s.motors.left > 0, timeoutMs: 5000 });
+  const peers = (await robotStatus()).peers.map((p) => p.id);
   await routerRule('-I');
   const cutAt = Date.now();
   let restored = false;
@@ -66,6 +68,11 @@ async function cutAndHeal(t, what, during = async () => {}) {
       { until: (s) => s.motors.left > 0, timeoutMs: 30_000, intervalMs: 100 });
     const recoveryMs = Date.now() - restoredAt;
     const attempts = (await page().evaluate(() => window.__nat.pcs.length)) - attemptsBefore;
+    // Shorter than the robot's silence limit: the same session comes back
+    // (after a new address through an ICE restart with the robot's new
+    // candidates), no new connection.
+    assert.equal(attempts, 0, `the page kept its connection through the ${what}`);
+    assert.deepEqual((await robotStatus()).peers.map((p) => p.id), peers, `the same peer after the ${what}`);
     figures.push(`NAT figures: broker ${what}: motors stopped ${stoppedMs} ms after the cut; ` +
       `driving again ${recoveryMs} ms after the link returned (${attempts} new peer connection(s) after it)`);
     t.diagnostic(figures.at(-1));
@@ -74,7 +81,7 @@ async function cutAndHeal(t, what, during = async () => {}) {
   }
 }
 
-test('broker: fleet view, connect through Mosquitto, video via TURN, driving; a 10 s link cut heals; the will marks the robot offline', { skip: !B }, async (t) => {
+test('broker: fleet view, connect through Mosquitto, video via TURN, driving; a 10 s link cut heals; the browser roams (ICE restart through the broker); the will marks the robot offline', { skip: !B }, async (t) => {
   browser = await launchBrowser();
   const page = await browser.context.newPage();
   thePage = page;
@@ -123,6 +130,13 @@ test('broker: fleet view, connect through Mosquitto, video via TURN, driving; a 
   // No stale peers: the connections the cut broke are reaped, one peer remains.
   await waitFor('only the live peer left on the robot', robotStatus,
     { until: (s) => s.peers.length === 1, timeoutMs: 30_000, intervalMs: 500 });
+
+  // Roaming: the browser gets a new address. Its relay allocation and its
+  // websocket to the broker are dead; the page restarts ICE on the same
+  // session through the broker once its broker connection is back.
+  const { sel: moved, line } = await assertRoams(assert, 'broker', page, robotStatus, B.log);
+  assert.equal(moved.pair.local.type, 'relay', `relayed after the restart: ${JSON.stringify(moved.pair)}`);
+  figures.push(`NAT figures: ${line}`);
 
   // The robot vanishes without a goodbye: the broker's will flips it offline.
   process.kill(B.pid, 'SIGKILL');

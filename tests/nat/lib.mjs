@@ -5,6 +5,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
 import { sleep, waitFor as poll } from '../browser/wait.mjs';
 
@@ -147,4 +149,48 @@ export async function assertVideoPlays(assert, name, page, log) {
     { until: (s) => s?.pair?.state === 'succeeded' && typeof s.pair.rtt === 'number', timeoutMs: 5000, log });
   assert.ok(sel.video && sel.video.framesDecoded > 0, `${name}: getStats framesDecoded ${JSON.stringify(sel.video)}`);
   return sel;
+}
+
+const run = promisify(execFile);
+
+// A new DHCP lease for the browser (this test runs in its namespace): its
+// address on the LAN moves one up, the default route is put back. What the
+// page had bound to the old address (its TURN allocation's 5-tuple through
+// the NAT, a websocket) is dead; returns the new address.
+export async function newBrowserAddress() {
+  const { stdout } = await run('ip', ['-j', 'addr', 'show', 'dev', 'eth0']);
+  const old = JSON.parse(stdout)[0].addr_info.find((a) => a.family === 'inet').local;
+  const octets = old.split('.');
+  const next = [...octets.slice(0, 3), Number(octets[3]) + 1].join('.');
+  await run('ip', ['addr', 'del', `${old}/24`, 'dev', 'eth0']);
+  await run('ip', ['addr', 'add', `${next}/24`, 'dev', 'eth0']);
+  await run('ip', ['route', 'replace', 'default', 'via', [...octets.slice(0, 3), 1].join('.')]);
+  return next;
+}
+
+// The browser's address changes under a playing page: the page must restart
+// ICE on the same session (no new RTCPeerConnection, the same peer id on the
+// robot, whose status `robotStatus` reads) and the picture must come back.
+// Returns a line of figures.
+export async function assertRoams(assert, name, page, robotStatus, log) {
+  const peers = (await robotStatus()).peers.map((p) => p.id);
+  const seen = () => page.evaluate(() => ({ pcs: window.__nat.pcs.length, restarts: window.telepi.stats().restarts,
+    frames: document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames,
+    ice: window.__nat.pcs.at(-1).states.slice(-6), localTypes: window.__nat.pcs.at(-1).localTypes.slice(-8),
+    answerCandidates: (window.__nat.pcs.at(-1).remoteSdp || '').split('\n').filter((l) => l.startsWith('a=candidate')).slice(0, 4) }));
+  const before = await seen();
+  const movedAt = Date.now();
+  const address = await newBrowserAddress();
+  const restarted = await waitFor(name, 'an ICE restart after the address change', seen,
+    { until: (s) => s.restarts.done > before.restarts.done, timeoutMs: 40_000, intervalMs: 100, log });
+  const back = await waitFor(name, 'the picture back after the restart', seen,
+    { until: (s) => s.frames > restarted.frames + 15, timeoutMs: 15_000, intervalMs: 50, log });
+  const backMs = Date.now() - movedAt;
+  assert.equal(back.pcs, before.pcs, `${name}: the page kept its RTCPeerConnection: ${JSON.stringify(back)}`);
+  const after = await waitFor(name, 'the robot seeing the page connected again', robotStatus,
+    { until: (s) => s.peers.some((p) => p.state === 'connected'), timeoutMs: 5000, log });
+  assert.deepEqual(after.peers.map((p) => p.id), peers, `${name}: the same peer on the robot, no new one`);
+  const sel = await selectedPair(page);
+  return { sel, line: `${name} browser address change (to ${address}): picture back ${backMs} ms after it, ` +
+    `ICE restarts ${JSON.stringify(back.restarts)}, now ${sel?.pair?.local?.type} -> ${sel?.pair?.remote?.type}` };
 }

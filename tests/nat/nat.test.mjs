@@ -3,14 +3,15 @@
 // telepi per path in the robot's namespace, and runs this file in the
 // browser's namespace with TELEPI_NAT (JSON) saying where everything is:
 //   { "secret": "...", "paths": { "<name>": { "url": "https://...", "log": "/path" } } }
-// Paths: turn-relay (symmetric NAT, TURN REST credentials), turn-static
+// Paths: turn-relay (symmetric NAT, TURN REST credentials; then the
+// browser's address changes: an ICE restart through TURN), turn-static
 // (symmetric NAT, a static TURN user), direct (forwarded UDP port,
 // [rtc] public_addr, no TURN) and control (symmetric NAT, STUN only: must fail).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   NAT, sleep, logTail as logFileTail, waitFor as waitForLogged, launchBrowser,
-  assertVideoPlays as assertVideoPlaysLogged,
+  assertVideoPlays as assertVideoPlaysLogged, assertRoams,
 } from './lib.mjs';
 
 const CONTROL_WATCH_MS = 15_000; // the control must stay unconnected this long
@@ -140,6 +141,13 @@ test('turn-relay: robot behind a symmetric NAT; video, driving and the deadman t
     if (held) await page.keyboard.up('w').catch(() => {});
     await page.evaluate(() => { window.__nat.mute = false; }).catch(() => {});
   }
+
+  // Roaming: the browser gets a new address; its relay allocation (bound to
+  // the old address's NAT mapping) is dead, and only an ICE restart, which
+  // allocates anew, brings the picture back on the same session.
+  const { sel: moved, line } = await assertRoams(assert, name, page, () => status(page), NAT.paths[name].log);
+  assert.equal(moved.pair.local.type, 'relay', `${name}: relayed after the restart: ${JSON.stringify(moved.pair)}`);
+  figures.push(`NAT figures: ${line}`);
 });
 
 test('turn-static: a static TURN user from [rtc] ice_servers relays too', { skip: !NAT.paths['turn-static'] }, async (t) => {

@@ -12,7 +12,7 @@ use str0m::channel::ChannelId;
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::Transmit;
-use str0m::{Event, IceConnectionState, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Output, Rtc};
 
 use super::opcam::Incoming;
 use super::sdp::{pick_h264, video_line, VideoLine};
@@ -61,6 +61,8 @@ pub(super) struct Peer {
     pub(super) remote_ufrag: String,
     pub(super) fingerprint: String,
     pub(super) last_restart: Option<Instant>,
+    /// The robot's ICE candidates this session has (renewed by a restart).
+    pub(super) local_candidates: Vec<Candidate>,
 }
 
 /// One video m-line of a peer and what it carries (a camera, or the operator's camera).

@@ -4,6 +4,11 @@
 //! presence entry. str0m takes the re-offer on the existing `Rtc`
 //! (different remote credentials in an offer are a restart to it).
 //!
+//! The robot's own addresses may have moved since the session began (a new
+//! DHCP lease, another uplink, a new public address learned by STUN): the
+//! answer carries its candidates as they are now, and str0m, which drops
+//! checks arriving on an address it has no candidate for, is told of them.
+//!
 //! Only the page that owns the session may restart it: it names the session
 //! and the ICE username fragment its current offer had (both secret-like,
 //! compared in constant time), and the DTLS fingerprint must not change.
@@ -11,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
-use str0m::Input;
+use str0m::{Candidate, Input};
 
 use super::sdp::{attribute, video_sections_have_h264};
 use super::{Hub, PeerId};
@@ -63,13 +68,15 @@ impl std::fmt::Display for RestartError {
 
 impl Hub {
     /// Restarts ICE on session `id` with a new offer; `ufrag` is the one of
-    /// the session's current offer. Returns the SDP answer.
+    /// the session's current offer, `candidates` the robot's now. Returns the
+    /// SDP answer.
     pub fn restart(
         &mut self,
         now: Instant,
         id: PeerId,
         ufrag: &str,
         offer_sdp: &str,
+        candidates: &[Candidate],
     ) -> Result<String, RestartError> {
         let peer = self
             .peers
@@ -98,6 +105,7 @@ impl Hub {
         }
         let offer = SdpOffer::from_sdp_string(offer_sdp)
             .map_err(|e| RestartError::BadSdp(e.to_string()))?;
+        renew_candidates(peer, candidates);
         let answer = peer
             .rtc
             .sdp_api()
@@ -116,4 +124,28 @@ impl Hub {
         tracing::info!(peer = %id, "ICE restart accepted");
         Ok(answer)
     }
+}
+
+/// Withdraws the robot's candidates that are gone and adds the new ones.
+/// No candidates at all (every address gone for a moment) keeps the old.
+fn renew_candidates(peer: &mut super::peer::Peer, candidates: &[Candidate]) {
+    if candidates.is_empty() || candidates == peer.local_candidates.as_slice() {
+        return;
+    }
+    for gone in peer
+        .local_candidates
+        .iter()
+        .filter(|c| !candidates.contains(c))
+    {
+        peer.rtc.direct_api().invalidate_candidate(gone);
+    }
+    for new in candidates
+        .iter()
+        .filter(|c| !peer.local_candidates.contains(c))
+    {
+        peer.rtc.add_local_candidate(new.clone());
+    }
+    tracing::info!(peer = %peer.id, candidates = ?candidates.iter().map(|c| c.addr()).collect::<Vec<_>>(),
+        "ICE restart: the robot's addresses changed since the session began");
+    peer.local_candidates = candidates.to_vec();
 }

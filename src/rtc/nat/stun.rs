@@ -21,7 +21,12 @@ const TRIES: u32 = 4;
 /// Asking again now and then notices a new public address (DHCP, a new
 /// uplink) and keeps the NAT's mapping for the socket alive.
 const REFRESH: Duration = Duration::from_secs(60);
-/// After every server failed, wait this long before the next round.
+/// After every server failed, wait this long before the next round, doubled
+/// after each failed round up to `RETRY_AFTER_FAILURE`: a robot whose uplink
+/// just came back (often with a new address) learns its public address again
+/// within seconds, which a relayed browser needs before the robot's packets
+/// get through its TURN permissions.
+const FIRST_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// What the robot learned: `mapped` is how the STUN server saw the socket,
@@ -50,6 +55,8 @@ pub struct StunClient {
     outgoing: Option<(SocketAddr, Vec<u8>)>,
     /// So a server that stays unreachable is reported once, not every round.
     failure_logged: bool,
+    /// The wait after the next failed round.
+    retry_after: Duration,
 }
 
 impl StunClient {
@@ -62,6 +69,7 @@ impl StunClient {
             reflexive: None,
             outgoing: None,
             failure_logged: false,
+            retry_after: FIRST_RETRY_AFTER_FAILURE,
         }
     }
 
@@ -78,10 +86,16 @@ impl StunClient {
         self.next_round = now;
     }
 
-    /// Asks again now (the local addresses changed, so the public one may have).
-    pub fn refresh(&mut self, now: Instant) {
+    /// Asks again now: the local addresses changed to `local`, so the public
+    /// one may have. What was learned on an address that is gone is dropped.
+    pub fn refresh(&mut self, now: Instant, local: &[SocketAddr]) {
         self.pending = None;
         self.next_round = now;
+        self.retry_after = FIRST_RETRY_AFTER_FAILURE;
+        let base_gone = |r: &Reflexive| !local.iter().any(|a| a.ip() == r.base.ip());
+        if self.reflexive.as_ref().is_some_and(base_gone) {
+            self.reflexive = None;
+        }
     }
 
     /// The public address, once a server answered.
@@ -131,6 +145,7 @@ impl StunClient {
         }
         self.reflexive = Some(learned);
         self.failure_logged = false;
+        self.retry_after = FIRST_RETRY_AFTER_FAILURE;
         self.next_round = now + REFRESH;
         true
     }
@@ -189,12 +204,14 @@ impl StunClient {
             if !self.failure_logged {
                 tracing::warn!(
                     servers = ?self.servers,
-                    "no STUN server answered; browsers get the local addresses only (retrying every {} s)",
+                    "no STUN server answered; browsers get the local addresses only (retrying in {} s, then less often, every {} s at most)",
+                    self.retry_after.as_secs(),
                     RETRY_AFTER_FAILURE.as_secs()
                 );
                 self.failure_logged = true;
             }
-            self.next_round = now + RETRY_AFTER_FAILURE;
+            self.next_round = now + self.retry_after;
+            self.retry_after = (self.retry_after * 2).min(RETRY_AFTER_FAILURE);
         }
     }
 }
@@ -324,8 +341,9 @@ mod tests {
         stun.handle_timeout(t0 + REFRESH);
         assert!(stun.poll_transmit().is_some(), "asks again later");
         let t1 = t0 + REFRESH + Duration::from_secs(1);
-        stun.refresh(t1);
+        stun.refresh(t1, &[LOCAL.parse().unwrap()]);
         assert_eq!(stun.next_timeout(), Some(t1), "a refresh asks at once");
+        assert!(stun.reflexive().is_some(), "still on the same address");
     }
 
     #[test]
@@ -346,6 +364,37 @@ mod tests {
         assert_eq!(first_tries, TRIES as usize, "{sent_to:?}");
         assert_eq!(sent_to[TRIES as usize], server(2));
         assert!(stun.reflexive().is_none());
+    }
+
+    #[test]
+    fn failed_rounds_retry_soon_then_less_often_and_a_gone_address_is_forgotten() {
+        let t0 = Instant::now();
+        let mut stun = StunClient::new(t0);
+        stun.set_servers(t0, vec![server(1)]);
+        stun.handle_timeout(t0);
+        let (_, req) = stun.poll_transmit().unwrap();
+        assert!(stun.receive(t0, server(1), LOCAL.parse().unwrap(), &answer(&req, PUBLIC)));
+        // The robot's address changes and the uplink is down for a while.
+        let moved: SocketAddr = "192.168.1.3:50000".parse().unwrap();
+        stun.refresh(t0, &[moved]);
+        assert_eq!(stun.reflexive(), None, "learned on an address that is gone");
+        let mut now = t0;
+        let mut rounds = Vec::new();
+        for _ in 0..60 {
+            stun.handle_timeout(now);
+            if stun.poll_transmit().is_some() {
+                rounds.push(now);
+            }
+            now = stun.next_timeout().unwrap();
+        }
+        // Rounds of TRIES requests; the waits between rounds grow 2, 4, 8 s... to 30 s.
+        let starts: Vec<_> = rounds.chunks(TRIES as usize).map(|c| c[0]).collect();
+        let round_time = (FIRST_RTO * ((1 << TRIES) - 1)).as_secs_f64();
+        let waits: Vec<u64> = starts
+            .windows(2)
+            .map(|w| ((w[1] - w[0]).as_secs_f64() - round_time).round() as u64)
+            .collect();
+        assert_eq!(&waits[..6], [2, 4, 8, 16, 30, 30], "{waits:?}");
     }
 
     #[test]

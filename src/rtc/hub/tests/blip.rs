@@ -16,6 +16,22 @@ fn outage(hub: &mut Hub, now: &mut Instant, length: Duration) {
     }
 }
 
+/// The hub sends `text` to peer `id` and the client gets it; the time then.
+fn says(hub: &mut Hub, client: &mut Client, now: Instant, id: PeerId, text: &str) -> Instant {
+    client.events.clear();
+    assert!(hub.send_text(id, text));
+    run_until(hub, client, now, Duration::from_secs(5), |_, c| {
+        c.events
+            .iter()
+            .any(|e| matches!(e, Event::ChannelData(d) if d.data == text.as_bytes()))
+    })
+}
+
+/// The robot's candidates when it is at `addr`.
+fn robot_at(addr: &str) -> [Candidate; 1] {
+    [Candidate::host(addr.parse().unwrap(), "udp").unwrap()]
+}
+
 /// Offers `sdp` to the hub from `client` and applies the answer.
 fn answered(
     hub: &mut Hub,
@@ -211,7 +227,7 @@ fn restart_ice(
     api.ice_restart(true);
     let (offer, pending) = api.apply().unwrap();
     let sdp = offer.to_sdp_string();
-    let answer = hub.restart(now, id, ufrag, &sdp).unwrap();
+    let answer = hub.restart(now, id, ufrag, &sdp, &robot_at(ROBOT)).unwrap();
     client
         .rtc
         .sdp_api()
@@ -240,7 +256,8 @@ fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
     // Refusals first: each says why, and the session is unharmed.
     let (_, stranger, _) = offer(true);
     let refused = |hub: &mut Hub, now, peer, ufrag: &str, sdp: &str| {
-        hub.restart(now, peer, ufrag, sdp).unwrap_err()
+        hub.restart(now, peer, ufrag, sdp, &robot_at(ROBOT))
+            .unwrap_err()
     };
     assert_eq!(
         refused(&mut hub, now, PeerId(99), &ufrag, &stranger),
@@ -270,7 +287,8 @@ fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
         ufrag = ufrag_of(&sdp);
         // A flood: the next one within the second is refused.
         assert_eq!(
-            hub.restart(now, id, &ufrag, &sdp).unwrap_err(),
+            hub.restart(now, id, &ufrag, &sdp, &robot_at(ROBOT))
+                .unwrap_err(),
             RestartError::TooSoon
         );
         now = run_until(
@@ -284,19 +302,7 @@ fn an_ice_restart_keeps_the_session_and_bad_ones_are_refused_with_reasons() {
     }
     assert_eq!(hub.status().len(), 1);
     assert_eq!(hub.status()[0].id, id);
-    client.events.clear();
-    assert!(hub.send_text(id, "still here"));
-    now = run_until(
-        &mut hub,
-        &mut client,
-        now,
-        Duration::from_secs(5),
-        |_, c| {
-            c.events
-                .iter()
-                .any(|e| matches!(e, Event::ChannelData(d) if d.data == b"still here"))
-        },
-    );
+    now = says(&mut hub, &mut client, now, id, "still here");
     let events = drain_events(&mut hub);
     assert!(
         !events
@@ -350,4 +356,58 @@ fn a_new_address_moves_the_send_path_and_asks_for_a_keyframe_at_once() {
         keyframe_wanted(&events),
         "a keyframe asked for when the path moved"
     );
+}
+
+#[test]
+fn a_restart_after_the_robot_moved_answers_with_its_new_address_and_connects_there() {
+    let mut hub = Hub::new(HubConfig::default());
+    let (mut client, id, first_offer, now) = watching_with_channel_open(&mut hub);
+    // A new DHCP lease: the robot's old address is gone.
+    let moved = "127.0.0.2:50000";
+    let mut api = client.rtc.sdp_api();
+    api.ice_restart(true);
+    let (offer, pending) = api.apply().unwrap();
+    let answer = hub
+        .restart(
+            now,
+            id,
+            &ufrag_of(&first_offer),
+            &offer.to_sdp_string(),
+            &robot_at(moved),
+        )
+        .unwrap();
+    assert!(answer.contains(" 127.0.0.2 50000 typ host"), "{answer}");
+    assert!(
+        !answer.contains(" 127.0.0.1 50000 typ host"),
+        "the gone address withdrawn: {answer}"
+    );
+    client
+        .rtc
+        .sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    // Checks now arrive on the new address only, and str0m takes them there.
+    let sent_to = std::cell::RefCell::new(Vec::new());
+    let mut now = now;
+    for _ in 0..400 {
+        pump_dropping(&mut hub, &mut client, now, |t| {
+            sent_to.borrow_mut().push(t.source);
+            false
+        });
+        if hub.status()[0].state == "connected"
+            && sent_to.borrow().last() == Some(&moved.parse().unwrap())
+        {
+            break;
+        }
+        now += Duration::from_millis(5);
+        client.rtc.handle_input(Input::Timeout(now)).unwrap();
+        hub.handle_timeout(now);
+    }
+    assert_eq!(
+        sent_to.borrow().last(),
+        Some(&moved.parse().unwrap()),
+        "the robot sends from its new address"
+    );
+    says(&mut hub, &mut client, now, id, "moved");
+    assert_eq!(hub.status().len(), 1, "the same session");
 }
