@@ -23,7 +23,9 @@ pub use crate::media::layer::Layer;
 pub enum Why {
     /// One encode for everybody (`layers = "single"`, or a passthrough source).
     Single,
-    /// Just joined, no estimate yet: it starts on the main layer.
+    /// Just joined: it starts on the low layer while others watch (its link
+    /// is unknown; the main layer's keyframe could swamp a slow one), and
+    /// moves up once its estimate carries the main encode.
     Starting,
     /// Its link carries the main encode.
     FastLink,
@@ -88,6 +90,10 @@ const HEADROOM: f64 = 0.85;
 /// How long the estimate must point to the other layer before moving down / up.
 const DOWN_AFTER: Duration = Duration::from_millis(1000);
 const UP_AFTER: Duration = Duration::from_millis(2000);
+/// A joiner started on the low layer moves up sooner: its estimate climbs
+/// from str0m's initial one by probing, and a slow link never reaches the
+/// main layer's share, so waiting only keeps a fast viewer small.
+const STARTER_UP_AFTER: Duration = Duration::from_millis(500);
 /// Shortest stay on a layer after a switch (or joining).
 const MIN_DWELL: Duration = Duration::from_secs(2);
 /// Keyframes asked for switches, per layer, at most once per this.
@@ -157,9 +163,10 @@ impl LayerPicker {
     pub fn update(&mut self, now: Instant, links: &[ViewerLink]) {
         self.viewers
             .retain(|v| links.iter().any(|link| link.id == v.id));
+        let start = self.start_layer();
         for link in links {
             if !self.viewers.iter().any(|v| v.id == link.id) {
-                self.viewers.push(self.joining(link.id));
+                self.viewers.push(self.joining(link.id, start));
             }
         }
         let estimates: Vec<(ViewerLink, Option<u64>)> =
@@ -211,10 +218,10 @@ impl LayerPicker {
                 continue;
             }
             let since = *viewer.pointing_away_since.get_or_insert(now);
-            let hold = if desired == Layer::Low {
-                DOWN_AFTER
-            } else {
-                UP_AFTER
+            let hold = match (desired, viewer.why) {
+                (Layer::Low, _) => DOWN_AFTER,
+                (Layer::Main, Why::Starting) => STARTER_UP_AFTER,
+                (Layer::Main, _) => UP_AFTER,
             };
             let dwelt = viewer.last_switch.is_none_or(|t| now >= t + MIN_DWELL);
             if now >= since + hold && dwelt {
@@ -238,8 +245,8 @@ impl LayerPicker {
     /// `layer` switches at its keyframe; until then it keeps its old layer.
     pub fn admit(&mut self, id: PeerId, layer: Layer, keyframe: bool) -> bool {
         let Some(viewer) = self.viewers.iter_mut().find(|v| v.id == id) else {
-            // Joined since the last update: viewers start on the main layer.
-            return layer == Layer::Main;
+            // Joined since the last update: it gets the layer it will start on.
+            return layer == self.start_layer();
         };
         if viewer.layer == layer {
             return true;
@@ -257,7 +264,7 @@ impl LayerPicker {
         match self.viewers.iter().find(|v| v.id == id) {
             Some(v) if v.layer != v.wanted => v.wanted,
             Some(v) => v.layer,
-            None => Layer::Main,
+            None => self.start_layer(),
         }
     }
 
@@ -282,11 +289,24 @@ impl LayerPicker {
         self.outputs.pop_front()
     }
 
-    fn joining(&self, id: PeerId) -> Viewer {
+    /// The layer a viewer joining now starts on: the low one while others
+    /// watch, so an unknown link gets a small keyframe first (the main
+    /// encode runs at the fast viewers' rate: its keyframe into a 300 kbit/s
+    /// link was lost, and the losses pulled that viewer's estimate far below
+    /// its link). The first viewer starts on main: the main encode follows
+    /// its estimate anyway.
+    fn start_layer(&self) -> Layer {
+        match self.low {
+            Some(_) if !self.viewers.is_empty() => Layer::Low,
+            _ => Layer::Main,
+        }
+    }
+
+    fn joining(&self, id: PeerId, layer: Layer) -> Viewer {
         Viewer {
             id,
-            layer: Layer::Main,
-            wanted: Layer::Main,
+            layer,
+            wanted: layer,
             why: match self.low {
                 Some(_) => Why::Starting,
                 None => Why::Single,

@@ -187,8 +187,8 @@ fn nonsense_estimates_and_silence_keep_the_layer_and_do_not_steer_the_encodes() 
     assert_eq!(layer(&p, 3), Layer::Low, "a huge estimate does not lift it");
     assert_eq!(
         layer(&p, 4),
-        Layer::Main,
-        "no feedback: stays where it started"
+        Layer::Low,
+        "no feedback: a joiner stays on the layer it started on"
     );
     assert_eq!(p.viewer(PeerId(2)).unwrap().why, Why::NoEstimate);
     assert_eq!(p.bitrate(Layer::Main), Some(1_500_000));
@@ -274,4 +274,63 @@ fn a_published_stream_caps_the_main_encode_and_lifting_the_cap_lets_it_climb() {
     p.set_main_cap(None);
     run(&mut p, &mut now, 10_000, &fast);
     assert_eq!(p.bitrate(Layer::Main), Some(uncapped));
+}
+
+#[test]
+fn a_joiner_starts_on_the_low_layer_while_others_watch_and_a_fast_one_moves_up_soon() {
+    let mut p = auto();
+    let mut now = Instant::now();
+    let first = [link(1, None)];
+    run(&mut p, &mut now, 100, &first);
+    assert_eq!(layer(&p, 1), Layer::Main, "the first viewer starts on main");
+    // Before the picker has seen it, a joiner gets the layer it will start on.
+    assert_eq!(p.keyframe_layer(PeerId(2)), Layer::Low);
+    assert!(!p.admit(PeerId(2), Layer::Main, true));
+    assert!(p.admit(PeerId(2), Layer::Low, true));
+    let joined = [link(1, Some(5_000_000)), link(2, None), link(3, None)];
+    let out = run(&mut p, &mut now, 100, &joined);
+    for id in [2, 3] {
+        let v = p.viewer(PeerId(id)).unwrap();
+        assert_eq!((v.layer, v.switching_to, v.why), (Layer::Low, None, Why::Starting));
+        assert_eq!(p.keyframe_layer(PeerId(id)), Layer::Low);
+        assert!(!p.admit(PeerId(id), Layer::Main, true), "{out:?}");
+    }
+    assert_eq!(p.low_viewers(), 2, "the low encoder runs for them");
+    // 2's estimate soon shows a fast link, 3's a slow one.
+    let links = [
+        link(1, Some(5_000_000)),
+        link(2, Some(4_000_000)),
+        link(3, Some(300_000)),
+    ];
+    let out = run(&mut p, &mut now, 400, &links);
+    assert_eq!(p.viewer(PeerId(2)).unwrap().switching_to, None, "{out:?}");
+    let out = run(&mut p, &mut now, 200, &links);
+    assert!(out.contains(&LayerOutput::Keyframe(Layer::Main)), "{out:?}");
+    assert_eq!(p.viewer(PeerId(2)).unwrap().switching_to, Some(Layer::Main));
+    assert!(p.admit(PeerId(2), Layer::Main, true), "up at a main keyframe");
+    assert_eq!(layer(&p, 2), Layer::Main);
+    run(&mut p, &mut now, 3_000, &links);
+    assert_eq!(layer(&p, 3), Layer::Low);
+    assert_eq!(p.viewer(PeerId(3)).unwrap().why, Why::SlowLink);
+    assert_eq!(p.low_viewers(), 1);
+    assert_eq!(p.bitrate(Layer::Low), Some(255_000));
+}
+
+#[test]
+fn a_lone_viewer_and_single_layer_viewers_start_on_main() {
+    let mut single = LayerPicker::new(LayerConfig {
+        main: MAIN,
+        low: None,
+    });
+    let mut now = Instant::now();
+    run(&mut single, &mut now, 100, &[link(1, None)]);
+    assert_eq!(single.keyframe_layer(PeerId(2)), Layer::Main);
+    run(&mut single, &mut now, 100, &[link(1, None), link(2, None)]);
+    assert_eq!(layer(&single, 2), Layer::Main);
+    let mut p = auto();
+    assert_eq!(p.keyframe_layer(PeerId(1)), Layer::Main);
+    assert!(p.admit(PeerId(1), Layer::Main, true));
+    run(&mut p, &mut now, 100, &[link(1, Some(300_000))]);
+    assert_eq!(layer(&p, 1), Layer::Main);
+    assert_eq!(p.bitrate(Layer::Main), Some(255_000), "main follows it");
 }
