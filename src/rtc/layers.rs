@@ -98,6 +98,9 @@ const STARTER_UP_AFTER: Duration = Duration::from_millis(500);
 const MIN_DWELL: Duration = Duration::from_secs(2);
 /// Keyframes asked for switches, per layer, at most once per this.
 const SWITCH_KEYFRAME_GAP: Duration = Duration::from_secs(1);
+/// A joiner with no usable estimate after this long is logged (once) and
+/// shown as such; it stays on the layer it started on.
+const NO_FEEDBACK_AFTER: Duration = Duration::from_secs(5);
 
 struct Viewer {
     id: PeerId,
@@ -111,8 +114,13 @@ struct Viewer {
     /// `None` until its first switch: a joiner whose link is slow moves down
     /// as soon as its estimate says so.
     last_switch: Option<Instant>,
+    joined: Instant,
     /// A nonsense estimate is logged once per viewer.
     warned: bool,
+    /// So is never sending a usable estimate at all.
+    warned_silent: bool,
+    /// Its keyframe requests (PLI/FIR), to log a flood once.
+    requests: RequestRate,
     /// What it was last told, so each change is told once.
     shown: Option<ViewerLayer>,
 }
@@ -166,7 +174,7 @@ impl LayerPicker {
         let start = self.start_layer();
         for link in links {
             if !self.viewers.iter().any(|v| v.id == link.id) {
-                self.viewers.push(self.joining(link.id, start));
+                self.viewers.push(self.joining(now, link.id, start));
             }
         }
         let estimates: Vec<(ViewerLink, Option<u64>)> =
@@ -192,8 +200,13 @@ impl LayerPicker {
                 .find(|v| v.id == link.id)
                 .expect("every link has a viewer");
             let Some(estimate) = *estimate else {
-                if viewer.why != Why::Starting {
+                let starting = now < viewer.joined + NO_FEEDBACK_AFTER;
+                if viewer.why != Why::Starting || !starting {
                     viewer.why = Why::NoEstimate;
+                }
+                if !starting && viewer.last_switch.is_none() && !viewer.warned_silent {
+                    viewer.warned_silent = true;
+                    tracing::warn!(peer = %viewer.id, layer = ?viewer.layer, "no usable bandwidth estimate from this peer: it stays on its layer (logged once per peer)");
                 }
                 viewer.pointing_away_since = None;
                 continue;
@@ -268,6 +281,18 @@ impl LayerPicker {
         }
     }
 
+    /// A viewer asks for a keyframe (PLI/FIR): the layer it is for. A viewer
+    /// asking more often than [`RequestRate`] allows is logged once; the
+    /// encoders' keyframe throttles bound the IDRs it gets either way.
+    pub fn keyframe_wanted(&mut self, now: Instant, id: PeerId) -> Layer {
+        if let Some(viewer) = self.viewers.iter_mut().find(|v| v.id == id) {
+            if viewer.requests.note(now) {
+                tracing::warn!(peer = %id, "keyframe requests flood in from this peer; served at the throttle's rate (logged once per peer)");
+            }
+        }
+        self.keyframe_layer(id)
+    }
+
     pub fn viewer(&self, id: PeerId) -> Option<ViewerLayer> {
         self.viewers.iter().find(|v| v.id == id).map(Viewer::shows)
     }
@@ -302,7 +327,7 @@ impl LayerPicker {
         }
     }
 
-    fn joining(&self, id: PeerId, layer: Layer) -> Viewer {
+    fn joining(&self, now: Instant, id: PeerId, layer: Layer) -> Viewer {
         Viewer {
             id,
             layer,
@@ -313,7 +338,10 @@ impl LayerPicker {
             },
             pointing_away_since: None,
             last_switch: None,
+            joined: now,
             warned: false,
+            warned_silent: false,
+            requests: RequestRate::default(),
             shown: None,
         }
     }
@@ -372,6 +400,34 @@ impl LayerPicker {
                 self.outputs.push_back(LayerOutput::Keyframe(layer));
             }
         }
+    }
+}
+
+/// Counts a viewer's keyframe requests per second to tell a flood (a broken
+/// or hostile receiver) from losses; browsers ask a few times a second at most.
+#[derive(Debug, Default)]
+pub struct RequestRate {
+    window_start: Option<Instant>,
+    in_window: u32,
+    flooded: bool,
+}
+
+/// More requests than this within one second are a flood.
+const FLOOD_PER_SECOND: u32 = 20;
+
+impl RequestRate {
+    /// Notes one request; true the first time the rate exceeds the flood
+    /// limit (the caller logs it, once).
+    pub fn note(&mut self, now: Instant) -> bool {
+        let start = *self.window_start.get_or_insert(now);
+        if now >= start + Duration::from_secs(1) {
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        let first = !self.flooded && self.in_window > FLOOD_PER_SECOND;
+        self.flooded |= first;
+        first
     }
 }
 

@@ -291,7 +291,10 @@ fn a_joiner_starts_on_the_low_layer_while_others_watch_and_a_fast_one_moves_up_s
     let out = run(&mut p, &mut now, 100, &joined);
     for id in [2, 3] {
         let v = p.viewer(PeerId(id)).unwrap();
-        assert_eq!((v.layer, v.switching_to, v.why), (Layer::Low, None, Why::Starting));
+        assert_eq!(
+            (v.layer, v.switching_to, v.why),
+            (Layer::Low, None, Why::Starting)
+        );
         assert_eq!(p.keyframe_layer(PeerId(id)), Layer::Low);
         assert!(!p.admit(PeerId(id), Layer::Main, true), "{out:?}");
     }
@@ -307,7 +310,10 @@ fn a_joiner_starts_on_the_low_layer_while_others_watch_and_a_fast_one_moves_up_s
     let out = run(&mut p, &mut now, 200, &links);
     assert!(out.contains(&LayerOutput::Keyframe(Layer::Main)), "{out:?}");
     assert_eq!(p.viewer(PeerId(2)).unwrap().switching_to, Some(Layer::Main));
-    assert!(p.admit(PeerId(2), Layer::Main, true), "up at a main keyframe");
+    assert!(
+        p.admit(PeerId(2), Layer::Main, true),
+        "up at a main keyframe"
+    );
     assert_eq!(layer(&p, 2), Layer::Main);
     run(&mut p, &mut now, 3_000, &links);
     assert_eq!(layer(&p, 3), Layer::Low);
@@ -333,4 +339,50 @@ fn a_lone_viewer_and_single_layer_viewers_start_on_main() {
     run(&mut p, &mut now, 100, &[link(1, Some(300_000))]);
     assert_eq!(layer(&p, 1), Layer::Main);
     assert_eq!(p.bitrate(Layer::Main), Some(255_000), "main follows it");
+}
+
+#[test]
+fn a_joiner_that_never_sends_feedback_stays_low_shown_as_such_and_steers_nothing() {
+    let (mut p, mut now) = settled();
+    let links = [
+        link(1, Some(5_000_000)),
+        link(2, Some(4_000_000)),
+        link(3, Some(300_000)),
+        link(4, None),
+    ];
+    run(&mut p, &mut now, 4_000, &links);
+    assert_eq!(p.viewer(PeerId(4)).unwrap().why, Why::Starting);
+    let out = run(&mut p, &mut now, 2_000, &links);
+    let silent = p.viewer(PeerId(4)).unwrap();
+    assert_eq!((silent.layer, silent.why), (Layer::Low, Why::NoEstimate));
+    assert!(
+        out.contains(&LayerOutput::Viewer(PeerId(4), silent)),
+        "its HUD is told: {out:?}"
+    );
+    run(&mut p, &mut now, 10_000, &links);
+    assert_eq!(layer(&p, 4), Layer::Low);
+    assert_eq!(p.bitrate(Layer::Main), Some(1_500_000));
+    assert_eq!(p.bitrate(Layer::Low), Some(255_000));
+}
+
+#[test]
+fn a_keyframe_request_flood_is_noticed_once_and_requests_still_name_the_layer() {
+    let mut rate = RequestRate::default();
+    let t0 = Instant::now();
+    // A browser after losses: a few a second, for a minute.
+    for n in 0..300u64 {
+        assert!(!rate.note(t0 + Duration::from_millis(200 * n)));
+    }
+    let mut flood = RequestRate::default();
+    // 100 a second for 10 s: noticed once, in its first second.
+    let noticed: Vec<u64> = (0..1_000u64)
+        .filter(|n| flood.note(t0 + Duration::from_millis(10 * n)))
+        .collect();
+    assert_eq!(noticed, [FLOOD_PER_SECOND as u64]);
+    let (mut p, now) = settled();
+    for n in 0..100 {
+        let at = now + Duration::from_millis(10 * n);
+        assert_eq!(p.keyframe_wanted(at, PeerId(3)), Layer::Low);
+        assert_eq!(p.keyframe_wanted(at, PeerId(1)), Layer::Main);
+    }
 }
