@@ -32,13 +32,16 @@ const waitFor = (what, probe, options = {}) =>
 
 // Every page: stamps each decoded frame and keeps every picture size it showed.
 function instrument() {
-  const seen = { frames: [], widths: [], pcAt: null };
+  const seen = { frames: [], widths: [], pcAt: null, connectedAt: null };
   window.__layers = seen;
   const Original = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends Original {
     constructor(...args) {
       super(...args);
       seen.pcAt ??= performance.now();
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState === 'connected') seen.connectedAt ??= performance.now();
+      });
     }
   };
   let frames = 0;
@@ -127,7 +130,7 @@ test('a slow Chromium viewer gets the low layer, fast ones the main one, a fast 
 
   const slow = await open(slowBrowser);
   const slowFirst = await waitFor('the slow viewer\'s first frame', () => frameTimes(slow.page), { until: (t) => t.length > 0 });
-  const slowPcAt = await slow.page.evaluate(() => window.__layers.pcAt);
+  const { pcAt: slowPcAt, connectedAt: slowConnectedAt } = await slow.page.evaluate(() => window.__layers);
   await waitFor('the slow viewer on the low layer', layersByLink, {
     until: (peers) => peers.some((p) => p.slow && p.layer === 'low'),
   });
@@ -145,6 +148,7 @@ test('a slow Chromium viewer gets the low layer, fast ones the main one, a fast 
   const status = await robot();
   const smooth = smoothness(await frameTimes(slow.page), windowStart, windowEnd);
   console.log(`figure: slow Chromium: first frame ${(slowFirst[0] - slowPcAt).toFixed(0)} ms after its peer connection was made ` +
+    `(connected after ${(slowConnectedAt - slowPcAt).toFixed(0)} ms), ` +
     `(${(slowFirst[0] - slow.openedAt).toFixed(0)} ms after the page loaded), ` +
     `${smooth.fps.toFixed(1)} fps, frozen ${smooth.frozenPct.toFixed(1)} % over 6 s; sizes ${JSON.stringify(low.widths)}, HUD "${low.hud}"`);
   console.log(`figure: fast Chromium viewers: sizes ${JSON.stringify(one.widths)} and ${JSON.stringify(two.widths)}; HUD "${one.hud}", "${two.hud}"`);
