@@ -90,10 +90,13 @@ const HEADROOM: f64 = 0.85;
 /// How long the estimate must point to the other layer before moving down / up.
 const DOWN_AFTER: Duration = Duration::from_millis(1000);
 const UP_AFTER: Duration = Duration::from_millis(2000);
-/// A joiner started on the low layer moves up sooner: its estimate climbs
-/// from str0m's initial one by probing, and a slow link never reaches the
-/// main layer's share, so waiting only keeps a fast viewer small.
+/// A joiner's first move up comes sooner: its estimate climbs from str0m's
+/// initial one by probing, and a slow link never reaches the main layer's
+/// share, so waiting only keeps a fast viewer small.
 const STARTER_UP_AFTER: Duration = Duration::from_millis(500);
+/// A joiner is shown as starting this long unless it moves sooner: its
+/// first estimates are str0m's initial guess climbing, not its link.
+const STARTING_FOR: Duration = Duration::from_secs(2);
 /// Shortest stay on a layer after a switch (or joining).
 const MIN_DWELL: Duration = Duration::from_secs(2);
 /// Keyframes asked for switches, per layer, at most once per this.
@@ -204,7 +207,7 @@ impl LayerPicker {
                 if viewer.why != Why::Starting || !starting {
                     viewer.why = Why::NoEstimate;
                 }
-                if !starting && viewer.last_switch.is_none() && !viewer.warned_silent {
+                if !starting && !viewer.warned_silent {
                     viewer.warned_silent = true;
                     tracing::warn!(peer = %viewer.id, layer = ?viewer.layer, "no usable bandwidth estimate from this peer: it stays on its layer (logged once per peer)");
                 }
@@ -225,16 +228,17 @@ impl LayerPicker {
             };
             if desired == viewer.wanted {
                 viewer.pointing_away_since = None;
-                if viewer.layer == viewer.wanted {
+                let settling = viewer.why == Why::Starting && now < viewer.joined + STARTING_FOR;
+                if viewer.layer == viewer.wanted && !settling {
                     viewer.why = why;
                 }
                 continue;
             }
             let since = *viewer.pointing_away_since.get_or_insert(now);
-            let hold = match (desired, viewer.why) {
+            let hold = match (desired, viewer.last_switch) {
                 (Layer::Low, _) => DOWN_AFTER,
-                (Layer::Main, Why::Starting) => STARTER_UP_AFTER,
-                (Layer::Main, _) => UP_AFTER,
+                (Layer::Main, None) => STARTER_UP_AFTER,
+                (Layer::Main, Some(_)) => UP_AFTER,
             };
             let dwelt = viewer.last_switch.is_none_or(|t| now >= t + MIN_DWELL);
             if now >= since + hold && dwelt {

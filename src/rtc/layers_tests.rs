@@ -71,7 +71,7 @@ fn fast_viewers_keep_main_and_a_slow_one_moves_to_the_low_layer_at_its_keyframe(
         !p.admit(PeerId(3), Layer::Main, true),
         "and no longer gets main"
     );
-    run(&mut p, &mut now, 100, &links);
+    run(&mut p, &mut now, 800, &links);
     assert_eq!(p.viewer(PeerId(3)).unwrap().why, Why::SlowLink);
     for fast in [1, 2] {
         assert_eq!(layer(&p, fast), Layer::Main);
@@ -299,7 +299,17 @@ fn a_joiner_starts_on_the_low_layer_while_others_watch_and_a_fast_one_moves_up_s
         assert!(!p.admit(PeerId(id), Layer::Main, true), "{out:?}");
     }
     assert_eq!(p.low_viewers(), 2, "the low encoder runs for them");
-    // 2's estimate soon shows a fast link, 3's a slow one.
+    // Their first estimates are str0m's initial guess: no verdict yet.
+    let guess = [
+        link(1, Some(5_000_000)),
+        link(2, Some(750_000)),
+        link(3, Some(750_000)),
+    ];
+    run(&mut p, &mut now, 1_000, &guess);
+    for id in [2, 3] {
+        assert_eq!(p.viewer(PeerId(id)).unwrap().why, Why::Starting);
+    }
+    // Then 2's estimate climbs to a fast link's, 3's falls to a slow one's.
     let links = [
         link(1, Some(5_000_000)),
         link(2, Some(4_000_000)),
