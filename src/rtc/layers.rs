@@ -123,7 +123,9 @@ struct Viewer {
     /// So is never sending a usable estimate at all.
     warned_silent: bool,
     /// Its keyframe requests (PLI/FIR), to log a flood once.
-    requests: RequestRate,
+    requests: RateAlarm,
+    /// Its estimate turning back before a switch, to log flapping once.
+    flips: RateAlarm,
     /// What it was last told, so each change is told once.
     shown: Option<ViewerLayer>,
 }
@@ -227,7 +229,10 @@ impl LayerPicker {
                 (Layer::Low, Why::SlowLink)
             };
             if desired == viewer.wanted {
-                viewer.pointing_away_since = None;
+                let turned_back = viewer.pointing_away_since.take().is_some();
+                if turned_back && viewer.flips.note(now) {
+                    tracing::warn!(peer = %viewer.id, estimate, "bandwidth estimate flaps; the viewer stays on its layer (logged once per peer)");
+                }
                 let settling = viewer.why == Why::Starting && now < viewer.joined + STARTING_FOR;
                 if viewer.layer == viewer.wanted && !settling {
                     viewer.why = why;
@@ -286,7 +291,7 @@ impl LayerPicker {
     }
 
     /// A viewer asks for a keyframe (PLI/FIR): the layer it is for. A viewer
-    /// asking more often than [`RequestRate`] allows is logged once; the
+    /// asking more often than [`KEYFRAME_FLOOD`] allows is logged once; the
     /// encoders' keyframe throttles bound the IDRs it gets either way.
     pub fn keyframe_wanted(&mut self, now: Instant, id: PeerId) -> Layer {
         if let Some(viewer) = self.viewers.iter_mut().find(|v| v.id == id) {
@@ -345,7 +350,8 @@ impl LayerPicker {
             joined: now,
             warned: false,
             warned_silent: false,
-            requests: RequestRate::default(),
+            requests: RateAlarm::new(KEYFRAME_FLOOD),
+            flips: RateAlarm::new(FLAPPING),
             shown: None,
         }
     }
@@ -407,30 +413,56 @@ impl LayerPicker {
     }
 }
 
-/// Counts a viewer's keyframe requests per second to tell a flood (a broken
-/// or hostile receiver) from losses; browsers ask a few times a second at most.
-#[derive(Debug, Default)]
-pub struct RequestRate {
-    window_start: Option<Instant>,
-    in_window: u32,
-    flooded: bool,
+/// How many events within a window are too many.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub events: u32,
+    pub within: Duration,
 }
 
-/// More requests than this within one second are a flood.
-const FLOOD_PER_SECOND: u32 = 20;
+/// Keyframe requests: browsers ask a few times a second at most, after losses.
+pub const KEYFRAME_FLOOD: Limit = Limit {
+    events: 20,
+    within: Duration::from_secs(1),
+};
+/// Estimates that turn back before a switch (e.g. every 100 ms between a LAN
+/// and a 2G link); a link that really changes turns a few times a minute.
+pub const FLAPPING: Limit = Limit {
+    events: 10,
+    within: Duration::from_secs(10),
+};
 
-impl RequestRate {
-    /// Notes one request; true the first time the rate exceeds the flood
-    /// limit (the caller logs it, once).
+/// Tells a broken or hostile receiver from a busy one: counts events per
+/// window and raises the alarm once, the first time a window holds more
+/// than the limit (the caller logs it).
+#[derive(Debug)]
+pub struct RateAlarm {
+    limit: Limit,
+    window_start: Option<Instant>,
+    in_window: u32,
+    raised: bool,
+}
+
+impl RateAlarm {
+    pub fn new(limit: Limit) -> RateAlarm {
+        RateAlarm {
+            limit,
+            window_start: None,
+            in_window: 0,
+            raised: false,
+        }
+    }
+
+    /// Notes one event; true only the first time a window exceeds the limit.
     pub fn note(&mut self, now: Instant) -> bool {
         let start = *self.window_start.get_or_insert(now);
-        if now >= start + Duration::from_secs(1) {
+        if now >= start + self.limit.within {
             self.window_start = Some(now);
             self.in_window = 0;
         }
         self.in_window += 1;
-        let first = !self.flooded && self.in_window > FLOOD_PER_SECOND;
-        self.flooded |= first;
+        let first = !self.raised && self.in_window > self.limit.events;
+        self.raised |= first;
         first
     }
 }

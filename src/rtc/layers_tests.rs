@@ -156,6 +156,14 @@ fn flapping_estimates_never_switch_and_keyframes_stay_bounded() {
     }
     assert_eq!(keyframes, 0);
     assert_eq!(layer(&p, 2), Layer::Main);
+    // Noticed (and logged) once: its alarm has gone off already.
+    let viewer = p.viewers.iter_mut().find(|v| v.id == PeerId(2)).unwrap();
+    assert!(!viewer.flips.note(now), "the flapping was noticed before");
+    let mut steady = RateAlarm::new(FLAPPING);
+    for n in 0..60u64 {
+        // A link that changes every 5 s for five minutes is no flapping.
+        assert!(!steady.note(now + Duration::from_secs(5 * n)));
+    }
 }
 
 #[test]
@@ -377,18 +385,18 @@ fn a_joiner_that_never_sends_feedback_stays_low_shown_as_such_and_steers_nothing
 
 #[test]
 fn a_keyframe_request_flood_is_noticed_once_and_requests_still_name_the_layer() {
-    let mut rate = RequestRate::default();
+    let mut rate = RateAlarm::new(KEYFRAME_FLOOD);
     let t0 = Instant::now();
     // A browser after losses: a few a second, for a minute.
     for n in 0..300u64 {
         assert!(!rate.note(t0 + Duration::from_millis(200 * n)));
     }
-    let mut flood = RequestRate::default();
+    let mut flood = RateAlarm::new(KEYFRAME_FLOOD);
     // 100 a second for 10 s: noticed once, in its first second.
     let noticed: Vec<u64> = (0..1_000u64)
         .filter(|n| flood.note(t0 + Duration::from_millis(10 * n)))
         .collect();
-    assert_eq!(noticed, [FLOOD_PER_SECOND as u64]);
+    assert_eq!(noticed, [u64::from(KEYFRAME_FLOOD.events)]);
     let (mut p, now) = settled();
     for n in 0..100 {
         let at = now + Duration::from_millis(10 * n);
