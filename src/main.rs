@@ -142,10 +142,13 @@ fn run(config: &Config) -> Result<(), String> {
                     min: camera.min_bitrate,
                     max: camera.bitrate,
                 },
-                low: pipeline.shared.low.as_ref().map(|_| {
-                    let (min, max) = camera.low_bitrate_range();
-                    Limits { min, max }
-                }),
+                // Without estimates nobody could be placed on a layer.
+                low: (pipeline.shared.low.as_ref())
+                    .filter(|_| config.rtc.congestion_control)
+                    .map(|_| {
+                        let (min, max) = camera.low_bitrate_range();
+                        Limits { min, max }
+                    }),
             }),
         })
         .collect();

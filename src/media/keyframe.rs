@@ -126,4 +126,21 @@ mod tests {
         t.request(KeyframeReason::Loss);
         assert!(t.take(ms(364)), "the shorter interval wins");
     }
+
+    #[test]
+    fn a_peer_asking_100_times_a_second_gets_one_idr_per_interval() {
+        let t0 = Instant::now();
+        let mut t = KeyframeThrottle::new(Duration::from_millis(500));
+        let mut idrs = 0;
+        // 10 s of frames every 33 ms, with 3-4 loss requests between frames.
+        for ms in 0..10_000u64 {
+            if ms % 10 == 0 {
+                t.request(KeyframeReason::Loss);
+            }
+            if ms % 33 == 0 {
+                idrs += u32::from(t.take(t0 + Duration::from_millis(ms)));
+            }
+        }
+        assert!((19..=20).contains(&idrs), "{idrs} IDRs in 10 s");
+    }
 }

@@ -26,7 +26,9 @@ pub enum Layer {
 pub enum Why {
     /// One encode for everybody (`layers = "single"`, or a passthrough source).
     Single,
-    /// Just joined, no estimate yet: it starts on the main layer.
+    /// Just joined: it starts on the low layer while others watch (its link
+    /// is unknown; the main layer's keyframe could swamp a slow one), and
+    /// moves up once its estimate carries the main encode.
     Starting,
     /// Its link carries the main encode.
     FastLink,

@@ -72,10 +72,20 @@ const HEADROOM: f64 = 0.85;
 /// How long the estimate must point to the other layer before moving down / up.
 const DOWN_AFTER: Duration = Duration::from_millis(1000);
 const UP_AFTER: Duration = Duration::from_millis(2000);
+/// A joiner's first move up comes sooner: its estimate climbs from str0m's
+/// initial one by probing, and a slow link never reaches the main layer's
+/// share, so waiting only keeps a fast viewer small.
+const STARTER_UP_AFTER: Duration = Duration::from_millis(500);
+/// A joiner is shown as starting this long unless it moves sooner: its
+/// first estimates are str0m's initial guess climbing, not its link.
+const STARTING_FOR: Duration = Duration::from_secs(2);
 /// Shortest stay on a layer after a switch (or joining).
 const MIN_DWELL: Duration = Duration::from_secs(2);
 /// Keyframes asked for switches, per layer, at most once per this.
 const SWITCH_KEYFRAME_GAP: Duration = Duration::from_secs(1);
+/// A joiner with no usable estimate after this long is logged (once) and
+/// shown as such; it stays on the layer it started on.
+const NO_FEEDBACK_AFTER: Duration = Duration::from_secs(5);
 
 struct Viewer {
     id: PeerId,
@@ -89,8 +99,15 @@ struct Viewer {
     /// `None` until its first switch: a joiner whose link is slow moves down
     /// as soon as its estimate says so.
     last_switch: Option<Instant>,
+    joined: Instant,
     /// A nonsense estimate is logged once per viewer.
     warned: bool,
+    /// So is never sending a usable estimate at all.
+    warned_silent: bool,
+    /// Its keyframe requests (PLI/FIR), to log a flood once.
+    requests: RateAlarm,
+    /// Its estimate turning back before a switch, to log flapping once.
+    flips: RateAlarm,
     /// What it was last told, so each change is told once.
     shown: Option<ViewerLayer>,
 }
@@ -141,9 +158,10 @@ impl LayerPicker {
     pub fn update(&mut self, now: Instant, links: &[ViewerLink]) {
         self.viewers
             .retain(|v| links.iter().any(|link| link.id == v.id));
+        let start = self.start_layer();
         for link in links {
             if !self.viewers.iter().any(|v| v.id == link.id) {
-                self.viewers.push(self.joining(link.id));
+                self.viewers.push(self.joining(now, link.id, start));
             }
         }
         let estimates: Vec<(ViewerLink, Option<u64>)> =
@@ -169,8 +187,13 @@ impl LayerPicker {
                 .find(|v| v.id == link.id)
                 .expect("every link has a viewer");
             let Some(estimate) = *estimate else {
-                if viewer.why != Why::Starting {
+                let starting = now < viewer.joined + NO_FEEDBACK_AFTER;
+                if viewer.why != Why::Starting || !starting {
                     viewer.why = Why::NoEstimate;
+                }
+                if !starting && !viewer.warned_silent {
+                    viewer.warned_silent = true;
+                    tracing::warn!(peer = %viewer.id, layer = ?viewer.layer, "no usable bandwidth estimate from this peer: it stays on its layer (logged once per peer)");
                 }
                 viewer.pointing_away_since = None;
                 continue;
@@ -188,17 +211,21 @@ impl LayerPicker {
                 (Layer::Low, Why::SlowLink)
             };
             if desired == viewer.wanted {
-                viewer.pointing_away_since = None;
-                if viewer.layer == viewer.wanted {
+                let turned_back = viewer.pointing_away_since.take().is_some();
+                if turned_back && viewer.flips.note(now) {
+                    tracing::warn!(peer = %viewer.id, estimate, "bandwidth estimate flaps; the viewer stays on its layer (logged once per peer)");
+                }
+                let settling = viewer.why == Why::Starting && now < viewer.joined + STARTING_FOR;
+                if viewer.layer == viewer.wanted && !settling {
                     viewer.why = why;
                 }
                 continue;
             }
             let since = *viewer.pointing_away_since.get_or_insert(now);
-            let hold = if desired == Layer::Low {
-                DOWN_AFTER
-            } else {
-                UP_AFTER
+            let hold = match (desired, viewer.last_switch) {
+                (Layer::Low, _) => DOWN_AFTER,
+                (Layer::Main, None) => STARTER_UP_AFTER,
+                (Layer::Main, Some(_)) => UP_AFTER,
             };
             let dwelt = viewer.last_switch.is_none_or(|t| now >= t + MIN_DWELL);
             if now >= since + hold && dwelt {
@@ -222,8 +249,8 @@ impl LayerPicker {
     /// `layer` switches at its keyframe; until then it keeps its old layer.
     pub fn admit(&mut self, id: PeerId, layer: Layer, keyframe: bool) -> bool {
         let Some(viewer) = self.viewers.iter_mut().find(|v| v.id == id) else {
-            // Joined since the last update: viewers start on the main layer.
-            return layer == Layer::Main;
+            // Joined since the last update: it gets the layer it will start on.
+            return layer == self.start_layer();
         };
         if viewer.layer == layer {
             return true;
@@ -241,8 +268,20 @@ impl LayerPicker {
         match self.viewers.iter().find(|v| v.id == id) {
             Some(v) if v.layer != v.wanted => v.wanted,
             Some(v) => v.layer,
-            None => Layer::Main,
+            None => self.start_layer(),
         }
+    }
+
+    /// A viewer asks for a keyframe (PLI/FIR): the layer it is for. A viewer
+    /// asking more often than [`KEYFRAME_FLOOD`] allows is logged once; the
+    /// encoders' keyframe throttles bound the IDRs it gets either way.
+    pub fn keyframe_wanted(&mut self, now: Instant, id: PeerId) -> Layer {
+        if let Some(viewer) = self.viewers.iter_mut().find(|v| v.id == id) {
+            if viewer.requests.note(now) {
+                tracing::warn!(peer = %id, "keyframe requests flood in from this peer; served at the throttle's rate (logged once per peer)");
+            }
+        }
+        self.keyframe_layer(id)
     }
 
     pub fn viewer(&self, id: PeerId) -> Option<ViewerLayer> {
@@ -266,18 +305,35 @@ impl LayerPicker {
         self.outputs.pop_front()
     }
 
-    fn joining(&self, id: PeerId) -> Viewer {
+    /// The layer a viewer joining now starts on: the low one while others
+    /// watch, so an unknown link gets a small keyframe first (the main
+    /// encode runs at the fast viewers' rate: its keyframe into a 300 kbit/s
+    /// link was lost, and the losses pulled that viewer's estimate far below
+    /// its link). The first viewer starts on main: the main encode follows
+    /// its estimate anyway.
+    fn start_layer(&self) -> Layer {
+        match self.low {
+            Some(_) if !self.viewers.is_empty() => Layer::Low,
+            _ => Layer::Main,
+        }
+    }
+
+    fn joining(&self, now: Instant, id: PeerId, layer: Layer) -> Viewer {
         Viewer {
             id,
-            layer: Layer::Main,
-            wanted: Layer::Main,
+            layer,
+            wanted: layer,
             why: match self.low {
                 Some(_) => Why::Starting,
                 None => Why::Single,
             },
             pointing_away_since: None,
             last_switch: None,
+            joined: now,
             warned: false,
+            warned_silent: false,
+            requests: RateAlarm::new(KEYFRAME_FLOOD),
+            flips: RateAlarm::new(FLAPPING),
             shown: None,
         }
     }
@@ -336,6 +392,60 @@ impl LayerPicker {
                 self.outputs.push_back(LayerOutput::Keyframe(layer));
             }
         }
+    }
+}
+
+/// How many events within a window are too many.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub events: u32,
+    pub within: Duration,
+}
+
+/// Keyframe requests: browsers ask a few times a second at most, after losses.
+pub const KEYFRAME_FLOOD: Limit = Limit {
+    events: 20,
+    within: Duration::from_secs(1),
+};
+/// Estimates that turn back before a switch (e.g. every 100 ms between a LAN
+/// and a 2G link); a link that really changes turns a few times a minute.
+pub const FLAPPING: Limit = Limit {
+    events: 10,
+    within: Duration::from_secs(10),
+};
+
+/// Tells a broken or hostile receiver from a busy one: counts events per
+/// window and raises the alarm once, the first time a window holds more
+/// than the limit (the caller logs it).
+#[derive(Debug)]
+pub struct RateAlarm {
+    limit: Limit,
+    window_start: Option<Instant>,
+    in_window: u32,
+    raised: bool,
+}
+
+impl RateAlarm {
+    pub fn new(limit: Limit) -> RateAlarm {
+        RateAlarm {
+            limit,
+            window_start: None,
+            in_window: 0,
+            raised: false,
+        }
+    }
+
+    /// Notes one event; true only the first time a window exceeds the limit.
+    pub fn note(&mut self, now: Instant) -> bool {
+        let start = *self.window_start.get_or_insert(now);
+        if now >= start + self.limit.within {
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+        self.in_window += 1;
+        let first = !self.raised && self.in_window > self.limit.events;
+        self.raised |= first;
+        first
     }
 }
 

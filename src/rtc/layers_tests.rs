@@ -71,7 +71,7 @@ fn fast_viewers_keep_main_and_a_slow_one_moves_to_the_low_layer_at_its_keyframe(
         !p.admit(PeerId(3), Layer::Main, true),
         "and no longer gets main"
     );
-    run(&mut p, &mut now, 100, &links);
+    run(&mut p, &mut now, 800, &links);
     assert_eq!(p.viewer(PeerId(3)).unwrap().why, Why::SlowLink);
     for fast in [1, 2] {
         assert_eq!(layer(&p, fast), Layer::Main);
@@ -156,6 +156,14 @@ fn flapping_estimates_never_switch_and_keyframes_stay_bounded() {
     }
     assert_eq!(keyframes, 0);
     assert_eq!(layer(&p, 2), Layer::Main);
+    // Noticed (and logged) once: its alarm has gone off already.
+    let viewer = p.viewers.iter_mut().find(|v| v.id == PeerId(2)).unwrap();
+    assert!(!viewer.flips.note(now), "the flapping was noticed before");
+    let mut steady = RateAlarm::new(FLAPPING);
+    for n in 0..60u64 {
+        // A link that changes every 5 s for five minutes is no flapping.
+        assert!(!steady.note(now + Duration::from_secs(5 * n)));
+    }
 }
 
 #[test]
@@ -187,8 +195,8 @@ fn nonsense_estimates_and_silence_keep_the_layer_and_do_not_steer_the_encodes() 
     assert_eq!(layer(&p, 3), Layer::Low, "a huge estimate does not lift it");
     assert_eq!(
         layer(&p, 4),
-        Layer::Main,
-        "no feedback: stays where it started"
+        Layer::Low,
+        "no feedback: a joiner stays on the layer it started on"
     );
     assert_eq!(p.viewer(PeerId(2)).unwrap().why, Why::NoEstimate);
     assert_eq!(p.bitrate(Layer::Main), Some(1_500_000));
@@ -274,4 +282,125 @@ fn a_published_stream_caps_the_main_encode_and_lifting_the_cap_lets_it_climb() {
     p.set_main_cap(None);
     run(&mut p, &mut now, 10_000, &fast);
     assert_eq!(p.bitrate(Layer::Main), Some(uncapped));
+}
+
+#[test]
+fn a_joiner_starts_on_the_low_layer_while_others_watch_and_a_fast_one_moves_up_soon() {
+    let mut p = auto();
+    let mut now = Instant::now();
+    let first = [link(1, None)];
+    run(&mut p, &mut now, 100, &first);
+    assert_eq!(layer(&p, 1), Layer::Main, "the first viewer starts on main");
+    // Before the picker has seen it, a joiner gets the layer it will start on.
+    assert_eq!(p.keyframe_layer(PeerId(2)), Layer::Low);
+    assert!(!p.admit(PeerId(2), Layer::Main, true));
+    assert!(p.admit(PeerId(2), Layer::Low, true));
+    let joined = [link(1, Some(5_000_000)), link(2, None), link(3, None)];
+    let out = run(&mut p, &mut now, 100, &joined);
+    for id in [2, 3] {
+        let v = p.viewer(PeerId(id)).unwrap();
+        assert_eq!(
+            (v.layer, v.switching_to, v.why),
+            (Layer::Low, None, Why::Starting)
+        );
+        assert_eq!(p.keyframe_layer(PeerId(id)), Layer::Low);
+        assert!(!p.admit(PeerId(id), Layer::Main, true), "{out:?}");
+    }
+    assert_eq!(p.low_viewers(), 2, "the low encoder runs for them");
+    // Their first estimates are str0m's initial guess: no verdict yet.
+    let guess = [
+        link(1, Some(5_000_000)),
+        link(2, Some(750_000)),
+        link(3, Some(750_000)),
+    ];
+    run(&mut p, &mut now, 1_000, &guess);
+    for id in [2, 3] {
+        assert_eq!(p.viewer(PeerId(id)).unwrap().why, Why::Starting);
+    }
+    // Then 2's estimate climbs to a fast link's, 3's falls to a slow one's.
+    let links = [
+        link(1, Some(5_000_000)),
+        link(2, Some(4_000_000)),
+        link(3, Some(300_000)),
+    ];
+    let out = run(&mut p, &mut now, 400, &links);
+    assert_eq!(p.viewer(PeerId(2)).unwrap().switching_to, None, "{out:?}");
+    let out = run(&mut p, &mut now, 200, &links);
+    assert!(out.contains(&LayerOutput::Keyframe(Layer::Main)), "{out:?}");
+    assert_eq!(p.viewer(PeerId(2)).unwrap().switching_to, Some(Layer::Main));
+    assert!(
+        p.admit(PeerId(2), Layer::Main, true),
+        "up at a main keyframe"
+    );
+    assert_eq!(layer(&p, 2), Layer::Main);
+    run(&mut p, &mut now, 3_000, &links);
+    assert_eq!(layer(&p, 3), Layer::Low);
+    assert_eq!(p.viewer(PeerId(3)).unwrap().why, Why::SlowLink);
+    assert_eq!(p.low_viewers(), 1);
+    assert_eq!(p.bitrate(Layer::Low), Some(255_000));
+}
+
+#[test]
+fn a_lone_viewer_and_single_layer_viewers_start_on_main() {
+    let mut single = LayerPicker::new(LayerConfig {
+        main: MAIN,
+        low: None,
+    });
+    let mut now = Instant::now();
+    run(&mut single, &mut now, 100, &[link(1, None)]);
+    assert_eq!(single.keyframe_layer(PeerId(2)), Layer::Main);
+    run(&mut single, &mut now, 100, &[link(1, None), link(2, None)]);
+    assert_eq!(layer(&single, 2), Layer::Main);
+    let mut p = auto();
+    assert_eq!(p.keyframe_layer(PeerId(1)), Layer::Main);
+    assert!(p.admit(PeerId(1), Layer::Main, true));
+    run(&mut p, &mut now, 100, &[link(1, Some(300_000))]);
+    assert_eq!(layer(&p, 1), Layer::Main);
+    assert_eq!(p.bitrate(Layer::Main), Some(255_000), "main follows it");
+}
+
+#[test]
+fn a_joiner_that_never_sends_feedback_stays_low_shown_as_such_and_steers_nothing() {
+    let (mut p, mut now) = settled();
+    let links = [
+        link(1, Some(5_000_000)),
+        link(2, Some(4_000_000)),
+        link(3, Some(300_000)),
+        link(4, None),
+    ];
+    run(&mut p, &mut now, 4_000, &links);
+    assert_eq!(p.viewer(PeerId(4)).unwrap().why, Why::Starting);
+    let out = run(&mut p, &mut now, 2_000, &links);
+    let silent = p.viewer(PeerId(4)).unwrap();
+    assert_eq!((silent.layer, silent.why), (Layer::Low, Why::NoEstimate));
+    assert!(
+        out.contains(&LayerOutput::Viewer(PeerId(4), silent)),
+        "its HUD is told: {out:?}"
+    );
+    run(&mut p, &mut now, 10_000, &links);
+    assert_eq!(layer(&p, 4), Layer::Low);
+    assert_eq!(p.bitrate(Layer::Main), Some(1_500_000));
+    assert_eq!(p.bitrate(Layer::Low), Some(255_000));
+}
+
+#[test]
+fn a_keyframe_request_flood_is_noticed_once_and_requests_still_name_the_layer() {
+    let mut rate = RateAlarm::new(KEYFRAME_FLOOD);
+    let t0 = Instant::now();
+    // A browser after losses: a few a second, for a minute.
+    for n in 0..300u64 {
+        assert!(!rate.note(t0 + Duration::from_millis(200 * n)));
+    }
+    let mut flood = RateAlarm::new(KEYFRAME_FLOOD);
+    // 100 a second for 10 s: noticed once, in its first second.
+    let noticed: Vec<u64> = (0..1_000u64)
+        .filter(|n| flood.note(t0 + Duration::from_millis(10 * n)))
+        .collect();
+    assert_eq!(noticed, [u64::from(KEYFRAME_FLOOD.events)]);
+    let (mut p, now) = settled();
+    for n in 0..100 {
+        let at = now + Duration::from_millis(10 * n);
+        assert_eq!(p.keyframe_wanted(at, PeerId(3)), Layer::Low);
+        assert_eq!(p.keyframe_wanted(at, PeerId(1)), Layer::Main);
+    }
 }

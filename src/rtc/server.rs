@@ -351,8 +351,9 @@ impl RtcServer {
                     camera,
                     reason,
                 } => {
-                    if let Some(camera) = self.media.cameras.get(camera) {
-                        request_keyframe(camera, camera.layers.keyframe_layer(peer), reason);
+                    if let Some(camera) = self.media.cameras.get_mut(camera) {
+                        let layer = camera.layers.keyframe_wanted(now, peer);
+                        request_keyframe(camera, layer, reason);
                     }
                 }
                 // Only the operator talks through the robot's speaker.
