@@ -19,5 +19,6 @@ pub mod publish;
 pub mod refusal;
 pub mod rtc;
 pub mod secret;
+pub mod status;
 #[doc(hidden)]
 pub mod testing;

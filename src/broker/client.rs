@@ -19,6 +19,7 @@ use crate::rtc::config::RtcConfig;
 use crate::rtc::ice;
 use crate::rtc::net::is_host_address;
 use crate::rtc::server::LoopHandle;
+use crate::status::BrokerStatus;
 
 /// How often presence is compared with the robot's state.
 const PRESENCE_CHECK: Duration = Duration::from_secs(2);
@@ -38,13 +39,13 @@ pub struct BrokerStats {
 }
 
 impl BrokerStats {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "connected": self.connected.load(Ordering::Relaxed),
-            "offers_answered": self.offers_answered.load(Ordering::Relaxed),
-            "requests_rejected": self.requests_rejected.load(Ordering::Relaxed),
-            "reconnects": self.reconnects.load(Ordering::Relaxed),
-        })
+    pub fn status(&self) -> BrokerStatus {
+        BrokerStatus {
+            connected: self.connected.load(Ordering::Relaxed),
+            offers_answered: self.offers_answered.load(Ordering::Relaxed),
+            requests_rejected: self.requests_rejected.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+        }
     }
 }
 

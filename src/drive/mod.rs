@@ -265,6 +265,15 @@ impl Drop for Drive {
 /// Servo values by name, for telemetry and status.
 pub struct ServoValues<'a>(&'a [Servo]);
 
+impl ServoValues<'_> {
+    /// Owned, for a status that outlives the drive's borrow.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, f32> {
+        (self.0.iter())
+            .map(|s| (s.config.name.clone(), s.value))
+            .collect()
+    }
+}
+
 impl Serialize for ServoValues<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;

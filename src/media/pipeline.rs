@@ -127,27 +127,47 @@ impl VideoShared {
     }
 
     /// Frames and keyframes through the pipeline since start, for status and metrics.
-    pub fn counters(&self) -> serde_json::Value {
+    pub fn counters(&self) -> PipelineCounters {
         let c = &self.counters;
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        serde_json::json!({
-            "frames_captured": get(&c.captured),
-            "frames_encoded": get(&c.encoded),
-            "keyframes_encoded": get(&c.keyframes),
-            "keyframe_requests": {
-                "new_peer": get(&c.keyframe_requests_new_peer),
-                "loss": get(&c.keyframe_requests_loss),
-                "snapshot": get(&c.keyframe_requests_snapshot),
+        PipelineCounters {
+            frames_captured: get(&c.captured),
+            frames_encoded: get(&c.encoded),
+            keyframes_encoded: get(&c.keyframes),
+            keyframe_requests: KeyframeRequests {
+                new_peer: get(&c.keyframe_requests_new_peer),
+                loss: get(&c.keyframe_requests_loss),
+                snapshot: get(&c.keyframe_requests_snapshot),
             },
-            "frames_dropped_by_encoder": get(&c.dropped_by_encoder),
-            "frames_dropped_loop_behind": get(&c.dropped_loop_behind),
-            "snapshot_wakes": get(&c.snapshot_wakes),
-        })
+            frames_dropped_by_encoder: get(&c.dropped_by_encoder),
+            frames_dropped_loop_behind: get(&c.dropped_loop_behind),
+            snapshot_wakes: get(&c.snapshot_wakes),
+        }
     }
 
     pub fn shutdown(&self) {
         self.viewers.shutdown();
     }
+}
+
+/// A camera's pipeline counters read at one moment, for status and metrics.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PipelineCounters {
+    pub frames_captured: u64,
+    pub frames_encoded: u64,
+    pub keyframes_encoded: u64,
+    pub keyframe_requests: KeyframeRequests,
+    pub frames_dropped_by_encoder: u64,
+    pub frames_dropped_loop_behind: u64,
+    pub snapshot_wakes: u64,
+}
+
+/// Keyframes asked of the encoder, by [`KeyframeReason`].
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct KeyframeRequests {
+    pub new_peer: u64,
+    pub loss: u64,
+    pub snapshot: u64,
 }
 
 pub struct Pipeline {

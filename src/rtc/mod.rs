@@ -10,6 +10,7 @@ pub mod net;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod status;
 
 // Re-exported: most of rtc/ and the tests name it `rtc::PeerId`.
 pub use crate::peer::PeerId;

@@ -92,17 +92,30 @@ impl AudioShared {
         self.listeners.set(n);
     }
 
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "codec": "PCMU/8000",
-            "source": self.source,
-            "sink": self.sink,
-            "listeners": self.listeners.get(),
-            "packets_sent": self.packets_sent.load(Ordering::Relaxed),
-            "talkback_packets": self.talkback_packets.load(Ordering::Relaxed),
-            "talkback_peak": self.talkback_peak.load(Ordering::Relaxed),
-        })
+    pub fn status(&self) -> AudioStatus {
+        AudioStatus {
+            codec: "PCMU/8000",
+            source: self.source.clone(),
+            sink: self.sink.clone(),
+            listeners: self.listeners.get(),
+            packets_sent: self.packets_sent.load(Ordering::Relaxed),
+            talkback_packets: self.talkback_packets.load(Ordering::Relaxed),
+            talkback_peak: self.talkback_peak.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// The audio part of `/api/status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AudioStatus {
+    pub codec: &'static str,
+    pub source: Option<String>,
+    pub sink: Option<String>,
+    pub listeners: usize,
+    /// Microphone packets encoded (each once, whatever the listeners).
+    pub packets_sent: u64,
+    pub talkback_packets: u64,
+    pub talkback_peak: u32,
 }
 
 pub struct Audio {

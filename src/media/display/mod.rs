@@ -242,18 +242,31 @@ impl Display {
         self.shared.lock().take_keyframe_request()
     }
 
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "device": self.device,
-            "width": self.geometry.width,
-            "height": self.geometry.height,
-            "bits_per_pixel": self.geometry.layout.bits_per_pixel,
-            "show": self.show.name(),
-            "frames_shown": self.shared.shown.load(Ordering::Relaxed),
-            "frames_dropped": self.shared.lock().dropped,
-            "decode_errors": self.shared.decode_errors.load(Ordering::Relaxed),
-        })
+    pub fn status(&self) -> DisplayStatus {
+        DisplayStatus {
+            device: self.device.clone(),
+            width: self.geometry.width,
+            height: self.geometry.height,
+            bits_per_pixel: self.geometry.layout.bits_per_pixel,
+            show: self.show.name().to_string(),
+            frames_shown: self.shared.shown.load(Ordering::Relaxed),
+            frames_dropped: self.shared.lock().dropped,
+            decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// The screen's part of `/api/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DisplayStatus {
+    pub device: String,
+    pub width: u32,
+    pub height: u32,
+    pub bits_per_pixel: u32,
+    pub show: String,
+    pub frames_shown: u64,
+    pub frames_dropped: u64,
+    pub decode_errors: u64,
 }
 
 impl Drop for Display {

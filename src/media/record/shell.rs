@@ -298,34 +298,56 @@ impl Recordings {
     }
 
     /// For `/api/status`.
-    pub fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> RecordingStatus {
         let published = self.shared.published();
         let operator = self.operator_index();
         let current = |n: usize| published.current.get(n).cloned().flatten();
-        let cameras: Vec<serde_json::Value> = (self.shared.cameras.iter().enumerate())
+        let cameras = (self.shared.cameras.iter().enumerate())
             .take(operator)
-            .map(|(n, c)| {
-                serde_json::json!({
-                    "name": c.camera.name,
-                    "on": self.shared.records(c),
-                    "always": c.camera.always,
-                    "file": current(n),
-                })
+            .map(|(n, c)| RecordedCameraStatus {
+                name: c.camera.name.clone(),
+                on: self.shared.records(c),
+                always: c.camera.always,
+                file: current(n),
             })
             .collect();
-        serde_json::json!({
-            "on": self.is_recording(),
+        RecordingStatus {
+            on: self.is_recording(),
             // The first camera's file being written, as when there was one camera.
-            "file": (0..operator).find_map(current),
-            "operator_file": current(operator),
-            "cameras": cameras,
-            "dir": self.shared.dir.as_ref().ok(),
-            "files": published.files.len(),
-            "bytes": published.files.iter().map(|f| f.bytes).sum::<u64>(),
-            "dropped": self.shared.dropped.load(Ordering::Relaxed),
-            "error": published.error,
-        })
+            file: (0..operator).find_map(current),
+            operator_file: current(operator),
+            cameras,
+            dir: self.shared.dir.as_ref().ok().cloned(),
+            files: published.files.len(),
+            bytes: published.files.iter().map(|f| f.bytes).sum::<u64>(),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            error: published.error.clone(),
+        }
     }
+}
+
+/// The recorder's part of `/api/status` (and of `/api/recordings`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RecordingStatus {
+    pub on: bool,
+    pub file: Option<String>,
+    pub operator_file: Option<String>,
+    pub cameras: Vec<RecordedCameraStatus>,
+    pub dir: Option<PathBuf>,
+    /// Recordings on disk, and the bytes they take.
+    pub files: usize,
+    pub bytes: u64,
+    /// Frames and audio packets there was no room for.
+    pub dropped: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RecordedCameraStatus {
+    pub name: String,
+    pub on: bool,
+    pub always: bool,
+    pub file: Option<String>,
 }
 
 /// One camera's recorder and the file it writes.
