@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Ok(Action::Run(config)) => run(&config),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
