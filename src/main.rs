@@ -175,7 +175,7 @@ fn run(config: &Config) -> Result<(), String> {
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;
     let destinations = config.publish_destinations()?;
-    let whip = HttpWorkers::new(publish::tls_for(&destinations)?);
+    let whip = HttpWorkers::new(publish::tls_for(&destinations).map_err(|e| e.to_string())?);
     let server = server.with_publishers(publish_to(config, destinations), whip);
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
     turn_check::spawn(&config.rtc);
@@ -183,7 +183,8 @@ fn run(config: &Config) -> Result<(), String> {
         config.access.viewer_password.clone(),
         config.control.operator_secret.clone(),
     ));
-    let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())?;
+    let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())
+        .map_err(|e| e.to_string())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
         cameras: config

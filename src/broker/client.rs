@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::link::{Identity, Link, LinkEvent};
 use super::signaling::{self, OfferLimit, Topics, Wanted};
-use super::{parse_url, tls, BrokerConfig, BrokerUrl};
+use super::{parse_url, tls, BrokerConfig, BrokerError, BrokerUrl};
 use crate::access::{Access, Credentials};
 use crate::rtc::config::RtcConfig;
 use crate::rtc::ice;
@@ -87,7 +87,7 @@ impl BrokerClient {
         rtc: &RtcConfig,
         robot: LoopHandle,
         access: Arc<Access>,
-    ) -> Result<Option<BrokerClient>, String> {
+    ) -> Result<Option<BrokerClient>, BrokerError> {
         let Some(url) = &config.url else {
             return Ok(None);
         };
@@ -122,7 +122,7 @@ impl BrokerClient {
         let thread = std::thread::Builder::new()
             .name("broker".into())
             .spawn(move || context.run())
-            .map_err(|e| format!("broker thread: {e}"))?;
+            .map_err(BrokerError::Thread)?;
         Ok(Some(BrokerClient {
             stop,
             thread,

@@ -14,13 +14,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use super::BrokerError;
+
 /// Debian, Ubuntu and Raspberry Pi OS keep every trusted CA in this one file
 /// (package ca-certificates).
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The TLS settings for every (re)connection: built once at start, so a
 /// missing or broken `ca` file is a start-up error, not a retry loop.
-pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, BrokerError> {
     let mut roots = RootCertStore::empty();
     if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
         // Unparsable entries in the system bundle are skipped, not fatal.
@@ -28,31 +30,31 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
         roots.add_parsable_certificates(certs);
     }
     if let Some(path) = ca {
-        let pem = std::fs::read(path).map_err(|e| format!("broker ca {}: {e}", path.display()))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("broker ca {}: not a PEM certificate: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "broker ca {}: no PEM certificate in it",
-                path.display()
-            ));
-        }
+        let path = path.to_path_buf();
+        let pem = match std::fs::read(&path) {
+            Ok(pem) => pem,
+            Err(source) => return Err(BrokerError::CaRead { path, source }),
+        };
+        let certs = match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if certs.is_empty() => return Err(BrokerError::CaEmpty { path }),
+            Ok(certs) => certs,
+            Err(source) => return Err(BrokerError::CaNotPem { path, source }),
+        };
         for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("broker ca {}: {e}", path.display()))?;
+            if let Err(source) = roots.add(cert) {
+                return Err(BrokerError::CaRefused { path, source });
+            }
         }
     }
     if roots.is_empty() {
-        return Err(format!(
-            "mqtts:// needs trusted CAs: {SYSTEM_BUNDLE} is missing (install ca-certificates) and [broker] ca is not set"
-        ));
+        return Err(BrokerError::NoTrustedCas {
+            bundle: SYSTEM_BUNDLE,
+        });
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(BrokerError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -100,12 +102,14 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_ca_file_is_a_clear_error() {
-        let err = client_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        let err = client_config(Some(Path::new("/nonexistent/ca.pem")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
         let empty =
             std::env::temp_dir().join(format!("telepi-empty-ca-{}.pem", std::process::id()));
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = client_config(Some(&empty)).unwrap_err();
+        let err = client_config(Some(&empty)).unwrap_err().to_string();
         let _ = std::fs::remove_file(&empty);
         assert!(err.contains("no PEM certificate"), "{err}");
     }

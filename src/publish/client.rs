@@ -137,7 +137,7 @@ pub fn perform(
         let target = response
             .location
             .ok_or_else(|| format!("{url}: redirect ({}) without Location", response.status))?;
-        url = url.join(&target)?;
+        url = url.join(&target).map_err(|e| e.to_string())?;
     }
     Err(format!(
         "{}: more than {MAX_REDIRECTS} redirects (a redirect loop?)",

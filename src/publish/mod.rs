@@ -176,7 +176,9 @@ impl Publishers {
 }
 
 /// The TLS client settings, if any destination is `https://`.
-pub fn tls_for(destinations: &[Destination]) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+pub fn tls_for(
+    destinations: &[Destination],
+) -> Result<Option<Arc<rustls::ClientConfig>>, crate::broker::BrokerError> {
     if destinations.iter().any(|d| d.url.https) {
         crate::broker::tls::client_config(None).map(Some)
     } else {
