@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             println!("telepi {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Ok(Action::Run(config)) => run(&config),
+        Ok(Action::Run(config)) => run(&config).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     match result {
@@ -67,7 +67,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: &Config) -> Result<(), String> {
+/// Every module's own error, said in its words by `main`.
+fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     // First, so a bad certificate stops us before anything else starts.
     let https = match config.https.listen {
         None => None,
@@ -175,7 +176,7 @@ fn run(config: &Config) -> Result<(), String> {
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;
     let destinations = config.publish_destinations()?;
-    let whip = HttpWorkers::new(publish::tls_for(&destinations).map_err(|e| e.to_string())?);
+    let whip = HttpWorkers::new(publish::tls_for(&destinations)?);
     let server = server.with_publishers(publish_to(config, destinations), whip);
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
     turn_check::spawn(&config.rtc);
@@ -183,8 +184,7 @@ fn run(config: &Config) -> Result<(), String> {
         config.access.viewer_password.clone(),
         config.control.operator_secret.clone(),
     ));
-    let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())
-        .map_err(|e| e.to_string())?;
+    let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
         cameras: config

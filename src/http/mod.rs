@@ -478,7 +478,7 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
             let jpeg = context
                 .camera(signaling::form_value(query, "camera").as_deref())?
                 .snapshot_jpeg()
-                .map_err(|reason| Refusal::new(503, reason))?;
+                .map_err(|reason| Refusal::new(503, reason.to_string()))?;
             Ok(Reply::new(200, "image/jpeg", jpeg))
         }
         (

@@ -476,6 +476,7 @@ impl RtcServer {
                 SessionOutput::Record { peer, on } => {
                     if let Err(reason) = self.media.recordings.set_recording(on) {
                         tracing::warn!("recording asked for by peer {peer}: {reason}");
+                        let reason = reason.to_string();
                         self.hub.send_text(peer, &Outbound::error(reason).to_json());
                     }
                 }

@@ -127,12 +127,12 @@ impl RecordingService {
         limits: Limits,
         audio: bool,
         mut cameras: Vec<RecordedCamera>,
-    ) -> Result<RecordingService, String> {
+    ) -> Result<RecordingService, RecordError> {
         if let (Some(always), Err(why)) = (cameras.iter().find(|c| c.always), &dir) {
-            return Err(format!(
-                "camera {:?} records always, but cannot: {why}",
-                always.name
-            ));
+            return Err(RecordError::AlwaysCannot {
+                camera: always.name.clone(),
+                why: why.clone(),
+            });
         }
         // A directory that can't be read leaves the robot running, without recording.
         let (dir, existing) = match dir {
@@ -185,7 +185,7 @@ impl RecordingService {
         let thread = std::thread::Builder::new()
             .name("record".into())
             .spawn(move || write_files(recorders, &thread_shared, &rx))
-            .map_err(|e| format!("record thread: {e}"))?;
+            .map_err(RecordError::Thread)?;
         // Let the quota's deletions at start happen and the listing appear.
         let _ = tx.send(Message::Wake);
         Ok(RecordingService {
@@ -209,9 +209,9 @@ impl Drop for RecordingService {
 
 impl Recordings {
     /// Starts or stops recording; refused when there is nowhere to write.
-    pub fn set_recording(&self, on: bool) -> Result<(), String> {
+    pub fn set_recording(&self, on: bool) -> Result<(), RecordError> {
         if let (true, Err(why)) = (on, &self.shared.dir) {
-            return Err(format!("cannot record: {why}"));
+            return Err(RecordError::NoDir(why.clone()));
         }
         let failed = on && self.shared.failed.swap(false, Ordering::SeqCst);
         if self.shared.on.swap(on, Ordering::SeqCst) != on || failed {
@@ -324,6 +324,17 @@ impl Recordings {
             error: published.error.clone(),
         }
     }
+}
+
+/// Why the robot cannot record; `why` says why there is no directory.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("camera {camera:?} records always, but cannot: {why}")]
+    AlwaysCannot { camera: String, why: String },
+    #[error("cannot record: {0}")]
+    NoDir(String),
+    #[error("record thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The recorder's part of `/api/status` (and of `/api/recordings`).
