@@ -19,7 +19,7 @@ use str0m::Candidate;
 
 use crate::media::audio::EncodedAudio;
 use crate::media::EncodedFrame;
-use client::{HttpRequest, HttpResponse};
+use client::{HttpError, HttpRequest, HttpResponse};
 pub use publisher::{Destination, PublishStatus, Publisher, State, Timing};
 use url::Url;
 
@@ -105,10 +105,11 @@ impl Publishers {
         now: Instant,
         destination: usize,
         id: u64,
-        result: Result<HttpResponse, String>,
+        result: Result<HttpResponse, HttpError>,
     ) {
         if let Some(p) = self.list.get_mut(destination) {
-            p.handle_response(now, id, result);
+            // The publisher keeps the words: its status and log show them.
+            p.handle_response(now, id, result.map_err(|e| e.to_string()));
         }
     }
 
