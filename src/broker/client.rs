@@ -200,7 +200,8 @@ impl Context {
         let local_ip = tcp.local_addr().map_err(|e| format!("socket: {e}"))?.ip();
         match &self.tls {
             Some(config) => {
-                let stream = tls::handshake(config, &self.url.host, tcp, CONNECT_TIMEOUT)?;
+                let stream = tls::handshake(config, &self.url.host, tcp, CONNECT_TIMEOUT)
+                    .map_err(|e| e.to_string())?;
                 Ok((Box::new(stream), local_ip))
             }
             None => Ok((Box::new(tcp), local_ip)),

@@ -68,31 +68,49 @@ pub fn handshake(
     host: &str,
     mut tcp: TcpStream,
     timeout: Duration,
-) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| format!("broker host {host:?} as a TLS name: {e}"))?;
-    let mut conn =
-        ClientConnection::new(config.clone(), name).map_err(|e| format!("TLS setup: {e}"))?;
-    let slice = tcp.read_timeout().map_err(|e| format!("socket: {e}"))?;
+) -> Result<StreamOwned<ClientConnection, TcpStream>, HandshakeError> {
+    let name = ServerName::try_from(host.to_string()).map_err(|source| HandshakeError::Name {
+        host: host.into(),
+        source,
+    })?;
+    let mut conn = ClientConnection::new(config.clone(), name).map_err(HandshakeError::Setup)?;
+    let slice = tcp.read_timeout().map_err(HandshakeError::Socket)?;
     tcp.set_read_timeout(Some(timeout))
-        .map_err(|e| format!("socket: {e}"))?;
+        .map_err(HandshakeError::Socket)?;
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(|e| tls_error(&e))?;
+        conn.complete_io(&mut tcp).map_err(handshake_error)?;
     }
     tcp.set_read_timeout(slice)
-        .map_err(|e| format!("socket: {e}"))?;
+        .map_err(HandshakeError::Socket)?;
     Ok(StreamOwned::new(conn, tcp))
 }
 
-fn tls_error(e: &io::Error) -> String {
+/// Why a TLS connection (to the broker, or a WHIP endpoint) did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("broker host {host:?} as a TLS name: {source}")]
+    Name {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("TLS setup: {0}")]
+    Setup(rustls::Error),
+    #[error("socket: {0}")]
+    Socket(io::Error),
+    #[error("TLS handshake timed out (is the port really mqtts://?)")]
+    TimedOut,
+    #[error("the broker closed the connection during the TLS handshake")]
+    Closed,
+    /// The certificate's problem, in rustls' words.
+    #[error("TLS handshake: {0}")]
+    Failed(io::Error),
+}
+
+fn handshake_error(e: io::Error) -> HandshakeError {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            "TLS handshake timed out (is the port really mqtts://?)".into()
-        }
-        io::ErrorKind::UnexpectedEof => {
-            "the broker closed the connection during the TLS handshake".into()
-        }
-        _ => format!("TLS handshake: {e}"),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HandshakeError::TimedOut,
+        io::ErrorKind::UnexpectedEof => HandshakeError::Closed,
+        _ => HandshakeError::Failed(e),
     }
 }
 

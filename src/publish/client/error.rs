@@ -3,6 +3,7 @@
 use std::io;
 
 use super::{MAX_BODY, MAX_REDIRECTS};
+use crate::broker::tls::HandshakeError;
 use crate::publish::url::{Url, UrlError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +30,8 @@ pub enum Failure {
     Socket(io::Error),
     #[error("https:// without TLS set up")]
     NoTls,
-    /// The TLS handshake's own words (the certificate's problem, a timeout).
     #[error("{0}")]
-    Tls(String),
+    Tls(HandshakeError),
     #[error("{0}")]
     Io(io::Error),
     #[error("the server closed the connection early")]
