@@ -6,17 +6,23 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::access::AccessConfig;
 use crate::api::ApiConfig;
 use crate::controls::{ControlConfig, Controls, ReadingConfig};
 use crate::drive::{BackendKind, DriveConfig};
+use crate::http::config::{HttpConfig, HttpsConfig};
 use crate::media::audio::AudioConfig;
 use crate::media::config::{self as video, VideoConfig};
 use crate::media::display::{DisplayConfig, Show};
 use crate::media::record::RecordConfig;
 use crate::rtc::config::RtcConfig;
-use crate::rtc::session::SessionConfig;
+use crate::session::SessionConfig;
 
 mod error;
+#[cfg(test)]
+mod profile_tests;
+#[cfg(test)]
+mod publish_tests;
 #[cfg(test)]
 mod video_tests;
 pub use error::ConfigError;
@@ -52,72 +58,6 @@ pub struct Config {
     pub readings: Vec<ReadingConfig>,
     /// `[[publish]]`: SFUs to publish to over WHIP (see [`crate::publish`]).
     pub publish: Vec<crate::publish::PublishConfig>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address of the page, signaling and API.
-    pub listen: SocketAddr,
-    /// What plain HTTP serves once HTTPS is on.
-    pub plain: PlainHttp,
-}
-
-/// What the plain-HTTP listener does when an HTTPS listener exists.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PlainHttp {
-    /// Everything, as over HTTPS.
-    #[default]
-    On,
-    /// Every request is redirected to the HTTPS listener.
-    Redirect,
-    /// Watching only: no operator secret is accepted over plain HTTP (it would cross the network in clear).
-    ViewOnly,
-    /// No plain listener at all.
-    Off,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpsConfig {
-    /// TLS listener for the page, signaling and API; unset: no HTTPS.
-    pub listen: Option<SocketAddr>,
-    /// PEM certificate chain and private key (e.g. from certbot). Unset: a
-    /// self-signed pair generated once and kept in the state directory.
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AccessConfig {
-    /// Guards the page and every endpoint; unset or "": anyone who reaches the robot may watch.
-    pub viewer_password: Option<String>,
-}
-
-impl HttpConfig {
-    /// The startup log's words for what plain HTTP does.
-    pub fn describe_plain(&self) -> String {
-        let listen = self.listen;
-        match self.plain {
-            PlainHttp::On => format!("serving http://{listen}"),
-            PlainHttp::Redirect => format!("http://{listen} redirects to HTTPS"),
-            PlainHttp::ViewOnly => {
-                format!("serving http://{listen} for watching only (operators use HTTPS)")
-            }
-            PlainHttp::Off => "no plain HTTP (HTTPS only)".into(),
-        }
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: "0.0.0.0:8080".parse().expect("literal address"),
-            plain: PlainHttp::On,
-        }
-    }
 }
 
 macro_rules! board {
@@ -352,26 +292,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         video::validate(self.cameras())?;
-        if !(1..=crate::rtc::session::MAX_PEERS).contains(&self.rtc.max_peers) {
-            return Err(format!(
-                "rtc max_peers must be 1..={}",
-                crate::rtc::session::MAX_PEERS
-            ));
-        }
-        if self.https.listen.is_none() && self.http.plain != PlainHttp::On {
-            return Err(format!(
-                "http plain = {:?} needs an HTTPS listener ([https] listen or --https)",
-                self.http.plain
-            ));
-        }
-        if self.https.cert.is_some() != self.https.key.is_some() {
-            return Err("https cert and key go together: set both or neither".into());
-        }
+        self.http.validate(&self.https)?;
+        self.rtc.validate()?;
         crate::rtc::ice::check_credentials(&self.rtc)
             .map_err(|e| format!("rtc ice_servers: {e}"))?;
-        if !(60..=7 * 24 * 3600).contains(&self.rtc.turn_ttl_s) {
-            return Err("rtc turn_ttl_s must be between 60 and 604800".into());
-        }
         self.broker.validate()?;
         self.record.validate()?;
         self.display_shows()?;
@@ -423,30 +347,6 @@ mod tests {
             Action::Run(c) => Ok(*c),
             other => panic!("{other:?}"),
         }
-    }
-
-    /// Issue 19: the log said `plain: On`.
-    #[test]
-    fn plain_http_is_described_in_words() {
-        let http = |plain| HttpConfig {
-            listen: "0.0.0.0:8080".parse().unwrap(),
-            plain,
-        };
-        assert_eq!(
-            http(PlainHttp::On).describe_plain(),
-            "serving http://0.0.0.0:8080"
-        );
-        assert_eq!(
-            http(PlainHttp::Redirect).describe_plain(),
-            "http://0.0.0.0:8080 redirects to HTTPS"
-        );
-        assert!(http(PlainHttp::ViewOnly)
-            .describe_plain()
-            .contains("watching only"));
-        assert_eq!(
-            http(PlainHttp::Off).describe_plain(),
-            "no plain HTTP (HTTPS only)"
-        );
     }
 
     #[test]

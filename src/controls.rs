@@ -133,6 +133,20 @@ fn check_range(what: &str, min: Option<f64>, max: Option<f64>) -> Result<(), Str
 
 impl Controls {
     /// Checks the tables (names, kinds' options, keys) and fills in defaults.
+    /// The `[[controls]]` and `[[readings]]` of a config text, checked (tests).
+    #[cfg(test)]
+    pub fn from_toml(text: &str) -> Result<Controls, String> {
+        #[derive(Deserialize)]
+        struct Tables {
+            #[serde(default)]
+            controls: Vec<ControlConfig>,
+            #[serde(default)]
+            readings: Vec<ReadingConfig>,
+        }
+        let tables: Tables = toml::from_str(text).map_err(|e| e.to_string())?;
+        Controls::new(&tables.controls, &tables.readings)
+    }
+
     pub fn new(controls: &[ControlConfig], readings: &[ReadingConfig]) -> Result<Controls, String> {
         if controls.len() > MAX_CONTROLS {
             return Err(format!("at most {MAX_CONTROLS} [[controls]]"));
@@ -270,8 +284,7 @@ mod tests {
     use super::*;
 
     fn parse(toml: &str) -> Result<Controls, String> {
-        let config = crate::config::parse(toml)?;
-        Controls::new(&config.controls, &config.readings)
+        Controls::from_toml(toml)
     }
 
     const PANEL: &str = r#"

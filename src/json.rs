@@ -1,5 +1,5 @@
 //! Serde helpers shared by the JSON messages of the data channel
-//! (`rtc::protocol`) and of the local API (`api::message`).
+//! (`session::protocol`) and of the local API (`api::message`).
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod refusal;
 pub mod rtc;
 pub mod secret;
+pub mod session;
 pub mod status;
 #[doc(hidden)]
 pub mod testing;

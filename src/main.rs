@@ -14,7 +14,7 @@ use telepi::http::{Context, HttpServer, Https};
 use telepi::media::display::{self, Display};
 use telepi::media::pipeline::Pipeline;
 use telepi::media::record::{RecordWhen, RecordedCamera, RecordingService};
-use telepi::media::{audio, devices, select, VideoSink};
+use telepi::media::{audio, devices, select};
 use telepi::metrics::HttpCounts;
 use telepi::publish::client::HttpWorkers;
 use telepi::publish::{self, Destination, Publishers, Timing};
@@ -22,8 +22,8 @@ use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::layers::{LayerConfig, LayerPicker, Limits};
 use telepi::rtc::nat::turn_check;
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
-use telepi::rtc::session::Session;
 use telepi::rtc::{ice, net};
+use telepi::session::Session;
 
 fn main() -> ExitCode {
     init_logging();
@@ -158,19 +158,12 @@ fn run(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
         ))),
         _ => None,
     };
-    // The operator's camera goes to the recorder and, for telepresence, the screen.
-    let mut operator_video: Vec<Box<dyn VideoSink>> =
-        vec![Box::new(recorder.recordings.operator_sink())];
-    if let Some(screen) = display.as_ref().filter(|d| d.shows_operator()) {
-        operator_video.push(Box::new(screen.clone()));
-    }
     let media = MediaLinks {
         cameras,
         audio: audio.shared.clone(),
         microphone: audio.packets.clone(),
         talkback: audio.talkback.clone(),
         recordings: recorder.recordings.clone(),
-        operator_video,
         display,
     };
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)

@@ -244,7 +244,7 @@ fn every_json_example_parses() {
                 }
                 let at = format!("{page_name}:{}", block.line + 1 + n);
                 let parsed = if page_name.ends_with("reference/data-channel.md") {
-                    telepi::rtc::protocol::parse(line).map(|_| ())
+                    telepi::session::protocol::parse(line).map(|_| ())
                 } else if page_name.ends_with("reference/local-api.md") {
                     telepi::api::message::parse(line.as_bytes()).map(|_| ())
                 } else {

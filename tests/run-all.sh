@@ -114,11 +114,14 @@ if [ "${TELEPI_SKIP_CROSS:-0}" != 1 ]; then
   board/build-cross.sh all
   took "cross builds"
   tests/pi/deb.test.sh
+  took "Pi: the .deb packages"
   tests/pi/cross-smoke.sh all
+  took "Pi: both binaries under qemu-user"
   tests/pi/image.test.sh
+  took "Pi: the OS image"
   # The aarch64 binary on emulated Pi 3 B and 4 B (QEMU raspi3b/raspi4b):
   # GPIO follows drive, the deadman, stop and SIGTERM (~2 min).
   tests/vm/pi.sh --model all
-  took "Raspberry Pi checks"
+  took "Pi: emulated Pi 3 B and 4 B"
 fi
 # ---- end Raspberry Pi --------------------------------------------------------

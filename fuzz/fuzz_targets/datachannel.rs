@@ -1,4 +1,4 @@
-//! Data-channel messages (`telepi::rtc::protocol::parse`) on arbitrary text.
+//! Data-channel messages (`telepi::session::protocol::parse`) on arbitrary text.
 //!
 //! Beyond "no panic": whatever parses carries finite numbers only, oversize
 //! messages are refused unread, and a ping's number comes back in the pong
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use telepi::rtc::protocol::{parse, Inbound, Outbound, MAX_MESSAGE_BYTES};
+use telepi::session::protocol::{parse, Inbound, Outbound, MAX_MESSAGE_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

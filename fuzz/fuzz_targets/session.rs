@@ -1,4 +1,4 @@
-//! The session (`telepi::rtc::session::Session`) driven by a script of peers
+//! The session (`telepi::session::Session`) driven by a script of peers
 //! joining, leaving, talking and time passing, on a recording motor backend.
 //!
 //! Input: lines. The first holds options (`s`: an operator secret `hunter2`
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use telepi::drive::{Backend, BackendKind, Drive, DriveConfig, Motors, ServoConfig};
-use telepi::rtc::protocol::{self, Inbound};
-use telepi::rtc::session::{Session, SessionConfig, SessionOutput};
+use telepi::session::protocol::{self, Inbound};
+use telepi::session::{Session, SessionConfig, SessionOutput};
 use telepi::rtc::PeerId;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,7 +3,7 @@
 //!
 //! Why the loop and not a thread of its own: the API's work is tiny (a few
 //! lines per operator command), every message it carries comes from or goes
-//! to the [`Session`](crate::rtc::session::Session) the loop owns, and
+//! to the [`Session`](crate::session::Session) the loop owns, and
 //! doing it here needs no channels or locks between them. What keeps a slow
 //! or stuck program from holding the loop up is that nothing here ever
 //! blocks: sockets are non-blocking, reads are budgeted per wake, and what a

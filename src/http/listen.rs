@@ -9,10 +9,10 @@ use std::thread::JoinHandle;
 use tiny_http::{Request, Server};
 
 use super::cert::Identity;
+use super::config::PlainHttp;
 use super::signaling::Refusal;
 use super::tls::{Bridges, TlsListener};
 use super::{serve, Context, Reply, Via};
-use crate::config::PlainHttp;
 use crate::status::HttpsStatus;
 
 const WORKERS: usize = 2;

@@ -24,6 +24,7 @@ use crate::status::Status;
 use signaling::{Refusal, MAX_BODY_BYTES};
 
 pub mod cert;
+pub mod config;
 mod listen;
 mod recordings;
 pub mod signaling;

@@ -20,6 +20,22 @@ pub enum Layer {
     Low,
 }
 
+/// Why a viewer is on its layer (shown on the page's HUD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Why {
+    /// One encode for everybody (`layers = "single"`, or a passthrough source).
+    Single,
+    /// Just joined, no estimate yet: it starts on the main layer.
+    Starting,
+    /// Its link carries the main encode.
+    FastLink,
+    /// Its estimate is below what the main encode needs.
+    SlowLink,
+    /// No usable estimate (no feedback, or nonsense): it stays where it is.
+    NoEstimate,
+}
+
 /// Frames, keyframes and bytes one encode produced since start.
 #[derive(Debug, Default)]
 pub struct LayerCounters {

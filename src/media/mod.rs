@@ -4,7 +4,7 @@
 //! a [`VideoEncoder`] ([`encoder`]) turns raw frames into Annex-B access
 //! units, and the [`pipeline`] runs both on their own thread and hands
 //! [`EncodedFrame`]s to the network loop, which fans one encode out to every
-//! peer. [`select`] opens the pair the configuration names; [`v4l2`] is the
+//! peer and every other [`sink`]. [`select`] opens the pair the configuration names; [`v4l2`] is the
 //! kernel interface that cameras, the hardware encoder and [`devices`] share.
 
 use std::sync::Arc;
@@ -26,6 +26,7 @@ pub mod pace;
 pub mod pipeline;
 pub mod record;
 pub mod select;
+pub mod sink;
 pub mod snapshot;
 pub mod source;
 pub mod v4l2;
@@ -96,17 +97,6 @@ pub trait VideoEncoder: Send {
     fn encode(&mut self, frame: &Frame, keyframe: bool) -> std::io::Result<Option<Vec<u8>>>;
     /// Target bitrate in bits per second.
     fn set_bitrate(&mut self, bps: u32);
-}
-
-/// Somewhere encoded video goes besides the peers: the recorder, a local
-/// display. Called on the network loop, so both return at once: a sink
-/// queues the frame or drops it, never waits.
-pub trait VideoSink: Send {
-    /// One access unit, in order.
-    fn push(&self, frame: &EncodedFrame);
-    /// True once each time the sink needs a keyframe (it started, it
-    /// dropped frames, its decoder failed).
-    fn take_keyframe_request(&self) -> bool;
 }
 
 /// One encoded access unit, shared by every peer without copying.

@@ -18,6 +18,8 @@ use str0m::net::Transmit;
 use str0m::Candidate;
 
 use crate::media::audio::EncodedAudio;
+use crate::media::layer::Layer;
+use crate::media::sink::{Feed, MediaSink};
 use crate::media::EncodedFrame;
 use client::{HttpError, HttpRequest, HttpResponse};
 pub use publisher::{Destination, PublishStatus, Publisher, State, Timing};
@@ -176,6 +178,35 @@ impl Publishers {
     }
 }
 
+/// The publishers as a sink of the network loop: each destination takes
+/// the main layer of its camera, and the microphone.
+impl MediaSink for Publishers {
+    fn video(&mut self, now: Instant, feed: Feed, layer: Layer, frame: &EncodedFrame) {
+        if let (Feed::Camera(camera), Layer::Main) = (feed, layer) {
+            self.send_video(now, camera, frame);
+        }
+    }
+
+    fn audio(&mut self, now: Instant, packet: &EncodedAudio) {
+        self.send_audio(now, packet);
+    }
+
+    fn viewers(&self, camera: usize) -> usize {
+        Publishers::viewers(self, camera)
+    }
+
+    fn listeners(&self) -> usize {
+        Publishers::listeners(self)
+    }
+
+    fn take_keyframe_request(&mut self, feed: Feed) -> bool {
+        match feed {
+            Feed::Camera(camera) => Publishers::take_keyframe_request(self, camera),
+            Feed::Operator => false,
+        }
+    }
+}
+
 /// The TLS client settings, if any destination is `https://`.
 pub fn tls_for(
     destinations: &[Destination],
@@ -184,36 +215,5 @@ pub fn tls_for(
         crate::broker::tls::client_config(None).map(Some)
     } else {
         Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::{load, parse};
-
-    #[test]
-    fn publish_tables_are_checked_against_the_cameras() {
-        let config = parse(
-            "[[video]]\nname = \"front\"\n[[video]]\nname = \"arm\"\n\
-             [[publish]]\nurl = \"http://10.0.0.2:7080/whip/endpoint/robot\"\ntoken = \"t\"\n\
-             [[publish]]\nurl = \"https://sfu.example.org/whip\"\ncamera = \"arm\"\naudio = false\n",
-        )
-        .unwrap();
-        let d = config.publish_destinations().unwrap();
-        assert_eq!(
-            (d[0].camera, d[0].audio, d[0].token.as_deref()),
-            (0, true, Some("t"))
-        );
-        assert_eq!((d[1].camera, d[1].audio, d[1].url.https), (1, false, true));
-        for (bad, error) in [
-            ("url = \"rtmp://x/\"", "not an http:// or https:// URL"),
-            ("url = \"http://x/\"\ncamera = \"rear\"", "no such camera"),
-            ("url = \"http://x/\"\ntoken = \"a\\nb\"", "no line breaks"),
-            ("url = \"http://x/\"\nstream = 1", "unknown field"),
-        ] {
-            let layer = ("test".to_string(), format!("[[publish]]\n{bad}\n"));
-            let e = load(&[layer]).unwrap_err().to_string();
-            assert!(e.contains(error), "{e}");
-        }
     }
 }

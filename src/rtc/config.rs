@@ -75,7 +75,33 @@ impl Default for RtcConfig {
 }
 
 impl RtcConfig {
+    /// The `[rtc]` table of a config text, alone (tests in `rtc/`).
+    #[cfg(test)]
+    pub fn from_toml(text: &str) -> Result<RtcConfig, String> {
+        #[derive(Deserialize)]
+        struct File {
+            rtc: RtcConfig,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        Ok(file.rtc)
+    }
+
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_millis(self.peer_timeout_ms)
+    }
+
+    /// The peer limit and the TURN lifetime (the ICE servers' URLs are
+    /// checked by `ice::check_credentials`, which parses them).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=crate::session::MAX_PEERS).contains(&self.max_peers) {
+            return Err(format!(
+                "rtc max_peers must be 1..={}",
+                crate::session::MAX_PEERS
+            ));
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.turn_ttl_s) {
+            return Err("rtc turn_ttl_s must be between 60 and 604800".into());
+        }
+        Ok(())
     }
 }

@@ -272,7 +272,7 @@ mod tests {
     use super::*;
 
     fn rtc(toml: &str) -> RtcConfig {
-        crate::config::parse(toml).unwrap().rtc
+        RtcConfig::from_toml(toml).unwrap()
     }
 
     #[test]
@@ -396,11 +396,10 @@ mod tests {
 
     #[test]
     fn config_takes_one_url_or_a_list() {
-        let c = crate::config::parse(
+        let c = rtc(
             "[rtc]\nice_servers = [{ urls = \"stun:a\" }, { urls = [\"turn:b\", \"turn:c\"], username = \"u\", credential = \"p\" }]\n",
-        )
-        .unwrap();
-        let servers: &[IceServer] = &c.rtc.ice_servers;
+        );
+        let servers: &[IceServer] = &c.ice_servers;
         assert_eq!(servers[0].urls, ["stun:a"]);
         assert_eq!(servers[1].urls.len(), 2);
         assert_eq!(servers[1].username.as_deref(), Some("u"));

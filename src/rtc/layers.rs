@@ -15,23 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::PeerId;
 use crate::media::bitrate::BitrateController;
-pub use crate::media::layer::Layer;
-
-/// Why a viewer is on its layer (shown on the page's HUD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Why {
-    /// One encode for everybody (`layers = "single"`, or a passthrough source).
-    Single,
-    /// Just joined, no estimate yet: it starts on the main layer.
-    Starting,
-    /// Its link carries the main encode.
-    FastLink,
-    /// Its estimate is below what the main encode needs.
-    SlowLink,
-    /// No usable estimate (no feedback, or nonsense): it stays where it is.
-    NoEstimate,
-}
+pub use crate::media::layer::{Layer, Why};
 
 /// Bounds of one encode's bitrate, bits per second.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,5 +1,5 @@
-//! WebRTC: the peers (str0m `Rtc`s), the session logic, and the one smol loop
-//! that owns them and the UDP socket.
+//! WebRTC: the peers (str0m `Rtc`s) and the one smol loop that owns them, the
+//! UDP socket and the robot's [`Session`](crate::session::Session).
 
 pub mod config;
 pub mod hub;
@@ -7,9 +7,7 @@ pub mod ice;
 pub mod layers;
 pub mod nat;
 pub mod net;
-pub mod protocol;
 pub mod server;
-pub mod session;
 pub mod status;
 
 // Re-exported: most of rtc/ and the tests name it `rtc::PeerId`.

@@ -16,17 +16,18 @@ use super::ice;
 use super::layers::{Layer, LayerPicker};
 use super::nat::stun::StunClient;
 use super::net::{self, RtcSocket};
-use super::protocol::Outbound;
-use super::session::{read_cpu_temp_c, Session, SessionOutput};
 use super::status::{self, LoopStatus};
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::display::Display;
 use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
-use crate::media::{EncodedFrame, VideoSink};
+use crate::media::sink::Feed;
+use crate::media::EncodedFrame;
 use crate::publish::client::{Done, HttpWorkers};
 use crate::publish::Publishers;
+use crate::session::protocol::Outbound;
+use crate::session::{read_cpu_temp_c, Session, SessionOutput};
 
 /// The loop's ends of one camera's pipeline.
 pub struct CameraLinks {
@@ -46,12 +47,11 @@ pub struct MediaLinks {
     pub audio: Arc<AudioShared>,
     pub microphone: Receiver<EncodedAudio>,
     pub talkback: Sender<Arc<[u8]>>,
-    /// The recorder takes every camera's frames and the audio the peers get.
+    /// The recorder takes every camera's frames, the operator's, and the
+    /// audio the peers get.
     pub recordings: Recordings,
-    /// Where the operator's camera goes besides the peers: the recorder
-    /// (`Recordings::operator_sink`), a local display.
-    pub operator_video: Vec<Box<dyn VideoSink>>,
-    /// The robot's own screen (`[display]`), if it has one.
+    /// The robot's own screen (`[display]`), if it has one: a robot camera
+    /// or the operator's.
     pub display: Option<Arc<Display>>,
 }
 
@@ -188,30 +188,10 @@ impl RtcServer {
                     Wake::Datagram(Err(e)) => tracing::debug!("udp recv: {e}"),
                     Wake::Command(Some(Command::Shutdown)) | Wake::Command(None) => break,
                     Wake::Command(Some(cmd)) => self.command(now, cmd),
-                    Wake::Frame(camera, Layer::Low, frame) => {
-                        let layers = &mut self.media.cameras[camera].layers;
-                        let keyframe = frame.keyframe;
-                        self.hub.send_video_to(camera, &frame, |peer| {
-                            layers.admit(peer, Layer::Low, keyframe)
-                        });
+                    Wake::Frame(camera, layer, frame) => {
+                        self.with_consumers(|to| to.video(now, Feed::Camera(camera), layer, &frame))
                     }
-                    Wake::Frame(camera, Layer::Main, frame) => {
-                        let layers = &mut self.media.cameras[camera].layers;
-                        let keyframe = frame.keyframe;
-                        self.hub.send_video_to(camera, &frame, |peer| {
-                            layers.admit(peer, Layer::Main, keyframe)
-                        });
-                        self.publish.send_video(now, camera, &frame);
-                        self.media.recordings.video(camera, &frame);
-                        if let Some(display) = self.screen_showing(camera) {
-                            display.push(&frame.data, frame.keyframe);
-                        }
-                    }
-                    Wake::Audio(packet) => {
-                        self.hub.send_audio(&packet);
-                        self.publish.send_audio(now, &packet);
-                        self.media.recordings.audio(&packet);
-                    }
+                    Wake::Audio(packet) => self.with_consumers(|to| to.audio(now, &packet)),
                     Wake::Api => {
                         if let Some(api) = &mut self.api {
                             api.service(now);
@@ -378,19 +358,14 @@ impl RtcServer {
                 }
                 // The hub passes on the operator's frames only.
                 HubEvent::OperatorVideo(frame) => {
-                    for sink in &self.media.operator_video {
-                        sink.push(&frame);
-                    }
+                    self.with_consumers(|to| to.video(now, Feed::Operator, Layer::Main, &frame))
                 }
             }
             self.drain_session();
         }
         self.drain_session();
         self.hub.set_operator(self.session.operator());
-        // Every sink's request is taken, so none lingers for the next round.
-        let sinks = &self.media.operator_video;
-        let wanted = sinks.iter().filter(|s| s.take_keyframe_request()).count();
-        if wanted > 0 {
+        if self.with_consumers(|to| to.take_keyframe_request(Feed::Operator)) {
             self.hub
                 .request_operator_keyframe(now, KeyframeReason::NewPeer);
         }
@@ -415,28 +390,20 @@ impl RtcServer {
                 tracing::debug!("udp send to {}: {e}", t.destination);
             }
         }
-        // The recorder watches each camera it records and listens like one
-        // more peer; the screen watches the camera it shows.
-        let recordings = &self.media.recordings;
-        for (n, camera) in self.media.cameras.iter().enumerate() {
-            let recorder = usize::from(recordings.is_recording_camera(n));
-            let screen = usize::from(self.screen_showing(n).is_some());
-            let sfus = self.publish.viewers(n);
-            camera
-                .video
-                .set_viewers(self.hub.viewers(n) + recorder + screen + sfus);
-            // Every request is taken (no short circuit), so none lingers.
-            let screen_wants = (self.screen_showing(n)).is_some_and(|d| d.take_keyframe_request());
-            let sfu_wants = self.publish.take_keyframe_request(n);
-            if recordings.take_keyframe_request(n) | screen_wants | sfu_wants {
-                camera.video.request_keyframe(KeyframeReason::NewPeer);
+        // Each camera's pipeline idles while none of its consumers watches.
+        for n in 0..self.media.cameras.len() {
+            let (viewers, wanted) = self
+                .with_consumers(|to| (to.viewers(n), to.take_keyframe_request(Feed::Camera(n))));
+            let video = &self.media.cameras[n].video;
+            video.set_viewers(viewers);
+            if wanted {
+                video.request_keyframe(KeyframeReason::NewPeer);
             }
         }
-        let recording_audio = usize::from(recordings.is_recording_audio());
-        self.media
-            .audio
-            .set_listeners(self.hub.listeners() + recording_audio + self.publish.listeners());
-        self.session.set_recording(recordings.is_recording());
+        let listeners = self.with_consumers(|to| to.listeners());
+        self.media.audio.set_listeners(listeners);
+        self.session
+            .set_recording(self.media.recordings.is_recording());
         if let Some(api) = &mut self.api {
             api.flush();
         }
@@ -456,10 +423,6 @@ impl RtcServer {
                 break;
             }
         }
-    }
-
-    fn screen_showing(&self, camera: usize) -> Option<&Display> {
-        (self.media.display.as_deref()).filter(|display| display.shows_camera(camera))
     }
 
     fn drain_session(&mut self) {
@@ -570,6 +533,7 @@ impl RtcServer {
     }
 }
 
+mod fanout;
 pub mod handle;
 mod layers;
 pub use handle::{Command, EjectError, LoopHandle};

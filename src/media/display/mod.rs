@@ -18,8 +18,10 @@ use serde::Deserialize;
 
 use self::core::{ScreenCore, Step};
 use crate::media::h264::decode::StreamDecoder;
+use crate::media::layer::Layer;
 use crate::media::record::shell::OPERATOR;
-use crate::media::{EncodedFrame, VideoSink};
+use crate::media::sink::{Feed, MediaSink};
+use crate::media::EncodedFrame;
 
 pub mod core;
 pub mod fbdev;
@@ -258,6 +260,13 @@ impl Display {
         self.show == Show::Operator
     }
 
+    fn shows(&self, feed: Feed) -> bool {
+        match feed {
+            Feed::Camera(index) => self.shows_camera(index),
+            Feed::Operator => self.shows_operator(),
+        }
+    }
+
     /// One Annex-B access unit of what the screen shows (`keyframe`: an
     /// IDR with its SPS and PPS); returns at once.
     pub fn push(&self, access_unit: &Arc<[u8]>, keyframe: bool) {
@@ -405,13 +414,20 @@ fn decode(
     picture
 }
 
-/// The operator's camera on the screen: the network loop's sink for it.
-impl VideoSink for Arc<Display> {
-    fn push(&self, frame: &EncodedFrame) {
-        Display::push(self, &frame.data, frame.keyframe);
+/// The screen as a sink of the network loop: it watches the camera it shows
+/// (or the operator's), main layer only.
+impl MediaSink for Arc<Display> {
+    fn video(&mut self, _now: Instant, feed: Feed, layer: Layer, frame: &EncodedFrame) {
+        if layer == Layer::Main && self.shows(feed) {
+            self.push(&frame.data, frame.keyframe);
+        }
     }
 
-    fn take_keyframe_request(&self) -> bool {
-        Display::take_keyframe_request(self)
+    fn viewers(&self, camera: usize) -> usize {
+        usize::from(self.shows_camera(camera))
+    }
+
+    fn take_keyframe_request(&mut self, feed: Feed) -> bool {
+        self.shows(feed) && Display::take_keyframe_request(self)
     }
 }

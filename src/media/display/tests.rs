@@ -171,3 +171,40 @@ fn a_missing_framebuffer_is_an_error_naming_it() {
     let memory = open_framebuffer(std::path::Path::new("memory")).unwrap();
     assert_eq!(memory.geometry(), memory::DEFAULT_GEOMETRY);
 }
+
+/// As a sink of the loop, the screen takes the main layer of what it shows,
+/// watches only that camera, and its keyframe request goes to that feed.
+#[test]
+fn as_a_sink_it_takes_only_the_main_layer_of_what_it_shows() {
+    use crate::media::layer::Layer;
+    use crate::media::sink::{Feed, MediaSink};
+
+    let (screen, _image) = MemoryFramebuffer::new(SCREEN);
+    let mut display = Arc::new(Display::start(
+        Box::new(screen),
+        main_camera(),
+        Duration::from_secs(60),
+    ));
+    let now = Instant::now();
+    // Before any keyframe a delta frame is dropped on arrival (counted
+    // synchronously), which shows whether it was taken at all.
+    let delta = stream(2).pop().unwrap();
+    display.video(now, Feed::Camera(1), Layer::Main, &delta);
+    display.video(now, Feed::Camera(0), Layer::Low, &delta);
+    display.video(now, Feed::Operator, Layer::Main, &delta);
+    assert_eq!(display.status().frames_dropped, 0, "none was taken");
+    display.video(now, Feed::Camera(0), Layer::Main, &delta);
+    assert_eq!(
+        display.status().frames_dropped,
+        1,
+        "its camera's main layer is taken"
+    );
+
+    assert_eq!((display.viewers(0), display.viewers(1)), (1, 0));
+    assert!(!display.take_keyframe_request(Feed::Operator));
+    assert!(!display.take_keyframe_request(Feed::Camera(1)));
+    assert!(
+        display.take_keyframe_request(Feed::Camera(0)),
+        "it asks first"
+    );
+}

@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::core::{Action, Recorder};
 use super::policy::{camera_of, is_recording_name, FileEntry, Limits};
 use crate::media::audio::EncodedAudio;
-use crate::media::{EncodedFrame, VideoSink};
+use crate::media::layer::Layer;
+use crate::media::sink::{Feed, MediaSink};
+use crate::media::EncodedFrame;
 
 /// The operator's camera's recordings are `telepi-...-operator.mp4`, so no
 /// robot camera may have this name.
@@ -93,19 +95,6 @@ impl Shared {
 pub struct Recordings {
     shared: Arc<Shared>,
     messages: SyncSender<Message>,
-}
-
-/// The operator's camera into the recorder, as one more [`VideoSink`].
-pub struct OperatorSink(Recordings);
-
-impl VideoSink for OperatorSink {
-    fn push(&self, frame: &EncodedFrame) {
-        self.0.video(self.0.operator_index(), frame);
-    }
-
-    fn take_keyframe_request(&self) -> bool {
-        self.0.take_keyframe_request(self.0.operator_index())
-    }
 }
 
 /// Owns the writer thread; dropping it closes the current file cleanly.
@@ -227,13 +216,12 @@ impl Recordings {
         self.shared.cameras.iter().any(|c| self.shared.records(c))
     }
 
-    /// The operator's camera as a sink of the network loop.
-    pub fn operator_sink(&self) -> OperatorSink {
-        OperatorSink(self.clone())
-    }
-
-    fn operator_index(&self) -> usize {
-        self.shared.cameras.len() - 1
+    /// The recorder's index of a feed: the operator's camera comes after the robot's.
+    fn index(&self, feed: Feed) -> usize {
+        match feed {
+            Feed::Camera(index) => index,
+            Feed::Operator => self.shared.cameras.len() - 1,
+        }
     }
 
     /// Whether the camera with this index (config order) is recorded now.
@@ -300,7 +288,7 @@ impl Recordings {
     /// For `/api/status`.
     pub fn status(&self) -> RecordingStatus {
         let published = self.shared.published();
-        let operator = self.operator_index();
+        let operator = self.index(Feed::Operator);
         let current = |n: usize| published.current.get(n).cloned().flatten();
         let cameras = (self.shared.cameras.iter().enumerate())
             .take(operator)
@@ -488,4 +476,31 @@ fn list_dir(dir: &Path) -> io::Result<Vec<FileEntry>> {
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
+}
+
+/// The recorder as a sink of the network loop: the main layer of each
+/// camera it records and of the operator's, and the microphone.
+impl MediaSink for Recordings {
+    fn video(&mut self, _now: Instant, feed: Feed, layer: Layer, frame: &EncodedFrame) {
+        if layer == Layer::Main {
+            Recordings::video(self, self.index(feed), frame);
+        }
+    }
+
+    fn audio(&mut self, _now: Instant, packet: &EncodedAudio) {
+        Recordings::audio(self, packet);
+    }
+
+    /// It watches each camera it records, like one more peer.
+    fn viewers(&self, camera: usize) -> usize {
+        usize::from(self.is_recording_camera(camera))
+    }
+
+    fn listeners(&self) -> usize {
+        usize::from(self.is_recording_audio())
+    }
+
+    fn take_keyframe_request(&mut self, feed: Feed) -> bool {
+        Recordings::take_keyframe_request(self, self.index(feed))
+    }
 }

@@ -19,7 +19,7 @@ use super::sdp::{pick_h264, video_line, VideoLine};
 use super::{HubConfig, HubEvent, PeerId};
 use crate::media::pipeline::KeyframeReason;
 use crate::media::EncodedFrame;
-use crate::rtc::protocol::DRIVE_CHANNEL;
+use crate::session::protocol::DRIVE_CHANNEL;
 
 /// Silence allowed from a connected peer that receives no video.
 pub(super) const DATA_ONLY_SILENCE: Duration = Duration::from_secs(12);

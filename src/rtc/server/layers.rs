@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::{CameraLinks, RtcServer};
 use crate::media::pipeline::KeyframeReason;
 use crate::rtc::layers::{Layer, LayerOutput, ViewerLayer, ViewerLink};
-use crate::rtc::protocol::Outbound;
 use crate::rtc::status::{LayerStatus, Layers};
+use crate::session::protocol::Outbound;
 
 impl RtcServer {
     /// Each camera's layers from its viewers' estimates (each camera gets

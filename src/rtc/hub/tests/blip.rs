@@ -145,7 +145,7 @@ fn drives_come_on_their_own_lossy_channel_and_replies_go_on_the_reliable_one() {
     api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     // Opened first, so the hub can't just take the first channel for replies.
     let drives = api.add_channel_with_config(ChannelConfig {
-        label: crate::rtc::protocol::DRIVE_CHANNEL.into(),
+        label: crate::session::protocol::DRIVE_CHANNEL.into(),
         ordered: false,
         reliability: Reliability::MaxRetransmits { retransmits: 0 },
         ..ChannelConfig::default()

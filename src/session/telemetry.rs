@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::Session;
 use crate::drive::{LinkState, Motors, ServoValues};
-use crate::rtc::protocol::{Outbound, PeerRole};
-use crate::rtc::PeerId;
+use crate::peer::PeerId;
+use crate::session::protocol::{Outbound, PeerRole};
 
 /// Why a data-channel message was refused: a label in `/metrics`.
 #[derive(Debug, Clone, Copy)]

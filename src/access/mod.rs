@@ -16,6 +16,9 @@ use aws_lc_rs::hmac;
 
 use crate::refusal::Refusal;
 
+mod config;
+pub use config::AccessConfig;
+
 /// Failed attempts an address may make within [`WINDOW`] before it is locked out.
 pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW: Duration = Duration::from_secs(60);

@@ -2,8 +2,8 @@
 //! secret (constant time), good for one change of operator only.
 
 use super::Session;
-use crate::rtc::protocol::Outbound;
-use crate::rtc::PeerId;
+use crate::peer::PeerId;
+use crate::session::protocol::Outbound;
 
 impl Session {
     /// Whether `token` is the current operator's resume token.

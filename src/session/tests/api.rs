@@ -15,8 +15,7 @@ fn with_controls(mut h: Harness) -> Harness {
         name = "battery"
         unit = "V"
     "#;
-    let config = crate::config::parse(toml).unwrap();
-    let controls = Arc::new(config.checked_controls().unwrap());
+    let controls = Arc::new(Controls::from_toml(toml).unwrap());
     h.s = h.s.with_controls(controls);
     h
 }

@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::PeerId;
 use crate::controls::Controls;
 use crate::drive::{LinkState, Motors, ServoValues};
 use crate::json::required;
+use crate::peer::PeerId;
 pub use crate::peer::{PeerRole, Role};
 
 /// The label of a page's second data channel, unordered and without
@@ -137,7 +137,7 @@ pub enum Outbound<'a> {
         camera: usize,
         layer: crate::media::layer::Layer,
         switching_to: Option<crate::media::layer::Layer>,
-        why: super::layers::Why,
+        why: crate::media::layer::Why,
     },
     /// The robot's cameras by name, in the order of the offer's video m-lines.
     Cameras {

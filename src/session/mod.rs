@@ -20,19 +20,21 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::protocol::{self, Inbound, Outbound, PeerRole, Role};
-use super::PeerId;
 use crate::api::{Audience, Event};
 use crate::controls::Controls;
 use crate::drive::{Drive, LinkState};
+use crate::peer::PeerId;
+use protocol::{Inbound, Outbound, PeerRole, Role};
 
+mod config;
 mod fresh;
+pub mod protocol;
 mod resume;
 mod telemetry;
 
+pub use config::SessionConfig;
 use fresh::Freshness;
 pub use telemetry::{read_cpu_temp_c, SessionStatus};
 use telemetry::{Rejection, Rejections};
@@ -44,18 +46,6 @@ const VIEW_ONLY: &str =
     "you joined over plain HTTP, which is view-only here: open the HTTPS page to drive";
 /// Telemetry goes to every peer this often (5 Hz).
 pub const TELEMETRY_INTERVAL: Duration = Duration::from_millis(200);
-
-/// The `[control]` table of the config file.
-///
-/// ```toml
-/// [control]
-/// operator_secret = "hunter2"   # unset or "": the first to claim (or drive) operates
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SessionConfig {
-    pub operator_secret: Option<String>,
-}
 
 /// Something the loop must do for the session.
 #[derive(Debug, Clone, PartialEq)]
