@@ -18,12 +18,14 @@ use crate::media::record::RecordConfig;
 use crate::rtc::config::RtcConfig;
 use crate::session::SessionConfig;
 
+mod error;
 #[cfg(test)]
 mod profile_tests;
 #[cfg(test)]
 mod publish_tests;
 #[cfg(test)]
 mod video_tests;
+pub use error::ConfigError;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -120,13 +122,15 @@ Environment: TELEPI_LOG=error|warn|info|debug|trace sets the log level.
 ";
 
 /// Parses the arguments (without the program name) and loads the config file they name.
-pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
+pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, ConfigError> {
     let mut args = args.into_iter();
     let mut file: Option<PathBuf> = None;
     let mut board: Option<String> = None;
     let (mut http, mut https, mut rtc) = (None, None, None);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            (args.next()).ok_or_else(|| ConfigError::Usage(format!("{name} needs a value")))
+        };
         match arg.as_str() {
             "-h" | "--help" => return Ok(Action::Help),
             "-V" | "--version" => return Ok(Action::Version),
@@ -137,7 +141,10 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
             "--http" => http = Some(parse_addr("--http", &value("--http")?)?),
             "--https" => https = Some(parse_addr("--https", &value("--https")?)?),
             "--rtc" => rtc = Some(parse_addr("--rtc", &value("--rtc")?)?),
-            other => return Err(format!("unknown argument {other:?} (see --help)")),
+            other => {
+                let why = format!("unknown argument {other:?} (see --help)");
+                return Err(ConfigError::Usage(why));
+            }
         }
     }
     let mut layers = Vec::new();
@@ -147,13 +154,16 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
     if let Some(name) = board {
         let profile = BOARDS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
             let known: Vec<&str> = BOARDS.iter().map(|(n, _)| *n).collect();
-            format!("unknown board {name:?}; known boards: {}", known.join(", "))
+            let known = known.join(", ");
+            ConfigError::Usage(format!("unknown board {name:?}; known boards: {known}"))
         })?;
         layers.push((format!("board {name}"), profile.1.to_string()));
     }
     if let Some(path) = file {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
         layers.push((path.display().to_string(), text));
     }
     let mut config = parse_layers(&layers)?;
@@ -166,33 +176,40 @@ pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, Strin
     if let Some(addr) = rtc {
         config.rtc.listen = addr;
     }
-    config.validate()?;
+    config.validate().map_err(ConfigError::Invalid)?;
     Ok(Action::Run(Box::new(config)))
 }
 
-/// Parses a TOML config; missing keys take their defaults, unknown keys are errors.
+/// Parses a TOML config; missing keys take their defaults, unknown keys are
+/// errors, in words (what tests and `tests/docs.rs` read).
 pub fn parse(text: &str) -> Result<Config, String> {
-    parse_layers(&[("config".into(), text.into())])
+    parse_layers(&[("config".into(), text.into())]).map_err(|e| e.to_string())
 }
 
 /// What `--board` and `--config` load: each (origin, TOML text) layer laid
 /// over the earlier ones, key by key, then checked as a whole (ranges, pins,
 /// sources, ICE URLs). Command-line addresses are not applied.
-pub fn load(layers: &[(String, String)]) -> Result<Config, String> {
+pub fn load(layers: &[(String, String)]) -> Result<Config, ConfigError> {
     let config = parse_layers(layers)?;
-    config.validate()?;
+    config.validate().map_err(ConfigError::Invalid)?;
     Ok(config)
 }
 
 /// Parses each (origin, TOML text) layer and lays later ones over earlier ones, key by key.
-fn parse_layers(layers: &[(String, String)]) -> Result<Config, String> {
+fn parse_layers(layers: &[(String, String)]) -> Result<Config, ConfigError> {
     let mut merged = toml::Table::new();
     for (origin, text) in layers {
-        let table: toml::Table = text.parse().map_err(|e| format!("{origin}: {e}"))?;
+        let table: toml::Table = text.parse().map_err(|source| ConfigError::Syntax {
+            origin: origin.clone(),
+            source,
+        })?;
         merge(&mut merged, table);
     }
     let origins: Vec<&str> = layers.iter().map(|(o, _)| o.as_str()).collect();
-    let in_layers = |e: String| format!("{}: {e}", origins.join(" + "));
+    let in_layers = |reason: String| ConfigError::Keys {
+        origins: origins.join(" + "),
+        reason,
+    };
     let more_cameras = video::split_cameras(&mut merged).map_err(in_layers)?;
     let config: Config = toml::Value::Table(merged)
         .try_into()
@@ -304,14 +321,26 @@ impl Config {
     }
 }
 
-fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{flag} wants ADDR:PORT like 0.0.0.0:8080, got {s:?}"))
+fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| {
+        ConfigError::Usage(format!(
+            "{flag} wants ADDR:PORT like 0.0.0.0:8080, got {s:?}"
+        ))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The loaders with their errors in words, as the user reads them.
+    fn from_args(args: impl IntoIterator<Item = String>) -> Result<Action, String> {
+        super::from_args(args).map_err(|e| e.to_string())
+    }
+
+    fn load(layers: &[(String, String)]) -> Result<Config, String> {
+        super::load(layers).map_err(|e| e.to_string())
+    }
 
     fn run(args: &[&str]) -> Result<Config, String> {
         match from_args(args.iter().map(|s| s.to_string()))? {

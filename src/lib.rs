@@ -20,5 +20,6 @@ pub mod refusal;
 pub mod rtc;
 pub mod secret;
 pub mod session;
+pub mod status;
 #[doc(hidden)]
 pub mod testing;

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Ok(Action::Run(config)) => run(&config),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,6 +67,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Each module's error in its words. Not `Box<dyn Error>`: its vtables kept
+/// every error type's `Debug` (and their sources') in the binary, 16 KB on
+/// x86_64 (docs/benchmarks.md).
 fn run(config: &Config) -> Result<(), String> {
     // First, so a bad certificate stops us before anything else starts.
     let https = match config.https.listen {
@@ -112,7 +115,7 @@ fn run(config: &Config) -> Result<(), String> {
     let session = Session::new(Instant::now(), &config.control, drive)
         .with_controls(controls.clone())
         .with_cameras(config.cameras().map(|c| c.name.clone()).collect());
-    let audio = audio::open(&config.audio)?;
+    let audio = audio::open(&config.audio).map_err(|e| e.to_string())?;
     let record_audio = config.record.audio && audio.shared.source.is_some();
     let recorder = RecordingService::start(
         config.record_dir(),
@@ -125,9 +128,13 @@ fn run(config: &Config) -> Result<(), String> {
                 always: c.record == RecordWhen::Always,
             })
             .collect(),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     if config.record.always {
-        recorder.recordings.set_recording(true)?;
+        recorder
+            .recordings
+            .set_recording(true)
+            .map_err(|e| e.to_string())?;
     }
     let cameras = config
         .cameras()
@@ -154,7 +161,7 @@ fn run(config: &Config) -> Result<(), String> {
         .collect();
     let display = match (config.display_shows()?, &config.display.device) {
         (Some(show), Some(device)) => Some(Arc::new(Display::start(
-            display::open_framebuffer(device)?,
+            display::open_framebuffer(device).map_err(|e| e.to_string())?,
             show,
             display::IDLE_CLEAR,
         ))),
@@ -171,7 +178,7 @@ fn run(config: &Config) -> Result<(), String> {
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;
     let destinations = config.publish_destinations()?;
-    let whip = HttpWorkers::new(publish::tls_for(&destinations)?);
+    let whip = HttpWorkers::new(publish::tls_for(&destinations).map_err(|e| e.to_string())?);
     let server = server.with_publishers(publish_to(config, destinations), whip);
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
     turn_check::spawn(&config.rtc);
@@ -179,7 +186,8 @@ fn run(config: &Config) -> Result<(), String> {
         config.access.viewer_password.clone(),
         config.control.operator_secret.clone(),
     ));
-    let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())?;
+    let broker = BrokerClient::start(&config.broker, &config.rtc, robot.clone(), access.clone())
+        .map_err(|e| e.to_string())?;
     let context = Arc::new(Context {
         robot: robot.clone(),
         cameras: config

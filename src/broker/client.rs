@@ -13,13 +13,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::link::{Identity, Link, LinkEvent};
 use super::signaling::{self, OfferLimit, Topics, Wanted};
-use super::{parse_url, tls, BrokerConfig, BrokerUrl};
+use super::{parse_url, tls, BrokerConfig, BrokerError, BrokerUrl};
 use crate::access::{Access, Credentials};
 use crate::rtc::config::RtcConfig;
 use crate::rtc::ice;
 use crate::rtc::net::is_host_address;
 use crate::rtc::server::LoopHandle;
 use crate::rtc::PeerId;
+use crate::status::BrokerStatus;
 
 /// How often presence is compared with the robot's state.
 const PRESENCE_CHECK: Duration = Duration::from_secs(2);
@@ -39,13 +40,13 @@ pub struct BrokerStats {
 }
 
 impl BrokerStats {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "connected": self.connected.load(Ordering::Relaxed),
-            "offers_answered": self.offers_answered.load(Ordering::Relaxed),
-            "requests_rejected": self.requests_rejected.load(Ordering::Relaxed),
-            "reconnects": self.reconnects.load(Ordering::Relaxed),
-        })
+    pub fn status(&self) -> BrokerStatus {
+        BrokerStatus {
+            connected: self.connected.load(Ordering::Relaxed),
+            offers_answered: self.offers_answered.load(Ordering::Relaxed),
+            requests_rejected: self.requests_rejected.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -87,7 +88,7 @@ impl BrokerClient {
         rtc: &RtcConfig,
         robot: LoopHandle,
         access: Arc<Access>,
-    ) -> Result<Option<BrokerClient>, String> {
+    ) -> Result<Option<BrokerClient>, BrokerError> {
         let Some(url) = &config.url else {
             return Ok(None);
         };
@@ -122,7 +123,7 @@ impl BrokerClient {
         let thread = std::thread::Builder::new()
             .name("broker".into())
             .spawn(move || context.run())
-            .map_err(|e| format!("broker thread: {e}"))?;
+            .map_err(BrokerError::Thread)?;
         Ok(Some(BrokerClient {
             stop,
             thread,
@@ -200,7 +201,8 @@ impl Context {
         let local_ip = tcp.local_addr().map_err(|e| format!("socket: {e}"))?.ip();
         match &self.tls {
             Some(config) => {
-                let stream = tls::handshake(config, &self.url.host, tcp, CONNECT_TIMEOUT)?;
+                let stream = tls::handshake(config, &self.url.host, tcp, CONNECT_TIMEOUT)
+                    .map_err(|e| e.to_string())?;
                 Ok((Box::new(stream), local_ip))
             }
             None => Ok((Box::new(tcp), local_ip)),

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub mod client;
+mod error;
+pub use error::BrokerError;
 pub mod link;
 pub mod signaling;
 pub(crate) mod tls;
@@ -53,8 +55,11 @@ pub struct BrokerUrl {
     pub port: u16,
 }
 
-pub fn parse_url(url: &str) -> Result<BrokerUrl, String> {
-    let bad = |why: &str| format!("broker url {url:?}: {why}");
+pub fn parse_url(url: &str) -> Result<BrokerUrl, BrokerError> {
+    let bad = |why| BrokerError::Url {
+        url: url.into(),
+        why,
+    };
     let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
         (false, rest)
     } else if let Some(rest) = url.strip_prefix("mqtts://") {
@@ -75,7 +80,7 @@ pub fn parse_url(url: &str) -> Result<BrokerUrl, String> {
 impl BrokerConfig {
     /// The robot's name: configured, else the hostname. It is a topic level,
     /// so MQTT's separators and wildcards are refused.
-    pub fn robot_name(&self) -> Result<String, String> {
+    pub fn robot_name(&self) -> Result<String, BrokerError> {
         let name = match &self.name {
             Some(name) => name.clone(),
             None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -83,17 +88,15 @@ impl BrokerConfig {
                 .unwrap_or_else(|_| "telepi".into()),
         };
         if name.is_empty() || name.contains(['/', '+', '#', '\0']) {
-            return Err(format!(
-                "broker name {name:?} must be non-empty without / + #"
-            ));
+            return Err(BrokerError::Name(name));
         }
         Ok(name)
     }
 
     pub fn validate(&self) -> Result<(), String> {
         let Some(url) = &self.url else { return Ok(()) };
-        parse_url(url)?;
-        self.robot_name()?;
+        parse_url(url).map_err(|e| e.to_string())?;
+        self.robot_name().map_err(|e| e.to_string())?;
         if self.topic_prefix.is_empty() || self.topic_prefix.contains(['+', '#', '\0']) {
             return Err("broker topic_prefix must be non-empty without + #".into());
         }
@@ -127,7 +130,7 @@ mod tests {
             ("mqtt://b:0", "port"),
             ("mqtt://:1883", "no host"),
         ] {
-            let e = parse_url(url).unwrap_err();
+            let e = parse_url(url).unwrap_err().to_string();
             assert!(e.contains(why), "{url}: {e}");
         }
     }

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::rtc::status::LoopStatus;
+
 /// Offers a robot takes per second on average, and in a burst.
 const OFFERS_PER_SECOND: f64 = 2.0;
 const OFFER_BURST: f64 = 6.0;
@@ -150,20 +152,20 @@ pub fn error(id: &str, reason: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The retained presence message, from `/api/status`'s JSON.
-pub fn presence(name: &str, status: &serde_json::Value) -> serde_json::Value {
-    let peers = status["peers"].as_array().map_or(0, Vec::len);
+/// The retained presence message, from the loop's status.
+pub fn presence(name: &str, status: &LoopStatus) -> serde_json::Value {
+    let video = status.video.as_ref();
     json!({
         "name": name,
         "version": env!("CARGO_PKG_VERSION"),
         "online": true,
-        "operator": status["operator"],
-        "viewers": peers,
+        "operator": status.operator,
+        "viewers": status.peers.len(),
         "video": {
-            "width": status["video"]["width"],
-            "height": status["video"]["height"],
-            "fps": status["video"]["fps"],
-            "source": status["video"]["source"],
+            "width": video.map(|v| v.width),
+            "height": video.map(|v| v.height),
+            "fps": video.map(|v| v.fps),
+            "source": video.map(|v| &v.source),
         },
     })
 }
@@ -276,8 +278,19 @@ mod tests {
 
     #[test]
     fn presence_summarises_the_status() {
-        let status = json!({"operator": 3, "peers": [{"id": 3}, {"id": 4}],
-            "video": {"width": 640, "height": 480, "fps": 30, "source": "pattern"}});
+        let peer = |id| crate::rtc::status::Peer::fixture(id, "connected", None);
+        let status = LoopStatus {
+            operator: Some(crate::peer::PeerId(3)),
+            peers: vec![peer(3), peer(4)],
+            video: Some(crate::rtc::status::Camera {
+                width: 640,
+                height: 480,
+                fps: 30,
+                source: "pattern".into(),
+                ..Default::default()
+            }),
+            ..LoopStatus::default()
+        };
         let p = presence("robot1", &status);
         assert_eq!(p["online"], true);
         assert_eq!(p["viewers"], 2);

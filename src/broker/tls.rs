@@ -14,13 +14,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use super::BrokerError;
+
 /// Debian, Ubuntu and Raspberry Pi OS keep every trusted CA in this one file
 /// (package ca-certificates).
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The TLS settings for every (re)connection: built once at start, so a
 /// missing or broken `ca` file is a start-up error, not a retry loop.
-pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, BrokerError> {
     let mut roots = RootCertStore::empty();
     if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
         // Unparsable entries in the system bundle are skipped, not fatal.
@@ -28,31 +30,31 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
         roots.add_parsable_certificates(certs);
     }
     if let Some(path) = ca {
-        let pem = std::fs::read(path).map_err(|e| format!("broker ca {}: {e}", path.display()))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("broker ca {}: not a PEM certificate: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "broker ca {}: no PEM certificate in it",
-                path.display()
-            ));
-        }
+        let path = path.to_path_buf();
+        let pem = match std::fs::read(&path) {
+            Ok(pem) => pem,
+            Err(source) => return Err(BrokerError::CaRead { path, source }),
+        };
+        let certs = match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+            Ok(certs) if certs.is_empty() => return Err(BrokerError::CaEmpty { path }),
+            Ok(certs) => certs,
+            Err(source) => return Err(BrokerError::CaNotPem { path, source }),
+        };
         for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("broker ca {}: {e}", path.display()))?;
+            if let Err(source) = roots.add(cert) {
+                return Err(BrokerError::CaRefused { path, source });
+            }
         }
     }
     if roots.is_empty() {
-        return Err(format!(
-            "mqtts:// needs trusted CAs: {SYSTEM_BUNDLE} is missing (install ca-certificates) and [broker] ca is not set"
-        ));
+        return Err(BrokerError::NoTrustedCas {
+            bundle: SYSTEM_BUNDLE,
+        });
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(BrokerError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -66,31 +68,49 @@ pub fn handshake(
     host: &str,
     mut tcp: TcpStream,
     timeout: Duration,
-) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| format!("broker host {host:?} as a TLS name: {e}"))?;
-    let mut conn =
-        ClientConnection::new(config.clone(), name).map_err(|e| format!("TLS setup: {e}"))?;
-    let slice = tcp.read_timeout().map_err(|e| format!("socket: {e}"))?;
+) -> Result<StreamOwned<ClientConnection, TcpStream>, HandshakeError> {
+    let name = ServerName::try_from(host.to_string()).map_err(|source| HandshakeError::Name {
+        host: host.into(),
+        source,
+    })?;
+    let mut conn = ClientConnection::new(config.clone(), name).map_err(HandshakeError::Setup)?;
+    let slice = tcp.read_timeout().map_err(HandshakeError::Socket)?;
     tcp.set_read_timeout(Some(timeout))
-        .map_err(|e| format!("socket: {e}"))?;
+        .map_err(HandshakeError::Socket)?;
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(|e| tls_error(&e))?;
+        conn.complete_io(&mut tcp).map_err(handshake_error)?;
     }
     tcp.set_read_timeout(slice)
-        .map_err(|e| format!("socket: {e}"))?;
+        .map_err(HandshakeError::Socket)?;
     Ok(StreamOwned::new(conn, tcp))
 }
 
-fn tls_error(e: &io::Error) -> String {
+/// Why a TLS connection (to the broker, or a WHIP endpoint) did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("broker host {host:?} as a TLS name: {source}")]
+    Name {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("TLS setup: {0}")]
+    Setup(rustls::Error),
+    #[error("socket: {0}")]
+    Socket(io::Error),
+    #[error("TLS handshake timed out (is the port really mqtts://?)")]
+    TimedOut,
+    #[error("the broker closed the connection during the TLS handshake")]
+    Closed,
+    /// The certificate's problem, in rustls' words.
+    #[error("TLS handshake: {0}")]
+    Failed(io::Error),
+}
+
+fn handshake_error(e: io::Error) -> HandshakeError {
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            "TLS handshake timed out (is the port really mqtts://?)".into()
-        }
-        io::ErrorKind::UnexpectedEof => {
-            "the broker closed the connection during the TLS handshake".into()
-        }
-        _ => format!("TLS handshake: {e}"),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HandshakeError::TimedOut,
+        io::ErrorKind::UnexpectedEof => HandshakeError::Closed,
+        _ => HandshakeError::Failed(e),
     }
 }
 
@@ -100,12 +120,14 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_ca_file_is_a_clear_error() {
-        let err = client_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        let err = client_config(Some(Path::new("/nonexistent/ca.pem")))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
         let empty =
             std::env::temp_dir().join(format!("telepi-empty-ca-{}.pem", std::process::id()));
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = client_config(Some(&empty)).unwrap_err();
+        let err = client_config(Some(&empty)).unwrap_err().to_string();
         let _ = std::fs::remove_file(&empty);
         assert!(err.contains("no PEM certificate"), "{err}");
     }

@@ -23,7 +23,7 @@ fn publish_tables_are_checked_against_the_cameras() {
         ("url = \"http://x/\"\nstream = 1", "unknown field"),
     ] {
         let layer = ("test".to_string(), format!("[[publish]]\n{bad}\n"));
-        let e = load(&[layer]).unwrap_err();
+        let e = load(&[layer]).unwrap_err().to_string();
         assert!(e.contains(error), "{e}");
     }
 }

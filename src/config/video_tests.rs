@@ -1,7 +1,11 @@
 //! Loading `[video]` and `[[video]]` tables: one camera or several, laid
 //! over the board profile, their mistakes explained.
 
-use crate::config::load;
+use crate::config::Config;
+
+fn load(layers: &[(String, String)]) -> Result<Config, String> {
+    crate::config::load(layers).map_err(|e| e.to_string())
+}
 
 fn layers(texts: &[&str]) -> Vec<(String, String)> {
     texts

@@ -6,7 +6,6 @@
 //! [`Drive`] is sans-IO apart from its backend: time is always passed in,
 //! and [`Drive::next_deadline`] says when the owner must call [`Drive::tick`].
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -59,26 +58,17 @@ pub enum LinkState {
     Lost,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DriveError {
+    #[error("bad [drive] config: {0}")]
     Config(String),
+    #[error("gpio: {0}")]
     Gpio(String),
+    #[error("i2c: {0}")]
     I2c(String),
+    #[error("serial: {0}")]
     Serial(String),
 }
-
-impl fmt::Display for DriveError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DriveError::Config(e) => write!(f, "bad [drive] config: {e}"),
-            DriveError::Gpio(e) => write!(f, "gpio: {e}"),
-            DriveError::I2c(e) => write!(f, "i2c: {e}"),
-            DriveError::Serial(e) => write!(f, "serial: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DriveError {}
 
 /// A servo name the config doesn't list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +254,15 @@ impl Drop for Drive {
 
 /// Servo values by name, for telemetry and status.
 pub struct ServoValues<'a>(&'a [Servo]);
+
+impl ServoValues<'_> {
+    /// Owned, for a status that outlives the drive's borrow.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, f32> {
+        (self.0.iter())
+            .map(|s| (s.config.name.clone(), s.value))
+            .collect()
+    }
+}
 
 impl Serialize for ServoValues<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

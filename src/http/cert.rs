@@ -3,16 +3,55 @@
 //! reused, so a browser's exception for it survives restarts.
 
 use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::ParsedCertificate;
 use rustls::ServerConfig;
+
+/// Why there is no certificate to serve HTTPS with; each names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// No state directory to keep a self-signed pair in.
+    #[error("{0}")]
+    NoStateDir(String),
+    #[error("reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: not a PEM certificate: {source}", path.display())]
+    NotPem { path: PathBuf, source: pem::Error },
+    #[error("{}: no PEM certificate in it", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: no usable PEM private key: {source}", path.display())]
+    NoKey { path: PathBuf, source: pem::Error },
+    #[error("the private key in {} does not belong to the certificate in {}", key.display(), cert.display())]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("{} with {}: {source}", cert.display(), key.display())]
+    Pair {
+        cert: PathBuf,
+        key: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Tls(rustls::Error),
+    /// Creating, securing or writing the self-signed pair's files (`doing`
+    /// is `creating`, `chmod` or `writing`).
+    #[error("{doing} {}: {source}", path.display())]
+    Store {
+        doing: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("self-signed certificate: {step}: {source}")]
+    Generate {
+        step: &'static str,
+        source: rcgen::Error,
+    },
+}
 
 /// A loaded certificate and key, ready for the TLS listener.
 pub struct Identity {
@@ -30,32 +69,39 @@ impl Identity {
         cert: Option<&Path>,
         key: Option<&Path>,
         state_dir: impl FnOnce() -> Result<PathBuf, String>,
-    ) -> Result<Identity, String> {
+    ) -> Result<Identity, CertError> {
         match (cert, key) {
             (Some(cert), Some(key)) => load_pair(cert, key, false),
-            _ => self_signed(&state_dir()?.join("tls"), &local_names()),
+            _ => {
+                let dir = state_dir().map_err(CertError::NoStateDir)?;
+                self_signed(&dir.join("tls"), &local_names())
+            }
         }
     }
 }
 
 /// Reads a PEM certificate chain and its private key, and checks they belong together.
-pub fn load_pair(cert_path: &Path, key_path: &Path, self_signed: bool) -> Result<Identity, String> {
-    let read =
-        |path: &Path| std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()));
+pub fn load_pair(
+    cert_path: &Path,
+    key_path: &Path,
+    self_signed: bool,
+) -> Result<Identity, CertError> {
     let (cert_pem, key_pem) = (read(cert_path)?, read(key_path)?);
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate: {e}", cert_path.display()))?;
-    let leaf = chain
-        .first()
-        .ok_or_else(|| format!("{}: no PEM certificate in it", cert_path.display()))?;
+        .map_err(|source| not_pem(cert_path, source))?;
+    let leaf = chain.first().ok_or_else(|| CertError::NoCertificate {
+        path: cert_path.into(),
+    })?;
     let fingerprint = fingerprint(leaf);
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| format!("{}: no usable PEM private key: {e}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| CertError::NoKey {
+        path: key_path.into(),
+        source,
+    })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(CertError::Tls)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| pair_error(cert_path, key_path, e))?;
@@ -68,13 +114,25 @@ pub fn load_pair(cert_path: &Path, key_path: &Path, self_signed: bool) -> Result
     })
 }
 
-fn pair_error(cert: &Path, key: &Path, e: rustls::Error) -> String {
-    let (cert, key) = (cert.display(), key.display());
+fn pair_error(cert: &Path, key: &Path, e: rustls::Error) -> CertError {
+    let (cert, key) = (cert.into(), key.into());
     match e {
-        rustls::Error::InconsistentKeys(_) => {
-            format!("the private key in {key} does not belong to the certificate in {cert}")
-        }
-        e => format!("{cert} with {key}: {e}"),
+        rustls::Error::InconsistentKeys(_) => CertError::KeyMismatch { cert, key },
+        source => CertError::Pair { cert, key, source },
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CertError> {
+    std::fs::read(path).map_err(|source| CertError::Read {
+        path: path.into(),
+        source,
+    })
+}
+
+fn not_pem(path: &Path, source: pem::Error) -> CertError {
+    CertError::NotPem {
+        path: path.into(),
+        source,
     }
 }
 
@@ -88,7 +146,7 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// Loads `dir/cert.pem` and `dir/key.pem`, generating them first if there is
 /// no certificate yet. An existing one is kept even if it no longer names
 /// every address in `names` (a new one would need a new browser exception).
-fn self_signed(dir: &Path, names: &[String]) -> Result<Identity, String> {
+fn self_signed(dir: &Path, names: &[String]) -> Result<Identity, CertError> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     if !cert.exists() {
         generate(dir, &cert, &key, names)?;
@@ -98,9 +156,7 @@ fn self_signed(dir: &Path, names: &[String]) -> Result<Identity, String> {
         );
     }
     let identity = load_pair(&cert, &key, true)?;
-    let pem = std::fs::read(&cert).map_err(|e| format!("reading {}: {e}", cert.display()))?;
-    let der = CertificateDer::from_pem_slice(&pem)
-        .map_err(|e| format!("{}: not a PEM certificate: {e}", cert.display()))?;
+    let der = CertificateDer::from_pem_slice(&read(&cert)?).map_err(|e| not_pem(&cert, e))?;
     for name in uncovered(&der, names) {
         tracing::warn!(
             "{} does not cover {name} (kept so browser exceptions stay valid; delete it to make a new one)",
@@ -110,32 +166,28 @@ fn self_signed(dir: &Path, names: &[String]) -> Result<Identity, String> {
     Ok(identity)
 }
 
-fn generate(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> Result<(), String> {
-    let failed =
-        |what: &str, e: &dyn std::fmt::Display| format!("self-signed certificate: {what}: {e}");
+fn generate(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> Result<(), CertError> {
+    let failed = |step| move |source| CertError::Generate { step, source };
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        .map_err(store_error("creating", dir))?;
     // `recursive` leaves an existing directory's mode alone.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
-    let mut params =
-        rcgen::CertificateParams::new(names.to_vec()).map_err(|e| failed("names", &e))?;
+        .map_err(store_error("chmod", dir))?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(failed("names"))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "telepi");
-    let pair = rcgen::KeyPair::generate().map_err(|e| failed("key", &e))?;
-    let certificate = params
-        .self_signed(&pair)
-        .map_err(|e| failed("signing", &e))?;
+    let pair = rcgen::KeyPair::generate().map_err(failed("key"))?;
+    let certificate = params.self_signed(&pair).map_err(failed("signing"))?;
     // The key first: a certificate on disk means the pair is complete.
     write_file(key, &pair.serialize_pem(), 0o600)?;
     write_file(cert, &certificate.pem(), 0o644)
 }
 
-fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), CertError> {
     OpenOptions::new()
         .write(true)
         .create(true)
@@ -143,7 +195,16 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
         .mode(mode)
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+        .map_err(store_error("writing", path))
+}
+
+fn store_error(doing: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CertError {
+    let path = path.to_path_buf();
+    move |source| CertError::Store {
+        doing,
+        path,
+        source,
+    }
 }
 
 /// The names a browser on the LAN may use for the robot: `localhost`, the
@@ -233,7 +294,7 @@ mod tests {
         self_signed(&a, &names("10.0.0.1")).unwrap();
         self_signed(&b, &names("10.0.0.1")).unwrap();
         let (cert, key) = (a.join("cert.pem"), a.join("key.pem"));
-        let err = |c: &Path, k: &Path| load_pair(c, k, false).err().expect("refused");
+        let err = |c: &Path, k: &Path| load_pair(c, k, false).err().expect("refused").to_string();
         assert!(load_pair(&cert, &key, false).is_ok());
 
         let mismatch = err(&cert, &b.join("key.pem"));

@@ -13,6 +13,7 @@ use super::config::PlainHttp;
 use super::signaling::Refusal;
 use super::tls::{Bridges, TlsListener};
 use super::{serve, Context, Reply, Via};
+use crate::status::HttpsStatus;
 
 const WORKERS: usize = 2;
 
@@ -27,7 +28,7 @@ pub(super) struct Site {
     pub(super) context: Arc<Context>,
     plain: PlainHttp,
     /// The `https` part of `/api/status`: null without HTTPS.
-    pub(super) https_status: serde_json::Value,
+    pub(super) https_status: Option<HttpsStatus>,
     https_port: Option<u16>,
 }
 
@@ -89,12 +90,10 @@ impl HttpServer {
         let site = Arc::new(Site {
             context,
             plain: mode,
-            https_status: https.as_ref().map_or(serde_json::Value::Null, |h| {
-                serde_json::json!({
-                    "listen": h.listen.to_string(),
-                    "fingerprint_sha256": h.identity.fingerprint,
-                    "self_signed": h.identity.self_signed,
-                })
+            https_status: https.as_ref().map(|h| HttpsStatus {
+                listen: h.listen.to_string(),
+                fingerprint_sha256: h.identity.fingerprint.clone(),
+                self_signed: h.identity.self_signed,
             }),
             https_port: https.as_ref().map(|h| h.listen.port()),
         });

@@ -20,6 +20,7 @@ use crate::rtc::hub::RestartError;
 use crate::rtc::ice;
 use crate::rtc::server::{EjectError, LoopHandle};
 use crate::rtc::PeerId;
+use crate::status::Status;
 use signaling::{Refusal, MAX_BODY_BYTES};
 
 pub mod cert;
@@ -433,13 +434,13 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
                 Err(Refusal::new(404, format!("no session {peer}")))
             }
         }
-        (Method::Get, "/api/status") => Ok(Reply::json(200, &status(site)?)),
+        (Method::Get, "/api/status") => Ok(Reply::json(200, &status(site)?.to_json())),
         (Method::Get, "/metrics") => {
             let status = status(site)?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            let started = now - status["uptime_s"].as_f64().unwrap_or(0.0);
+            let started = now - status.robot.uptime_s;
             let system = metrics::system::Snapshot::read(started);
             let text = metrics::render(&status, &context.http_counts, &system);
             Ok(Reply::new(200, metrics::CONTENT_TYPE, text.into_bytes()))
@@ -478,7 +479,7 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
             let jpeg = context
                 .camera(signaling::form_value(query, "camera").as_deref())?
                 .snapshot_jpeg()
-                .map_err(|reason| Refusal::new(503, reason))?;
+                .map_err(|reason| Refusal::new(503, reason.to_string()))?;
             Ok(Reply::new(200, "image/jpeg", jpeg))
         }
         (
@@ -491,18 +492,17 @@ fn route(req: &Incoming, site: &Site) -> Result<Reply, Refusal> {
 }
 
 /// `/api/status`'s document: the loop's snapshot with the HTTPS and broker parts.
-fn status(site: &Site) -> Result<serde_json::Value, Refusal> {
+fn status(site: &Site) -> Result<Status, Refusal> {
     let context = &site.context;
-    let mut status = context
+    let robot = context
         .robot
         .status()
         .ok_or_else(|| Refusal::new(503, "the robot is shutting down"))?;
-    status["https"] = site.https_status.clone();
-    status["broker"] = context
-        .broker
-        .as_ref()
-        .map_or(serde_json::Value::Null, |b| b.to_json());
-    Ok(status)
+    Ok(Status {
+        robot,
+        https: site.https_status.clone(),
+        broker: context.broker.as_ref().map(|b| b.status()),
+    })
 }
 
 fn asset(path: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {

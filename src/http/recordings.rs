@@ -37,7 +37,7 @@ pub fn route(
             let on = path.ends_with("start");
             recordings
                 .set_recording(on)
-                .map_err(|reason| Refusal::new(503, reason))?;
+                .map_err(|reason| Refusal::new(503, reason.to_string()))?;
             Ok(Reply::json(200, &serde_json::json!({ "recording": on })))
         }
         (Method::Get, "/api/recordings") => {

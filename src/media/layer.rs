@@ -54,14 +54,22 @@ impl LayerCounters {
         (self.bytes).fetch_add(frame.data.len() as u64, Ordering::Relaxed);
     }
 
-    pub fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> LayerCounts {
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        serde_json::json!({
-            "frames": get(&self.frames),
-            "keyframes": get(&self.keyframes),
-            "bytes": get(&self.bytes),
-        })
+        LayerCounts {
+            frames: get(&self.frames),
+            keyframes: get(&self.keyframes),
+            bytes: get(&self.bytes),
+        }
     }
+}
+
+/// [`LayerCounters`] read at one moment, for status and metrics.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct LayerCounts {
+    pub frames: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
 }
 
 /// The network loop's side of the low layer.

@@ -85,15 +85,16 @@ impl VideoShared {
     /// source its next keyframe decoded; else why there is none. A camera
     /// nobody watches is woken until it gives a fresh picture (this blocks
     /// up to [`IDR_TIMEOUT`]), so a snapshot is never a stale one.
-    pub fn snapshot_jpeg(&self) -> Result<Vec<u8>, String> {
+    pub fn snapshot_jpeg(&self) -> Result<Vec<u8>, SnapshotError> {
         let awake = (self.viewers.get() == 0).then(|| self.wake_for_snapshot());
         if self.encoder != PASSTHROUGH {
             let frame = self.raw_frame(awake.is_some())?;
-            return i420_to_jpeg(&frame, JPEG_QUALITY).map_err(|e| e.to_string());
+            return i420_to_jpeg(&frame, JPEG_QUALITY).map_err(SnapshotError::Jpeg);
         }
         let jpeg = self
             .idr_snapshots
-            .jpeg(|| self.request_keyframe(KeyframeReason::Snapshot))?;
+            .jpeg(|| self.request_keyframe(KeyframeReason::Snapshot))
+            .map_err(SnapshotError::Keyframe)?;
         Ok(jpeg.to_vec())
     }
 
@@ -104,7 +105,7 @@ impl VideoShared {
 
     /// The newest raw frame; `woken`: one captured from now on, as the
     /// frames kept from before the camera slept are stale.
-    fn raw_frame(&self, woken: bool) -> Result<Frame, String> {
+    fn raw_frame(&self, woken: bool) -> Result<Frame, SnapshotError> {
         let asked = Instant::now();
         let deadline = asked + IDR_TIMEOUT;
         let mut latest = self.latest_raw.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,7 +115,7 @@ impl VideoShared {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("the camera gave no picture within {IDR_TIMEOUT:?}"));
+                return Err(SnapshotError::NoPicture(IDR_TIMEOUT));
             }
             let waited = self.raw_arrived.wait_timeout(latest, left);
             latest = waited.unwrap_or_else(|e| e.into_inner()).0;
@@ -127,27 +128,61 @@ impl VideoShared {
     }
 
     /// Frames and keyframes through the pipeline since start, for status and metrics.
-    pub fn counters(&self) -> serde_json::Value {
+    pub fn counters(&self) -> PipelineCounters {
         let c = &self.counters;
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
-        serde_json::json!({
-            "frames_captured": get(&c.captured),
-            "frames_encoded": get(&c.encoded),
-            "keyframes_encoded": get(&c.keyframes),
-            "keyframe_requests": {
-                "new_peer": get(&c.keyframe_requests_new_peer),
-                "loss": get(&c.keyframe_requests_loss),
-                "snapshot": get(&c.keyframe_requests_snapshot),
+        PipelineCounters {
+            frames_captured: get(&c.captured),
+            frames_encoded: get(&c.encoded),
+            keyframes_encoded: get(&c.keyframes),
+            keyframe_requests: KeyframeRequests {
+                new_peer: get(&c.keyframe_requests_new_peer),
+                loss: get(&c.keyframe_requests_loss),
+                snapshot: get(&c.keyframe_requests_snapshot),
             },
-            "frames_dropped_by_encoder": get(&c.dropped_by_encoder),
-            "frames_dropped_loop_behind": get(&c.dropped_loop_behind),
-            "snapshot_wakes": get(&c.snapshot_wakes),
-        })
+            frames_dropped_by_encoder: get(&c.dropped_by_encoder),
+            frames_dropped_loop_behind: get(&c.dropped_loop_behind),
+            snapshot_wakes: get(&c.snapshot_wakes),
+        }
     }
 
     pub fn shutdown(&self) {
         self.viewers.shutdown();
     }
+}
+
+/// Why `/api/snapshot.jpg` has no picture (a 503).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("the camera gave no picture within {0:?}")]
+    NoPicture(Duration),
+    /// The raw frame did not encode to JPEG.
+    #[error("{0}")]
+    Jpeg(std::io::Error),
+    /// A passthrough camera's keyframe: none came, or it did not decode
+    /// (shared by every request of one round, so in words).
+    #[error("{0}")]
+    Keyframe(String),
+}
+
+/// A camera's pipeline counters read at one moment, for status and metrics.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct PipelineCounters {
+    pub frames_captured: u64,
+    pub frames_encoded: u64,
+    pub keyframes_encoded: u64,
+    pub keyframe_requests: KeyframeRequests,
+    pub frames_dropped_by_encoder: u64,
+    pub frames_dropped_loop_behind: u64,
+    pub snapshot_wakes: u64,
+}
+
+/// Keyframes asked of the encoder, by [`KeyframeReason`].
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct KeyframeRequests {
+    pub new_peer: u64,
+    pub loss: u64,
+    pub snapshot: u64,
 }
 
 pub struct Pipeline {

@@ -1,49 +1,55 @@
 //! Per-layer figures of each camera (`cameras[].layers` in `/api/status`)
 //! and which layer each peer gets (`peers[].layers`).
 
-use serde_json::Value;
+use super::{bitrate, label, Exposition};
+use crate::rtc::status::{Camera, LayerStatus, Peer};
 
-use super::{num, Exposition};
+/// A camera's layers by name, in the order `/metrics` always listed them.
+fn each_layer(camera: &Camera) -> impl Iterator<Item = (&'static str, &LayerStatus)> {
+    let layers = &camera.layers;
+    (layers.low.as_ref().map(|low| ("low", low)).into_iter()).chain([("main", &layers.main)])
+}
 
-pub(super) fn render(e: &mut Exposition, status: &Value) {
-    let cameras = status["cameras"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let name = |camera: &Value| camera["name"].as_str().unwrap_or("").to_string();
-    let figures = [
+pub(super) fn render(e: &mut Exposition, cameras: &[Camera], peers: &[Peer]) {
+    type LayerFigure = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&LayerStatus) -> f64,
+    );
+    let figures: [LayerFigure; 4] = [
         (
             "telepi_video_layer_frames_total",
             "counter",
             "Frames each layer encoded.",
-            "frames",
+            |l| l.counts.frames as f64,
         ),
         (
             "telepi_video_layer_keyframes_total",
             "counter",
             "Keyframes (IDR) each layer encoded.",
-            "keyframes",
+            |l| l.counts.keyframes as f64,
         ),
         (
             "telepi_video_layer_bytes_total",
             "counter",
             "Bytes each layer encoded (its bitrate is the rate of this).",
-            "bytes",
+            |l| l.counts.bytes as f64,
         ),
         (
             "telepi_video_layer_target_bits_per_second",
             "gauge",
             "Each layer's encoder bitrate target.",
-            "bitrate",
+            |l| bitrate(l.bitrate),
         ),
     ];
-    for (metric, kind, help, field) in figures {
+    for (metric, kind, help, figure) in figures {
         let mut f = e.family(metric, kind, help);
         for camera in cameras {
-            for (layer, figures) in camera["layers"].as_object().into_iter().flatten() {
+            for (layer, status) in each_layer(camera) {
                 f.sample(
-                    &[("camera", &name(camera)), ("layer", layer)],
-                    num(&figures[field]),
+                    &[("camera", &camera.name), ("layer", layer)],
+                    figure(status),
                 );
             }
         }
@@ -53,14 +59,13 @@ pub(super) fn render(e: &mut Exposition, status: &Value) {
         "gauge",
         "The layer each peer gets of each camera (always 1; the layer is a label).",
     );
-    let peers = status["peers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     for peer in peers {
-        let id = peer["id"].to_string();
-        let layers = peer["layers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        for (camera, layer) in cameras.iter().zip(layers) {
-            if let Some(layer) = layer["layer"].as_str() {
+        let id = peer.link.id.to_string();
+        for (camera, shown) in cameras.iter().zip(&peer.layers) {
+            if let Some(shown) = shown {
+                let layer = label(&shown.layer);
                 f.sample(
-                    &[("peer", &id), ("camera", &name(camera)), ("layer", layer)],
+                    &[("peer", &id), ("camera", &camera.name), ("layer", &layer)],
                     1.0,
                 );
             }
@@ -70,21 +75,46 @@ pub(super) fn render(e: &mut Exposition, status: &Value) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::media::layer::{Layer, LayerCounts};
+    use crate::rtc::layers::{ViewerLayer, Why};
+    use crate::rtc::status::Layers;
+
     #[test]
     fn each_layer_and_each_peers_layer_is_a_sample() {
-        let status = serde_json::json!({
-            "cameras": [{"name": "front", "layers": {
-                "main": {"frames": 300, "keyframes": 3, "bytes": 5_000_000, "bitrate": 1_500_000},
-                "low": {"frames": 90, "keyframes": 2, "bytes": 100_000, "bitrate": 255_000},
-            }}],
-            "peers": [
-                {"id": 1, "layers": [{"layer": "main", "switching_to": null, "why": "fast_link"}]},
-                {"id": 2, "layers": [{"layer": "low", "switching_to": null, "why": "slow_link"}]},
-                {"id": 3, "layers": [null]},
-            ],
-        });
+        let layer = |(frames, keyframes, bytes), bitrate| LayerStatus {
+            bitrate: Some(bitrate),
+            counts: LayerCounts {
+                frames,
+                keyframes,
+                bytes,
+            },
+            ..LayerStatus::default()
+        };
+        let cameras = [Camera {
+            name: "front".into(),
+            layers: Layers {
+                main: layer((300, 3, 5_000_000), 1_500_000),
+                low: Some(layer((90, 2, 100_000), 255_000)),
+            },
+            ..Camera::default()
+        }];
+        let watching = |id, layer: Option<Layer>, why| {
+            let mut p = Peer::fixture(id, "connected", None);
+            p.layers = vec![layer.map(|layer| ViewerLayer {
+                layer,
+                switching_to: None,
+                why,
+            })];
+            p
+        };
+        let peers = [
+            watching(1, Some(Layer::Main), Why::FastLink),
+            watching(2, Some(Layer::Low), Why::SlowLink),
+            watching(3, None, Why::Starting),
+        ];
         let mut e = super::Exposition::default();
-        super::render(&mut e, &status);
+        super::render(&mut e, &cameras, &peers);
         for line in [
             r#"telepi_video_layer_frames_total{camera="front",layer="low"} 90"#,
             r#"telepi_video_layer_bytes_total{camera="front",layer="main"} 5000000"#,

@@ -1,45 +1,113 @@
-use serde_json::json;
-
 use super::*;
+use crate::media::pipeline::{KeyframeRequests, PipelineCounters};
+use crate::peer::{PeerId, Role};
 
-fn status() -> Value {
-    json!({
-        "uptime_s": 12.5,
-        "operator": 2,
-        "motors": {"left": 0.5, "right": -0.25},
-        "servos": {"pan": 0.1},
-        "messages_received": 40,
-        "rejected_messages": 3,
-        "rejections": {"malformed": 1, "not_joined": 0, "not_operator": 2, "view_only": 0,
-                       "wrong_secret": 0, "invalid": 0},
-        "deadman_trips": 4,
-        "peers": [
-            {"id": 1, "state": "connected", "role": "viewer", "rtt_ms": 12.0,
-             "bitrate_estimate": 800000, "frames_sent": 300, "frames_skipped": 2},
-            {"id": 2, "state": "connected", "role": "operator", "rtt_ms": null,
-             "bitrate_estimate": null, "frames_sent": 100, "frames_skipped": 0},
-            {"id": 3, "state": "connecting", "role": null, "rtt_ms": null,
-             "bitrate_estimate": null, "frames_sent": 0, "frames_skipped": 0}
-        ],
-        "cameras": [
-            {"name": "front", "source": "pattern \"a\"", "encoder": "openh264", "width": 640,
-             "height": 480, "fps": 30, "bitrate": 1500000, "frames_captured": 410,
-             "frames_encoded": 400, "keyframes_encoded": 5, "frames_dropped_by_encoder": 10,
-             "frames_dropped_loop_behind": 0,
-             "keyframe_requests": {"new_peer": 3, "loss": 1, "snapshot": 2},
-             "frames_sent_to_peers": 700, "frames_skipped_for_peers": 6},
-            {"name": "arm", "source": "pattern", "encoder": "openh264", "width": 160,
-             "height": 120, "fps": 15, "bitrate": 300000, "frames_captured": 90,
-             "frames_encoded": 88, "keyframes_encoded": 2, "frames_dropped_by_encoder": 2,
-             "frames_dropped_loop_behind": 1,
-             "keyframe_requests": {"new_peer": 1, "loss": 0, "snapshot": 0},
-             "frames_sent_to_peers": 88, "frames_skipped_for_peers": 0}
-        ],
-        "audio": {"packets_sent": 600, "talkback_packets": 0},
-        "recording": {"on": true, "file": "telepi-20261202-054327.mp4", "files": 2,
-                      "bytes": 3000000, "dropped": 1, "error": null},
-        "broker": null
-    })
+#[allow(clippy::too_many_arguments)]
+fn camera(
+    name: &str,
+    source: &str,
+    (width, height, fps): (u32, u32, u32),
+    bitrate: u32,
+    (captured, encoded, keyframes): (u64, u64, u64),
+    (dropped_by_encoder, dropped_loop_behind): (u64, u64),
+    [new_peer, loss, snapshot]: [u64; 3],
+    (sent, skipped): (u64, u64),
+) -> Camera {
+    Camera {
+        name: name.into(),
+        source: source.into(),
+        encoder: "openh264",
+        width,
+        height,
+        fps,
+        bitrate: Some(bitrate),
+        frames_sent_to_peers: sent,
+        frames_skipped_for_peers: skipped,
+        counters: PipelineCounters {
+            frames_captured: captured,
+            frames_encoded: encoded,
+            keyframes_encoded: keyframes,
+            keyframe_requests: KeyframeRequests {
+                new_peer,
+                loss,
+                snapshot,
+            },
+            frames_dropped_by_encoder: dropped_by_encoder,
+            frames_dropped_loop_behind: dropped_loop_behind,
+            snapshot_wakes: 0,
+        },
+        ..Camera::default()
+    }
+}
+
+fn status() -> Status {
+    let mut viewer = Peer::fixture(1, "connected", Some(Role::Viewer));
+    viewer.link.rtt_ms = Some(12.0);
+    viewer.link.bitrate_estimate = Some(800_000);
+    (viewer.link.frames_sent, viewer.link.frames_skipped) = (300, 2);
+    let mut operator = Peer::fixture(2, "connected", Some(Role::Operator));
+    operator.link.frames_sent = 100;
+    let rejections = [
+        ("malformed", 1),
+        ("not_joined", 0),
+        ("not_operator", 2),
+        ("view_only", 0),
+        ("wrong_secret", 0),
+        ("invalid", 0),
+    ];
+    Status {
+        robot: LoopStatus {
+            uptime_s: 12.5,
+            operator: Some(PeerId(2)),
+            motors: crate::drive::Motors {
+                left: 0.5,
+                right: -0.25,
+            },
+            // Servo positions are f32: a value f32 holds exactly prints as written.
+            servos: [("pan".to_string(), 0.25)].into(),
+            messages_received: 40,
+            rejected_messages: 3,
+            rejections: rejections.map(|(r, n)| (r.to_string(), n)).into(),
+            deadman_trips: 4,
+            peers: vec![viewer, operator, Peer::fixture(3, "connecting", None)],
+            cameras: vec![
+                camera(
+                    "front",
+                    "pattern \"a\"",
+                    (640, 480, 30),
+                    1_500_000,
+                    (410, 400, 5),
+                    (10, 0),
+                    [3, 1, 2],
+                    (700, 6),
+                ),
+                camera(
+                    "arm",
+                    "pattern",
+                    (160, 120, 15),
+                    300_000,
+                    (90, 88, 2),
+                    (2, 1),
+                    [1, 0, 0],
+                    (88, 0),
+                ),
+            ],
+            audio: AudioStatus {
+                packets_sent: 600,
+                ..AudioStatus::default()
+            },
+            recording: RecordingStatus {
+                on: true,
+                file: Some("telepi-20261202-054327.mp4".into()),
+                files: 2,
+                bytes: 3_000_000,
+                dropped: 1,
+                ..RecordingStatus::default()
+            },
+            ..LoopStatus::default()
+        },
+        ..Status::default()
+    }
 }
 
 fn render_default() -> String {
@@ -84,7 +152,7 @@ fn figures_from_the_status_document() {
         "telepi_deadman_trips_total 4",
         "telepi_operator_connected 1",
         r#"telepi_motor_output{motor="right"} -0.25"#,
-        r#"telepi_servo_position{servo="pan"} 0.1"#,
+        r#"telepi_servo_position{servo="pan"} 0.25"#,
         "telepi_audio_packets_sent_total 600",
         "telepi_recording 1",
         "telepi_recording_files 2",
@@ -152,8 +220,12 @@ fn label_values_are_escaped_and_odd_numbers_spelled_out() {
 #[test]
 fn a_broker_shows_its_link() {
     let mut status = status();
-    status["broker"] = json!({"connected": true, "offers_answered": 2, "requests_rejected": 1,
-                              "reconnects": 0});
+    status.broker = Some(BrokerStatus {
+        connected: true,
+        offers_answered: 2,
+        requests_rejected: 1,
+        reconnects: 0,
+    });
     let text = render(
         &status,
         &HttpCounts::default(),
@@ -168,13 +240,29 @@ fn a_broker_shows_its_link() {
 #[test]
 fn whip_destinations_show_state_bitrate_and_last_error() {
     let mut status = status();
-    status["publish"] = json!([
-        {"destination": 0, "server": "http://10.0.0.2:7080", "state": "publishing",
-         "last_error": null, "publishes": 2, "bytes_sent": 5000, "bitrate_bps": 320000},
-        {"destination": 1, "server": "https://sfu.example.org", "state": "waiting",
-         "last_error": "the WHIP endpoint refused the token (HTTP 401)", "publishes": 0,
-         "bytes_sent": 0, "bitrate_bps": 0}
-    ]);
+    let destination = |n, server: &str, state, last_error: Option<&str>| PublishStatus {
+        destination: n,
+        server: server.into(),
+        camera: 0,
+        audio: false,
+        state,
+        last_error: last_error.map(Into::into),
+        publishes: 0,
+        bytes_sent: 0,
+        frames_sent: 0,
+        bitrate_bps: 0,
+    };
+    let publishing = PublishStatus {
+        publishes: 2,
+        bytes_sent: 5000,
+        bitrate_bps: 320_000,
+        ..destination(0, "http://10.0.0.2:7080", State::Publishing, None)
+    };
+    let refused = Some("the WHIP endpoint refused the token (HTTP 401)");
+    status.robot.publish = vec![
+        publishing,
+        destination(1, "https://sfu.example.org", State::Waiting, refused),
+    ];
     let text = render(
         &status,
         &HttpCounts::default(),

@@ -14,6 +14,9 @@ use smol::channel::{Receiver, Sender};
 
 use super::url::Url;
 
+mod error;
+pub use error::{Failure, HttpError};
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// An SDP answer is a few KB; anything near this is not one.
@@ -54,7 +57,7 @@ pub struct HttpResponse {
 pub struct Done {
     pub destination: usize,
     pub id: u64,
-    pub result: Result<HttpResponse, String>,
+    pub result: Result<HttpResponse, HttpError>,
 }
 
 /// Runs requests on threads and hands their results back to the loop.
@@ -96,7 +99,7 @@ impl HttpWorkers {
             });
         if let Err(e) = spawned {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            let result = Err(format!("no thread for the HTTP request: {e}"));
+            let result = Err(HttpError::NoThread(e));
             let _ = self.done_tx.try_send(Done {
                 destination,
                 id,
@@ -119,52 +122,52 @@ impl HttpWorkers {
 pub fn perform(
     tls: Option<&Arc<ClientConfig>>,
     request: &HttpRequest,
-) -> Result<HttpResponse, String> {
+) -> Result<HttpResponse, HttpError> {
     let mut url = request.url.clone();
     for _ in 0..=MAX_REDIRECTS {
         let mut response = exchange(tls, request, &url)?;
         if matches!(response.status, 301..=303) {
             // These would turn the POST into a GET: not a WHIP endpoint's answer.
-            return Err(format!(
-                "{url}: redirected with {} (only 307/308 keep the request)",
-                response.status
-            ));
+            return Err(Failure::DropsThePost(response.status).at(&url));
         }
         if !matches!(response.status, 307 | 308) {
             response.url = url;
             return Ok(response);
         }
-        let target = response
-            .location
-            .ok_or_else(|| format!("{url}: redirect ({}) without Location", response.status))?;
+        let target =
+            (response.location).ok_or_else(|| Failure::NoLocation(response.status).at(&url))?;
         url = url.join(&target)?;
     }
-    Err(format!(
-        "{}: more than {MAX_REDIRECTS} redirects (a redirect loop?)",
-        request.url
-    ))
+    Err(Failure::RedirectLoop.at(&request.url))
 }
 
 fn exchange(
     tls: Option<&Arc<ClientConfig>>,
     request: &HttpRequest,
     url: &Url,
-) -> Result<HttpResponse, String> {
+) -> Result<HttpResponse, HttpError> {
+    let host = || url.host.clone();
     let addr = (url.host.as_str(), url.port)
         .to_socket_addrs()
-        .map_err(|e| format!("{url}: cannot resolve {}: {e}", url.host))?
+        .map_err(|source| {
+            Failure::Resolve {
+                host: host(),
+                source,
+            }
+            .at(url)
+        })?
         .next()
-        .ok_or_else(|| format!("{url}: {} has no address", url.host))?;
+        .ok_or_else(|| Failure::NoAddress(host()).at(url))?;
     let tcp = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
-        .map_err(|e| format!("{url}: connect: {e}"))?;
+        .map_err(|e| Failure::Connect(e).at(url))?;
     tcp.set_read_timeout(Some(IO_TIMEOUT))
         .and_then(|()| tcp.set_write_timeout(Some(IO_TIMEOUT)))
-        .map_err(|e| format!("{url}: socket: {e}"))?;
+        .map_err(|e| Failure::Socket(e).at(url))?;
     let head = request_head(request, url);
     if url.https {
-        let config = tls.ok_or_else(|| format!("{url}: https:// without TLS set up"))?;
+        let config = tls.ok_or_else(|| Failure::NoTls.at(url))?;
         let stream = crate::broker::tls::handshake(config, &url.host, tcp, IO_TIMEOUT)
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| Failure::Tls(e).at(url))?;
         talk(stream, &head, request.body.as_deref(), url)
     } else {
         talk(tcp, &head, request.body.as_deref(), url)
@@ -202,8 +205,8 @@ fn talk<S: Read + Write>(
     head: &str,
     body: Option<&str>,
     url: &Url,
-) -> Result<HttpResponse, String> {
-    let io = |e: std::io::Error| format!("{url}: {e}");
+) -> Result<HttpResponse, HttpError> {
+    let io = |e| Failure::Io(e).at(url);
     stream.write_all(head.as_bytes()).map_err(io)?;
     if let Some(body) = body {
         stream.write_all(body.as_bytes()).map_err(io)?;
@@ -214,17 +217,15 @@ fn talk<S: Read + Write>(
 
 /// Status line, headers and a body (Content-Length, chunked, or up to EOF),
 /// each within limits.
-fn read_response(mut reader: impl BufRead, url: &Url) -> Result<HttpResponse, String> {
+fn read_response(mut reader: impl BufRead, url: &Url) -> Result<HttpResponse, HttpError> {
     let mut line = String::new();
     let read_line = |reader: &mut dyn BufRead, line: &mut String| {
         line.clear();
         match reader.read_line(line) {
-            Ok(0) => Err(format!("{url}: the server closed the connection early")),
+            Ok(0) => Err(Failure::ClosedEarly.at(url)),
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                Err(format!("{url}: not an HTTP response (not text)"))
-            }
-            Err(e) => Err(format!("{url}: {e}")),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Failure::NotText.at(url)),
+            Err(e) => Err(Failure::Io(e).at(url)),
         }
     };
     read_line(&mut reader, &mut line)?;
@@ -232,7 +233,7 @@ fn read_response(mut reader: impl BufRead, url: &Url) -> Result<HttpResponse, St
         .strip_prefix("HTTP/1.")
         .and_then(|rest| rest.get(2..5))
         .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(|| format!("{url}: not an HTTP response: {:?}", excerpt(&line)))?;
+        .ok_or_else(|| Failure::NotHttp(excerpt(&line)).at(url))?;
     let (mut length, mut chunked, mut location) = (None, false, None);
     for _ in 0..100 {
         read_line(&mut reader, &mut line)?;
@@ -255,7 +256,7 @@ fn read_response(mut reader: impl BufRead, url: &Url) -> Result<HttpResponse, St
                 length = Some(
                     value
                         .parse::<usize>()
-                        .map_err(|_| format!("{url}: bad Content-Length {:?}", excerpt(value)))?,
+                        .map_err(|_| Failure::BadLength(excerpt(value)).at(url))?,
                 )
             }
             "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
@@ -263,7 +264,7 @@ fn read_response(mut reader: impl BufRead, url: &Url) -> Result<HttpResponse, St
             _ => {}
         }
     }
-    Err(format!("{url}: more than 100 response headers"))
+    Err(Failure::TooManyHeaders.at(url))
 }
 
 fn read_body(
@@ -271,18 +272,16 @@ fn read_body(
     length: Option<usize>,
     chunked: bool,
     url: &Url,
-) -> Result<String, String> {
-    let too_big = || format!("{url}: response body over {} KB", MAX_BODY / 1024);
+) -> Result<String, HttpError> {
+    let too_big = || Failure::TooBig.at(url);
+    let io = |e| Failure::Io(e).at(url);
     let mut body = Vec::new();
     if chunked {
         loop {
             let mut size = String::new();
-            reader
-                .read_line(&mut size)
-                .map_err(|e| format!("{url}: {e}"))?;
+            reader.read_line(&mut size).map_err(io)?;
             let size = size.trim().split(';').next().unwrap_or("");
-            let size =
-                usize::from_str_radix(size, 16).map_err(|_| format!("{url}: bad chunk size"))?;
+            let size = usize::from_str_radix(size, 16).map_err(|_| Failure::BadChunk.at(url))?;
             if size == 0 {
                 break;
             }
@@ -291,9 +290,7 @@ fn read_body(
             }
             let start = body.len();
             body.resize(start + size + 2, 0);
-            reader
-                .read_exact(&mut body[start..])
-                .map_err(|e| format!("{url}: {e}"))?;
+            reader.read_exact(&mut body[start..]).map_err(io)?;
             body.truncate(start + size);
         }
     } else if let Some(length) = length {
@@ -303,17 +300,17 @@ fn read_body(
         body.resize(length, 0);
         reader
             .read_exact(&mut body)
-            .map_err(|e| format!("{url}: body cut short: {e}"))?;
+            .map_err(|e| Failure::CutShort(e).at(url))?;
     } else {
         reader
             .take(MAX_BODY as u64 + 1)
             .read_to_end(&mut body)
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(io)?;
         if body.len() > MAX_BODY {
             return Err(too_big());
         }
     }
-    String::from_utf8(body).map_err(|_| format!("{url}: the response body is not text"))
+    String::from_utf8(body).map_err(|_| Failure::BodyNotText.at(url))
 }
 
 /// A short, printable piece of what the server said, for error messages.

@@ -21,7 +21,7 @@ use crate::media::audio::EncodedAudio;
 use crate::media::layer::Layer;
 use crate::media::sink::{Feed, MediaSink};
 use crate::media::EncodedFrame;
-use client::{HttpRequest, HttpResponse};
+use client::{HttpError, HttpRequest, HttpResponse};
 pub use publisher::{Destination, PublishStatus, Publisher, State, Timing};
 use url::Url;
 
@@ -107,10 +107,11 @@ impl Publishers {
         now: Instant,
         destination: usize,
         id: u64,
-        result: Result<HttpResponse, String>,
+        result: Result<HttpResponse, HttpError>,
     ) {
         if let Some(p) = self.list.get_mut(destination) {
-            p.handle_response(now, id, result);
+            // The publisher keeps the words: its status and log show them.
+            p.handle_response(now, id, result.map_err(|e| e.to_string()));
         }
     }
 
@@ -207,7 +208,9 @@ impl MediaSink for Publishers {
 }
 
 /// The TLS client settings, if any destination is `https://`.
-pub fn tls_for(destinations: &[Destination]) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+pub fn tls_for(
+    destinations: &[Destination],
+) -> Result<Option<Arc<rustls::ClientConfig>>, crate::broker::BrokerError> {
     if destinations.iter().any(|d| d.url.https) {
         crate::broker::tls::client_config(None).map(Some)
     } else {

@@ -4,6 +4,27 @@
 
 use std::fmt;
 
+/// Why a WHIP URL (or a `Location` against it) is not one we can use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?}: not an http:// or https:// URL")]
+    NotHttp(String),
+    #[error("{0:?}: credentials in the URL are not supported (use token)")]
+    Credentials(String),
+    #[error("{0:?}: unclosed [ in the host")]
+    UnclosedBracket(String),
+    #[error("{url:?}: bad port {port:?}")]
+    BadPort { url: String, port: String },
+    #[error("{0:?}: no usable host")]
+    NoHost(String),
+    #[error("{0:?}: spaces or control characters in the path")]
+    BadPath(String),
+    #[error("an empty Location")]
+    EmptyLocation,
+    #[error("Location {0:?}: not a URL")]
+    BadLocation(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
     pub https: bool,
@@ -15,13 +36,13 @@ pub struct Url {
 }
 
 impl Url {
-    pub fn parse(text: &str) -> Result<Url, String> {
+    pub fn parse(text: &str) -> Result<Url, UrlError> {
         let (https, rest) = if let Some(rest) = text.strip_prefix("http://") {
             (false, rest)
         } else if let Some(rest) = text.strip_prefix("https://") {
             (true, rest)
         } else {
-            return Err(format!("{text:?}: not an http:// or https:// URL"));
+            return Err(UrlError::NotHttp(text.into()));
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(at) if rest[at..].starts_with('/') => (&rest[..at], rest[at..].to_string()),
@@ -29,15 +50,13 @@ impl Url {
             None => (rest, "/".to_string()),
         };
         if authority.contains('@') {
-            return Err(format!(
-                "{text:?}: credentials in the URL are not supported (use token)"
-            ));
+            return Err(UrlError::Credentials(text.into()));
         }
         let default_port = if https { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("{text:?}: unclosed [ in the host"))?;
+                .ok_or_else(|| UrlError::UnclosedBracket(text.into()))?;
             (host, after.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -47,15 +66,16 @@ impl Url {
         };
         let port = match port {
             None => default_port,
-            Some(p) => p.parse().map_err(|_| format!("{text:?}: bad port {p:?}"))?,
+            Some(p) => p.parse().map_err(|_| UrlError::BadPort {
+                url: text.into(),
+                port: p.into(),
+            })?,
         };
         if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(format!("{text:?}: no usable host"));
+            return Err(UrlError::NoHost(text.into()));
         }
         if path.contains(|c: char| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "{text:?}: spaces or control characters in the path"
-            ));
+            return Err(UrlError::BadPath(text.into()));
         }
         Ok(Url {
             https,
@@ -66,10 +86,10 @@ impl Url {
     }
 
     /// `reference` (a `Location` or redirect target) resolved against this URL.
-    pub fn join(&self, reference: &str) -> Result<Url, String> {
+    pub fn join(&self, reference: &str) -> Result<Url, UrlError> {
         let reference = reference.trim();
         if reference.is_empty() {
-            return Err("an empty Location".into());
+            return Err(UrlError::EmptyLocation);
         }
         if reference.starts_with("http://") || reference.starts_with("https://") {
             return Url::parse(reference);
@@ -87,7 +107,7 @@ impl Url {
             format!("{dir}{reference}")
         };
         if path.contains(|c: char| c.is_whitespace() || c.is_control()) {
-            return Err(format!("Location {reference:?}: not a URL"));
+            return Err(UrlError::BadLocation(reference.into()));
         }
         Ok(Url {
             path,

@@ -8,6 +8,7 @@ pub mod layers;
 pub mod nat;
 pub mod net;
 pub mod server;
+pub mod status;
 
 // Re-exported: most of rtc/ and the tests name it `rtc::PeerId`.
 pub use crate::peer::PeerId;

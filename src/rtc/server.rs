@@ -16,6 +16,7 @@ use super::ice;
 use super::layers::{Layer, LayerPicker};
 use super::nat::stun::StunClient;
 use super::net::{self, RtcSocket};
+use super::status::{self, LoopStatus};
 use crate::api::{ApiOutput, Audience, LocalApi};
 use crate::media::audio::{AudioShared, EncodedAudio};
 use crate::media::display::Display;
@@ -445,6 +446,7 @@ impl RtcServer {
                 SessionOutput::Record { peer, on } => {
                     if let Err(reason) = self.media.recordings.set_recording(on) {
                         tracing::warn!("recording asked for by peer {peer}: {reason}");
+                        let reason = reason.to_string();
                         self.hub.send_text(peer, &Outbound::error(reason).to_json());
                     }
                 }
@@ -485,62 +487,56 @@ impl RtcServer {
         }
     }
 
-    fn status(&self, now: Instant) -> serde_json::Value {
+    fn status(&self, now: Instant) -> LoopStatus {
         let session = self.session.status();
         // Each peer's transport state joined with its role from the session.
-        let peers: Vec<serde_json::Value> = self
-            .hub
-            .status()
-            .into_iter()
-            .map(|p| {
-                let role = session.peers.iter().find(|s| s.id == p.id).map(|s| s.role);
-                let mut value = serde_json::to_value(&p).expect("peer status serializes");
-                value["role"] = serde_json::to_value(role).expect("roles serialize");
+        let peers = (self.hub.status().into_iter())
+            .map(|mut link| {
+                let role = session.peers.iter().find(|s| s.id == link.id);
                 // The hub keeps every video m-line the browser offered; one
                 // past the last camera carries nothing.
-                if let Some(lines) = value["receiving"].as_array_mut() {
-                    for line in lines.iter_mut().skip(self.media.cameras.len()) {
-                        *line = false.into();
-                    }
+                for line in link.receiving.iter_mut().skip(self.media.cameras.len()) {
+                    *line = false;
                 }
-                let layers: Vec<_> = (self.media.cameras.iter())
-                    .map(|c| c.layers.viewer(p.id))
+                let layers = (self.media.cameras.iter())
+                    .map(|c| c.layers.viewer(link.id))
                     .collect();
-                value["layers"] = serde_json::to_value(layers).expect("layers serialize");
-                value
+                status::Peer {
+                    role: role.map(|s| s.role),
+                    layers,
+                    link,
+                }
             })
             .collect();
-        let cameras: Vec<serde_json::Value> = (self.media.cameras.iter().enumerate())
+        let cameras: Vec<status::Camera> = (self.media.cameras.iter().enumerate())
             .map(|(n, camera)| camera_status(camera, self.hub.video_totals(n)))
             .collect();
-        // `video` is the first camera, as before there were several.
-        let video = cameras.first().cloned().unwrap_or_default();
-        serde_json::json!({
-            "uptime_s": now.duration_since(self.started).as_secs_f64(),
-            "operator": session.operator,
-            "motors": session.motors,
-            "servos": session.servos,
-            "drive_backend": session.backend,
-            "drive_link": session.link,
-            "rejected_messages": session.rejected_messages,
-            "messages_received": session.messages_received,
-            "rejections": session.rejections,
-            "deadman_trips": session.deadman_trips,
-            "readings": session.readings,
-            "api": self.api.as_ref().map(LocalApi::status),
-            "peers": peers,
-            "ice": {
-                "public_addr": self.public_addr,
-                "stun_mapped": self.stun.reflexive().map(|r| r.mapped),
+        LoopStatus {
+            uptime_s: now.duration_since(self.started).as_secs_f64(),
+            operator: session.operator,
+            motors: session.motors,
+            servos: session.servos.to_map(),
+            drive_backend: session.backend,
+            drive_link: session.link,
+            rejected_messages: session.rejected_messages,
+            messages_received: session.messages_received,
+            rejections: status::counts_by_name(&session.rejections),
+            deadman_trips: session.deadman_trips,
+            readings: session.readings.clone(),
+            api: self.api.as_ref().map(LocalApi::status),
+            peers,
+            ice: status::Ice {
+                public_addr: self.public_addr,
+                stun_mapped: self.stun.reflexive().map(|r| r.mapped),
             },
-            "video": video,
-            "cameras": cameras,
-            "operator_camera": self.hub.operator_camera_status(now),
-            "audio": self.media.audio.status(),
-            "recording": self.media.recordings.status(),
-            "display": self.media.display.as_deref().map(Display::status),
-            "publish": self.publish.status(),
-        })
+            video: cameras.first().cloned(),
+            cameras,
+            operator_camera: self.hub.operator_camera_status(now),
+            audio: self.media.audio.status(),
+            recording: self.media.recordings.status(),
+            display: self.media.display.as_deref().map(Display::status),
+            publish: self.publish.status(),
+        }
     }
 }
 
@@ -552,26 +548,21 @@ use layers::{layer_message, layers_status, request_keyframe};
 
 /// One camera in `/api/status`: what it captures, how it encodes, its
 /// counters, and how many of its frames went to peers.
-fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> serde_json::Value {
+fn camera_status(camera: &CameraLinks, totals: VideoTotals) -> status::Camera {
     let source = &camera.video.source;
-    let mut status = serde_json::json!({
-        "name": camera.name,
-        "source": source.name,
-        "width": source.width,
-        "height": source.height,
-        "fps": source.fps,
-        "encoder": camera.video.encoder,
-        "bitrate": camera.layers.bitrate(Layer::Main),
-        "layers": layers_status(camera),
-        "frames_sent_to_peers": totals.frames_sent,
-        "frames_skipped_for_peers": totals.frames_skipped,
-    });
-    if let (Some(status), serde_json::Value::Object(counters)) =
-        (status.as_object_mut(), camera.video.counters())
-    {
-        status.extend(counters);
+    status::Camera {
+        name: camera.name.clone(),
+        source: source.name.clone(),
+        width: source.width,
+        height: source.height,
+        fps: source.fps,
+        encoder: camera.video.encoder,
+        bitrate: camera.layers.bitrate(Layer::Main),
+        layers: layers_status(camera),
+        frames_sent_to_peers: totals.frames_sent,
+        frames_skipped_for_peers: totals.frames_skipped,
+        counters: camera.video.counters(),
     }
-    status
 }
 
 /// The next encoded frame of any camera's layers, with the camera's index.

@@ -92,17 +92,30 @@ impl AudioShared {
         self.listeners.set(n);
     }
 
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "codec": "PCMU/8000",
-            "source": self.source,
-            "sink": self.sink,
-            "listeners": self.listeners.get(),
-            "packets_sent": self.packets_sent.load(Ordering::Relaxed),
-            "talkback_packets": self.talkback_packets.load(Ordering::Relaxed),
-            "talkback_peak": self.talkback_peak.load(Ordering::Relaxed),
-        })
+    pub fn status(&self) -> AudioStatus {
+        AudioStatus {
+            codec: "PCMU/8000",
+            source: self.source.clone(),
+            sink: self.sink.clone(),
+            listeners: self.listeners.get(),
+            packets_sent: self.packets_sent.load(Ordering::Relaxed),
+            talkback_packets: self.talkback_packets.load(Ordering::Relaxed),
+            talkback_peak: self.talkback_peak.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// The audio part of `/api/status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AudioStatus {
+    pub codec: &'static str,
+    pub source: Option<String>,
+    pub sink: Option<String>,
+    pub listeners: usize,
+    /// Microphone packets encoded (each once, whatever the listeners).
+    pub packets_sent: u64,
+    pub talkback_packets: u64,
+    pub talkback_peak: u32,
 }
 
 pub struct Audio {
@@ -209,8 +222,20 @@ fn playback(mut sink: Box<dyn AudioSink>, shared: &AudioShared, rx: &Receiver<Ar
     }
 }
 
+/// Why `[audio]` cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("audio source {0:?}: use auto, tone, none or alsa:DEVICE")]
+    UnknownSource(String),
+    #[error("audio sink {0:?}: use auto, meter, none or alsa:DEVICE")]
+    UnknownSink(String),
+    /// The ALSA device named (its error names it).
+    #[error("{0}")]
+    Alsa(std::io::Error),
+}
+
 /// Opens what `[audio]` asks for; `auto` falls back to the synthetic ones.
-pub fn open(config: &AudioConfig) -> Result<Audio, String> {
+pub fn open(config: &AudioConfig) -> Result<Audio, AudioError> {
     let source: Option<Box<dyn AudioSource>> = match config.source.as_str() {
         "none" => None,
         "tone" => Some(Box::new(tone::Tone::default())),
@@ -223,13 +248,9 @@ pub fn open(config: &AudioConfig) -> Result<Audio, String> {
         }),
         other => match other.strip_prefix("alsa:") {
             Some(device) => Some(Box::new(
-                alsa::AlsaCapture::open(device).map_err(|e| e.to_string())?,
+                alsa::AlsaCapture::open(device).map_err(AudioError::Alsa)?,
             )),
-            None => {
-                return Err(format!(
-                    "audio source {other:?}: use auto, tone, none or alsa:DEVICE"
-                ))
-            }
+            None => return Err(AudioError::UnknownSource(other.into())),
         },
     };
     let sink: Option<Box<dyn AudioSink>> = match config.sink.as_str() {
@@ -244,13 +265,9 @@ pub fn open(config: &AudioConfig) -> Result<Audio, String> {
         }),
         other => match other.strip_prefix("alsa:") {
             Some(device) => Some(Box::new(
-                alsa::AlsaPlayback::open(device).map_err(|e| e.to_string())?,
+                alsa::AlsaPlayback::open(device).map_err(AudioError::Alsa)?,
             )),
-            None => {
-                return Err(format!(
-                    "audio sink {other:?}: use auto, meter, none or alsa:DEVICE"
-                ))
-            }
+            None => return Err(AudioError::UnknownSink(other.into())),
         },
     };
     Ok(Audio::spawn(source, sink))
@@ -294,11 +311,15 @@ mod tests {
             source: "mic".into(),
             sink: "none".into(),
         };
-        assert!(open(&bad).err().unwrap().contains("alsa:DEVICE"));
+        assert!(open(&bad)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("alsa:DEVICE"));
         let bad = AudioConfig {
             source: "none".into(),
             sink: "hdmi".into(),
         };
-        assert!(open(&bad).err().unwrap().contains("meter"));
+        assert!(open(&bad).err().unwrap().to_string().contains("meter"));
     }
 }

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::{Framebuffer, Geometry, PixelLayout};
+use super::{DisplayError, Framebuffer, Geometry, PixelLayout};
 
 const FBIOGET_VSCREENINFO: libc::c_ulong = 0x4600;
 const FBIOGET_FSCREENINFO: libc::c_ulong = 0x4602;
@@ -82,20 +82,19 @@ pub struct LinuxFramebuffer {
 impl LinuxFramebuffer {
     /// Opens `device` and reads its geometry; a missing device, no
     /// permission or a pixel format telepi cannot draw is an error naming it.
-    pub fn open(device: &Path) -> Result<LinuxFramebuffer, String> {
+    pub fn open(device: &Path) -> Result<LinuxFramebuffer, DisplayError> {
         let name = device.display().to_string();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(device)
             .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => format!(
-                    "display {name}: no such device (no framebuffer driver loaded, or another fbN)"
-                ),
-                io::ErrorKind::PermissionDenied => {
-                    format!("display {name}: permission denied (run telepi in the `video` group)")
-                }
-                _ => format!("display {name}: {e}"),
+                io::ErrorKind::NotFound => DisplayError::NoDevice(name.clone()),
+                io::ErrorKind::PermissionDenied => DisplayError::PermissionDenied(name.clone()),
+                _ => DisplayError::Open {
+                    device: name.clone(),
+                    source: e,
+                },
             })?;
         let mut var = VarScreenInfo::default();
         let mut fix = FixScreenInfo::default();
@@ -106,10 +105,10 @@ impl LinuxFramebuffer {
                 && libc::ioctl(file.as_raw_fd(), FBIOGET_FSCREENINFO as _, &mut fix) == 0
         };
         if !ok {
-            return Err(format!(
-                "display {name}: not a framebuffer ({})",
-                io::Error::last_os_error()
-            ));
+            return Err(DisplayError::NotFramebuffer {
+                device: name,
+                source: io::Error::last_os_error(),
+            });
         }
         let geometry = geometry(&name, &var, &fix)?;
         let offset = u64::from(var.yoffset) * u64::from(fix.line_length)
@@ -124,7 +123,11 @@ impl LinuxFramebuffer {
 }
 
 /// The geometry telepi can draw in, or why not.
-fn geometry(name: &str, var: &VarScreenInfo, fix: &FixScreenInfo) -> Result<Geometry, String> {
+fn geometry(
+    name: &str,
+    var: &VarScreenInfo,
+    fix: &FixScreenInfo,
+) -> Result<Geometry, DisplayError> {
     let field = |f: Bitfield| (f.offset, f.length);
     let layout = PixelLayout {
         bits_per_pixel: var.bits_per_pixel,
@@ -133,17 +136,17 @@ fn geometry(name: &str, var: &VarScreenInfo, fix: &FixScreenInfo) -> Result<Geom
         blue: field(var.blue),
     };
     if fix.kind != FB_TYPE_PACKED_PIXELS || fix.visual != FB_VISUAL_TRUECOLOR {
-        return Err(format!(
-            "display {name}: unsupported framebuffer (type {}, visual {}): telepi draws packed true-colour pixels",
-            fix.kind, fix.visual
-        ));
+        return Err(DisplayError::NotTrueColour {
+            device: name.into(),
+            kind: fix.kind,
+            visual: fix.visual,
+        });
     }
     if !layout.is_supported() {
-        return Err(format!(
-            "display {name}: {} bits per pixel (red {:?}, green {:?}, blue {:?}) is not supported: \
-             telepi draws 16 bpp (RGB565) and 32 bpp (XRGB8888)",
-            var.bits_per_pixel, layout.red, layout.green, layout.blue
-        ));
+        return Err(DisplayError::Depth {
+            device: name.into(),
+            layout,
+        });
     }
     let geometry = Geometry {
         width: var.xres,
@@ -155,10 +158,12 @@ fn geometry(name: &str, var: &VarScreenInfo, fix: &FixScreenInfo) -> Result<Geom
         || geometry.height == 0
         || geometry.stride < geometry.width as usize * layout.bytes_per_pixel()
     {
-        return Err(format!(
-            "display {name}: {}x{} with {} bytes per line makes no sense",
-            var.xres, var.yres, fix.line_length
-        ));
+        return Err(DisplayError::Nonsense {
+            device: name.into(),
+            width: var.xres,
+            height: var.yres,
+            stride: fix.line_length,
+        });
     }
     Ok(geometry)
 }
@@ -233,25 +238,27 @@ mod tests {
     fn what_cannot_be_drawn_is_an_error_naming_the_device() {
         let (mut var, fix) = screen(16, [11, 5, 0], 1600);
         var.bits_per_pixel = 8;
-        let e = geometry("/dev/fb1", &var, &fix).unwrap_err();
+        let e = geometry("/dev/fb1", &var, &fix).unwrap_err().to_string();
         assert!(
             e.contains("/dev/fb1") && e.contains("8 bits per pixel"),
             "{e}"
         );
         let (var, mut fix) = screen(32, [16, 8, 0], 3200);
         fix.visual = 3; // pseudocolour: a palette
-        let e = geometry("/dev/fb1", &var, &fix).unwrap_err();
+        let e = geometry("/dev/fb1", &var, &fix).unwrap_err().to_string();
         assert!(e.contains("visual 3"), "{e}");
         let (var, fix) = screen(32, [16, 8, 0], 3000);
-        let e = geometry("/dev/fb1", &var, &fix).unwrap_err();
+        let e = geometry("/dev/fb1", &var, &fix).unwrap_err().to_string();
         assert!(e.contains("3000 bytes per line"), "{e}");
         let e = LinuxFramebuffer::open(Path::new("/nonexistent/fb9"))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("/nonexistent/fb9: no such device"), "{e}");
         let e = LinuxFramebuffer::open(Path::new("/dev/null"))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("/dev/null: not a framebuffer"), "{e}");
     }
 }

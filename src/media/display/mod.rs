@@ -155,8 +155,38 @@ pub trait Framebuffer: Send {
     fn show(&mut self, image: &[u8]) -> io::Result<()>;
 }
 
+/// Why the screen cannot be used; each names the device.
+#[derive(Debug, thiserror::Error)]
+pub enum DisplayError {
+    #[error("display {0}: no such device (no framebuffer driver loaded, or another fbN)")]
+    NoDevice(String),
+    #[error("display {0}: permission denied (run telepi in the `video` group)")]
+    PermissionDenied(String),
+    #[error("display {device}: {source}")]
+    Open { device: String, source: io::Error },
+    #[error("display {device}: not a framebuffer ({source})")]
+    NotFramebuffer { device: String, source: io::Error },
+    #[error("display {device}: unsupported framebuffer (type {kind}, visual {visual}): telepi draws packed true-colour pixels")]
+    NotTrueColour {
+        device: String,
+        kind: u32,
+        visual: u32,
+    },
+    #[error("display {device}: {} bits per pixel (red {:?}, green {:?}, blue {:?}) is not supported: \
+             telepi draws 16 bpp (RGB565) and 32 bpp (XRGB8888)",
+            layout.bits_per_pixel, layout.red, layout.green, layout.blue)]
+    Depth { device: String, layout: PixelLayout },
+    #[error("display {device}: {width}x{height} with {stride} bytes per line makes no sense")]
+    Nonsense {
+        device: String,
+        width: u32,
+        height: u32,
+        stride: u32,
+    },
+}
+
 /// Opens the framebuffer `device` names: `memory`, or a Linux framebuffer.
-pub fn open_framebuffer(device: &std::path::Path) -> Result<Box<dyn Framebuffer>, String> {
+pub fn open_framebuffer(device: &std::path::Path) -> Result<Box<dyn Framebuffer>, DisplayError> {
     if device == std::path::Path::new("memory") {
         return Ok(Box::new(
             memory::MemoryFramebuffer::new(memory::DEFAULT_GEOMETRY).0,
@@ -251,18 +281,31 @@ impl Display {
         self.shared.lock().take_keyframe_request()
     }
 
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "device": self.device,
-            "width": self.geometry.width,
-            "height": self.geometry.height,
-            "bits_per_pixel": self.geometry.layout.bits_per_pixel,
-            "show": self.show.name(),
-            "frames_shown": self.shared.shown.load(Ordering::Relaxed),
-            "frames_dropped": self.shared.lock().dropped,
-            "decode_errors": self.shared.decode_errors.load(Ordering::Relaxed),
-        })
+    pub fn status(&self) -> DisplayStatus {
+        DisplayStatus {
+            device: self.device.clone(),
+            width: self.geometry.width,
+            height: self.geometry.height,
+            bits_per_pixel: self.geometry.layout.bits_per_pixel,
+            show: self.show.name().to_string(),
+            frames_shown: self.shared.shown.load(Ordering::Relaxed),
+            frames_dropped: self.shared.lock().dropped,
+            decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// The screen's part of `/api/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DisplayStatus {
+    pub device: String,
+    pub width: u32,
+    pub height: u32,
+    pub bits_per_pixel: u32,
+    pub show: String,
+    pub frames_shown: u64,
+    pub frames_dropped: u64,
+    pub decode_errors: u64,
 }
 
 impl Drop for Display {

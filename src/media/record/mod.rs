@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use policy::Limits;
-pub use shell::{RecordedCamera, RecordingService, Recordings};
+pub use shell::{RecordError, RecordedCamera, RecordingService, RecordingStatus, Recordings};
 
 /// When a camera is recorded: `record` in its `[[video]]` table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

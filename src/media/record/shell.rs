@@ -116,12 +116,12 @@ impl RecordingService {
         limits: Limits,
         audio: bool,
         mut cameras: Vec<RecordedCamera>,
-    ) -> Result<RecordingService, String> {
+    ) -> Result<RecordingService, RecordError> {
         if let (Some(always), Err(why)) = (cameras.iter().find(|c| c.always), &dir) {
-            return Err(format!(
-                "camera {:?} records always, but cannot: {why}",
-                always.name
-            ));
+            return Err(RecordError::AlwaysCannot {
+                camera: always.name.clone(),
+                why: why.clone(),
+            });
         }
         // A directory that can't be read leaves the robot running, without recording.
         let (dir, existing) = match dir {
@@ -174,7 +174,7 @@ impl RecordingService {
         let thread = std::thread::Builder::new()
             .name("record".into())
             .spawn(move || write_files(recorders, &thread_shared, &rx))
-            .map_err(|e| format!("record thread: {e}"))?;
+            .map_err(RecordError::Thread)?;
         // Let the quota's deletions at start happen and the listing appear.
         let _ = tx.send(Message::Wake);
         Ok(RecordingService {
@@ -198,9 +198,9 @@ impl Drop for RecordingService {
 
 impl Recordings {
     /// Starts or stops recording; refused when there is nowhere to write.
-    pub fn set_recording(&self, on: bool) -> Result<(), String> {
+    pub fn set_recording(&self, on: bool) -> Result<(), RecordError> {
         if let (true, Err(why)) = (on, &self.shared.dir) {
-            return Err(format!("cannot record: {why}"));
+            return Err(RecordError::NoDir(why.clone()));
         }
         let failed = on && self.shared.failed.swap(false, Ordering::SeqCst);
         if self.shared.on.swap(on, Ordering::SeqCst) != on || failed {
@@ -286,34 +286,67 @@ impl Recordings {
     }
 
     /// For `/api/status`.
-    pub fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> RecordingStatus {
         let published = self.shared.published();
         let operator = self.index(Feed::Operator);
         let current = |n: usize| published.current.get(n).cloned().flatten();
-        let cameras: Vec<serde_json::Value> = (self.shared.cameras.iter().enumerate())
+        let cameras = (self.shared.cameras.iter().enumerate())
             .take(operator)
-            .map(|(n, c)| {
-                serde_json::json!({
-                    "name": c.camera.name,
-                    "on": self.shared.records(c),
-                    "always": c.camera.always,
-                    "file": current(n),
-                })
+            .map(|(n, c)| RecordedCameraStatus {
+                name: c.camera.name.clone(),
+                on: self.shared.records(c),
+                always: c.camera.always,
+                file: current(n),
             })
             .collect();
-        serde_json::json!({
-            "on": self.is_recording(),
+        RecordingStatus {
+            on: self.is_recording(),
             // The first camera's file being written, as when there was one camera.
-            "file": (0..operator).find_map(current),
-            "operator_file": current(operator),
-            "cameras": cameras,
-            "dir": self.shared.dir.as_ref().ok(),
-            "files": published.files.len(),
-            "bytes": published.files.iter().map(|f| f.bytes).sum::<u64>(),
-            "dropped": self.shared.dropped.load(Ordering::Relaxed),
-            "error": published.error,
-        })
+            file: (0..operator).find_map(current),
+            operator_file: current(operator),
+            cameras,
+            dir: self.shared.dir.as_ref().ok().cloned(),
+            files: published.files.len(),
+            bytes: published.files.iter().map(|f| f.bytes).sum::<u64>(),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            error: published.error.clone(),
+        }
     }
+}
+
+/// Why the robot cannot record; `why` says why there is no directory.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("camera {camera:?} records always, but cannot: {why}")]
+    AlwaysCannot { camera: String, why: String },
+    #[error("cannot record: {0}")]
+    NoDir(String),
+    #[error("record thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The recorder's part of `/api/status` (and of `/api/recordings`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RecordingStatus {
+    pub on: bool,
+    pub file: Option<String>,
+    pub operator_file: Option<String>,
+    pub cameras: Vec<RecordedCameraStatus>,
+    pub dir: Option<PathBuf>,
+    /// Recordings on disk, and the bytes they take.
+    pub files: usize,
+    pub bytes: u64,
+    /// Frames and audio packets there was no room for.
+    pub dropped: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RecordedCameraStatus {
+    pub name: String,
+    pub on: bool,
+    pub always: bool,
+    pub file: Option<String>,
 }
 
 /// One camera's recorder and the file it writes.

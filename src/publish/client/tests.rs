@@ -71,7 +71,7 @@ fn chunked_bodies_and_redirects_are_followed() {
 fn a_redirect_loop_is_an_error() {
     let redirect = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /whip/endpoint/robot\r\nContent-Length: 0\r\n\r\n";
     let (url, _server) = serve(vec![redirect.to_vec(); MAX_REDIRECTS + 1]);
-    let error = perform(None, &post(&url)).unwrap_err();
+    let error = perform(None, &post(&url)).unwrap_err().to_string();
     assert!(error.contains("redirect loop"), "{error}");
 }
 
@@ -85,7 +85,7 @@ fn huge_bodies_are_refused() {
     undeclared.extend(vec![b'x'; MAX_BODY + 10]);
     let (url, _server) = serve(vec![declared.into_bytes(), undeclared]);
     for _ in 0..2 {
-        let error = perform(None, &post(&url)).unwrap_err();
+        let error = perform(None, &post(&url)).unwrap_err().to_string();
         assert!(error.contains("response body over 64 KB"), "{error}");
     }
 }
@@ -93,9 +93,9 @@ fn huge_bodies_are_refused() {
 #[test]
 fn something_that_is_not_http_is_a_clear_error() {
     let (url, _server) = serve(vec![b"SSH-2.0-OpenSSH_9.2\r\n".to_vec(), Vec::new()]);
-    let error = perform(None, &post(&url)).unwrap_err();
+    let error = perform(None, &post(&url)).unwrap_err().to_string();
     assert!(error.contains("not an HTTP response"), "{error}");
-    let error = perform(None, &post(&url)).unwrap_err();
+    let error = perform(None, &post(&url)).unwrap_err().to_string();
     assert!(error.contains("closed the connection early"), "{error}");
 }
 
@@ -107,7 +107,7 @@ fn nobody_listening_is_a_connect_error() {
         .unwrap()
         .port();
     let url = Url::parse(&format!("http://127.0.0.1:{port}/whip")).unwrap();
-    let error = perform(None, &post(&url)).unwrap_err();
+    let error = perform(None, &post(&url)).unwrap_err().to_string();
     assert!(error.contains("connect"), "{error}");
 }
 
@@ -115,7 +115,7 @@ fn nobody_listening_is_a_connect_error() {
 fn a_redirect_that_would_drop_the_post_is_an_error() {
     let moved = b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n";
     let (url, _server) = serve(vec![moved.to_vec()]);
-    let error = perform(None, &post(&url)).unwrap_err();
+    let error = perform(None, &post(&url)).unwrap_err().to_string();
     assert!(error.contains("redirected with 302"), "{error}");
 }
 
@@ -133,7 +133,7 @@ fn an_https_endpoint_with_an_untrusted_certificate_is_a_clear_error() {
     });
     let url = Url::parse(&format!("https://localhost:{port}/whip")).unwrap();
     let tls = crate::broker::tls::client_config(None).ok();
-    let error = perform(tls.as_ref(), &post(&url)).unwrap_err();
+    let error = perform(tls.as_ref(), &post(&url)).unwrap_err().to_string();
     assert!(error.contains("certificate"), "{error}");
     server.join().unwrap();
     let _ = std::fs::remove_dir_all(&state);

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use smol::channel::Sender;
 
 use crate::rtc::hub::{ConnectError, RestartError};
+use crate::rtc::status::LoopStatus;
 use crate::rtc::PeerId;
 
 /// Requests from other threads (HTTP, signals) to the loop.
@@ -36,7 +37,7 @@ pub enum Command {
         reply: Sender<Result<(), EjectError>>,
     },
     Status {
-        reply: Sender<serde_json::Value>,
+        reply: Sender<LoopStatus>,
     },
     /// The `stun:` servers, resolved afresh off the loop.
     StunServers(Vec<SocketAddr>),
@@ -104,7 +105,7 @@ impl LoopHandle {
         .unwrap_or(Err(EjectError::NoSuchPeer))
     }
 
-    pub fn status(&self) -> Option<serde_json::Value> {
+    pub fn status(&self) -> Option<LoopStatus> {
         self.ask(|reply| Command::Status { reply })
     }
 

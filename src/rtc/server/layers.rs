@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::{CameraLinks, RtcServer};
 use crate::media::pipeline::KeyframeReason;
 use crate::rtc::layers::{Layer, LayerOutput, ViewerLayer, ViewerLink};
+use crate::rtc::status::{LayerStatus, Layers};
 use crate::session::protocol::Outbound;
 
 impl RtcServer {
@@ -71,38 +72,22 @@ pub(super) fn request_keyframe(camera: &CameraLinks, layer: Layer, reason: Keyfr
 }
 
 /// Per layer: its size, target bitrate and what it encoded since start.
-pub(super) fn layers_status(camera: &CameraLinks) -> serde_json::Value {
+pub(super) fn layers_status(camera: &CameraLinks) -> Layers {
     let source = &camera.video.source;
-    let mut layers = serde_json::json!({
-        "main": {
-            "width": source.width,
-            "height": source.height,
-            "bitrate": camera.layers.bitrate(Layer::Main),
+    Layers {
+        main: LayerStatus {
+            width: source.width,
+            height: source.height,
+            bitrate: camera.layers.bitrate(Layer::Main),
+            viewers: None,
+            counts: camera.video.main_counters.status(),
         },
-    });
-    layers["main"]
-        .as_object_mut()
-        .expect("an object")
-        .extend(object(camera.video.main_counters.status()));
-    if let Some(low) = &camera.video.low {
-        let mut status = serde_json::json!({
-            "width": low.width,
-            "height": low.height,
-            "bitrate": camera.layers.bitrate(Layer::Low),
-            "viewers": camera.layers.low_viewers(),
-        });
-        status
-            .as_object_mut()
-            .expect("an object")
-            .extend(object(low.counters.status()));
-        layers["low"] = status;
-    }
-    layers
-}
-
-fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    match value {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
+        low: camera.video.low.as_ref().map(|low| LayerStatus {
+            width: low.width,
+            height: low.height,
+            bitrate: camera.layers.bitrate(Layer::Low),
+            viewers: Some(camera.layers.low_viewers()),
+            counts: low.counters.status(),
+        }),
     }
 }
