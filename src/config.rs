@@ -56,8 +56,8 @@ pub struct Config {
     pub controls: Vec<ControlConfig>,
     /// `[[readings]]`: how the page shows what programs publish.
     pub readings: Vec<ReadingConfig>,
-    /// `[[publish]]`: SFUs to publish to over WHIP (see [`crate::publish`]).
-    pub publish: Vec<crate::publish::PublishConfig>,
+    /// `[[publish]]`: SFUs to publish to over WHIP (see [`crate::rtc::publish`]).
+    pub publish: Vec<crate::rtc::publish::PublishConfig>,
 }
 
 macro_rules! board {
@@ -313,7 +313,7 @@ impl Config {
     }
 
     /// `[[publish]]`, checked against the cameras.
-    pub fn publish_destinations(&self) -> Result<Vec<crate::publish::Destination>, String> {
+    pub fn publish_destinations(&self) -> Result<Vec<crate::rtc::publish::Destination>, String> {
         let names: Vec<&str> = self.cameras().map(|c| c.name.as_str()).collect();
         (self.publish.iter())
             .map(|p| p.destination(&names))

@@ -15,7 +15,6 @@ pub mod json;
 pub mod media;
 pub mod metrics;
 pub mod peer;
-pub mod publish;
 pub mod refusal;
 pub mod rtc;
 pub mod secret;
@@ -23,3 +22,4 @@ pub mod session;
 pub mod status;
 #[doc(hidden)]
 pub mod testing;
+pub mod tls;

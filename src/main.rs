@@ -16,11 +16,11 @@ use telepi::media::pipeline::Pipeline;
 use telepi::media::record::{RecordWhen, RecordedCamera, RecordingService};
 use telepi::media::{audio, devices, select};
 use telepi::metrics::HttpCounts;
-use telepi::publish::client::HttpWorkers;
-use telepi::publish::{self, Destination, Publishers, Timing};
 use telepi::rtc::hub::{Hub, HubConfig};
 use telepi::rtc::layers::{LayerConfig, LayerPicker, Limits};
 use telepi::rtc::nat::turn_check;
+use telepi::rtc::publish::client::HttpWorkers;
+use telepi::rtc::publish::{self, Destination, Publishers, Timing};
 use telepi::rtc::server::{CameraLinks, MediaLinks, RtcServer};
 use telepi::rtc::{ice, net};
 use telepi::session::Session;
@@ -178,7 +178,9 @@ fn run(config: &Config) -> Result<(), String> {
     let (server, robot) = RtcServer::new(socket, config.rtc.public_addr, hub, session, api, media)
         .map_err(|e| e.to_string())?;
     let destinations = config.publish_destinations()?;
-    let whip = HttpWorkers::new(publish::tls_for(&destinations).map_err(|e| e.to_string())?);
+    let whip = HttpWorkers::new(
+        publish::tls_for(&destinations).map_err(|e| format!("[[publish]] https: {e}"))?,
+    );
     let server = server.with_publishers(publish_to(config, destinations), whip);
     ice::spawn_stun_resolver(config.rtc.ice_servers.clone(), robot.clone());
     turn_check::spawn(&config.rtc);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::link::{Identity, Link, LinkEvent};
 use super::signaling::{self, OfferLimit, Topics, Wanted};
-use super::{parse_url, tls, BrokerConfig, BrokerError, BrokerUrl};
+use super::{parse_url, BrokerConfig, BrokerError, BrokerUrl};
 use crate::access::{Access, Credentials};
 use crate::rtc::config::RtcConfig;
 use crate::rtc::ice;
@@ -21,6 +21,7 @@ use crate::rtc::net::is_host_address;
 use crate::rtc::server::LoopHandle;
 use crate::rtc::PeerId;
 use crate::status::BrokerStatus;
+use crate::tls;
 
 /// How often presence is compared with the robot's state.
 const PRESENCE_CHECK: Duration = Duration::from_secs(2);

@@ -2,9 +2,6 @@
 //! or the TLS setup. Once running, losses are retried and logged instead.
 
 use std::io;
-use std::path::PathBuf;
-
-use rustls::pki_types::pem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -13,21 +10,9 @@ pub enum BrokerError {
     /// A topic level: MQTT's separators and wildcards are refused.
     #[error("broker name {0:?} must be non-empty without / + #")]
     Name(String),
-    #[error("broker ca {}: {source}", path.display())]
-    CaRead { path: PathBuf, source: io::Error },
-    #[error("broker ca {}: not a PEM certificate: {source}", path.display())]
-    CaNotPem { path: PathBuf, source: pem::Error },
-    #[error("broker ca {}: no PEM certificate in it", path.display())]
-    CaEmpty { path: PathBuf },
-    #[error("broker ca {}: {source}", path.display())]
-    CaRefused {
-        path: PathBuf,
-        source: rustls::Error,
-    },
-    #[error("mqtts:// needs trusted CAs: {bundle} is missing (install ca-certificates) and [broker] ca is not set")]
-    NoTrustedCas { bundle: &'static str },
-    #[error("TLS setup: {0}")]
-    Tls(rustls::Error),
+    /// `mqtts://`: the CA file or the system's bundle (`[broker] ca`).
+    #[error("broker {0}")]
+    Trust(#[from] crate::tls::TrustError),
     #[error("broker thread: {0}")]
     Thread(io::Error),
 }

@@ -16,7 +16,6 @@ mod error;
 pub use error::BrokerError;
 pub mod link;
 pub mod signaling;
-pub(crate) mod tls;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::media::audio::AudioStatus;
 use crate::media::record::RecordingStatus;
-use crate::publish::publisher::{PublishStatus, State};
+use crate::rtc::publish::publisher::{PublishStatus, State};
 use crate::rtc::status::{Camera, LoopStatus, Peer};
 use crate::status::{BrokerStatus, Status};
 

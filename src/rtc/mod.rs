@@ -1,5 +1,6 @@
-//! WebRTC: the peers (str0m `Rtc`s) and the one smol loop that owns them, the
-//! UDP socket and the robot's [`Session`](crate::session::Session).
+//! WebRTC: the peers (str0m `Rtc`s), the WHIP publishers ([`publish`]: the
+//! robot as the offering side, to an SFU) and the one smol loop that owns them,
+//! the UDP socket and the robot's [`Session`](crate::session::Session).
 
 pub mod config;
 pub mod hub;
@@ -7,6 +8,7 @@ pub mod ice;
 pub mod layers;
 pub mod nat;
 pub mod net;
+pub mod publish;
 pub mod server;
 pub mod status;
 

@@ -24,8 +24,8 @@ use crate::media::pipeline::{KeyframeReason, VideoShared};
 use crate::media::record::Recordings;
 use crate::media::sink::Feed;
 use crate::media::EncodedFrame;
-use crate::publish::client::{Done, HttpWorkers};
-use crate::publish::Publishers;
+use crate::rtc::publish::client::{Done, HttpWorkers};
+use crate::rtc::publish::Publishers;
 use crate::session::protocol::Outbound;
 use crate::session::{read_cpu_temp_c, Session, SessionOutput};
 

@@ -19,7 +19,7 @@ use crate::media::layer::LayerCounts;
 use crate::media::pipeline::PipelineCounters;
 use crate::media::record::RecordingStatus;
 use crate::peer::{PeerId, Role};
-use crate::publish::publisher::PublishStatus;
+use crate::rtc::publish::publisher::PublishStatus;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoopStatus {

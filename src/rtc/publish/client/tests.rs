@@ -121,20 +121,34 @@ fn a_redirect_that_would_drop_the_post_is_an_error() {
 
 #[test]
 fn an_https_endpoint_with_an_untrusted_certificate_is_a_clear_error() {
-    let state = std::env::temp_dir().join(format!("telepi-whip-tls-{}", std::process::id()));
-    let identity = crate::http::cert::Identity::load(None, None, || Ok(state.clone())).unwrap();
+    // A self-signed certificate nobody trusts.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let config = std::sync::Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
-        let tls = rustls::ServerConnection::new(identity.config.clone()).unwrap();
+        let tls = rustls::ServerConnection::new(config).unwrap();
         let mut stream = rustls::StreamOwned::new(tls, tcp);
         let _ = stream.read(&mut [0u8; 512]); // the handshake, refused by the client
     });
     let url = Url::parse(&format!("https://localhost:{port}/whip")).unwrap();
-    let tls = crate::broker::tls::client_config(None).ok();
+    let tls = crate::tls::client_config(None).ok();
     let error = perform(tls.as_ref(), &post(&url)).unwrap_err().to_string();
     assert!(error.contains("certificate"), "{error}");
     server.join().unwrap();
-    let _ = std::fs::remove_dir_all(&state);
 }

@@ -3,8 +3,8 @@
 use std::io;
 
 use super::{MAX_BODY, MAX_REDIRECTS};
-use crate::broker::tls::HandshakeError;
-use crate::publish::url::{Url, UrlError};
+use crate::rtc::publish::url::{Url, UrlError};
+use crate::tls::HandshakeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {

@@ -1,8 +1,9 @@
-//! `mqtts://`: the broker connection over TLS, with rustls on aws-lc-rs (the
-//! crypto provider str0m and the HTTPS listener already use). The broker's
-//! certificate is checked against the system's CA bundle (what certbot-issued
-//! and hosted brokers chain to) plus `[broker] ca` (a private CA), and its
-//! name against the URL's host.
+//! TLS as a client, for the broker (`mqtts://`) and WHIP endpoints
+//! (`https://`): rustls on aws-lc-rs (the crypto provider str0m and the
+//! HTTPS listener already use). The server's certificate is checked against
+//! the system's CA bundle (what certbot-issued and hosted servers chain to)
+//! plus an optional private CA file (`[broker] ca`), and its name against the
+//! URL's host.
 
 use std::io;
 use std::net::TcpStream;
@@ -14,7 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::BrokerError;
+use rustls::pki_types::pem;
+use std::path::PathBuf;
 
 /// Debian, Ubuntu and Raspberry Pi OS keep every trusted CA in this one file
 /// (package ca-certificates).
@@ -22,7 +24,7 @@ const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The TLS settings for every (re)connection: built once at start, so a
 /// missing or broken `ca` file is a start-up error, not a retry loop.
-pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, BrokerError> {
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TrustError> {
     let mut roots = RootCertStore::empty();
     if let Ok(pem) = std::fs::read(SYSTEM_BUNDLE) {
         // Unparsable entries in the system bundle are skipped, not fatal.
@@ -33,28 +35,28 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, BrokerError
         let path = path.to_path_buf();
         let pem = match std::fs::read(&path) {
             Ok(pem) => pem,
-            Err(source) => return Err(BrokerError::CaRead { path, source }),
+            Err(source) => return Err(TrustError::CaRead { path, source }),
         };
         let certs = match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
-            Ok(certs) if certs.is_empty() => return Err(BrokerError::CaEmpty { path }),
+            Ok(certs) if certs.is_empty() => return Err(TrustError::CaEmpty { path }),
             Ok(certs) => certs,
-            Err(source) => return Err(BrokerError::CaNotPem { path, source }),
+            Err(source) => return Err(TrustError::CaNotPem { path, source }),
         };
         for cert in certs {
             if let Err(source) = roots.add(cert) {
-                return Err(BrokerError::CaRefused { path, source });
+                return Err(TrustError::CaRefused { path, source });
             }
         }
     }
     if roots.is_empty() {
-        return Err(BrokerError::NoTrustedCas {
+        return Err(TrustError::NoTrustedCas {
             bundle: SYSTEM_BUNDLE,
         });
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(BrokerError::Tls)?
+        .map_err(TrustError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -85,10 +87,30 @@ pub fn handshake(
     Ok(StreamOwned::new(conn, tcp))
 }
 
+/// Why the client TLS settings could not be made: the CA file, or no CA at all.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("ca {}: {source}", path.display())]
+    CaRead { path: PathBuf, source: io::Error },
+    #[error("ca {}: not a PEM certificate: {source}", path.display())]
+    CaNotPem { path: PathBuf, source: pem::Error },
+    #[error("ca {}: no PEM certificate in it", path.display())]
+    CaEmpty { path: PathBuf },
+    #[error("ca {}: {source}", path.display())]
+    CaRefused {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("no trusted CAs: {bundle} is missing (install ca-certificates) and no ca file is set")]
+    NoTrustedCas { bundle: &'static str },
+    #[error("TLS setup: {0}")]
+    Tls(rustls::Error),
+}
+
 /// Why a TLS connection (to the broker, or a WHIP endpoint) did not come up.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    #[error("broker host {host:?} as a TLS name: {source}")]
+    #[error("host {host:?} as a TLS name: {source}")]
     Name {
         host: String,
         source: rustls::pki_types::InvalidDnsNameError,
@@ -97,9 +119,9 @@ pub enum HandshakeError {
     Setup(rustls::Error),
     #[error("socket: {0}")]
     Socket(io::Error),
-    #[error("TLS handshake timed out (is the port really mqtts://?)")]
+    #[error("TLS handshake timed out (does that port speak TLS: mqtts://, https://?)")]
     TimedOut,
-    #[error("the broker closed the connection during the TLS handshake")]
+    #[error("the server closed the connection during the TLS handshake")]
     Closed,
     /// The certificate's problem, in rustls' words.
     #[error("TLS handshake: {0}")]

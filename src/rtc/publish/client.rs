@@ -166,7 +166,7 @@ fn exchange(
     let head = request_head(request, url);
     if url.https {
         let config = tls.ok_or_else(|| Failure::NoTls.at(url))?;
-        let stream = crate::broker::tls::handshake(config, &url.host, tcp, IO_TIMEOUT)
+        let stream = crate::tls::handshake(config, &url.host, tcp, IO_TIMEOUT)
             .map_err(|e| Failure::Tls(e).at(url))?;
         talk(stream, &head, request.body.as_deref(), url)
     } else {

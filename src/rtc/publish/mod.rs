@@ -210,9 +210,9 @@ impl MediaSink for Publishers {
 /// The TLS client settings, if any destination is `https://`.
 pub fn tls_for(
     destinations: &[Destination],
-) -> Result<Option<Arc<rustls::ClientConfig>>, crate::broker::BrokerError> {
+) -> Result<Option<Arc<rustls::ClientConfig>>, crate::tls::TrustError> {
     if destinations.iter().any(|d| d.url.https) {
-        crate::broker::tls::client_config(None).map(Some)
+        crate::tls::client_config(None).map(Some)
     } else {
         Ok(None)
     }
