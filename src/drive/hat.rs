@@ -23,7 +23,7 @@
 use rppal::i2c::I2c;
 use serde::Deserialize;
 
-use super::gpio::bridge;
+use super::bridge::bridge;
 use super::pca9685::{
     frequency_hz, I2cBus, Output, Pca9685, RegisterBus, CHANNELS, FREQUENCY_LIMITS_HZ,
 };

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+pub mod bridge;
 mod config;
 pub mod external;
 pub mod gpio;
