@@ -46,11 +46,7 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
 fi
 
 # The baseline's Python dependencies, from PyPI, in a venv of its own.
-if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c 'import aiortc, aiohttp, numpy' 2>/dev/null; then
-  python3 -m venv bench/.venv
-  bench/.venv/bin/pip install --quiet --upgrade pip
-  bench/.venv/bin/pip install --quiet -r bench/baseline/requirements.txt
-fi
+bench/baseline/venv.sh >/dev/null
 bench/.venv/bin/python bench/baseline/pattern.py >/dev/null
 bench/baseline/check-pattern.sh bench/.venv/bin/python
 

@@ -62,10 +62,15 @@ install_needed() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 }
 
+# Makes sure playwright-core is there.
+find_playwright() {
+  [ -d tests/browser/node_modules/playwright-core ] ||
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+}
+
 # Sets `bin` to the telepi under test and makes sure playwright-core is there.
 find_telepi_and_playwright() {
   bin=$(realpath -m "${TELEPI_BIN:-target/debug/telepi}")
   [ -x "$bin" ] || die "telepi binary not found at $bin (cargo build, or set TELEPI_BIN)"
-  [ -d tests/browser/node_modules/playwright-core ] ||
-    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  find_playwright
 }

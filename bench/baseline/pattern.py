@@ -192,9 +192,10 @@ if __name__ == "__main__":
     print("pattern ok")
 
 
-def server_arguments(default_http: str) -> argparse.Namespace:
+def server_arguments(default_http: str, extra=None) -> argparse.Namespace:
     """The command line of every Python server in the benchmark (what
-    bench/src/server.rs passes), with logging set up as they all want it."""
+    bench/src/server.rs passes), with logging set up as they all want it;
+    `extra(parser)` adds a server's own options."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", default=default_http)
     parser.add_argument("--width", type=int, default=640)
@@ -203,6 +204,8 @@ def server_arguments(default_http: str) -> argparse.Namespace:
     parser.add_argument("--bitrate", type=int, default=1_500_000)
     # As telepi's [video] pattern: bars, or the camera-like panning scene with noise.
     parser.add_argument("--content", choices=["bars", "camera"], default="bars")
+    if extra:
+        extra(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     return args

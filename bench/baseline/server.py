@@ -9,9 +9,10 @@ subscription per viewer -- RTCBot's camera.subscribe() per connection.
 The camera draws telepi's test pattern (pattern.py) at the same size, rate
 and bitrate target, with the same capture stamp in the top rows.
 
-Only 127.0.0.1 is used: no STUN server, host candidates on loopback only.
+No STUN server, and one host candidate: 127.0.0.1 unless --ice-address
+names another (tests/link/run.sh: the robot namespace's address).
 
-    python server.py --http 127.0.0.1:8081
+    python server.py --http 127.0.0.1:8081 [--ice-address 127.0.0.1] [--page viewer.html]
 """
 
 import asyncio
@@ -69,22 +70,27 @@ class PatternCamera(VideoStreamTrack):
         return frame
 
 
-def loopback_only():
+def one_address(address: str):
     """aioice gathers every interface address (never loopback) and aiortc
-    adds Google's STUN server by default; keep everything on 127.0.0.1."""
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    adds Google's STUN server by default; keep everything on one address."""
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [address]
     return RTCConfiguration(iceServers=[])
 
 
+def own_arguments(parser):
+    parser.add_argument("--ice-address", default="127.0.0.1", help="the one ICE host candidate's address")
+    parser.add_argument("--page", help="an HTML page to serve at / (as an RTCBot app serves its own)")
+
+
 def main():
-    args = server_arguments("127.0.0.1:8081")
+    args = server_arguments("127.0.0.1:8081", extra=own_arguments)
 
     # Same start and ceiling as telepi's [video] bitrate (aiortc: 1 Mbit/s start, 3 max).
     h264.DEFAULT_BITRATE = args.bitrate
     h264.MAX_BITRATE = args.bitrate
     h264.MIN_BITRATE = min(h264.MIN_BITRATE, args.bitrate)
 
-    config = loopback_only()
+    config = one_address(args.ice_address)
     camera = PatternCamera(args.width, args.height, args.fps, args.content == "camera")
     relay = MediaRelay()
     peers = set()
@@ -141,6 +147,8 @@ def main():
     app = web.Application()
     app.router.add_post("/connect", connect)
     app.router.add_get("/api/status", status)
+    if args.page:
+        app.router.add_get("/", lambda request: web.FileResponse(args.page))
     app.on_shutdown.append(on_shutdown)
     host, port = args.http.rsplit(":", 1)
     web.run_app(app, host=host, port=int(port), print=None, access_log=None)

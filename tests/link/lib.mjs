@@ -1,10 +1,15 @@
 // What the tests in tests/link/ share: the link tests/link/run.sh built
-// (TELEPI_LINK), polling with the tail of telepi's log in a failure, the
-// robot's status read on its own side of the link, `ip` in a namespace.
+// (TELEPI_LINK), polling with the tail of the server's log in a failure, the
+// robot's status read on its own side of the link, `ip` in a namespace, and
+// for the benchmarks a viewer browser and its gaps between decoded frames.
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
 import { waitFor as poll } from '../browser/wait.mjs';
 
 // playwright-core lives in tests/browser/node_modules (one npm project for all browser tests).
@@ -20,7 +25,61 @@ async function logTail(lines = 30) {
 }
 
 export const waitFor = (what, probe, options = {}) =>
-  poll(what, probe, { ...options, tail: async () => `--- telepi log tail ---\n${await logTail()}` });
+  poll(what, probe, { ...options, tail: async () => `--- ${LINK.server} log tail ---\n${await logTail()}` });
+
+// Headless Chromium as the benchmarks' viewer, in a fresh profile removed by close().
+export async function launchViewer() {
+  const profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-link-bench-'));
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreDefaultArgs: true,
+    args: [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'),
+      `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
+    viewport: { width: 1280, height: 720 },
+    timeout: 30_000,
+  });
+  // The moments the page's #video decoded-frame count changes (polled every
+  // 5 ms), in window.__frames: what the benchmarks' gaps are measured on.
+  await context.addInitScript(() => {
+    window.__frames = [];
+    let seen = 0;
+    setInterval(() => {
+      const video = document.getElementById('video');
+      const frames = video && video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
+      if (frames !== seen) {
+        seen = frames;
+        window.__frames.push(performance.now());
+      }
+    }, 5);
+  });
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      await fs.rm(profileDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// The page's decoded frames over `seconds` from page time `from`: frames per
+// second, the longest gap between two, gaps over 500 ms and the time in gaps
+// over 250 ms (the issue's "frozen"), as one printable line.
+export async function frameGaps(page, from, seconds) {
+  const frames = (await page.evaluate(() => window.__frames)).filter((at) => at >= from);
+  assert.ok(frames.length > 0, 'frames decoded');
+  let longest = 0;
+  let over500 = 0;
+  let frozen = 0;
+  for (let i = 1; i < frames.length; i += 1) {
+    const gap = frames[i] - frames[i - 1];
+    longest = Math.max(longest, gap);
+    if (gap > 500) over500 += 1;
+    if (gap > 250) frozen += gap;
+  }
+  return `${(frames.length / seconds).toFixed(1)} fps, longest gap ${Math.round(longest)} ms, ` +
+    `gaps over 500 ms: ${over500}, frozen ${Math.round(frozen)} ms`;
+}
 
 // The robot's status, read on its own side of the link (its loopback), so
 // it answers during an outage too.
