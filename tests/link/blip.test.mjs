@@ -7,14 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
 import { sleep } from '../browser/wait.mjs';
-import { LINK, chromium, waitFor, robot, ipIn } from './lib.mjs';
+import { LINK, launchViewer, waitFor, robot, ipIn } from './lib.mjs';
 
-let context;
-let profileDir;
+let viewer;
 let page;
 
 // Cuts the link both ways for `seconds`, from now on the page's clock.
@@ -24,9 +20,9 @@ async function outage(seconds) {
   return at;
 }
 
-// Every page: counts its peer connections and stamps each decoded frame.
+// Every page counts its peer connections (launchViewer stamps the frames).
 function instrument() {
-  const blip = { pcs: 0, frames: [] };
+  const blip = { pcs: 0 };
   window.__blip = blip;
   const Original = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends Original {
@@ -35,35 +31,17 @@ function instrument() {
       blip.pcs += 1;
     }
   };
-  let seen = 0;
-  setInterval(() => {
-    const video = document.getElementById('video');
-    const frames = video && video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
-    if (frames !== seen) {
-      seen = frames;
-      blip.frames.push(performance.now());
-    }
-  }, 5);
 }
 
 const stats = () => page.evaluate(() => ({ ...window.telepi.stats(), pcs: window.__blip.pcs }));
-const frameTimes = () => page.evaluate(() => window.__blip.frames);
+const frameTimes = () => page.evaluate(() => window.__frames);
 const moving = (s) => s.motors.left > 0 && s.motors.right > 0;
 const stopped = (s) => s.motors.left === 0 && s.motors.right === 0;
 
 before(async () => {
-  profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-link-chromium-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreDefaultArgs: true,
-    args: [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'),
-      `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
-    viewport: { width: 1280, height: 720 },
-    timeout: 30_000,
-  });
-  await context.addInitScript(instrument);
-  page = await context.newPage();
+  viewer = await launchViewer();
+  await viewer.context.addInitScript(instrument);
+  page = await viewer.context.newPage();
   page.setDefaultTimeout(10_000);
   await page.goto(`${LINK.base}/`, { waitUntil: 'load' });
   await waitFor('video and the data channel', stats,
@@ -76,8 +54,7 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
-  if (profileDir) await fs.rm(profileDir, { recursive: true, force: true });
+  await viewer?.close();
 });
 
 // Drives with w held until the robot's motors move; how long that took (ms).

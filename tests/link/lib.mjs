@@ -27,9 +27,9 @@ async function logTail(lines = 30) {
 export const waitFor = (what, probe, options = {}) =>
   poll(what, probe, { ...options, tail: async () => `--- ${LINK.server} log tail ---\n${await logTail()}` });
 
-// Headless Chromium as the benchmarks' viewer, in a fresh profile removed by close().
+// Headless Chromium as the link tests' and benchmarks' viewer, in a fresh profile removed by close().
 export async function launchViewer() {
-  const profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-link-bench-'));
+  const profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-link-chromium-'));
   const context = await chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,
     headless: true,
