@@ -70,11 +70,12 @@ export async function launchViewer() {
   };
 }
 
-// The page's decoded frames over `seconds` from page time `from`: frames per
+// The page's decoded frames in the `seconds` from page time `from` (later ones
+// left out: the caller may read after the window): frames per
 // second, the longest gap between two, gaps over 500 ms and the time in gaps
 // over 250 ms (the issue's "frozen"), as one printable line.
 export async function frameGaps(page, from, seconds) {
-  const frames = (await page.evaluate(() => window.__frames)).filter((at) => at >= from);
+  const frames = (await page.evaluate(() => window.__frames)).filter((at) => at >= from && at <= from + seconds * 1000);
   assert.ok(frames.length > 0, 'frames decoded');
   let longest = 0;
   let over500 = 0;
