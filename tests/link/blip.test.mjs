@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { sleep } from '../browser/wait.mjs';
 import { LINK, launchViewer, waitFor, robot, ipIn } from './lib.mjs';
+import { firstNewFrame, timeline } from '../browser/timeline.mjs';
 
 let viewer;
 let page;
@@ -128,8 +129,11 @@ test('the browser\'s address changes mid-session: the same peer, picture back', 
   const around = times.filter((at) => at > changedAt - 1000);
   let freeze = 0;
   for (let i = 1; i < around.length; i += 1) freeze = Math.max(freeze, around[i] - around[i - 1]);
+  const { tried, done, steps } = (await stats()).restarts;
+  const picture = firstNewFrame(times, changedAt);
   t.diagnostic(`LINK figures: address change: frozen ${Math.round(freeze)} ms; the robot now sends to ${remote}; ` +
-    `ICE restarts ${JSON.stringify((await stats()).restarts)}`);
+    `ICE restarts tried ${tried}, done ${done}; steps (ms after the change): ` +
+    `${timeline(changedAt, steps, [[picture.at, 'first new frame']])}`);
 });
 
 test('an outage longer than the silence limit: peer reaped, operator released, motors stopped, the page reconnects', async (t) => {
