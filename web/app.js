@@ -217,7 +217,7 @@
   function waitForIceGathering(pc) {
     return new Promise((resolve) => {
       if (pc.iceGatheringState === 'complete' && /^a=candidate:/m.test(pc.localDescription.sdp)) return resolve();
-      const urls = (pc.getConfiguration().iceServers || []).flatMap((server) => [].concat(server.urls));
+      const urls = iceServerUrls(pc);
       const wanted = new Set();
       if (urls.some((url) => /^stuns?:/.test(url))) wanted.add('srflx');
       if (urls.some((url) => /^turns?:/.test(url))) wanted.add('relay');
@@ -243,6 +243,10 @@
       pc.addEventListener('icecandidate', onCandidate);
       pc.addEventListener('icegatheringstatechange', onState);
     });
+  }
+
+  function iceServerUrls(pc) {
+    return (pc.getConfiguration().iceServers || []).flatMap((server) => [].concat(server.urls));
   }
 
   function attachTrack(event) {
@@ -422,8 +426,14 @@
       pc.restartIce();
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
       markStep('offered');
-      await waitForIceGathering(pc);
-      markStep('gathered');
+      // Without STUN or TURN servers the robot learns our new address from
+      // our checks (peer-reflexive; on plain HTTP our host candidates are
+      // mDNS names it can't resolve anyway): waiting for host candidates only
+      // delays the offer.
+      if (iceServerUrls(pc).length > 0) {
+        await waitForIceGathering(pc);
+        markStep('gathered');
+      }
       const answer = await postRestart({ peer: net.peer, ufrag: ufrag && ufrag.trim(), sdp: pc.localDescription.sdp });
       if (pc === net.pc) await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
       markStep('answered');
@@ -958,8 +968,11 @@
       }
       if (now - stall.since < STALL_MS) return;
       hold();
-      if (net.restarting || now - net.restartAt < RESTART_AFTER_MS) return;
-      net.restartAt = now; // one probe per RESTART_AFTER_MS
+      // One probe per RESTART_AFTER_MS within a hold; a new hold probes at
+      // once (a lull in a slow stream may have probed just before).
+      const probedInHold = net.restartAt >= net.heldSince;
+      if (net.restarting || (probedInHold && now - net.restartAt < RESTART_AFTER_MS)) return;
+      net.restartAt = performance.now(); // not before heldSince
       markStep('stalled');
       const answers = await signalingAnswers();
       markStep(answers ? 'probed' : 'probed: no answer');
