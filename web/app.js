@@ -302,7 +302,21 @@
 
   function watchPeer(pc, dc) {
     const current = () => pc === net.pc;
+    const addresses = new Set(); // of our candidates so far
     pc.addEventListener('track', (e) => current() && attachTrack(e));
+    // The browser found an address it never had while the link is lost (on a
+    // secure origin it learns of a new one seconds after the change, per
+    // address): restart at once with it rather than at the next probe.
+    // mDNS names (plain HTTP) say nothing about addresses.
+    pc.addEventListener('icecandidate', (e) => {
+      const address = e.candidate && e.candidate.address;
+      if (!address || /\.local$/.test(address) || addresses.has(address)) return;
+      const first = addresses.size === 0;
+      addresses.add(address);
+      if (first || !current() || net.heldSince === null || net.restarting) return;
+      markStep('new address');
+      restartIce().catch((err) => err.final && scheduleReconnect(err.message));
+    });
     pc.addEventListener('connectionstatechange', () => {
       if (!current()) return;
       if (pc.connectionState === 'connected') linkBack();

@@ -28,17 +28,14 @@ export function stampFrames() {
   }, 5);
 }
 
-// The first frame decoded after the longest gap that ends after `changedAt`
-// (the picture back) and that gap (the freeze), from stampFrames' stamps.
+// The picture back after `changedAt`: the first frame decoded after a gap
+// over 250 ms (the issue's "frozen") that ends after the change, and that
+// gap, from stampFrames' stamps.
 export function firstNewFrame(frames, changedAt) {
-  let frozen = 0;
-  let at = null;
   for (let i = 1; i < frames.length; i += 1) {
-    if (frames[i] <= changedAt || frames[i] - frames[i - 1] <= frozen) continue;
-    frozen = frames[i] - frames[i - 1];
-    at = frames[i];
+    if (frames[i] > changedAt && frames[i] - frames[i - 1] > 250) return { at: frames[i], frozen: frames[i] - frames[i - 1] };
   }
-  return { at, frozen };
+  return { at: null, frozen: 0 };
 }
 
 // "what ms, ..." in time order, ms after `changedAt`, of those after
@@ -46,7 +43,7 @@ export function firstNewFrame(frames, changedAt) {
 // steps), `more` [at, what] pairs.
 export function timeline(changedAt, steps, more = []) {
   return [...(steps || []).map(([what, at]) => [at, what]), ...more]
-    .filter(([at]) => at !== null && at !== undefined && at > changedAt - 100)
+    .filter(([at]) => at !== null && at !== undefined && at > changedAt - 100000)
     .sort((a, b) => a[0] - b[0])
     .map(([at, what]) => `${what} ${Math.round(at - changedAt)}`)
     .join(', ');

@@ -132,7 +132,7 @@ test('the browser\'s address changes mid-session: the same peer, picture back', 
   const { tried, done, steps } = (await stats()).restarts;
   const picture = firstNewFrame(times, changedAt);
   t.diagnostic(`LINK figures: address change: frozen ${Math.round(freeze)} ms; the robot now sends to ${remote}; ` +
-    `ICE restarts tried ${tried}, done ${done}; steps (ms after the change): ` +
+    `ICE restarts tried ${tried}, done ${done} (last error: ${(await stats()).restarts.last}); steps (ms after the change): ` +
     `${timeline(changedAt, steps, [[picture.at, 'first new frame']])}`);
 });
 
