@@ -43,7 +43,7 @@ export function firstNewFrame(frames, changedAt) {
 // steps), `more` [at, what] pairs.
 export function timeline(changedAt, steps, more = []) {
   return [...(steps || []).map(([what, at]) => [at, what]), ...more]
-    .filter(([at]) => at !== null && at !== undefined && at > changedAt - 100000)
+    .filter(([at]) => at !== null && at !== undefined && at > changedAt - 100)
     .sort((a, b) => a[0] - b[0])
     .map(([at, what]) => `${what} ${Math.round(at - changedAt)}`)
     .join(', ');
