@@ -12,7 +12,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep } from '../browser/wait.mjs';
-import { LINK, waitFor, launchViewer, frameGaps } from './lib.mjs';
+import { LINK, waitFor, launchViewer, frameGaps, receivedVideo, receivedDelta } from './lib.mjs';
 
 const SECONDS = 20;
 let viewer;
@@ -35,9 +35,11 @@ test(`${SECONDS} s of watching the aiortc baseline through the emulated link`, a
     return s;
   }, { until: (s) => s.framesDecoded > 0 && s.channel === 'open', timeoutMs: 20_000 });
   await sleep(2000); // past the first keyframe and the bitrate's start
+  const received = await receivedVideo(page);
   const from = await page.evaluate(() => performance.now());
   await sleep(SECONDS * 1000);
   const end = await state();
+  t.diagnostic(`LINK detail (aiortc): ${receivedDelta(received, await receivedVideo(page))}`);
   t.diagnostic(`LINK figures (aiortc): ${process.env.TELEPI_LINK_EMULATE || 'clean link'}: ${await frameGaps(page, from, SECONDS)}, ` +
     `pongs ${end.pongs}`);
 });

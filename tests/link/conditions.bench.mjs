@@ -9,7 +9,7 @@
 //   TELEPI_LINK_EMULATE="--loss 0.02" TELEPI_LINK_FILES=tests/link/conditions.bench.mjs tests/link/run.sh
 import { test, after } from 'node:test';
 import { sleep } from '../browser/wait.mjs';
-import { LINK, waitFor, robot, launchViewer, frameGaps } from './lib.mjs';
+import { LINK, waitFor, robot, launchViewer, frameGaps, receivedVideo, receivedDelta } from './lib.mjs';
 
 const SECONDS = 20;
 let viewer;
@@ -29,12 +29,22 @@ test(`${SECONDS} s of watching and driving through the emulated link`, async (t)
     return s;
   }, { until: (s) => s.role === 'operator', timeoutMs: 10_000, intervalMs: 300 });
   await sleep(2000); // past the first keyframe and the bitrate's start
-  const trips = (await robot()).deadman_trips;
+  const start = await robot();
+  const received = await receivedVideo(page);
   const from = await page.evaluate(() => performance.now());
   await page.keyboard.down('w');
-  await sleep(SECONDS * 1000);
+  // The encoder's bitrate, twice a second: what the rate control made of the link.
+  const bitrates = [];
+  for (let i = 0; i < SECONDS * 2; i += 1) {
+    await sleep(500);
+    bitrates.push((await robot()).video.bitrate);
+  }
   const end = await robot();
   await page.keyboard.up('w');
+  const sent = (k) => end.video[k] - start.video[k];
   t.diagnostic(`LINK figures: ${process.env.TELEPI_LINK_EMULATE || 'clean link'}: ${await frameGaps(page, from, SECONDS)}, ` +
-    `deadman trips while driving: ${end.deadman_trips - trips}, motors ${JSON.stringify(end.motors)}`);
+    `deadman trips while driving: ${end.deadman_trips - start.deadman_trips}, motors ${JSON.stringify(end.motors)}`);
+  t.diagnostic(`LINK detail: ${receivedDelta(received, await receivedVideo(page))}; robot: ` +
+    `${sent('keyframes_encoded')} keyframes encoded (${end.video.keyframe_requests.loss - start.video.keyframe_requests.loss} asked for losses), ` +
+    `${sent('frames_dropped_by_encoder')} frames skipped by the encoder, bitrate ${Math.min(...bitrates)}–${Math.max(...bitrates)} bit/s`);
 });

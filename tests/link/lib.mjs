@@ -44,6 +44,17 @@ export async function launchViewer({ secure = false } = {}) {
     viewport: { width: 1280, height: 720 },
     timeout: 30_000,
   });
+  // Every peer connection the page makes, in window.__pcList (receivedVideo).
+  await context.addInitScript(() => {
+    window.__pcList = [];
+    const Original = window.RTCPeerConnection;
+    window.RTCPeerConnection = class extends Original {
+      constructor(...args) {
+        super(...args);
+        window.__pcList.push(this);
+      }
+    };
+  });
   // The moments the page's #video decoded-frame count changes, in
   // window.__frames: what the benchmarks' gaps are measured on.
   await context.addInitScript(stampFrames);
@@ -56,11 +67,12 @@ export async function launchViewer({ secure = false } = {}) {
   };
 }
 
-// The page's decoded frames over `seconds` from page time `from`: frames per
+// The page's decoded frames in the `seconds` from page time `from` (later ones
+// left out: the caller may read after the window): frames per
 // second, the longest gap between two, gaps over 500 ms and the time in gaps
 // over 250 ms (the issue's "frozen"), as one printable line.
 export async function frameGaps(page, from, seconds) {
-  const frames = (await page.evaluate(() => window.__frames)).filter((at) => at >= from);
+  const frames = (await page.evaluate(() => window.__frames)).filter((at) => at >= from && at <= from + seconds * 1000);
   assert.ok(frames.length > 0, 'frames decoded');
   let longest = 0;
   let over500 = 0;
@@ -73,6 +85,35 @@ export async function frameGaps(page, from, seconds) {
   }
   return `${(frames.length / seconds).toFixed(1)} fps, longest gap ${Math.round(longest)} ms, ` +
     `gaps over 500 ms: ${over500}, frozen ${Math.round(frozen)} ms`;
+}
+
+// The page's received video so far (every connection it made), summed over
+// its inbound-rtp stats: what tells losses repaired from keyframes asked
+// for, and the receiver's own freeze count.
+const RECEIVED = ['packetsReceived', 'packetsLost', 'retransmittedPacketsReceived', 'nackCount', 'pliCount',
+  'firCount', 'framesDecoded', 'keyFramesDecoded', 'framesDropped', 'freezeCount', 'totalFreezesDuration',
+  'jitterBufferDelay', 'jitterBufferEmittedCount'];
+export async function receivedVideo(page) {
+  return page.evaluate(async (keys) => {
+    const sum = Object.fromEntries(keys.map((k) => [k, 0]));
+    for (const pc of window.__pcList) {
+      (await pc.getStats()).forEach((r) => {
+        if (r.type !== 'inbound-rtp' || r.kind !== 'video') return;
+        for (const k of keys) sum[k] += r[k] || 0;
+      });
+    }
+    return sum;
+  }, RECEIVED);
+}
+
+// What changed in the received video between two `receivedVideo` readings, printable.
+export function receivedDelta(before, after) {
+  const d = Object.fromEntries(RECEIVED.map((k) => [k, after[k] - before[k]]));
+  const buffer = d.jitterBufferEmittedCount ? Math.round((1000 * d.jitterBufferDelay) / d.jitterBufferEmittedCount) : 0;
+  return `received: ${d.packetsReceived} packets (${d.retransmittedPacketsReceived} retransmitted), ` +
+    `${d.packetsLost} lost, ${d.nackCount} NACKs, ${d.pliCount + d.firCount} PLI/FIR, ${d.keyFramesDecoded} keyframes decoded, ` +
+    `${d.framesDropped} frames dropped, ${d.freezeCount} freezes (${Math.round(1000 * d.totalFreezesDuration)} ms), ` +
+    `jitter buffer ${buffer} ms`;
 }
 
 // The robot's status, read on its own side of the link (its loopback), so

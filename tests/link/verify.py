@@ -63,7 +63,10 @@ check("delay 40 +- 20 ms: 95th percentile", m["delay_ms"]["p95"], 50, 65)
 print(f"link check: delay max = {m['delay_ms']['max']} ms", flush=True)
 m = measure(["--delay", "40", "--jitter", "20"], 1, 1000, 200)
 check("1000 packets/s with jitter: reordered", m["reordered"], 0, 0)
-m = measure(["--burst-loss", "0.05", "--burst-len", "4"], 3, 1000, 200)
+# ~37 bursts of a geometric length (mean 4, sd 3.5) in 3 s: their mean
+# strays past the band about once in a hundred runs, so a miss is measured again.
+m = measure_twice(["--burst-loss", "0.05", "--burst-len", "4"], 3, 1000, 200,
+                  lambda m: 0.025 <= m["loss"] <= 0.08 and 2.8 <= m["mean_burst"] <= 5.5)
 check("bursty loss 5 %", m["loss"], 0.025, 0.08)
 check("mean burst 4", m["mean_burst"], 2.8, 5.5)
 m = measure_twice(["--rate", "1000"], 1.5, 1000, 250, lambda m: 900 <= m["kbit_s"] <= 1050)  # 2 Mbit/s offered
