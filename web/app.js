@@ -25,6 +25,7 @@
   const STALL_MS = 400;
   const STALL_TICK_MS = 100;
   const PROBE_TIMEOUT_MS = 500;
+  const STEPS_KEPT = 32;
   const TOAST_MS = 3000;
   const KEY_TURN = 0.6;
   const JOY_DEADZONE = 0.08;
@@ -73,8 +74,11 @@
     heldFrames: 0, // frames decoded then: a new one means the link is back
     peer: null, // the robot's id for this connection, for ICE restarts
     restartAt: 0, // performance.now() of the last ICE restart attempt
+    brokerUp: false, // as last seen, for markStep
     restarting: false,
-    restarts: { tried: 0, done: 0, last: null }, // for the test hook
+    // For the test hook: counts, and the latest steps of getting the link
+    // back with when (performance.now()) they happened (see markStep).
+    restarts: { tried: 0, done: 0, last: null, steps: [] },
     retryMs: RETRY_MIN_MS,
     retryTimer: null,
     leaving: false,
@@ -213,7 +217,7 @@
   function waitForIceGathering(pc) {
     return new Promise((resolve) => {
       if (pc.iceGatheringState === 'complete' && /^a=candidate:/m.test(pc.localDescription.sdp)) return resolve();
-      const urls = (pc.getConfiguration().iceServers || []).flatMap((server) => [].concat(server.urls));
+      const urls = iceServerUrls(pc);
       const wanted = new Set();
       if (urls.some((url) => /^stuns?:/.test(url))) wanted.add('srflx');
       if (urls.some((url) => /^turns?:/.test(url))) wanted.add('relay');
@@ -239,6 +243,10 @@
       pc.addEventListener('icecandidate', onCandidate);
       pc.addEventListener('icegatheringstatechange', onState);
     });
+  }
+
+  function iceServerUrls(pc) {
+    return (pc.getConfiguration().iceServers || []).flatMap((server) => [].concat(server.urls));
   }
 
   function attachTrack(event) {
@@ -294,7 +302,21 @@
 
   function watchPeer(pc, dc) {
     const current = () => pc === net.pc;
+    const addresses = new Set(); // of our candidates so far
     pc.addEventListener('track', (e) => current() && attachTrack(e));
+    // The browser found an address it never had while the link is lost (on a
+    // secure origin it learns of a new one seconds after the change, per
+    // address): restart at once with it rather than at the next probe.
+    // mDNS names (plain HTTP) say nothing about addresses.
+    pc.addEventListener('icecandidate', (e) => {
+      const address = e.candidate && e.candidate.address;
+      if (!address || /\.local$/.test(address) || addresses.has(address)) return;
+      const first = addresses.size === 0;
+      addresses.add(address);
+      if (first || !current() || net.heldSince === null || net.restarting) return;
+      markStep('new address');
+      restartIce().catch((err) => err.final && scheduleReconnect(err.message));
+    });
     pc.addEventListener('connectionstatechange', () => {
       if (!current()) return;
       if (pc.connectionState === 'connected') linkBack();
@@ -417,18 +439,37 @@
       const ufrag = (/^a=ice-ufrag:(.*)$/m.exec(pc.localDescription.sdp) || [])[1];
       pc.restartIce();
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-      await waitForIceGathering(pc);
+      markStep('offered');
+      // Without STUN or TURN servers the robot learns our new address from
+      // our checks (peer-reflexive; on plain HTTP our host candidates are
+      // mDNS names it can't resolve anyway): waiting for host candidates only
+      // delays the offer.
+      if (iceServerUrls(pc).length > 0) {
+        await waitForIceGathering(pc);
+        markStep('gathered');
+      }
       const answer = await postRestart({ peer: net.peer, ufrag: ufrag && ufrag.trim(), sdp: pc.localDescription.sdp });
       if (pc === net.pc) await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      markStep('answered');
       net.restarts.done += 1;
     } catch (err) {
       net.restarts.last = err.message;
+      markStep('failed');
       // Back to the last agreed description, so a later attempt can offer again.
       if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
       throw err;
     } finally {
       net.restarting = false;
     }
+  }
+
+  // Stamps a step of getting the link back (stalled, probed, offered,
+  // gathered, answered, failed, broker up / down) for the test hook, the
+  // latest STEPS_KEPT: the roaming tests print where the time went.
+  function markStep(step) {
+    const { steps } = net.restarts;
+    steps.push([step, performance.now()]);
+    if (steps.length > STEPS_KEPT) steps.shift();
   }
 
   // Sends a restart offer the way the first offer went: to the robot, or
@@ -941,20 +982,27 @@
       }
       if (now - stall.since < STALL_MS) return;
       hold();
-      if (net.restarting || now - net.restartAt < RESTART_AFTER_MS) return;
-      net.restartAt = now; // one probe per RESTART_AFTER_MS
-      if (!(await signalingAnswers()) || pc !== net.pc || net.heldSince === null) return;
+      // One probe per RESTART_AFTER_MS within a hold; a new hold probes at
+      // once (a lull in a slow stream may have probed just before).
+      const probedInHold = net.restartAt >= net.heldSince;
+      if (net.restarting || (probedInHold && now - net.restartAt < RESTART_AFTER_MS)) return;
+      net.restartAt = performance.now(); // not before heldSince
+      markStep('stalled');
+      const answers = await signalingAnswers();
+      markStep(answers ? 'probed' : 'probed: no answer');
+      if (!answers || pc !== net.pc || net.heldSince === null) return;
       await restartIce().catch((err) => err.final && scheduleReconnect(err.message));
     } finally {
       stall.busy = false;
     }
   }
 
-  // Whether the robot answers over HTTP within PROBE_TIMEOUT_MS.
   // Whether a restart offer could get through now: the robot answers over
-  // HTTP, or the broker is connected (its request times out otherwise).
+  // HTTP within PROBE_TIMEOUT_MS, or the broker answers a round trip in that
+  // time (or a new connection to it is made at once: the old one may have
+  // died with our address).
   async function signalingAnswers() {
-    if (broker) return broker.connected();
+    if (broker) return broker.reachable(PROBE_TIMEOUT_MS);
     try {
       const res = await fetch('/api/status', { cache: 'no-store', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
       return res.ok;
@@ -1214,6 +1262,9 @@
   // end of the back-off.
   function onBrokerChange() {
     renderFleet();
+    const up = broker.connected();
+    if (up !== net.brokerUp) markStep(up ? 'broker up' : 'broker down');
+    net.brokerUp = up;
     const back = broker.fleet().some((r) => r.name === robotName && r.online);
     if (back && net.retryTimer && !net.leaving) {
       clearTimeout(net.retryTimer);

@@ -15,6 +15,8 @@
   // Short: a request lost while a link was down is retried (web/app.js), not waited on.
   const REQUEST_TIMEOUT_MS = 5000;
   const ACK_TIMEOUT_MS = 2000;
+  // A new connection to the broker is a few round trips (TCP, websocket, MQTT CONNECT).
+  const RECONNECT_WAIT_MS = 1500;
   const prefix = params.get('prefix') || 'telepi';
   const clientId = `telepi-page-${Math.random().toString(36).slice(2, 12)}`;
   const replyTopic = `${prefix}/clients/${clientId}`;
@@ -106,14 +108,60 @@
       // changed under the websocket): start a new one at once rather than
       // after MQTT's keepalive.
       const acked = setTimeout(() => {
-        lastError = 'no acknowledgement from the broker: reconnecting';
         clearTimeout(timer);
         pending.delete(id);
+        reconnect('no acknowledgement from the broker: reconnecting');
         reject(new Error(`broker not connected: ${lastError}`));
-        client.end(true, () => client.reconnect());
-        changed();
       }, ACK_TIMEOUT_MS);
       client.publish(`${prefix}/robots/${robot}/signal`, body, { qos: 1 }, () => clearTimeout(acked));
+    });
+  }
+
+  // Drops our connection to the broker and starts a new one at once, not
+  // after MQTT's keepalive: the old one's TCP connection is dead (our
+  // address changed under the websocket) without the browser knowing.
+  function reconnect(reason) {
+    lastError = reason;
+    client.end(true, () => client.reconnect());
+    changed();
+  }
+
+  // Whether a request could get through now, within about `timeoutMs`
+  // (web/app.js asks when its media path stalls). The connection is tested
+  // with a round trip (an empty QoS 1 message to our own reply topic, which
+  // the broker acknowledges; onMessage drops it when it comes back):
+  // when the browser's address changed, the websocket died with it, and a
+  // request sent into it would only fail after ACK_TIMEOUT_MS. No answer:
+  // a new connection at once, waited for up to RECONNECT_WAIT_MS.
+  async function reachable(timeoutMs) {
+    await ready;
+    const acked = (done) => {
+      client.publish(replyTopic, '', { qos: 1 }, (err) => done(!err));
+    };
+    if (client.connected && await within(timeoutMs, acked)) return true;
+    // Not connected (MQTT.js is reconnecting already) or silent: the next
+    // connection, not the dying one, is what counts.
+    return within(RECONNECT_WAIT_MS, (done) => {
+      const onConnect = () => done(true);
+      client.once('connect', onConnect);
+      if (client.connected) reconnect('no answer from the broker: reconnecting');
+      return () => client.removeListener('connect', onConnect);
+    });
+  }
+
+  // Runs `start(done)` and resolves with what it passes to done(), or with
+  // false after `ms` (then calls the clean-up `start` may return).
+  function within(ms, start) {
+    return new Promise((resolve) => {
+      let cleanUp = null;
+      const timer = setTimeout(() => {
+        resolve(false);
+        if (typeof cleanUp === 'function') cleanUp();
+      }, ms);
+      cleanUp = start((value) => {
+        clearTimeout(timer);
+        resolve(value);
+      });
     });
   }
 
@@ -122,6 +170,7 @@
     request,
     fleet: () => [...fleet.entries()].map(([name, status]) => ({ ...status, name })),
     connected: () => Boolean(client && client.connected),
+    reachable,
     error: () => lastError,
     onChange: (listener) => listeners.add(listener),
   };

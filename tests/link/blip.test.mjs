@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { sleep } from '../browser/wait.mjs';
 import { LINK, launchViewer, waitFor, robot, ipIn } from './lib.mjs';
+import { firstNewFrame, loggedAt, timeline } from '../browser/timeline.mjs';
 
 let viewer;
 let page;
@@ -111,6 +112,7 @@ test('the browser\'s address changes mid-session: the same peer, picture back', 
   const peer = before.peers[0].id;
   const frames = (await frameTimes()).length;
   const mac = JSON.parse((await ipIn(LINK.browserNs, '-j', 'link', 'show', 'eth0')).stdout)[0].address;
+  const changedDate = Date.now();
   const changedAt = await page.evaluate(() => performance.now());
   // A new DHCP lease: the old address is gone, a new one in its place.
   await ipIn(LINK.robotNs, 'neigh', 'replace', '10.99.0.3', 'lladdr', mac, 'dev', 'eth0', 'nud', 'permanent');
@@ -128,8 +130,13 @@ test('the browser\'s address changes mid-session: the same peer, picture back', 
   const around = times.filter((at) => at > changedAt - 1000);
   let freeze = 0;
   for (let i = 1; i < around.length; i += 1) freeze = Math.max(freeze, around[i] - around[i - 1]);
+  const { tried, done, steps } = (await stats()).restarts;
+  const picture = firstNewFrame(times, changedAt);
+  const robotSide = (await loggedAt(LINK.log, 'send path moved', changedDate))
+    .map((at) => [changedAt + at - changedDate, 'robot: send path moved']);
   t.diagnostic(`LINK figures: address change: frozen ${Math.round(freeze)} ms; the robot now sends to ${remote}; ` +
-    `ICE restarts ${JSON.stringify((await stats()).restarts)}`);
+    `ICE restarts tried ${tried}, done ${done} (last error: ${(await stats()).restarts.last}); steps (ms after the change): ` +
+    `${timeline(changedAt, steps, [[picture.at, 'first new frame'], ...robotSide])}`);
 });
 
 test('an outage longer than the silence limit: peer reaped, operator released, motors stopped, the page reconnects', async (t) => {

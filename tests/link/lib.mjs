@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
 import { waitFor as poll } from '../browser/wait.mjs';
+import { stampFrames } from '../browser/timeline.mjs';
 
 // playwright-core lives in tests/browser/node_modules (one npm project for all browser tests).
 export const { chromium } = createRequire(new URL('../browser/package.json', import.meta.url))('playwright-core');
@@ -27,20 +28,23 @@ async function logTail(lines = 30) {
 export const waitFor = (what, probe, options = {}) =>
   poll(what, probe, { ...options, tail: async () => `--- ${LINK.server} log tail ---\n${await logTail()}` });
 
-// Headless Chromium as the link tests' and benchmarks' viewer, in a fresh profile removed by close().
-export async function launchViewer() {
+// Headless Chromium as the link tests' and benchmarks' viewer, in a fresh
+// profile removed by close(). `secure`: for telepi's HTTPS listener (its
+// self-signed certificate accepted) with fake camera and microphone devices.
+export async function launchViewer({ secure = false } = {}) {
   const profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-link-chromium-'));
+  const secureArgs = ['--ignore-certificate-errors', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'];
   const context = await chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,
     headless: true,
     ignoreDefaultArgs: true,
     args: [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'),
-      `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
+      ...(secure ? secureArgs : []), `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
+    ignoreHTTPSErrors: secure,
     viewport: { width: 1280, height: 720 },
     timeout: 30_000,
   });
-  // The moments the page's #video decoded-frame count changes (polled every
-  // 5 ms), in window.__frames: what the benchmarks' gaps are measured on.
+  // Every peer connection the page makes, in window.__pcList (receivedVideo).
   await context.addInitScript(() => {
     window.__pcList = [];
     const Original = window.RTCPeerConnection;
@@ -50,17 +54,10 @@ export async function launchViewer() {
         window.__pcList.push(this);
       }
     };
-    window.__frames = [];
-    let seen = 0;
-    setInterval(() => {
-      const video = document.getElementById('video');
-      const frames = video && video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
-      if (frames !== seen) {
-        seen = frames;
-        window.__frames.push(performance.now());
-      }
-    }, 5);
   });
+  // The moments the page's #video decoded-frame count changes, in
+  // window.__frames: what the benchmarks' gaps are measured on.
+  await context.addInitScript(stampFrames);
   return {
     context,
     async close() {

@@ -6,17 +6,33 @@
 // the picture back (on plain HTTP its one socket on 0.0.0.0 just starts
 // sending from the new address: blip.test.mjs). Asserted: the same
 // RTCPeerConnection and peer id, an ICE restart done, the picture back.
+// Printed: where the time went, step by step (docs/benchmarks.md).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
-import { LINK, chromium, waitFor, robot, ipIn } from './lib.mjs';
+import { LINK, launchViewer, waitFor, robot, ipIn } from './lib.mjs';
+import { firstNewFrame, loggedAt, timeline } from '../browser/timeline.mjs';
 
-let context;
-let profileDir;
+let viewer;
 let page;
+
+// Counts the page's peer connections and stamps its ICE and connection
+// state changes and its new local candidates (page time) in window.__ice.
+function instrument() {
+  window.__pcs = 0;
+  window.__ice = [];
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Original {
+    constructor(...args) {
+      super(...args);
+      window.__pcs += 1;
+      window.__pc = this;
+      const stamp = (what) => window.__ice.push({ at: performance.now(), what });
+      this.addEventListener('iceconnectionstatechange', () => stamp(`ice ${this.iceConnectionState}`));
+      this.addEventListener('connectionstatechange', () => stamp(`connection ${this.connectionState}`));
+      this.addEventListener('icecandidate', (e) => e.candidate && stamp(`candidate ${e.candidate.address} ${e.candidate.type}`));
+    }
+  };
+}
 
 const seen = () => page.evaluate(() => ({
   frames: document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames,
@@ -26,39 +42,18 @@ const seen = () => page.evaluate(() => ({
 }));
 
 before(async () => {
-  profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'telepi-link-secure-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreDefaultArgs: true,
-    args: [...CHROMIUM_ARGS.filter((a) => a !== '--allow-loopback-in-peer-connection'),
-      '--ignore-certificate-errors', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      `--user-data-dir=${profileDir}`, '--remote-debugging-pipe'],
-    ignoreHTTPSErrors: true,
-    viewport: { width: 1280, height: 720 },
-    timeout: 30_000,
-  });
+  viewer = await launchViewer({ secure: true });
   // Granted before the page makes its peer connection: Chromium decides then
   // whether it may enumerate (and bind to) each address.
-  await context.grantPermissions(['camera', 'microphone'], { origin: LINK.secure });
-  await context.addInitScript(() => {
-    window.__pcs = 0;
-    const Original = window.RTCPeerConnection;
-    window.RTCPeerConnection = class extends Original {
-      constructor(...args) {
-        super(...args);
-        window.__pcs += 1;
-      }
-    };
-  });
-  page = await context.newPage();
+  await viewer.context.grantPermissions(['camera', 'microphone'], { origin: LINK.secure });
+  await viewer.context.addInitScript(instrument);
+  page = await viewer.context.newPage();
   page.setDefaultTimeout(10_000);
   await page.goto(`${LINK.secure}/`, { waitUntil: 'load' });
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
-  if (profileDir) await fs.rm(profileDir, { recursive: true, force: true });
+  await viewer?.close();
 });
 
 test('secure origin, camera and mic granted: the browser\'s address changes, an ICE restart keeps the peer', async (t) => {
@@ -68,12 +63,22 @@ test('secure origin, camera and mic granted: the browser\'s address changes, an 
     microphone: (await navigator.permissions.query({ name: 'microphone' })).state,
   }));
   assert.deepEqual(origin, { secure: true, camera: 'granted', microphone: 'granted' });
+  // Mid-session: a second of steady video (the page's stall watch probes
+  // the robot at most every 1.5 s, and a start-up lull may have used it).
   await waitFor('video and the data channel', seen,
     { until: (s) => s.frames > 0 && s.dataChannel === 'open', timeoutMs: 20_000 });
+  const first = await seen();
+  await waitFor('a second of video', seen, { until: (s) => s.frames > first.frames + 30, timeoutMs: 10_000 });
   const before = await robot();
   // The newest peer: an earlier test's page may still be held.
   const ours = Math.max(...before.peers.map((p) => p.id));
   const start = await seen();
+  // The selected candidate pair's changes, stamped like the states.
+  await page.evaluate(() => {
+    const ice = window.__pc.getReceivers()[0].transport.iceTransport;
+    ice.addEventListener('selectedcandidatepairchange', () =>
+      window.__ice.push({ at: performance.now(), what: `pair ${ice.getSelectedCandidatePair()?.local?.address}` }));
+  });
 
   // A new DHCP lease for the browser: its old address gone, the next one in its place.
   const info = JSON.parse((await ipIn(LINK.browserNs, '-j', 'addr', 'show', 'dev', 'eth0')).stdout)[0];
@@ -81,6 +86,7 @@ test('secure origin, camera and mic granted: the browser\'s address changes, an 
   const next = old.replace(/\d+$/, (n) => String(Number(n) + 1));
   await ipIn(LINK.robotNs, 'neigh', 'replace', next, 'lladdr', info.address, 'dev', 'eth0', 'nud', 'permanent');
   const changedAt = Date.now();
+  const changedPageAt = await page.evaluate(() => performance.now());
   await ipIn(LINK.browserNs, 'addr', 'del', `${old}/24`, 'dev', 'eth0');
   await ipIn(LINK.browserNs, 'addr', 'add', `${next}/24`, 'dev', 'eth0');
 
@@ -95,6 +101,21 @@ test('secure origin, camera and mic granted: the browser\'s address changes, an 
     { until: (s) => s.peers.some((p) => p.id === ours && p.state === 'connected' && String(p.remote).startsWith(`${next}:`)),
       timeoutMs: 5000 });
   assert.ok(after.peers.some((p) => p.id === ours), 'the same peer id');
-  t.diagnostic(`LINK figures: secure-origin address change: restart answered ${restartMs} ms and picture back ${backMs} ms after it (ICE restarts ` +
-    `${JSON.stringify(back.restarts)}); the robot now sends to ${after.peers.find((p) => p.id === ours).remote}`);
+
+  // Where the time went, in ms after the change.
+  const { frames, ice, steps } = await page.evaluate(() =>
+    ({ frames: window.__frames, ice: window.__ice, steps: window.telepi.stats().restarts.steps }));
+  const picture = firstNewFrame(frames, changedPageAt);
+  const robotSide = async (what, label) =>
+    (await loggedAt(LINK.log, what, changedAt)).map((at) => [changedPageAt + at - changedAt, `robot: ${label}`]);
+  const when = timeline(changedPageAt, steps, [
+    ...ice.filter((e) => e.at > changedPageAt).map((e) => [e.at, e.what]),
+    ...await robotSide('ICE restart accepted', 'restart accepted'),
+    ...await robotSide('send path moved', 'send path moved'),
+    [picture.at, 'first new frame'],
+  ]);
+  t.diagnostic(`LINK figures: secure-origin address change: picture back (first new frame) ${Math.round(picture.at - changedPageAt)} ms, ` +
+    `frozen ${Math.round(picture.frozen)} ms; restart answered ${restartMs} ms and 15 frames after it ${backMs} ms after the change ` +
+    `(ICE restarts tried ${back.restarts.tried}, done ${back.restarts.done}); the robot now sends to ` +
+    `${after.peers.find((p) => p.id === ours).remote}; steps (ms after the change): ${when}`);
 });

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { CHROMIUM, CHROMIUM_ARGS } from '../browser/chromium.mjs';
 import { sleep, waitFor as poll } from '../browser/wait.mjs';
+import { firstNewFrame, loggedAt, stampFrames, timeline } from '../browser/timeline.mjs';
 
 // playwright-core lives in tests/browser/node_modules (one npm project for both tests).
 const { chromium } = createRequire(new URL('../browser/package.json', import.meta.url))('playwright-core');
@@ -178,8 +179,10 @@ export async function assertRoams(assert, name, page, robotStatus, log) {
     frames: document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames,
     ice: window.__nat.pcs.at(-1).states.slice(-6), localTypes: window.__nat.pcs.at(-1).localTypes.slice(-8),
     answerCandidates: (window.__nat.pcs.at(-1).remoteSdp || '').split('\n').filter((l) => l.startsWith('a=candidate')).slice(0, 4) }));
+  await page.evaluate(stampFrames);
   const before = await seen();
   const movedAt = Date.now();
+  const movedPageAt = await page.evaluate(() => performance.now());
   const address = await newBrowserAddress();
   const restarted = await waitFor(name, 'an ICE restart after the address change', seen,
     { until: (s) => s.restarts.done > before.restarts.done, timeoutMs: 40_000, intervalMs: 100, log });
@@ -191,6 +194,14 @@ export async function assertRoams(assert, name, page, robotStatus, log) {
     { until: (s) => s.peers.some((p) => p.state === 'connected'), timeoutMs: 5000, log });
   assert.deepEqual(after.peers.map((p) => p.id), peers, `${name}: the same peer on the robot, no new one`);
   const sel = await selectedPair(page);
-  return { sel, line: `${name} browser address change (to ${address}): picture back ${backMs} ms after it, ` +
-    `ICE restarts ${JSON.stringify(back.restarts)}, now ${sel?.pair?.local?.type} -> ${sel?.pair?.remote?.type}` };
+  const { frames, steps } = await page.evaluate(() => ({ frames: window.__frames, steps: window.telepi.stats().restarts.steps }));
+  const picture = firstNewFrame(frames, movedPageAt);
+  const robotSide = async (what, label) =>
+    (await loggedAt(log, what, movedAt)).map((at) => [movedPageAt + at - movedAt, `robot: ${label}`]);
+  const when = timeline(movedPageAt, steps, [[picture.at, 'first new frame'],
+    ...await robotSide('ICE restart accepted', 'restart accepted'), ...await robotSide('send path moved', 'send path moved')]);
+  return { sel, line: `${name} browser address change (to ${address}): picture back (first new frame) ` +
+    `${Math.round(picture.at - movedPageAt)} ms after it (frozen ${Math.round(picture.frozen)} ms), 15 frames after the restart ${backMs} ms, ` +
+    `ICE restarts tried ${back.restarts.tried}, done ${back.restarts.done} (last error: ${back.restarts.last}), ` +
+    `now ${sel?.pair?.local?.type} -> ${sel?.pair?.remote?.type}; steps (ms after the change): ${when}` };
 }
