@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { sleep } from '../browser/wait.mjs';
-import { LINK, launchViewer, waitFor, robot, ipIn } from './lib.mjs';
+import { LINK, launchViewer, openAsOperator, waitFor, robot, ipIn } from './lib.mjs';
 import { firstNewFrame, loggedAt, timeline } from '../browser/timeline.mjs';
 
 let viewer;
@@ -41,17 +41,7 @@ const stopped = (s) => s.motors.left === 0 && s.motors.right === 0;
 
 before(async () => {
   viewer = await launchViewer();
-  await viewer.context.addInitScript(instrument);
-  page = await viewer.context.newPage();
-  page.setDefaultTimeout(10_000);
-  await page.goto(`${LINK.base}/`, { waitUntil: 'load' });
-  await waitFor('video and the data channel', stats,
-    { until: (s) => s.framesDecoded > 0 && s.dataChannel === 'open' && s.driveChannel === 'open', timeoutMs: 20_000 });
-  await waitFor('the operator role', async () => {
-    const s = await stats();
-    if (s.role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
-    return s;
-  }, { until: (s) => s.role === 'operator', timeoutMs: 10_000, intervalMs: 300 });
+  page = await openAsOperator(viewer, instrument);
 });
 
 after(async () => {

@@ -9,7 +9,7 @@
 //   TELEPI_LINK_EMULATE="--loss 0.02" TELEPI_LINK_FILES=tests/link/conditions.bench.mjs tests/link/run.sh
 import { test, after } from 'node:test';
 import { sleep } from '../browser/wait.mjs';
-import { LINK, waitFor, robot, launchViewer, frameGaps, receivedVideo, receivedDelta } from './lib.mjs';
+import { robot, launchViewer, openAsOperator, frameGaps, receivedVideo, receivedDelta } from './lib.mjs';
 
 const SECONDS = 20;
 let viewer;
@@ -18,16 +18,7 @@ after(async () => viewer?.close());
 
 test(`${SECONDS} s of watching and driving through the emulated link`, async (t) => {
   viewer = await launchViewer();
-  const page = await viewer.context.newPage();
-  await page.goto(`${LINK.base}/`, { waitUntil: 'load' });
-  const stats = () => page.evaluate(() => window.telepi.stats());
-  await waitFor('video and the data channel', stats,
-    { until: (s) => s.framesDecoded > 0 && s.driveChannel === 'open', timeoutMs: 20_000 });
-  await waitFor('the operator role', async () => {
-    const s = await stats();
-    if (s.role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
-    return s;
-  }, { until: (s) => s.role === 'operator', timeoutMs: 10_000, intervalMs: 300 });
+  const page = await openAsOperator(viewer);
   await sleep(2000); // past the first keyframe and the bitrate's start
   const start = await robot();
   const received = await receivedVideo(page);

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from '../browser/wait.mjs';
-import { LINK, waitFor, launchViewer, frameGaps } from './lib.mjs';
+import { LINK, launchViewer, openAsOperator, frameGaps } from './lib.mjs';
 
 const SECONDS = 20;
 const GAP_MS = 150;
@@ -34,11 +34,7 @@ function silence(lines, way, from, to) {
 
 test(`${SECONDS} s of watching, each gap explained`, async (t) => {
   viewer = await launchViewer();
-  const page = await viewer.context.newPage();
-  await page.goto(`${LINK.base}/`, { waitUntil: 'load' });
-  const stats = () => page.evaluate(() => window.telepi.stats());
-  await waitFor('video and the data channel', stats,
-    { until: (s) => s.framesDecoded > 0 && s.driveChannel === 'open', timeoutMs: 20_000 });
+  const page = await openAsOperator(viewer);
   await sleep(2000);
   await page.evaluate(() => {
     window.__received = [];

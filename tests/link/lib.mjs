@@ -67,6 +67,24 @@ export async function launchViewer({ secure = false } = {}) {
   };
 }
 
+// Opens telepi's page in `viewer`, waits for video and both data channels,
+// and takes the operator role (the w key drives then). Returns the page.
+export async function openAsOperator(viewer, init) {
+  if (init) await viewer.context.addInitScript(init);
+  const page = await viewer.context.newPage();
+  page.setDefaultTimeout(10_000);
+  const stats = () => page.evaluate(() => window.telepi.stats());
+  await page.goto(`${LINK.base}/`, { waitUntil: 'load' });
+  await waitFor('video and the data channels', stats,
+    { until: (s) => s.framesDecoded > 0 && s.dataChannel === 'open' && s.driveChannel === 'open', timeoutMs: 20_000 });
+  await waitFor('the operator role', async () => {
+    const s = await stats();
+    if (s.role === 'viewer' && await page.isVisible('#claim')) await page.click('#claim');
+    return s;
+  }, { until: (s) => s.role === 'operator', timeoutMs: 10_000, intervalMs: 300 });
+  return page;
+}
+
 // The page's decoded frames in the `seconds` from page time `from` (later ones
 // left out: the caller may read after the window): frames per
 // second, the longest gap between two, gaps over 500 ms and the time in gaps
