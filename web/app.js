@@ -6,9 +6,6 @@
 (() => {
   const RETRY_MIN_MS = 500;
   const RETRY_MAX_MS = 5000;
-  const ICE_GATHER_TIMEOUT_MS = 3000;
-  const ICE_SETTLE_MS = 300;
-  const CONNECT_TIMEOUT_MS = 10000; // POST /connect
   const DRIVE_INTERVAL_MS = 50; // ~20 Hz while a control is held
   const SLOW_INTERVAL_MS = 1000; // ping + fps
   const SILENCE_MS = 1500; // nothing heard (telemetry comes at 5 Hz): the link is lost, hold on
@@ -19,18 +16,11 @@
   // Holding this long: the path may be gone for good (a new address, a NAT
   // rebinding; ICE may still say connected): try an ICE restart, again this often.
   const RESTART_AFTER_MS = 1500;
-  const RESTART_TIMEOUT_MS = 3000;
   // Nothing at all received (video, RTCP, 5 Hz telemetry) and no new frame
   // for this long: the path is dead, checked this often (see watchStall).
   const STALL_MS = 400;
   const STALL_TICK_MS = 100;
-  const PROBE_TIMEOUT_MS = 500;
   const STEPS_KEPT = 32;
-  const TOAST_MS = 3000;
-  const KEY_TURN = 0.6;
-  const JOY_DEADZONE = 0.08;
-  const PAD_DEADZONE = 0.15;
-  const SERVOS = ['pan', 'tilt'];
 
   const $ = (id) => document.getElementById(id);
   const video = $('video');
@@ -42,18 +32,8 @@
   // The robot's cameras in m-line order (a `cameras` message), which of them
   // each picture shows (a swap exchanges them), and those this page turned off.
   const cameras = { names: [], main: 0, pip: 1, off: new Set() };
-  // The operator's camera: the third video m-line, sendrecv (the robot's
-  // rule: a later video m-line the page sends on). The operator sends on it
-  // (replaceTrack, no renegotiation); the robot forwards it to everyone else
-  // on theirs, shown as the small "who drives" picture while frames arrive.
+  // The operator's camera, from the robot (web/media.js).
   const driver = $('driver');
-  const camera = {
-    transceiver: null,
-    track: null,
-    canShare: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
-    framesSeen: 0,
-    stillTicks: 0,
-  };
   const params = new URLSearchParams(location.search);
   const secret = params.get('secret');
   // Through a broker (web/broker.js) the page may not come from the robot:
@@ -86,42 +66,29 @@
 
   const robot = { rtt: null, heardAt: 0, role: null, peers: [], telemetry: null };
 
-  // The robot's [[controls]] and [[readings]] (web/controls.js).
-  const custom = window.telepiControls({
-    send,
-    toast,
-    isTyping,
-    isOperator: () => robot.role === 'operator',
+  const isOperator = () => robot.role === 'operator';
+  // What the user holds (web/input.js), the display (web/hud.js), the
+  // robot's [[controls]] and [[readings]] (web/controls.js), this page's own
+  // media (web/media.js), recordings (web/recordings.js), signaling
+  // (web/signal.js) and the fleet view (web/fleet.js).
+  const inputs = window.telepiInput({
+    $, onCustomKey: (e, down) => custom.onKey(e, down), onChange: driveTick, onStop: emergencyStop,
   });
-
-  const fps = { frames: 0, at: 0, value: null };
-
-  // From getStats once a second: the path ICE chose and what the browser's
-  // jitter buffer adds before a frame is shown (the part of the delay the
-  // page can ask to shrink: see jitterBufferTarget below).
-  const link = { localType: null, remoteType: null, rttMs: null, playoutMs: null, buffered: null };
-
-  const input = {
-    keys: new Set(),
-    joystick: null, // {linear, angular} while the knob is held
-    joystickPointer: null,
-    padStopHeld: false,
-    padLatched: false, // after a stop the stick must return to centre before it drives again
-    servoPending: new Map(), // name -> value not yet sent
-    servoTouchedAt: new Map(), // name -> time the user last moved the slider
-  };
+  const hud = window.telepiHud({
+    $, video, robot, servoTouchedAt: inputs.servoTouchedAt, renderCustom: (t) => custom.renderTelemetry(t),
+  });
+  const { toast, framesDecoded } = hud;
+  const custom = window.telepiControls({ send, toast, isTyping: inputs.isTyping, isOperator });
+  const media = window.telepiMedia({ $, video, driver, toast, isOperator });
+  const { audio, camera, preferH264, stopSharing } = media;
+  const recordings = window.telepiRecordings({
+    $, send, secret, isRecording: () => Boolean(robot.telemetry && robot.telemetry.recording),
+  });
+  const signal = window.telepiSignal({ broker, robotName: () => robotName, credentials, secret, loggedOut });
+  const { waitForIceGathering, iceServerUrls, fetchIceServers, postOffer, postRestart } = signal;
+  const fleet = window.telepiFleet({ $, broker, chosen: () => robotName, choose: chooseRobot });
 
   const drive = { seq: 0, active: false, viewerPressSeen: false };
-
-  // The robot's microphone plays through the <video> element (muted until the
-  // user asks: browsers only autoplay muted media). Push-to-talk sends this
-  // page's microphone to the robot's speaker; getUserMedia needs a secure
-  // context (https or localhost), so the button only shows where it can work.
-  const audio = {
-    transceiver: null,
-    mic: null,
-    canTalk: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
-  };
 
   // ---- data channel -------------------------------------------------------
 
@@ -175,10 +142,10 @@
       case 'pong': robot.rtt = performance.now() - msg.t; break;
       case 'role': onRole(msg); break;
       case 'presence': robot.peers = msg.peers || []; break;
-      case 'telemetry': robot.telemetry = msg; renderTelemetry(); break;
+      case 'telemetry': robot.telemetry = msg; hud.renderTelemetry(); break;
       case 'controls': custom.setControls(msg); break;
       case 'cameras': cameras.names = msg.names || []; renderPip(); break;
-      case 'layer': renderLayer(msg); break;
+      case 'layer': hud.renderLayer(msg); break;
       case 'custom': custom.onCustom(msg); break;
       case 'error': toast(msg.reason); break;
       case 'bye': return onBye(msg);
@@ -197,57 +164,6 @@
   }
 
   // ---- connection ---------------------------------------------------------
-
-  function connectUrl() {
-    return secret ? `/connect?secret=${encodeURIComponent(secret)}` : '/connect';
-  }
-
-  // Just after an ICE restart's setLocalDescription, Chromium may still say
-  // 'complete' (the last gathering's) with none of the new candidates in the
-  // description yet: an offer without candidates reaches a robot behind a
-  // NAT only if the browser's checks happen to get through to it, never
-  // through TURN. So a 'complete' already there counts only with candidates
-  // in hand; otherwise the gathering's own 'complete' is awaited.
-  // Resolves when gathering is complete, or once it has settled: a candidate
-  // of each kind the configured servers give (srflx for STUN, relay for TURN)
-  // and ICE_SETTLE_MS without a new one. Over HTTPS with camera and mic
-  // granted, Chromium's gathering after an address change ran past the 3 s
-  // cap (tests/link/secure.test.mjs); the robot needs only the candidates it
-  // can answer, and learns the browser's others from its checks.
-  function waitForIceGathering(pc) {
-    return new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete' && /^a=candidate:/m.test(pc.localDescription.sdp)) return resolve();
-      const urls = iceServerUrls(pc);
-      const wanted = new Set();
-      if (urls.some((url) => /^stuns?:/.test(url))) wanted.add('srflx');
-      if (urls.some((url) => /^turns?:/.test(url))) wanted.add('relay');
-      let settle = null;
-      const done = () => {
-        clearTimeout(cap);
-        clearTimeout(settle);
-        pc.removeEventListener('icecandidate', onCandidate);
-        pc.removeEventListener('icegatheringstatechange', onState);
-        resolve();
-      };
-      const cap = setTimeout(done, ICE_GATHER_TIMEOUT_MS);
-      const onCandidate = (event) => {
-        if (!event.candidate || !event.candidate.candidate) return;
-        wanted.delete(event.candidate.type);
-        if (wanted.size > 0) return;
-        clearTimeout(settle);
-        settle = setTimeout(done, ICE_SETTLE_MS);
-      };
-      const onState = () => {
-        if (pc.iceGatheringState === 'complete') done();
-      };
-      pc.addEventListener('icecandidate', onCandidate);
-      pc.addEventListener('icegatheringstatechange', onState);
-    });
-  }
-
-  function iceServerUrls(pc) {
-    return (pc.getConfiguration().iceServers || []).flatMap((server) => [].concat(server.urls));
-  }
 
   function attachTrack(event) {
     if (event.transceiver === camera.transceiver) {
@@ -339,16 +255,6 @@
     dc.addEventListener('message', (e) => current() && onMessage(e));
   }
 
-  // STUN/TURN servers from the robot, with TURN credentials minted for this
-  // connection. An older robot without the endpoint: LAN only.
-  async function fetchIceServers() {
-    if (broker) return (await broker.request(robotName, 'ice-servers', credentials())).iceServers || [];
-    const res = await fetch('/api/ice-servers', { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
-    if (res.status === 401 || res.status === 403) loggedOut();
-    if (!res.ok) return [];
-    return (await res.json()).iceServers || [];
-  }
-
   // The session cookie is gone (new password, robot reinstalled): the robot
   // serves the login form in place of the page.
   function loggedOut() {
@@ -406,24 +312,6 @@
     }
   }
 
-  async function postOffer(sdp) {
-    if (broker) {
-      const reply = await broker.request(robotName, 'offer', { sdp, ...credentials() });
-      return { type: 'answer', sdp: reply.sdp, peer: reply.peer };
-    }
-    const res = await fetch(connectUrl(), {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ type: 'offer', sdp }),
-      signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
-    });
-    if (res.status === 401) loggedOut();
-    if (!res.ok) throw new Error(`connect: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
-    const answer = await res.json();
-    if (answer.type !== 'answer' || typeof answer.sdp !== 'string') throw new Error('connect: bad answer');
-    return answer; // with `peer`, the session's id
-  }
-
   // A new offer with new ICE credentials for the same session: the robot
   // keeps the peer, its role and its recording. It proves the session is ours
   // with the ICE ufrag of our current offer. Throws when the robot refuses
@@ -472,33 +360,6 @@
     if (steps.length > STEPS_KEPT) steps.shift();
   }
 
-  // Sends a restart offer the way the first offer went: to the robot, or
-  // through the broker. A refusal that a retry can't mend (the session
-  // ended, a bad offer) is `final`: connect anew.
-  async function postRestart(restart) {
-    if (broker) {
-      const reply = await broker.request(robotName, 'restart', { ...restart, ...credentials() }).catch((err) => {
-        const e = new Error(`ICE restart: ${err.message}`);
-        e.final = /^(no session|ICE restart|malformed)/.test(err.message) && !/too soon/.test(err.message);
-        throw e;
-      });
-      return { type: 'answer', sdp: reply.sdp };
-    }
-    const res = await fetch('/connect/restart', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ ...restart, type: 'offer' }),
-      signal: AbortSignal.timeout(RESTART_TIMEOUT_MS),
-    });
-    if (res.status === 401) loggedOut();
-    if (!res.ok) {
-      const err = new Error(`ICE restart: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
-      err.final = res.status === 404 || res.status === 400;
-      throw err;
-    }
-    return res.json();
-  }
-
   function closePeer() {
     const { pc } = net;
     net.pc = null;
@@ -511,7 +372,7 @@
     net.peer = null;
     drive.active = false;
     robot.rtt = null;
-    Object.keys(link).forEach((k) => { link[k] = null; });
+    hud.forgetLink();
     robot.role = null;
     robot.peers = [];
     if (pc) pc.close();
@@ -589,47 +450,7 @@
 
   // ---- teleop input -------------------------------------------------------
 
-  const clamp = (v) => Math.max(-1, Math.min(1, v));
   const round3 = (v) => Math.round(v * 1000) / 1000;
-
-  const KEY_AXES = {
-    KeyW: [1, 0], ArrowUp: [1, 0],
-    KeyS: [-1, 0], ArrowDown: [-1, 0],
-    KeyA: [0, KEY_TURN], ArrowLeft: [0, KEY_TURN],
-    KeyD: [0, -KEY_TURN], ArrowRight: [0, -KEY_TURN],
-  };
-
-  function keyboardCommand() {
-    if (input.keys.size === 0) return null;
-    let linear = 0;
-    let angular = 0;
-    for (const code of input.keys) {
-      linear += KEY_AXES[code][0];
-      angular += KEY_AXES[code][1];
-    }
-    return { linear: clamp(linear), angular: clamp(angular) };
-  }
-
-  function gamepadCommand() {
-    const pad = [...(navigator.getGamepads ? navigator.getGamepads() : [])].find((p) => p && p.connected);
-    if (!pad) return null;
-    const stopPressed = Boolean(pad.buttons[0] && pad.buttons[0].pressed);
-    if (stopPressed && !input.padStopHeld) emergencyStop();
-    input.padStopHeld = stopPressed;
-    if (stopPressed) return null;
-    const [x = 0, y = 0] = pad.axes;
-    if (Math.hypot(x, y) < PAD_DEADZONE) {
-      input.padLatched = false;
-      return null;
-    }
-    if (input.padLatched) return null;
-    return { linear: clamp(-y), angular: clamp(-x) };
-  }
-
-  // The joystick wins over the gamepad, which wins over the keyboard.
-  function currentCommand() {
-    return input.joystick || gamepadCommand() || keyboardCommand();
-  }
 
   // A viewer that grabs a control claims the robot if nobody operates it; the
   // drive starts once the robot answers with the operator role.
@@ -652,7 +473,7 @@
     if (net.heldSince !== null && framesDecoded() > net.heldFrames) linkBack();
     flushServos();
     custom.flush();
-    const cmd = currentCommand();
+    const cmd = inputs.command();
     if (!cmd) {
       drive.viewerPressSeen = false;
       if (drive.active) releaseDrive();
@@ -670,20 +491,9 @@
   }
 
   function emergencyStop() {
-    clearInputs();
+    inputs.clear();
     drive.active = false;
     send({ type: 'stop' });
-  }
-
-  // Everything held is let go; each control must be pressed again to drive.
-  function clearInputs() {
-    input.keys.clear();
-    input.padLatched = true;
-    if (input.joystickPointer !== null && joystick.hasPointerCapture(input.joystickPointer)) {
-      joystick.releasePointerCapture(input.joystickPointer);
-    }
-    input.joystickPointer = null;
-    setJoystick(null);
   }
 
   function onVisibilityChange() {
@@ -691,165 +501,19 @@
       robot.heardAt = performance.now(); // fresh grace period for the silence check
       return;
     }
-    clearInputs();
+    inputs.clear();
     drive.active = false;
     if (robot.role !== 'viewer') send({ type: 'stop' });
   }
 
-  function isTyping(target) {
-    return target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement;
-  }
-
-  function onKeyDown(e) {
-    if (e.code === 'Space' && !isTyping(e.target)) {
-      e.preventDefault();
-      emergencyStop();
-      return;
-    }
-    if (custom.onKey(e, true)) return;
-    if (!(e.code in KEY_AXES) || isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
-    e.preventDefault();
-    if (e.repeat || input.keys.has(e.code)) return;
-    input.keys.add(e.code);
-    driveTick();
-  }
-
-  function onKeyUp(e) {
-    if (custom.onKey(e, false)) return;
-    if (!input.keys.delete(e.code)) return;
-    driveTick();
-  }
-
-  // ---- on-screen joystick -------------------------------------------------
-
-  const joystick = $('joystick');
-  const knob = $('knob');
-
-  function setJoystick(cmd, dx = 0, dy = 0) {
-    input.joystick = cmd;
-    knob.style.transform = `translate(${dx}px, ${dy}px)`;
-    joystick.classList.toggle('active', cmd !== null);
-  }
-
-  function joystickMove(e) {
-    if (e.pointerId !== input.joystickPointer) return;
-    const rect = joystick.getBoundingClientRect();
-    const radius = rect.width / 2;
-    let x = (e.clientX - rect.left - radius) / radius;
-    let y = (e.clientY - rect.top - radius) / radius;
-    const len = Math.hypot(x, y);
-    if (len > 1) {
-      x /= len;
-      y /= len;
-    }
-    const cmd = Math.hypot(x, y) < JOY_DEADZONE ? { linear: 0, angular: 0 } : { linear: -y, angular: -x };
-    setJoystick(cmd, x * radius, y * radius);
-  }
-
-  function joystickDown(e) {
-    if (input.joystickPointer !== null) return;
-    e.preventDefault();
-    input.joystickPointer = e.pointerId;
-    joystick.setPointerCapture(e.pointerId);
-    joystickMove(e);
-    driveTick();
-  }
-
-  function joystickUp(e) {
-    if (e.pointerId !== input.joystickPointer) return;
-    input.joystickPointer = null;
-    setJoystick(null);
-    driveTick();
-  }
-
-  // ---- servos -------------------------------------------------------------
-
-  function onServoInput(e) {
-    const name = e.target.dataset.servo;
-    const value = Number(e.target.value);
-    input.servoPending.set(name, value);
-    input.servoTouchedAt.set(name, performance.now());
-    e.target.nextElementSibling.value = value.toFixed(2);
-  }
-
+  // Servo slider moves go out with the drive tick, the operator's only.
   function flushServos() {
-    for (const [name, value] of input.servoPending) {
+    for (const [name, value] of inputs.takeServos()) {
       if (robot.role !== 'viewer') send({ type: 'servo', name, value });
     }
-    input.servoPending.clear();
   }
 
   // ---- rendering ----------------------------------------------------------
-
-  let toastTimer = null;
-  function toast(text) {
-    const el = $('toast');
-    el.textContent = text;
-    el.hidden = false;
-    clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { el.hidden = true; }, TOAST_MS);
-  }
-
-  function renderMotor(side, value) {
-    const v = clamp(Number(value) || 0);
-    const fill = $(`motor-${side}`);
-    fill.style.left = `${50 + Math.min(v, 0) * 50}%`;
-    fill.style.width = `${Math.abs(v) * 50}%`;
-    fill.classList.toggle('reverse', v < 0);
-    $(`motor-${side}-value`).value = v.toFixed(2);
-  }
-
-  function renderServo(name, value) {
-    const row = $(`servo-${name}`);
-    row.hidden = typeof value !== 'number';
-    if (row.hidden) return;
-    const slider = row.querySelector('input');
-    const touched = input.servoTouchedAt.get(name) || -Infinity;
-    if (document.activeElement === slider || performance.now() - touched < 1000) return;
-    slider.value = value;
-    row.querySelector('output').value = value.toFixed(2);
-  }
-
-  function formatUptime(s) {
-    if (s < 60) return `${Math.floor(s)} s`;
-    if (s < 3600) return `${Math.floor(s / 60)} min`;
-    return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  }
-
-  // The motor controller's link (serial cable, I2C bus): said once when it
-  // changes, and the motor readouts dimmed while it is lost.
-  let driveLink = null;
-  function renderDriveLink(state) {
-    if (state === driveLink) return;
-    if (state === 'lost') toast('Motor controller not answering: its own watchdog stops the motors');
-    else if (state === 'ok' && driveLink === 'lost') toast('Motor controller answers again');
-    driveLink = state;
-    $('readouts').dataset.link = state || 'none';
-  }
-
-  // The big picture's (first camera's) layer: "low (slow link)", "low → main".
-  const LAYER_WHY = { slow_link: 'slow link', starting: 'starting', no_estimate: 'no estimate' };
-  function renderLayer(msg) {
-    if (msg.camera !== 0) return;
-    const why = LAYER_WHY[msg.why];
-    let text = msg.switching_to ? `${msg.layer} → ${msg.switching_to}` : msg.layer;
-    if (why && !msg.switching_to) text += ` (${why})`;
-    $('layer').textContent = text;
-    $('layer').title = msg.why;
-  }
-
-  function renderTelemetry() {
-    const t = robot.telemetry;
-    renderDriveLink(t.drive_link || null);
-    const motors = t.motors || {};
-    renderMotor('left', motors.left);
-    renderMotor('right', motors.right);
-    for (const name of SERVOS) renderServo(name, (t.servos || {})[name]);
-    $('rec').hidden = !t.recording;
-    $('temp').textContent = typeof t.cpu_temp_c === 'number' ? `${t.cpu_temp_c.toFixed(0)} °C` : '–';
-    custom.renderTelemetry(t);
-    $('uptime').textContent = typeof t.uptime_s === 'number' ? formatUptime(t.uptime_s) : '–';
-  }
 
   function renderControl() {
     const open = Boolean(net.dc && net.dc.readyState === 'open');
@@ -879,53 +543,6 @@
       return li;
     });
     $('presence').replaceChildren(...items);
-  }
-
-  function framesDecoded() {
-    return video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
-  }
-
-  function updateFps() {
-    const now = performance.now();
-    const frames = framesDecoded();
-    if (fps.at && frames >= fps.frames) fps.value = ((frames - fps.frames) * 1000) / (now - fps.at);
-    fps.frames = frames;
-    fps.at = now;
-  }
-
-  async function updateLink() {
-    const { pc } = net;
-    if (!pc || pc.connectionState !== 'connected') return;
-    const stats = await pc.getStats();
-    let pair = null;
-    let inbound = null;
-    // Two video m-lines (the second camera): measure the one on the big picture.
-    const [shown] = video.srcObject instanceof MediaStream ? video.srcObject.getVideoTracks() : [];
-    stats.forEach((s) => {
-      if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
-      if (s.type === 'inbound-rtp' && s.kind === 'video' && s.trackIdentifier === shown?.id) inbound = s;
-    });
-    if (pair) {
-      link.localType = stats.get(pair.localCandidateId)?.candidateType ?? null;
-      link.remoteType = stats.get(pair.remoteCandidateId)?.candidateType ?? null;
-      link.rttMs = pair.currentRoundTripTime === undefined ? null : pair.currentRoundTripTime * 1000;
-    }
-    if (inbound && inbound.jitterBufferEmittedCount) {
-      // Over the last second, not since the start: the buffer shrinks as it settles.
-      const { jitterBufferDelay: delay, jitterBufferEmittedCount: count } = inbound;
-      const prev = link.buffered;
-      if (prev && count > prev.count) link.playoutMs = ((delay - prev.delay) / (count - prev.count)) * 1000;
-      link.buffered = { delay, count };
-    }
-  }
-
-  function renderHud() {
-    $('rtt').textContent = robot.rtt === null ? '–' : `${robot.rtt.toFixed(0)} ms`;
-    $('delay').textContent = link.playoutMs === null ? '–' : `${link.playoutMs.toFixed(0)} ms`;
-    const path = link.localType === 'relay' || link.remoteType === 'relay' ? 'relay' : 'direct';
-    $('path').textContent = link.localType === null ? '–' : path;
-    $('fps').textContent = fps.value === null || !video.srcObject ? '–' : fps.value.toFixed(0);
-    $('size').textContent = video.videoWidth ? `${video.videoWidth}×${video.videoHeight}` : '–';
   }
 
   function sendPing() {
@@ -988,7 +605,7 @@
       if (net.restarting || (probedInHold && now - net.restartAt < RESTART_AFTER_MS)) return;
       net.restartAt = performance.now(); // not before heldSince
       markStep('stalled');
-      const answers = await signalingAnswers();
+      const answers = await signal.reachable();
       markStep(answers ? 'probed' : 'probed: no answer');
       if (!answers || pc !== net.pc || net.heldSince === null) return;
       await restartIce().catch((err) => err.final && scheduleReconnect(err.message));
@@ -997,197 +614,21 @@
     }
   }
 
-  // Whether a restart offer could get through now: the robot answers over
-  // HTTP within PROBE_TIMEOUT_MS, or the broker answers a round trip in that
-  // time (or a new connection to it is made at once: the old one may have
-  // died with our address).
-  async function signalingAnswers() {
-    if (broker) return broker.reachable(PROBE_TIMEOUT_MS);
-    try {
-      const res = await fetch('/api/status', { cache: 'no-store', signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
-      return res.ok;
-    } catch {
-      return false;
-    }
-  }
-
   function slowTick() {
     checkSilence();
     sendPing();
-    updateFps();
-    updateDriver();
-    updateLink().catch(() => {}).finally(renderHud);
-  }
-
-  // ---- audio --------------------------------------------------------------
-
-  function toggleSound() {
-    video.muted = !video.muted;
-    const button = $('sound');
-    button.textContent = video.muted ? 'Sound off' : 'Sound on';
-    button.setAttribute('aria-pressed', String(!video.muted));
-  }
-
-  async function startTalking() {
-    const { transceiver } = audio;
-    if (!transceiver) return;
-    try {
-      if (!audio.mic) [audio.mic] = (await navigator.mediaDevices.getUserMedia({ audio: true })).getAudioTracks();
-      await transceiver.sender.replaceTrack(audio.mic);
-      $('talk').classList.add('active');
-    } catch (err) {
-      toast(`microphone: ${err.message}`);
-    }
-  }
-
-  function stopTalking() {
-    $('talk').classList.remove('active');
-    if (audio.transceiver) audio.transceiver.sender.replaceTrack(null).catch(() => {});
-  }
-
-  // ---- the operator's camera --------------------------------------------------
-
-  // The robot takes H.264 only on this m-line (it records and forwards what
-  // it gets without re-encoding): offer nothing else, Constrained Baseline first.
-  function preferH264(transceiver) {
-    if (!transceiver.setCodecPreferences || !window.RTCRtpReceiver || !RTCRtpReceiver.getCapabilities) return;
-    const codecs = (RTCRtpReceiver.getCapabilities('video') || { codecs: [] }).codecs;
-    const rank = (c) => (/packetization-mode=1/.test(c.sdpFmtpLine || '') ? 0 : 2)
-      + (/profile-level-id=42e0/.test(c.sdpFmtpLine || '') ? 0 : 1);
-    const h264 = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/h264').sort((a, b) => rank(a) - rank(b));
-    if (h264.length) transceiver.setCodecPreferences(h264);
-  }
-
-  async function toggleSharing() {
-    if (camera.track) return stopSharing();
-    const { transceiver } = camera;
-    if (!transceiver) return;
-    try {
-      const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, frameRate: 30 } });
-      const [track] = stream.getVideoTracks();
-      if (camera.transceiver !== transceiver || robot.role !== 'operator') {
-        track.stop();
-        return;
-      }
-      await transceiver.sender.replaceTrack(track);
-      camera.track = track;
-      renderSharing();
-    } catch (err) {
-      toast(`camera: ${err.message}`);
-    }
-  }
-
-  function stopSharing() {
-    if (!camera.track) return;
-    camera.track.stop();
-    camera.track = null;
-    if (camera.transceiver) camera.transceiver.sender.replaceTrack(null).catch(() => {});
-    renderSharing();
-  }
-
-  function renderSharing() {
-    const button = $('share-camera');
-    button.textContent = camera.track ? 'Stop sharing' : 'Share my camera';
-    button.setAttribute('aria-pressed', String(Boolean(camera.track)));
-  }
-
-  function driverFrames() {
-    return driver.getVideoPlaybackQuality ? driver.getVideoPlaybackQuality().totalVideoFrames : 0;
-  }
-
-  // Shown while the operator's frames arrive; two quiet seconds hide it
-  // (the operator stopped sharing, or left).
-  function updateDriver() {
-    const frames = driverFrames();
-    camera.stillTicks = frames > camera.framesSeen ? 0 : camera.stillTicks + 1;
-    camera.framesSeen = frames;
-    driver.hidden = !driver.srcObject || driver.videoWidth === 0 || camera.stillTicks >= 2;
-  }
-
-  // ---- recordings ------------------------------------------------------------
-
-  function toggleRecording() {
-    const recording = Boolean(robot.telemetry && robot.telemetry.recording);
-    send({ type: 'record', on: !recording });
-  }
-
-  // The operator secret, when the page has one, goes with every request for them.
-  function withSecret(url) {
-    return secret ? `${url}?secret=${encodeURIComponent(secret)}` : url;
-  }
-
-  async function toggleRecordings() {
-    const panel = $('recordings');
-    panel.hidden = !panel.hidden;
-    $('recordings-toggle').setAttribute('aria-expanded', String(!panel.hidden));
-    if (panel.hidden) return;
-    $('recordings-state').textContent = 'loading…';
-    try {
-      const res = await fetch(withSecret('/api/recordings'), { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) });
-      const body = await res.json();
-      if (!res.ok) throw new Error(body.error || `HTTP ${res.status}`);
-      renderRecordings(body);
-    } catch (e) {
-      $('recordings-state').textContent = `cannot list recordings: ${e.message}`;
-    }
-  }
-
-  function renderRecordings(body) {
-    const files = body.files.slice().reverse(); // newest first
-    const total = files.reduce((sum, f) => sum + f.bytes, 0);
-    $('recordings-state').textContent = files.length
-      ? `${files.length} file${files.length === 1 ? '' : 's'}, ${formatMegabytes(total)}${body.recording.file ? ` · writing ${body.recording.file}` : ''}`
-      : 'no recordings yet';
-    $('recordings-list').replaceChildren(...files.map((f) => {
-      const item = document.createElement('li');
-      const a = document.createElement('a');
-      a.href = withSecret(f.url);
-      a.download = f.name;
-      a.textContent = f.name;
-      const size = document.createElement('span');
-      size.textContent = formatMegabytes(f.bytes);
-      item.append(a, size);
-      return item;
-    }));
-  }
-
-  function formatMegabytes(bytes) {
-    return `${(bytes / 1e6).toFixed(1)} MB`;
+    hud.updateFps();
+    media.updateDriver();
+    hud.updateLink(net.pc).catch(() => {}).finally(hud.renderHud);
   }
 
   // ---- fleet (broker mode) -------------------------------------------------
-
-  function renderFleet() {
-    const list = $('fleet-list');
-    $('fleet').hidden = !broker || Boolean(robotName);
-    if (!broker) return;
-    const state = broker.connected() ? 'connected' : `not connected${broker.error() ? `: ${broker.error()}` : ''}`;
-    $('fleet-state').textContent = `broker ${state}`;
-    const robots = broker.fleet().sort((a, b) => a.name.localeCompare(b.name));
-    list.replaceChildren(...robots.map((r) => {
-      const item = document.createElement('li');
-      item.dataset.robot = r.name;
-      item.dataset.online = String(Boolean(r.online));
-      const button = document.createElement('button');
-      button.type = 'button';
-      button.textContent = r.name;
-      button.disabled = !r.online;
-      button.addEventListener('click', () => chooseRobot(r.name));
-      const detail = document.createElement('span');
-      detail.textContent = r.online
-        ? `online · ${r.viewers ?? 0} connected${r.operator ? ' · being driven' : ''}`
-        : 'offline';
-      item.append(button, detail);
-      return item;
-    }));
-    if (!robots.length) list.replaceChildren(Object.assign(document.createElement('li'), { textContent: 'no robots yet' }));
-  }
 
   function chooseRobot(name) {
     robotName = name;
     params.set('robot', name);
     history.replaceState(null, '', `${location.pathname}?${params}`);
-    renderFleet();
+    fleet.render();
     connect();
   }
 
@@ -1197,22 +638,9 @@
     $('stop').addEventListener('click', emergencyStop);
     $('claim').addEventListener('click', claim);
     $('release').addEventListener('click', () => send({ type: 'release' }));
-    $('sound').addEventListener('click', toggleSound);
-    $('record').addEventListener('click', toggleRecording);
-    $('recordings-toggle').addEventListener('click', toggleRecordings);
-    $('share-camera').addEventListener('click', toggleSharing);
-    $('talk').addEventListener('pointerdown', startTalking);
-    for (const end of ['pointerup', 'pointerleave', 'pointercancel']) $('talk').addEventListener(end, stopTalking);
-    for (const slider of document.querySelectorAll('input[data-servo]')) {
-      slider.addEventListener('input', onServoInput);
-    }
-    joystick.addEventListener('pointerdown', joystickDown);
-    joystick.addEventListener('pointermove', joystickMove);
-    joystick.addEventListener('pointerup', joystickUp);
-    joystick.addEventListener('pointercancel', joystickUp);
-    window.addEventListener('keydown', onKeyDown);
-    window.addEventListener('keyup', onKeyUp);
-    window.addEventListener('blur', () => { input.keys.clear(); driveTick(); });
+    inputs.bind();
+    media.bind();
+    recordings.bind();
     document.addEventListener('visibilitychange', onVisibilityChange);
     window.addEventListener('pagehide', leave);
     window.addEventListener('beforeunload', leave);
@@ -1243,17 +671,17 @@
       peers: robot.peers,
       telemetry: robot.telemetry,
       framesDecoded: framesDecoded(),
-      path: { local: link.localType, remote: link.remoteType, rttMs: link.rttMs },
-      playoutDelayMs: link.playoutMs,
+      path: { local: hud.link.localType, remote: hud.link.remoteType, rttMs: hud.link.rttMs },
+      playoutDelayMs: hud.link.playoutMs,
       robot: robotName,
       controls: custom.controls(),
       customs: custom.received(),
       fleet: broker ? broker.fleet() : null,
-      fps: fps.value,
+      fps: hud.fps.value,
       videoWidth: video.videoWidth,
       videoHeight: video.videoHeight,
       sharingCamera: Boolean(camera.track),
-      driver: { hidden: driver.hidden, frames: driverFrames(), width: driver.videoWidth, height: driver.videoHeight },
+      driver: { hidden: driver.hidden, frames: media.driverFrames(), width: driver.videoWidth, height: driver.videoHeight },
     }),
   };
 
@@ -1261,7 +689,7 @@
   // waits to retry (its link or ours was down), retry now instead of at the
   // end of the back-off.
   function onBrokerChange() {
-    renderFleet();
+    fleet.render();
     const up = broker.connected();
     if (up !== net.brokerUp) markStep(up ? 'broker up' : 'broker down');
     net.brokerUp = up;
@@ -1275,7 +703,7 @@
 
   bindUi();
   if (broker) broker.onChange(onBrokerChange);
-  renderFleet();
+  fleet.render();
   setInterval(driveTick, DRIVE_INTERVAL_MS);
   setInterval(slowTick, SLOW_INTERVAL_MS);
   setInterval(watchStall, STALL_TICK_MS);

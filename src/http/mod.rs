@@ -46,6 +46,16 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("/app.js", JS, include_str!("../../web/app.js")),
     ("/broker.js", JS, include_str!("../../web/broker.js")),
     ("/controls.js", JS, include_str!("../../web/controls.js")),
+    ("/hud.js", JS, include_str!("../../web/hud.js")),
+    ("/input.js", JS, include_str!("../../web/input.js")),
+    ("/media.js", JS, include_str!("../../web/media.js")),
+    (
+        "/recordings.js",
+        JS,
+        include_str!("../../web/recordings.js"),
+    ),
+    ("/signal.js", JS, include_str!("../../web/signal.js")),
+    ("/fleet.js", JS, include_str!("../../web/fleet.js")),
     (
         "/style.css",
         "text/css; charset=utf-8",
