@@ -202,6 +202,14 @@ impl Hub {
                 "no media section the robot can answer (video, audio or data channel)".into(),
             ));
         }
+        // str0m writes our candidates into the answer's section for the
+        // offer's first m-line only: with that one unreadable (and skipped)
+        // the browser would get no address to reach us at.
+        if !answer.contains("\na=candidate:") {
+            return Err(ConnectError::Rejected(
+                "the offer's first media section is unreadable (the answer carries the robot's ICE candidates there)".into(),
+            ));
+        }
         if self.config.congestion_control {
             rtc.bwe().set_bitrate(
                 Bitrate::bps(u64::from(self.config.min_bitrate)),

@@ -389,6 +389,47 @@ fn an_offer_without_a_usable_media_section_is_rejected() {
     assert!(hub.is_empty());
 }
 
+#[test]
+fn an_offer_whose_first_media_section_is_unreadable_is_rejected() {
+    // Found by fuzzing: str0m skips an m-line it cannot read, and puts the
+    // answer's candidates only in the section of the offer's first m-line.
+    let offer = concat!(
+        "v=0\r\n",
+        "o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n",
+        "s=-\r\n",
+        "t=0 0\r\n",
+        "a=group:BUNDLE 0 1\r\n",
+        "m=viod e9 UDP/TLS/RTP/SAVPF 102\r\n",
+        "c=IN IP4 0.0.0.0\r\n",
+        "a=ice-ufrag:q9Xr\r\n",
+        "a=ice-pwd:5yH1z8n2t3LrQ0pWm4dKsV7b\r\n",
+        "a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n",
+        "a=setup:actpass\r\n",
+        "a=mid:0\r\n",
+        "a=recvonly\r\n",
+        "a=rtcp-mux\r\n",
+        "a=rtpmap:102 H264/90000\r\n",
+        "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+        "c=IN IP4 0.0.0.0\r\n",
+        "a=ice-ufrag:q9Xr\r\n",
+        "a=ice-pwd:5yH1z8n2t3LrQ0pWm4dKsV7b\r\n",
+        "a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n",
+        "a=setup:actpass\r\n",
+        "a=mid:1\r\n",
+        "a=sctp-port:5000\r\n",
+        "a=max-message-size:262144\r\n",
+    );
+    let mut hub = Hub::new(HubConfig::default());
+    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
+    let result = hub.connect(Instant::now(), offer, &[robot], None, false);
+    assert!(
+        matches!(&result, Err(ConnectError::Rejected(e)) if e.contains("first media section is unreadable")),
+        "{result:?}"
+    );
+    assert!(hub.is_empty());
+}
+
 /// Encoded pattern frames of one size, every one an IDR (so none is held back).
 pub(crate) fn idr_frames(width: u32, height: u32, count: u64) -> Vec<EncodedFrame> {
     let mut source = TestPattern::new(width, height, 30).unwrap();
