@@ -553,6 +553,8 @@ fn the_sketch_follows_telepi_and_stops_on_its_own(mut sketch: std::process::Comm
     // A dead Pi: telepi killed at full speed sends no X; the sketch's
     // watchdog stops the motors on its own.
     drive_sketch_until(&mut op, &said, 1.0, 0.0, "outputs left=F255 right=F255");
+    const WATCHDOG: &str = "said watchdog";
+    let watchdogs = said.text().lines().filter(|l| *l == WATCHDOG).count();
     let killed = Instant::now();
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(server.pid() as i32, libc::SIGKILL) };
@@ -561,12 +563,11 @@ fn the_sketch_follows_telepi_and_stops_on_its_own(mut sketch: std::process::Comm
         "{name}: motors stopped {:?} after telepi was killed",
         killed.elapsed()
     );
+    // The sketch's watchdog must be what stopped them. It says so just after
+    // the outputs line, which an emulated Uno under qemu-user may take a
+    // moment over: waited for, not read at once.
+    wait_for_another(&said, WATCHDOG, watchdogs);
     let text = said.text();
-    let full = text.rfind("outputs left=F255 right=F255").unwrap();
-    assert!(
-        text[full..].lines().any(|l| l == "said watchdog"),
-        "the sketch's watchdog must be what stopped the motors:\n{text}"
-    );
     assert!(
         !text.contains("said ERR"),
         "the sketch refused lines telepi sent:\n{text}"
