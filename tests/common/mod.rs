@@ -101,6 +101,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A UDP port free on `ip` just now (telepi's rtc socket is UDP).
+fn free_udp_port(ip: &str) -> u16 {
+    std::net::UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Server {
     /// Starts the binary on loopback-only ports with extra arguments and waits until it answers.
     /// `TELEPI_TEST_BIN` replaces the binary (e.g. a cross-built one) and
@@ -119,9 +128,28 @@ impl Server {
         Server::spawn("127.0.0.1", extra, true)
     }
 
+    /// A port free when picked may be taken by a parallel test before
+    /// telepi binds it ("Address already in use"): telepi then exits at
+    /// once, and is started again on other ports.
     fn spawn(rtc_ip: &str, extra: &[&str], logged: bool) -> Server {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut server = Server::launch(rtc_ip, extra, logged);
+            match server.wait_until_up_or_exit(Duration::from_secs(20)) {
+                None => return server,
+                Some(status) => eprintln!(
+                    "telepi exited at start ({status}), attempt {attempt} of {ATTEMPTS}: other ports"
+                ),
+            }
+        }
+        panic!("telepi exited at start {ATTEMPTS} times with {extra:?}");
+    }
+
+    fn launch(rtc_ip: &str, extra: &[&str], logged: bool) -> Server {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let rtc: SocketAddr = format!("{rtc_ip}:{}", free_port()).parse().unwrap();
+        let rtc: SocketAddr = format!("{rtc_ip}:{}", free_udp_port(rtc_ip))
+            .parse()
+            .unwrap();
         let bin = std::env::var_os("TELEPI_TEST_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_telepi").into());
         let mut command = match std::env::var_os("TELEPI_TEST_RUNNER") {
@@ -147,14 +175,27 @@ impl Server {
         if let Some(stderr) = child.stderr.take() {
             log.collect(stderr);
         }
-        let server = Server {
+        Server {
             child: Some(child),
             http,
             rtc,
             log,
-        };
-        server.wait_until_up(Duration::from_secs(20));
-        server
+        }
+    }
+
+    /// Waits until telepi answers (None), or until it has exited (its status).
+    fn wait_until_up_or_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let http = self.http;
+        let deadline = Instant::now() + timeout;
+        // Any answer will do: a password-guarded robot answers 401.
+        while request(http, "GET", "/api/status", &[], b"").is_none() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                return Some(status);
+            }
+            assert!(Instant::now() < deadline, "telepi did not answer on {http}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// A telepi started elsewhere (e.g. in an emulated machine) that will
