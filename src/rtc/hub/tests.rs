@@ -357,6 +357,18 @@ fn h264_check_looks_only_at_video_sections() {
 
 /// Found by `fuzz/run.sh` (sdp_offer): an offer whose only media line is
 /// garbled got an answer without media, so a peer that could never connect.
+/// A fresh hub refuses `offer` with a reason containing `reason`, and keeps no peer.
+fn assert_refused(offer: &str, reason: &str) {
+    let mut hub = Hub::new(HubConfig::default());
+    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
+    let result = hub.connect(Instant::now(), offer, &[robot], None, false);
+    assert!(
+        matches!(&result, Err(ConnectError::Rejected(e)) if e.contains(reason)),
+        "{result:?}"
+    );
+    assert!(hub.is_empty());
+}
+
 #[test]
 fn an_offer_without_a_usable_media_section_is_rejected() {
     let offer = concat!(
@@ -379,14 +391,7 @@ fn an_offer_without_a_usable_media_section_is_rejected() {
         "a=sctp-port:5000\r\n",
         "a=max-message-size:262144\r\n",
     );
-    let mut hub = Hub::new(HubConfig::default());
-    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
-    let result = hub.connect(Instant::now(), offer, &[robot], None, false);
-    assert!(
-        matches!(&result, Err(ConnectError::Rejected(e)) if e.contains("no media section")),
-        "{result:?}"
-    );
-    assert!(hub.is_empty());
+    assert_refused(offer, "no media section");
 }
 
 #[test]
@@ -420,14 +425,7 @@ fn an_offer_whose_first_media_section_is_unreadable_is_rejected() {
         "a=sctp-port:5000\r\n",
         "a=max-message-size:262144\r\n",
     );
-    let mut hub = Hub::new(HubConfig::default());
-    let robot = Candidate::host(ROBOT.parse().unwrap(), "udp").unwrap();
-    let result = hub.connect(Instant::now(), offer, &[robot], None, false);
-    assert!(
-        matches!(&result, Err(ConnectError::Rejected(e)) if e.contains("first media section is unreadable")),
-        "{result:?}"
-    );
-    assert!(hub.is_empty());
+    assert_refused(offer, "first media section is unreadable");
 }
 
 /// Encoded pattern frames of one size, every one an IDR (so none is held back).
